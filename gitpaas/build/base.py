@@ -1,0 +1,49 @@
+"""The builder interface: turn a pushed tree into a runnable image (the slug)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, Sequence
+
+from gitpaas.errors import UnsupportedApp
+from gitpaas.git.tree import PushedTree
+from gitpaas.output import Output
+
+
+@dataclass
+class BuildRequest:
+    app: str
+    source: PushedTree
+    tag: str
+    labels: dict[str, str]
+    log_path: Path
+    output: Output
+    build_args: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class BuiltImage:
+    image_id: str
+    tag: str
+    size: int
+    #: process types the builder knows the image runs when the Procfile says nothing
+    default_process_types: dict[str, str] = field(default_factory=dict)
+
+
+class Builder(Protocol):
+    name: str
+
+    def detect(self, source: PushedTree) -> bool: ...
+    def build(self, request: BuildRequest) -> BuiltImage: ...
+
+
+def select_builder(source: PushedTree, builders: Sequence[Builder]) -> Builder:
+    for builder in builders:
+        if builder.detect(source):
+            return builder
+    supported = ", ".join(builder.name for builder in builders)
+    raise UnsupportedApp(
+        f"cannot tell how to build this app: gitpaas builds apps with {supported} "
+        "(add one at the root of the repository)"
+    )

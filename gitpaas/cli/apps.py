@@ -1,0 +1,70 @@
+"""apps, apps:create, apps:info, apps:destroy."""
+
+from __future__ import annotations
+
+import click
+
+from gitpaas.cli import cli
+from gitpaas.cli.common import json_option, platform, print_json, print_table
+from gitpaas.errors import UsageError
+
+
+@cli.command("apps:create")
+@click.argument("name")
+def apps_create(name: str) -> None:
+    """Create an app: its git repository, its records, its URL."""
+    plat = platform()
+    plat.create_app(name)
+    click.echo(f"Creating {name}... done")
+    click.echo(f"{plat.settings.web_url(name)} | {plat.git_url(name)}")
+    click.echo(f"Deploy with: git push {plat.git_url(name)} main")
+
+
+@cli.command("apps")
+@json_option
+def apps_list(as_json: bool) -> None:
+    """List the apps of this gitpaas home."""
+    plat = platform()
+    apps = plat.apps.list()
+    if as_json:
+        print_json([plat.app_info(app.name) for app in apps])
+        return
+    if not apps:
+        click.echo("No apps yet. Create one with `gitpaas apps:create NAME`.")
+        return
+    print_table(["name", "release", "url"], (
+        (app.name, f"v{app.current_release}" if app.current_release else "-", plat.settings.web_url(app.name))
+        for app in apps), title=f"=== Apps in {plat.settings.home}")
+
+
+@cli.command("apps:info")
+@click.option("-a", "--app", "app", required=True, metavar="APP")
+@json_option
+def apps_info(app: str, as_json: bool) -> None:
+    """Show an app: URLs, current release, formation."""
+    info = platform().app_info(app)
+    if as_json:
+        print_json(info)
+        return
+    click.echo(f"=== {info['name']}")
+    for key in ("git_url", "web_url", "created_at", "current_release"):
+        click.echo(f"{key.replace('_', ' ').title() + ':':18}{info[key] or '-'}")
+    dynos = ", ".join(f"{f['type']}={f['quantity']}" for f in info["formation"]) or "-"
+    click.echo(f"{'Formation:':18}{dynos}")
+
+
+@cli.command("apps:destroy")
+@click.argument("name", required=False)
+@click.option("-a", "--app", "app", metavar="APP", help="the app (instead of NAME)")
+@click.option("--confirm", metavar="NAME", help="the app's name again, to confirm")
+def apps_destroy(name: str | None, app: str | None, confirm: str | None) -> None:
+    """Destroy an app: its containers, images, router entry, repository and records."""
+    target = name or app
+    if not target:
+        raise UsageError("which app? usage: gitpaas apps:destroy NAME --confirm NAME")
+    plat = platform()
+    plat.apps.get(target)
+    if confirm != target:
+        raise UsageError(f"this permanently destroys {target}; to proceed, run again with --confirm {target}")
+    plat.destroy_app(target)
+    click.echo(f"Destroying {target} (including all its releases)... done")

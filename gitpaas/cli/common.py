@@ -1,0 +1,46 @@
+"""What every command module shares: the platform, the -a option, JSON and table output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from typing import Any, Iterable, Sequence
+
+import click
+from rich.console import Console
+from rich.table import Table, box
+
+from gitpaas.platform import Platform
+from gitpaas.settings import Settings
+
+
+def platform() -> Platform:
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    if root.obj is None:
+        root.obj = Platform(Settings.from_env())
+    return root.obj
+
+
+app_option = click.option("-a", "--app", "app", required=True, metavar="APP", help="the app to act on")
+json_option = click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def console() -> Console:
+    width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else 160
+    return Console(width=width, highlight=False, soft_wrap=False)
+
+
+def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
+    table = Table(*columns, box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False)
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    out = console()
+    with out.capture() as captured:
+        out.print(table)
+    click.echo("\n".join(line.rstrip() for line in captured.get().splitlines() if line.strip()))

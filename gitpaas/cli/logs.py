@@ -1,0 +1,24 @@
+"""logs: the app's process output."""
+
+from __future__ import annotations
+
+import click
+
+from gitpaas.cli import cli
+from gitpaas.cli.common import app_option, platform
+
+
+@cli.command("logs")
+@app_option
+@click.option("-n", "--num", "lines", type=click.IntRange(min=1), default=100, show_default=True,
+              help="how many lines")
+@click.option("-t", "--tail", "follow", is_flag=True, help="keep printing new lines as they come")
+def logs(app: str, lines: int, follow: bool) -> None:
+    """Show the output of the app's processes."""
+    plat = platform()
+    plat.apps.get(app)
+    try:
+        for line in plat.scheduler.logs(app, lines, follow):
+            click.echo(line)
+    except KeyboardInterrupt:
+        pass

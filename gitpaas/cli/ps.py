@@ -1,0 +1,59 @@
+"""ps, ps:scale."""
+
+from __future__ import annotations
+
+import click
+
+from gitpaas.cli import cli
+from gitpaas.cli.common import app_option, json_option, platform, print_json, print_table
+from gitpaas.errors import UsageError
+
+
+def dyno_json(plat, process) -> dict:
+    """A process in the Platform API's dyno shape."""
+    return {
+        "id": _uuid_of(process.id), "name": process.name,
+        "type": process.type, "state": process.state, "command": process.command,
+        "release": {"id": process.release_id, "version": process.release_version},
+        "app": {"name": process.app, "id": plat.apps.get(process.app).id},
+        "size": "standard", "created_at": process.created_at, "updated_at": process.created_at,
+        "attach_url": None,
+    }
+
+
+def _uuid_of(container_id: str) -> str:
+    raw = container_id[:32]
+    return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:32]}"
+
+
+@cli.command("ps")
+@app_option
+@json_option
+def ps(app: str, as_json: bool) -> None:
+    """List the app's running processes."""
+    plat = platform()
+    processes = plat.processes(app)
+    if as_json:
+        print_json([dyno_json(plat, p) for p in processes])
+        return
+    if not processes:
+        click.echo(f"No processes are running for {app}.")
+        return
+    print_table(["process", "state", "release", "command", "since", "restarts"], (
+        (p.name, p.state, f"v{p.release_version}", p.command or "(image default)", p.created_at.replace("T", " "),
+         p.restarts) for p in processes), title=f"=== {app} processes")
+
+
+@cli.command("ps:scale")
+@click.argument("changes", nargs=-1, required=True, metavar="TYPE=N...")
+@app_option
+def ps_scale(changes: tuple[str, ...], app: str) -> None:
+    """Change how many processes of each type run, e.g. web=2 worker=1."""
+    wanted: dict[str, int] = {}
+    for change in changes:
+        name, sep, raw = change.partition("=")
+        if not sep or not name or not raw.isdigit():
+            raise UsageError(f"cannot read {change!r}: write TYPE=N, e.g. web=2")
+        wanted[name] = int(raw)
+    formation = platform().scale(app, wanted)
+    click.echo(f"Scaling {app}... done, now running " + ", ".join(f"{t}={q}" for t, q in formation.items()))

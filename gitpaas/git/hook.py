@@ -1,0 +1,69 @@
+"""Entry point of the git hooks: ``python -m gitpaas.git.hook pre-receive``.
+
+Transport-neutral: git runs the same hook for a push to a local path, over SSH or over smart
+HTTP, with the pushed refs on standard input and the output relayed to the pusher as ``remote:``
+lines. A non-zero exit rejects the push and git leaves the ref where it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from gitpaas.errors import GitpaasError
+from gitpaas.output import StreamOutput, explain_failure
+from gitpaas.pipeline import deploy_push
+from gitpaas.platform import Platform
+from gitpaas.settings import Settings
+
+
+def app_name_of(git_dir: Path) -> str:
+    """``$GITPAAS_HOME/apps/NAME/repo.git`` → ``NAME``."""
+    return git_dir.resolve().parent.name
+
+
+def pre_receive(stdin_lines: list[str], platform: Platform, git_dir: Path, output: StreamOutput) -> int:
+    app = app_name_of(git_dir)
+    updates = [line.split() for line in stdin_lines if line.strip()]
+    try:
+        for old, new, ref in updates:
+            deploy_push(platform, app, old, new, ref, output, environ=os.environ)
+    except GitpaasError as exc:
+        running = None
+        try:
+            running = platform.apps.get(app).current_release
+        except GitpaasError:
+            pass
+        explain_failure(output, exc, app, running)
+        return 1
+    except Exception:  # an unexpected failure: log it whole, tell the pusher one line
+        log = platform.settings.home / "logs" / "hook.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(traceback.format_exc())
+        output.warn(f"gitpaas failed unexpectedly: {sys.exc_info()[1]!r} (details in {log})")
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] != ["pre-receive"]:
+        print("usage: python -m gitpaas.git.hook pre-receive", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING)
+    output = StreamOutput(sys.stdout)
+    try:
+        settings = Settings.from_env()
+    except GitpaasError as exc:
+        output.warn(str(exc))
+        return 1
+    git_dir = Path(os.environ.get("GIT_DIR", "."))
+    return pre_receive(sys.stdin.read().splitlines(), Platform(settings), git_dir, output)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""How gitpaas tells a person what is happening: Heroku-style stage headers and indented detail.
+
+The pipeline talks to an :class:`Output`; the shells choose where it goes (the ``git push``
+stream, a terminal, a test's list).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Protocol, TextIO
+
+
+class Output(Protocol):
+    def stage(self, title: str) -> None: ...
+    def info(self, text: str) -> None: ...
+    def warn(self, text: str) -> None: ...
+
+
+class StreamOutput:
+    """Writes lines as they happen and flushes each one, so ``git push`` shows them live."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def _write(self, prefix: str, text: str) -> None:
+        for line in (text.splitlines() or [""]):
+            self.stream.write(f"{prefix}{line}\n")
+        self.stream.flush()
+
+    def stage(self, title: str) -> None:
+        self._write("-----> ", title)
+
+    def info(self, text: str) -> None:
+        self._write("       ", text)
+
+    def warn(self, text: str) -> None:
+        self._write(" !     ", text)
+
+
+class RecordingOutput:
+    """Keeps every line, for tests and for callers that show output later."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def stage(self, title: str) -> None:
+        self.lines.append(f"-----> {title}")
+
+    def info(self, text: str) -> None:
+        self.lines.extend(f"       {line}" for line in (text.splitlines() or [""]))
+
+    def warn(self, text: str) -> None:
+        self.lines.extend(f" !     {line}" for line in (text.splitlines() or [""]))
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+class NullOutput:
+    def stage(self, title: str) -> None:
+        pass
+
+    def info(self, text: str) -> None:
+        pass
+
+    def warn(self, text: str) -> None:
+        pass
+
+
+def explain_failure(output: Output, exc: Exception, app: str, running: int | None) -> None:
+    """Tell a person what failed, what is still running, and where to look next."""
+    from gitpaas.errors import BuildFailed, ReleaseFailed
+
+    output.warn(str(exc))
+    if isinstance(exc, BuildFailed):
+        log_path = getattr(exc, "log_path", None)
+        if log_path:
+            output.warn(f"Full build log: {log_path}")
+    if isinstance(exc, ReleaseFailed):
+        output.warn(f"v{exc.version} is recorded as failed; see `gitpaas releases:output v{exc.version} -a {app}`")
+    if isinstance(exc, (BuildFailed, ReleaseFailed)):
+        output.warn(f"{app} keeps running v{running}, untouched." if running else f"{app} has nothing running yet.")

@@ -1,0 +1,222 @@
+"""The story of a release: build → release phase → swap → record.
+
+``deploy_push`` is what happens on ``git push``; read it top to bottom. ``release_and_swap`` is
+the half every release-creating event shares (a deploy now; config changes, rollbacks and retries
+later): run the release command in a throwaway container of the new slug and, only when it exits
+zero, swap the formation over to the new release.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Mapping
+
+from gitpaas import labels, procfile
+from gitpaas.build.base import BuildRequest, select_builder
+from gitpaas.errors import BootFailed, BuildFailed, GitpaasError, PushRefused, ReleaseFailed
+from gitpaas.git.repo import DEPLOY_BRANCHES
+from gitpaas.git.tree import PushedTree
+from gitpaas.output import Output
+from gitpaas.release import FAILED, SUCCEEDED, Release, local_user
+from gitpaas.scheduler import Process, ProcessSpec
+from gitpaas.store.apps import App
+
+if TYPE_CHECKING:
+    from gitpaas.platform import Platform
+
+ZERO_SHA = "0" * 40
+
+
+def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
+                output: Output, environ: Mapping[str, str] | None = None) -> Release:
+    """Deploy one pushed ref. Raises (and so rejects the push) unless the new release is live."""
+    if ref not in DEPLOY_BRANCHES:
+        branch = ref.removeprefix("refs/heads/")
+        raise PushRefused(f"gitpaas deploys only the main or master branch, not {branch!r}; "
+                          f"push it with `git push <remote> {branch}:main`")
+    if new == ZERO_SHA:
+        raise PushRefused(f"deleting {ref.removeprefix('refs/heads/')} is not supported: it is what the app runs")
+    apps = platform.apps
+    app = apps.get(app_name)
+    started = time.monotonic()
+    output.stage(f"Deploying {app.name}: {ref.removeprefix('refs/heads/')} at {new[:7]}")
+    with apps.release_lock(app.name, on_wait=lambda: output.info(
+            f"Waiting for another release of {app.name} to finish…")):
+        platform.check_ref_unmoved(app.name, ref, old)
+        source = PushedTree.open(apps.repo_path(app.name), new, environ)
+        procfile_text = source.read_text("Procfile")
+        process_types: dict[str, str | None] = procfile.parse(procfile_text) if procfile_text is not None else {}
+        output.info(f"Procfile: {describe_process_types(process_types)}")
+
+        builder = select_builder(source, platform.builders)
+        build_id = uuid.uuid4().hex[:8]
+        tag = f"{platform.settings.image_repository(app.name)}:build-{build_id}"
+        log_path = apps.app_dir(app.name) / "builds" / f"{time.strftime('%Y%m%dT%H%M%S')}-{new[:7]}-{build_id}.log"
+        output.stage(f"Building with {builder.name}")
+        try:
+            image = builder.build(BuildRequest(
+                app=app.name, source=source, tag=tag, log_path=log_path, output=output,
+                labels=labels.for_app(platform.settings, app.name, **{labels.ROLE: "slug"}),
+                build_args={"GITPAAS_STACK_IMAGE": platform.settings.stack_image},
+            ))
+        except BuildFailed as exc:
+            exc.log_path = str(log_path)  # type: ignore[attr-defined]
+            raise
+        for name, command in image.default_process_types.items():
+            process_types.setdefault(name, command)
+        if procfile.WEB not in process_types and builder.name == "a Dockerfile":
+            process_types[procfile.WEB] = None  # the image's own command
+        output.info(f"Built {tag.split(':')[0]} ({image.size / 1e6:.1f} MB) in {time.monotonic() - started:.1f} s")
+
+        release = create_release(platform, app, description=f"Deploy {new[:7]}", image=image.tag,
+                                 commit=new, process_types=process_types, build_log=str(log_path),
+                                 config_vars=platform.config_vars(app.name))
+        platform.tag_release_image(app.name, image.tag, release.version)
+        release = release_and_swap(platform, app, release, output)
+    output.stage(f"Deployed v{release.version} in {time.monotonic() - started:.1f} s")
+    output.info(platform.settings.web_url(app.name))
+    return release
+
+
+def describe_process_types(process_types: Mapping[str, str | None]) -> str:
+    if not process_types:
+        return "none (a Dockerfile app runs the image's own command as web)"
+    return ", ".join(process_types)
+
+
+def create_release(platform: Platform, app: App, *, description: str, image: str, commit: str | None,
+                   process_types: dict[str, str | None], config_vars: dict[str, str],
+                   build_log: str | None = None) -> Release:
+    """Allocate vN (under the store's version lock) and record it as ``pending``."""
+    releases = platform.apps.releases(app.name)
+
+    def build(version: int) -> Release:
+        slug_id = str(uuid.uuid5(uuid.NAMESPACE_URL, image))
+        return Release(
+            version=version, description=description, app={"id": app.id, "name": app.name},
+            user=local_user(), slug={"id": slug_id}, artifacts=[{"type": "slug", "id": slug_id}],
+            output_stream_url=releases.output_path(version).as_uri(),
+            commit=commit, image=f"{platform.settings.image_repository(app.name)}:v{version}",
+            process_types=dict(process_types), config_vars=dict(config_vars), build_log=build_log,
+        )
+    return releases.create(build)
+
+
+def release_and_swap(platform: Platform, app: App, release: Release, output: Output) -> Release:
+    """Run the release phase; on success swap the formation to ``release`` and make it current.
+
+    Whatever goes wrong, the release is recorded as failed with the reason, and the formation the
+    app was running keeps running.
+    """
+    releases = platform.apps.releases(app.name)
+    output.stage(f"Release v{release.version} created ({release.description})")
+    try:
+        run_release_phase(platform, app, release, output)
+        swap_formation(platform, app, release, output)
+    except ReleaseFailed as exc:
+        release.mark(FAILED, reason=exc.reason, exit_status=exc.exit_status)
+        releases.save(release)
+        raise
+    except BootFailed as exc:
+        release.mark(FAILED, reason=str(exc), exit_status=None)
+        releases.save(release)
+        raise ReleaseFailed(release.version, str(exc)) from exc
+    except BaseException as exc:
+        reason = exc.message if isinstance(exc, GitpaasError) else f"interrupted ({exc.__class__.__name__})"
+        release.mark(FAILED, reason=reason, exit_status=None)
+        releases.save(release)
+        raise
+    previous = app.current_release
+    release.mark(SUCCEEDED)
+    release.current = True
+    releases.save(release)
+    app = platform.apps.get(app.name)
+    app.current_release = release.version
+    app.formation = next_formation(app.formation, release.process_types)
+    platform.apps.save(app)
+    if previous and previous != release.version:
+        old = releases.get(previous)
+        old.current = False
+        releases.save(old)
+    return release
+
+
+def run_release_phase(platform: Platform, app: App, release: Release, output: Output) -> None:
+    command = release.process_types.get(procfile.RELEASE)
+    if not command:
+        output.stage("No release command in the Procfile: skipping the release phase")
+        return
+    timeout = platform.settings.release_timeout
+    dyno = f"release.{1000 + secrets.randbelow(9000)}"
+    output.stage(f"Running release command ({dyno}): {command}")
+    with ExitStack() as stack:
+        log = stack.enter_context(open(platform.apps.releases(app.name).output_path(release.version),
+                                       "a", encoding="utf-8"))
+
+        def on_line(line: str) -> None:
+            log.write(line + "\n")
+            log.flush()
+            output.info(line)
+
+        result = platform.scheduler.run_once(ProcessSpec(
+            app=app.name, type=procfile.RELEASE, index=int(dyno.split(".")[1]),
+            release_version=release.version, release_id=release.id, image=release.image, command=command,
+            env=dict(release.config_vars),
+        ), on_line, timeout)
+    if result.timed_out:
+        raise ReleaseFailed(release.version, f"release command timed out after {timeout:g} s and was killed",
+                            result.exit_status)
+    if result.stopped:
+        raise ReleaseFailed(release.version, "release command stopped", result.exit_status)
+    if result.exit_status != 0:
+        raise ReleaseFailed(release.version, f"release command exited with status {result.exit_status}",
+                            result.exit_status)
+    output.info("Release command succeeded (exit 0)")
+
+
+def next_formation(current: Mapping[str, int], process_types: Mapping[str, str | None]) -> dict[str, int]:
+    """Quantities for a release's process types: keep what was scaled, default the new ones."""
+    return {name: current.get(name, procfile.default_quantity(name))
+            for name in procfile.formation_types(dict(process_types))}
+
+
+def process_specs(app: App, release: Release, formation: Mapping[str, int],
+                  skip: set[tuple[str, int]] = frozenset()) -> list[ProcessSpec]:
+    specs = []
+    for process_type, quantity in formation.items():
+        for index in range(1, quantity + 1):
+            if (process_type, index) in skip:
+                continue
+            specs.append(ProcessSpec(
+                app=app.name, type=process_type, index=index, release_version=release.version,
+                release_id=release.id, image=release.image, command=release.process_types.get(process_type),
+                env=dict(release.config_vars)))
+    return specs
+
+
+def swap_formation(platform: Platform, app: App, release: Release, output: Output) -> None:
+    """Start the new processes, wait for web to accept connections, route to them, retire the old."""
+    scheduler, settings = platform.scheduler, platform.settings
+    formation = next_formation(app.formation, release.process_types)
+    old = scheduler.processes(app.name)
+    specs = process_specs(app, release, formation)
+    output.stage("Starting processes: " + (", ".join(f"{s.type}.{s.index}" for s in specs) or "none (formation is 0)"))
+    new = scheduler.start(specs)
+    try:
+        scheduler.wait_until_serving(new, settings.boot_timeout)
+        route(platform, app.name, new)
+    except BaseException:
+        scheduler.stop(new, grace=0)
+        raise
+    output.info(f"Routing {settings.web_url(app.name)} to v{release.version}")
+    if old:
+        output.stage(f"Stopping the previous processes ({len(old)})")
+        scheduler.stop(old, settings.stop_timeout)
+
+
+def route(platform: Platform, app_name: str, processes: list[Process]) -> None:
+    backends = [p.address for p in processes if p.type == procfile.WEB and p.address]
+    platform.router.set_app(app_name, [platform.settings.app_host(app_name)], backends)

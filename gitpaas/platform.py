@@ -1,0 +1,198 @@
+"""The services the shells (CLI, git hook, later the API) call: one object per gitpaas home.
+
+It owns the parts — the store, the Docker client, the scheduler, the router, the builders — and
+creates the ones that touch the outside world only when first needed, so ``gitpaas apps`` works
+without a Docker engine.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+from typing import Any
+
+from dulwich.repo import Repo
+
+from gitpaas import labels, procfile
+from gitpaas.errors import PushRefused, UsageError
+from gitpaas.git.repo import init_bare, install_hooks
+from gitpaas.pipeline import ZERO_SHA, process_specs, route
+from gitpaas.release import Release
+from gitpaas.scheduler import Process
+from gitpaas.settings import Settings, read_home_record
+from gitpaas.store.apps import App, AppStore
+from gitpaas.store.files import read_json, write_json
+
+MAX_QUANTITY = 100
+
+
+class Platform:
+    def __init__(self, settings: Settings, *, docker_client=None, scheduler=None, router=None,
+                 builders=None) -> None:
+        self.settings = settings
+        self.apps = AppStore(settings)
+        self._docker = docker_client
+        self._scheduler = scheduler
+        self._router = router
+        self._builders = builders
+
+    # --- parts, made on first use --------------------------------------------------------
+    @property
+    def docker(self):
+        if self._docker is None:
+            from gitpaas.dockerutil import docker_client
+            self._docker = docker_client()
+        return self._docker
+
+    @property
+    def scheduler(self):
+        if self._scheduler is None:
+            from gitpaas.scheduler.docker_local import DockerLocalScheduler
+            self._scheduler = DockerLocalScheduler(self.docker, self.settings)
+        return self._scheduler
+
+    @property
+    def router(self):
+        if self._router is None:
+            from gitpaas.router import NginxRouter
+            self._router = NginxRouter(self.settings)
+        return self._router
+
+    @property
+    def builders(self):
+        if self._builders is None:
+            from gitpaas.build.dockerfile import DockerfileBuilder
+            self._builders = [DockerfileBuilder(self.docker)]
+        return self._builders
+
+    # --- the home ------------------------------------------------------------------------
+    def init_home(self) -> None:
+        """Create the home and record its router settings, so later commands find the same router."""
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        if not read_home_record(self.settings.home):
+            write_json(self.settings.home / "home.json", {
+                "home": str(self.settings.home), "domain": self.settings.domain,
+                "http_port": self.settings.http_port, "home_id": self.settings.home_id,
+            })
+
+    # --- apps ----------------------------------------------------------------------------
+    def create_app(self, name: str) -> App:
+        self.init_home()
+        app = self.apps.create(name)
+        try:
+            init_bare(self.apps.repo_path(name))
+            install_hooks(self.apps.repo_path(name), self.settings)
+        except BaseException:
+            self.apps.delete(name)
+            raise
+        return app
+
+    def destroy_app(self, name: str) -> None:
+        self.apps.get(name)
+        with self.apps.release_lock(name):
+            self.scheduler.destroy_app(name)
+            if self.router.app_config_path(name).exists():
+                self.router.remove_app(name)
+            self.apps.delete(name)
+
+    def git_url(self, name: str) -> str:
+        return str(self.apps.repo_path(name))
+
+    def app_info(self, name: str) -> dict[str, Any]:
+        app = self.apps.get(name)
+        return {
+            "id": app.id, "name": app.name, "git_url": self.git_url(name), "web_url": self.settings.web_url(name),
+            "created_at": app.created_at, "updated_at": app.updated_at,
+            "current_release": app.current_release and f"v{app.current_release}",
+            "formation": [{"type": t, "quantity": q, "command": self._command(name, t)}
+                          for t, q in app.formation.items()],
+        }
+
+    def _command(self, name: str, process_type: str) -> str | None:
+        release = self.current_release(name)
+        return release.process_types.get(process_type) if release else None
+
+    def current_release(self, name: str) -> Release | None:
+        app = self.apps.get(name)
+        return self.apps.releases(name).get(app.current_release) if app.current_release else None
+
+    def config_vars(self, name: str) -> dict[str, str]:
+        try:
+            return dict(read_json(self.apps.app_dir(name) / "config.json"))
+        except FileNotFoundError:
+            return {}
+
+    # --- git -----------------------------------------------------------------------------
+    def check_ref_unmoved(self, name: str, ref: str, old: str) -> None:
+        """Refuse a push whose branch moved while it waited for the release lock."""
+        repo = Repo(str(self.apps.repo_path(name)))
+        try:
+            current = repo.refs[ref.encode()].decode()
+        except KeyError:
+            current = ZERO_SHA
+        finally:
+            repo.close()
+        if current != old:
+            raise PushRefused(f"{ref.removeprefix('refs/heads/')} moved to {current[:7]} while this push waited; "
+                              "fetch, merge and push again")
+
+    def tag_release_image(self, name: str, build_tag: str, version: int) -> None:
+        repository = self.settings.image_repository(name)
+        self.docker.images.get(build_tag).tag(repository, f"v{version}")
+        self.docker.images.remove(build_tag)
+
+    # --- formation -----------------------------------------------------------------------
+    def processes(self, name: str) -> list[Process]:
+        self.apps.get(name)
+        return self.scheduler.processes(name)
+
+    def scale(self, name: str, changes: dict[str, int]) -> dict[str, int]:
+        """Change quantities and apply them to the running release (no new release)."""
+        app = self.apps.get(name)
+        for process_type, quantity in changes.items():
+            if process_type == procfile.RELEASE:
+                raise UsageError("the release process runs once per release and cannot be scaled")
+            if not 0 <= quantity <= MAX_QUANTITY:
+                raise UsageError(f"quantity for {process_type} must be between 0 and {MAX_QUANTITY}")
+        with self.apps.release_lock(name):
+            app = self.apps.get(name)
+            release = self.current_release(name)
+            if release is None:
+                raise UsageError(f"{name} has no release yet: deploy it with git push first")
+            unknown = sorted(set(changes) - set(app.formation))
+            if unknown:
+                raise UsageError(f"no process type {unknown[0]!r} in v{release.version}'s Procfile "
+                                 f"(it has: {', '.join(app.formation) or 'none'})")
+            formation = {**app.formation, **changes}
+            self._apply_formation(app, release, formation)
+            app.formation = formation
+            self.apps.save(app)
+        return formation
+
+    def _apply_formation(self, app: App, release: Release, formation: dict[str, int]) -> None:
+        running = self.scheduler.processes(app.name)
+        current = [p for p in running if p.release_version == release.version]
+        keep = [p for p in current if p.index <= formation.get(p.type, 0)]
+        retire = [p for p in running if p not in keep]
+        new = self.scheduler.start(process_specs(app, release, formation, skip={(p.type, p.index) for p in keep}))
+        try:
+            self.scheduler.wait_until_serving(new, self.settings.boot_timeout)
+            route(self, app.name, keep + new)
+        except BaseException:
+            self.scheduler.stop(new, grace=0)
+            raise
+        self.scheduler.stop(retire, self.settings.stop_timeout)
+
+    # --- cleanup of a whole home (tests, uninstall) --------------------------------------
+    def purge_home(self) -> None:
+        """Remove every container, image and network of this home, stop its router, delete its files."""
+        client = self.docker
+        selector = labels.filters(labels.for_home(self.settings))
+        for container in client.containers.list(all=True, filters=selector):
+            container.remove(force=True)
+        for image in client.images.list(filters=selector):
+            client.images.remove(image.id, force=True)
+        for network in client.networks.list(filters=selector):
+            network.remove()
+        self.router.stop()
+        shutil.rmtree(self.settings.home, ignore_errors=True)

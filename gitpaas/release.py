@@ -1,0 +1,97 @@
+"""The release record: Heroku Platform API release fields plus what gitpaas needs to rerun it.
+
+A record is plain data. It is written as ``releases/vN/release.json`` by the store and printed by
+the CLI; the Platform API fields (see ../shared/reference) come first, gitpaas's own after.
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+PENDING = "pending"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+
+# The Platform API's release properties, in the order the records show them.
+API_FIELDS = (
+    "id", "version", "description", "status", "current", "created_at", "updated_at",
+    "user", "slug", "app", "eligible_for_rollback", "output_stream_url", "addon_plan_names", "artifacts",
+)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def local_user() -> dict[str, str]:
+    """Who is acting, as a Platform API user: the OS user at this host (until accounts exist)."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "unknown"
+    email = f"{name}@{socket.gethostname() or 'localhost'}"
+    return {"email": email, "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{email}"))}
+
+
+@dataclass
+class Release:
+    version: int
+    description: str
+    app: dict[str, str]
+    user: dict[str, str]
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    status: str = PENDING
+    current: bool = False
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+    slug: dict[str, str] | None = None
+    eligible_for_rollback: bool = False
+    output_stream_url: str | None = None
+    addon_plan_names: list[str] = field(default_factory=list)
+    artifacts: list[dict[str, str]] = field(default_factory=list)
+    # gitpaas's own fields
+    commit: str | None = None
+    image: str | None = None
+    process_types: dict[str, str] = field(default_factory=dict)
+    config_vars: dict[str, str] = field(default_factory=dict)
+    failure: dict[str, Any] | None = None
+    build_log: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"v{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        ordered = {key: data.pop(key) for key in API_FIELDS}
+        ordered.update(data)
+        return ordered
+
+    def to_api(self) -> dict[str, Any]:
+        """Only the Platform API's release fields (the schema allows no others)."""
+        data = self.to_dict()
+        return {key: data[key] for key in API_FIELDS}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Release":
+        known = {key: value for key, value in data.items() if key in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def mark(self, status: str, **failure: Any) -> None:
+        self.status = status
+        self.updated_at = now_iso()
+        self.eligible_for_rollback = status == SUCCEEDED and self.slug is not None
+        self.failure = failure or None
+
+
+def parse_version(text: str | int) -> int | None:
+    """``"v12"``, ``"12"`` or ``12`` → 12; anything else → None."""
+    if isinstance(text, int):
+        return text if text > 0 else None
+    raw = text[1:] if text[:1] in ("v", "V") else text
+    return int(raw) if raw.isdigit() and int(raw) > 0 else None

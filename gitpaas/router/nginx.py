@@ -1,0 +1,466 @@
+"""The router: one nginx master process per gitpaas home, configured from jinja2 templates.
+
+Everything nginx reads or writes lives under ``settings.router_dir``::
+
+    nginx.conf          the main configuration (default server, shared settings)
+    generation.conf     a token the default server answers with, changed on every reload
+    apps/APP.conf       one upstream + server block per app
+    logs/ tmp/          error and access logs, temp files
+    nginx.pid
+
+Rendering is pure (``render_main_config``, ``render_app_config``); ``NginxRouter`` does the I/O.
+A new app file is tested with ``nginx -t`` before it replaces the old one, so a bad change never
+reaches the running nginx, which goes on serving the configuration it has.
+"""
+
+from __future__ import annotations
+
+import grp
+import http.client
+import ipaddress
+import os
+import pwd
+import re
+import secrets
+import signal
+import socket
+import stat
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jinja2
+from filelock import FileLock
+
+from gitpaas.errors import EnvironmentProblem, InvalidAppName, UsageError
+from gitpaas.settings import Settings
+from gitpaas.store.files import write_atomic
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+GENERATION_PATH = "/__gitpaas/generation"
+# Sent when polling the generation: no app can claim it, because app hosts have no underscore.
+GENERATION_HOST = "__gitpaas_router"
+
+_APP_NAME = re.compile(r"[a-z][a-z0-9-]{0,29}")
+_HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_NAME = re.compile(rf"(?:\*\.)?{_HOST_LABEL}(?:\.{_HOST_LABEL})*")
+
+START_TIMEOUT = 10.0
+RELOAD_TIMEOUT = 10.0
+NGINX_COMMAND_TIMEOUT = 30.0
+
+
+# --- rendering (pure) ----------------------------------------------------------------------
+
+
+def _nginx_quote(value: object) -> str:
+    """A double-quoted nginx string. nginx has no escape for ``$``: callers keep it out."""
+    text = str(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_environment = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+    autoescape=False,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    undefined=jinja2.StrictUndefined,
+)
+_environment.filters["q"] = _nginx_quote
+
+
+def render_main_config(
+    settings: Settings,
+    *,
+    worker_user: str | None = None,
+    app_includes: list[Path] | None = None,
+) -> str:
+    """The main nginx.conf of ``settings``' home.
+
+    ``worker_user`` ("user group") is given when nginx starts as root. ``app_includes`` replaces
+    the ``apps/*.conf`` include with these files, to test a candidate configuration.
+    """
+    router_dir = str(settings.router_dir)
+    if "$" in router_dir or any(ord(char) < 32 for char in router_dir):
+        raise UsageError(f"the gitpaas home {str(settings.home)!r} must not contain '$' or control characters")
+    page = (TEMPLATES_DIR / "404.html").read_text(encoding="utf-8")
+    return _environment.get_template("nginx.conf.j2").render(
+        router_dir=router_dir,
+        port=settings.http_port,
+        worker_user=worker_user,
+        not_found_page=page.replace("$", "&#36;"),
+        app_includes=app_includes,
+    )
+
+
+def render_app_config(app: str, hosts: list[str], backends: list[tuple[str, int]], *, port: int) -> str:
+    """The upstream and server block that route ``hosts`` on ``port`` to ``backends``.
+
+    With no backends the app's hosts answer 503, so an app scaled to zero is not a 404.
+    """
+    if not _APP_NAME.fullmatch(app):
+        raise InvalidAppName(app)
+    return _environment.get_template("app.conf.j2").render(
+        app=app,
+        upstream=f"gitpaas-app-{app}",
+        hosts=_valid_hosts(hosts),
+        backends=[_backend_address(host, backend_port) for host, backend_port in backends],
+        port=port,
+    )
+
+
+def _valid_hosts(hosts: list[str]) -> list[str]:
+    valid: list[str] = []
+    for host in hosts:
+        name = host.strip().lower().rstrip(".")
+        if len(name) > 253 or not _HOST_NAME.fullmatch(name):
+            raise UsageError(f"invalid host name {host!r}")
+        if name not in valid:
+            valid.append(name)
+    if not valid:
+        raise UsageError("an app needs at least one host name")
+    return valid
+
+
+def _backend_address(host: str, port: int) -> str:
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise UsageError(f"invalid backend port {port!r}")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOST_NAME.fullmatch(host) or host.startswith("*"):
+            raise UsageError(f"invalid backend host {host!r}") from None
+        return f"{host}:{port}"
+    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+
+
+# --- processes, read from /proc ------------------------------------------------------------
+
+
+def _process_title(pid: int) -> str:
+    """What ``ps`` shows for ``pid``; "" when it is gone or a zombie (nobody may reap it)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 1 and fields[1] == str(pid) and fields[0] not in ("Z", "X"):
+            children.append(int(entry.name))
+    return children
+
+
+def _is_accepting_worker(pid: int) -> bool:
+    # An old worker retitles itself "worker process is shutting down" as it closes its
+    # listening sockets; from then on only the new workers accept connections.
+    return _process_title(pid) == "nginx: worker process"
+
+
+def _reachable_by_others(path: Path) -> bool:
+    for folder in [path, *path.parents]:
+        try:
+            if not folder.stat().st_mode & stat.S_IXOTH:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _worker_user(router_dir: Path) -> str | None:
+    """Who nginx's workers run as, when gitpaas runs as root.
+
+    ``nobody`` if it can reach the router folder (workers write the temp files there),
+    otherwise the owner of the folder: a home hidden from other users keeps its workers too.
+    """
+    if os.geteuid() != 0:
+        return None
+    if _reachable_by_others(router_dir):
+        try:
+            nobody = pwd.getpwnam("nobody")
+            return f"nobody {grp.getgrgid(nobody.pw_gid).gr_name}"
+        except KeyError:
+            pass
+    owner = router_dir.stat()
+    return f"{pwd.getpwuid(owner.st_uid).pw_name} {grp.getgrgid(owner.st_gid).gr_name}"
+
+
+# --- the router ----------------------------------------------------------------------------
+
+
+class NginxRouter:
+    """The nginx of one gitpaas home: started on demand, outliving the gitpaas process.
+
+    Changes take effect by a graceful reload, and every public method returns only once nginx
+    serves the configuration on disk. How that is known: each reload writes a fresh random token
+    into ``generation.conf``, which the default server returns at ``/__gitpaas/generation`` (to
+    127.0.0.1 only). The router polls it until the token matches — so a new worker serves the
+    new configuration — and until every worker from before the reload calls itself "shutting
+    down" in /proc, which nginx does as it stops accepting connections. After that, no new
+    connection can reach the old configuration.
+    """
+
+    def __init__(self, settings: Settings, nginx_binary: str = "nginx") -> None:
+        self.settings = settings
+        self.nginx_binary = nginx_binary
+        self.router_dir = settings.router_dir
+        self.main_config_path = self.router_dir / "nginx.conf"
+        self.pid_path = self.router_dir / "nginx.pid"
+        self.error_log_path = self.router_dir / "logs" / "error.log"
+        self._lock = FileLock(str(self.router_dir / "router.lock"))
+
+    def app_config_path(self, app: str) -> Path:
+        if not _APP_NAME.fullmatch(app):
+            raise InvalidAppName(app)
+        return self.router_dir / "apps" / f"{app}.conf"
+
+    # --- public operations --------------------------------------------------------------
+
+    def is_running(self) -> bool:
+        return self._master_pid() is not None
+
+    def ensure_running(self) -> None:
+        """Start nginx if it is not running; reload it if the main configuration was outdated."""
+        self._prepare_dirs()
+        with self._lock:
+            changed = self._write_main_config()
+            if self._master_pid() is None:
+                self._start()
+            elif changed:
+                self._reload()
+
+    def set_app(self, app: str, hosts: list[str], backends: list[tuple[str, int]]) -> None:
+        """Route ``hosts`` to ``backends`` (round robin); no backends answers 503."""
+        text = render_app_config(app, hosts, backends, port=self.settings.http_port)
+        self._prepare_dirs()
+        with self._lock:
+            self._write_main_config()
+            self._install_app_config(self.app_config_path(app), text)
+            self._reload_or_start()
+
+    def remove_app(self, app: str) -> None:
+        """Stop routing the app's hosts: they get the 404 page again."""
+        path = self.app_config_path(app)
+        if not path.exists():
+            return
+        with self._lock:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return
+            if self._master_pid() is not None:
+                self._reload()
+
+    def reload(self) -> None:
+        """Make nginx serve the configuration on disk, starting it if needed."""
+        self._prepare_dirs()
+        with self._lock:
+            self._write_main_config()
+            self._reload_or_start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Quit gracefully (open requests finish), then terminate; return once nginx is gone."""
+        timeout = self.settings.stop_timeout if timeout is None else timeout
+        if not self.router_dir.exists():
+            return
+        with self._lock:
+            master = self._master_pid()
+            if master is None:
+                self.pid_path.unlink(missing_ok=True)
+                return
+            workers = _children(master)
+            for sig, wait in ((signal.SIGQUIT, timeout), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+                for pid in [master, *workers] if sig == signal.SIGKILL else [master]:
+                    try:
+                        os.kill(pid, sig)
+                    except ProcessLookupError:
+                        pass
+                if self._wait(lambda: not any(_process_title(pid) for pid in [master, *workers]), wait):
+                    break
+            else:
+                raise EnvironmentProblem(f"nginx (pid {master}) of {self.router_dir} did not stop")
+            self.pid_path.unlink(missing_ok=True)
+
+    # --- configuration files ------------------------------------------------------------
+
+    def _prepare_dirs(self) -> None:
+        for folder in (self.router_dir, self.router_dir / "apps", self.router_dir / "logs", self.router_dir / "tmp"):
+            folder.mkdir(mode=0o755, parents=True, exist_ok=True)
+
+    def _write_main_config(self) -> bool:
+        """Write nginx.conf (and a first generation.conf) if missing or outdated; True if written."""
+        generation = self.router_dir / "generation.conf"
+        if not generation.exists():
+            write_atomic(generation, _generation_config("0").encode())
+        text = render_main_config(self.settings, worker_user=_worker_user(self.router_dir))
+        try:
+            if self.main_config_path.read_text(encoding="utf-8") == text:
+                return False
+        except FileNotFoundError:
+            pass
+        candidate = self.router_dir / ".nginx.conf.candidate"
+        write_atomic(candidate, text.encode())
+        try:
+            self._test(candidate)
+            os.replace(candidate, self.main_config_path)
+        finally:
+            candidate.unlink(missing_ok=True)
+        return True
+
+    def _install_app_config(self, target: Path, text: str) -> None:
+        """Replace ``target`` with ``text`` only if nginx accepts the whole configuration with it.
+
+        The candidate is tested through a candidate main config that includes it in place of
+        ``target``; the names of both end in ".candidate", so ``apps/*.conf`` never picks them up.
+        """
+        candidate = target.with_name(f".{target.name}.candidate")
+        main_candidate = self.router_dir / ".nginx.conf.candidate"
+        others = sorted(
+            path for path in target.parent.glob("*.conf") if path != target and not path.name.startswith(".")
+        )
+        includes = sorted([*others, candidate], key=lambda path: path.name.lstrip(".").removesuffix(".candidate"))
+        main = render_main_config(self.settings, worker_user=_worker_user(self.router_dir), app_includes=includes)
+        try:
+            write_atomic(candidate, text.encode())
+            write_atomic(main_candidate, main.encode())
+            self._test(main_candidate)
+            os.replace(candidate, target)
+        finally:
+            candidate.unlink(missing_ok=True)
+            main_candidate.unlink(missing_ok=True)
+
+    # --- nginx processes ----------------------------------------------------------------
+
+    def _command(self, *args: str, config: Path | None = None) -> list[str]:
+        return [
+            self.nginx_binary,
+            "-p", f"{self.router_dir}/",
+            "-e", str(self.error_log_path),
+            *args,
+            "-c", str(config or self.main_config_path),
+        ]  # fmt: skip
+
+    def _run(self, command: list[str]) -> tuple[int, str]:
+        # stderr goes to a file, not a pipe: a daemonizing nginx could hold a pipe open.
+        log = self.router_dir / "logs" / "nginx-command.log"
+        try:
+            with open(log, "w+b") as output:
+                result = subprocess.run(
+                    command,
+                    check=False,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=output,
+                    timeout=NGINX_COMMAND_TIMEOUT,
+                )
+                output.seek(0)
+                return result.returncode, output.read().decode(errors="replace").strip()
+        except FileNotFoundError:
+            raise EnvironmentProblem(f"nginx not found: {self.nginx_binary!r} (install nginx-light)") from None
+        except subprocess.TimeoutExpired:
+            raise EnvironmentProblem(f"`{' '.join(command)}` did not finish in {NGINX_COMMAND_TIMEOUT:.0f}s") from None
+
+    def _test(self, config: Path) -> None:
+        status, output = self._run(self._command("-t", "-q", config=config))
+        if status != 0:
+            raise EnvironmentProblem(f"nginx refused the router configuration:\n{output}")
+
+    def _master_pid(self) -> int | None:
+        """The pid of this home's nginx master, if one runs (a stale pid file gives None)."""
+        try:
+            pid = int(self.pid_path.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        title = _process_title(pid)
+        if title.startswith("nginx: master process") and title.endswith(f" -c {self.main_config_path}"):
+            return pid
+        return None
+
+    def _start(self) -> None:
+        self.pid_path.unlink(missing_ok=True)
+        self._test(self.main_config_path)
+        status, output = self._run(self._command())
+        if status != 0:
+            raise EnvironmentProblem(
+                f"nginx could not start on port {self.settings.http_port}:\n{output or self._error_log_tail()}"
+            )
+        if not self._wait(lambda: self._master_pid() is not None and self._accepts_connections(), START_TIMEOUT):
+            raise EnvironmentProblem(
+                f"nginx did not answer on port {self.settings.http_port} within {START_TIMEOUT:.0f}s:\n"
+                f"{self._error_log_tail()}"
+            )
+
+    def _reload_or_start(self) -> None:
+        if self._master_pid() is None:
+            self._start()
+        else:
+            self._reload()
+
+    def _reload(self) -> None:
+        master = self._master_pid()
+        if master is None:
+            raise EnvironmentProblem(f"nginx of {self.router_dir} is not running")
+        token = secrets.token_hex(8)
+        write_atomic(self.router_dir / "generation.conf", _generation_config(token).encode())
+        self._test(self.main_config_path)
+        old_workers = _children(master)
+        os.kill(master, signal.SIGHUP)
+
+        def live() -> bool:
+            return self._served_generation() == token and not any(_is_accepting_worker(pid) for pid in old_workers)
+
+        if not self._wait(live, RELOAD_TIMEOUT):
+            raise EnvironmentProblem(
+                f"nginx did not load the new configuration within {RELOAD_TIMEOUT:.0f}s:\n{self._error_log_tail()}"
+            )
+
+    def _accepts_connections(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.settings.http_port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def _served_generation(self) -> str | None:
+        connection = http.client.HTTPConnection("127.0.0.1", self.settings.http_port, timeout=2)
+        try:
+            connection.request("GET", GENERATION_PATH, headers={"Host": GENERATION_HOST})
+            response = connection.getresponse()
+            body = response.read().decode(errors="replace").strip()
+            return body if response.status == 200 else None
+        except (OSError, http.client.HTTPException):
+            return None
+        finally:
+            connection.close()
+
+    def _error_log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.error_log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no error log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    @staticmethod
+    def _wait(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            if condition():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(interval)
+
+
+def _generation_config(token: str) -> str:
+    return f'return 200 "{token}\\n";\n'

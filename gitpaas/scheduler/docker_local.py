@@ -1,0 +1,270 @@
+"""docker-local: every process is one container on this machine's Docker engine.
+
+Web containers publish ``$PORT`` on a free loopback port, which the router proxies to; every
+container runs with ``--init`` (so signals reach the app), restart policy ``unless-stopped``, on
+the home's own bridge network, labelled with the home, app, release and process type.
+"""
+
+from __future__ import annotations
+
+import queue
+import shlex
+import secrets
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterator
+
+import docker
+from docker.errors import APIError, NotFound
+from docker.models.containers import Container
+
+from gitpaas import labels
+from gitpaas.errors import BootFailed, EnvironmentProblem
+from gitpaas.scheduler import WEB_PORT, Process, ProcessSpec, RunResult
+from gitpaas.settings import Settings
+
+_STATES = {"created": "starting", "running": "up", "restarting": "crashed", "exited": "crashed", "dead": "crashed",
+           "paused": "down", "removing": "down"}
+LOG_TAIL = 20
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def accepts_connections(address: tuple[str, int], wait: float = 0.3) -> bool:
+    """True when something listens behind ``address``.
+
+    Docker's userland proxy accepts every connection on a published port and closes it at once
+    when nothing listens in the container, so a bare connect proves nothing: a live server keeps
+    the connection open (waiting for a request) or speaks first; a dead one gets it closed.
+    """
+    try:
+        with socket.create_connection(address, timeout=1.0) as sock:
+            sock.settimeout(wait)
+            try:
+                return sock.recv(1) != b""
+            except socket.timeout:
+                return True
+    except OSError:
+        return False
+
+
+class DockerLocalScheduler:
+    name = "docker-local"
+
+    def __init__(self, client: docker.DockerClient, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+
+    # --- containers ----------------------------------------------------------------------
+    def _network(self) -> str:
+        name = self.settings.network_name
+        if not self.client.networks.list(names=[name]):
+            try:
+                self.client.networks.create(name, driver="bridge", labels=labels.for_home(self.settings))
+            except APIError as exc:
+                if exc.status_code != 409:
+                    raise EnvironmentProblem(f"cannot create network {name}: {exc.explanation}") from exc
+        return name
+
+    def _containers(self, app: str | None = None, **extra: str) -> list[Container]:
+        wanted = labels.for_home(self.settings) if app is None else labels.for_app(self.settings, app)
+        wanted.update(extra)
+        return self.client.containers.list(all=True, filters=labels.filters(wanted))
+
+    def _process(self, container: Container) -> Process:
+        tags = container.labels
+        state = container.attrs.get("State", {})
+        address = None
+        ports = (container.attrs.get("HostConfig", {}).get("PortBindings") or {}).get(f"{WEB_PORT}/tcp")
+        if ports:
+            address = (ports[0].get("HostIp") or "127.0.0.1", int(ports[0]["HostPort"]))
+        status = "crashed" if state.get("Restarting") else _STATES.get(container.status, container.status)
+        return Process(
+            id=container.id, app=tags[labels.APP], type=tags[labels.PROCESS_TYPE],
+            index=int(tags[labels.DYNO].rsplit(".", 1)[1]), release_version=int(tags[labels.RELEASE]),
+            release_id=tags.get("gitpaas.release-id", ""),
+            command=tags.get("gitpaas.command") or shlex.join(container.attrs.get("Config", {}).get("Cmd") or []),
+            state=status, created_at=container.attrs.get("Created", "")[:19] + "Z", address=address,
+            restarts=int(container.attrs.get("RestartCount", 0)),
+        )
+
+    def _run_args(self, spec: ProcessSpec, role: str) -> dict:
+        dyno = f"{spec.type}.{spec.index}"
+        env = dict(spec.env)
+        env["DYNO"] = dyno
+        return dict(
+            image=spec.image,
+            command=["/bin/sh", "-c", spec.command] if spec.command else None,
+            name=f"gp-{self.settings.home_id}-{spec.app}.{dyno}.v{spec.release_version}-{secrets.token_hex(2)}",
+            hostname=f"{spec.app}-{spec.type}-{spec.index}"[:63],
+            environment=env,
+            labels=labels.for_app(
+                self.settings, spec.app, **{
+                    labels.RELEASE: spec.release_version, "gitpaas.release-id": spec.release_id,
+                    labels.PROCESS_TYPE: spec.type, labels.DYNO: dyno, labels.ROLE: role,
+                    "gitpaas.command": spec.command or "",
+                }),
+            network=self._network(),
+            init=True,
+            detach=True,
+        )
+
+    def start(self, specs: list[ProcessSpec]) -> list[Process]:
+        started: list[Process] = []
+        try:
+            for spec in specs:
+                started.append(self._start_one(spec))
+        except BaseException:
+            self.stop(started, grace=0)
+            raise
+        return started
+
+    def _start_one(self, spec: ProcessSpec) -> Process:
+        args = self._run_args(spec, role="process")
+        args["restart_policy"] = {"Name": "unless-stopped"}
+        last_error: APIError | None = None
+        for _attempt in range(5):
+            if spec.type == "web":
+                args["environment"]["PORT"] = str(WEB_PORT)
+                args["ports"] = {f"{WEB_PORT}/tcp": ("127.0.0.1", free_loopback_port())}
+            try:
+                container = self.client.containers.run(**args)
+            except APIError as exc:
+                last_error = exc
+                leftover = self.client.containers.list(all=True, filters={"name": args["name"]})
+                for item in leftover:
+                    item.remove(force=True)
+                if "port is already allocated" in str(exc) or "address already in use" in str(exc):
+                    continue
+                raise BootFailed(f"{spec.type}.{spec.index}", f"could not start: {exc.explanation or exc}") from exc
+            container.reload()
+            return self._process(container)
+        raise BootFailed(f"{spec.type}.{spec.index}", f"could not get a free port: {last_error}")
+
+    def wait_until_serving(self, processes: list[Process], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for process in processes:
+            if process.address is None:
+                continue
+            while not accepts_connections(process.address):
+                container = self.client.containers.get(process.id)
+                if container.status != "running" or container.attrs["State"].get("Restarting"):
+                    raise BootFailed(process.name, f"exited before accepting connections on PORT {WEB_PORT}",
+                                     self._tail(container))
+                if time.monotonic() > deadline:
+                    raise BootFailed(process.name, f"did not accept connections on PORT {WEB_PORT} "
+                                     f"within {timeout:g} s", self._tail(container))
+                time.sleep(0.1)
+
+    def _tail(self, container: Container) -> str:
+        try:
+            return container.logs(tail=LOG_TAIL).decode("utf-8", "replace")
+        except APIError:
+            return ""
+
+    def processes(self, app: str) -> list[Process]:
+        found = [self._process(c) for c in self._containers(app, **{labels.ROLE: "process"})]
+        return sorted(found, key=lambda p: (p.type != "web", p.type, p.index, p.release_version))
+
+    def stop(self, processes: list[Process], grace: float) -> None:
+        """SIGTERM each (through the init), SIGKILL after ``grace`` seconds; remove. In parallel."""
+        def stop_one(process: Process) -> None:
+            try:
+                container = self.client.containers.get(process.id)
+                container.stop(timeout=int(grace))
+                container.remove(force=True)
+            except NotFound:
+                pass
+        if processes:
+            with ThreadPoolExecutor(max_workers=min(8, len(processes))) as pool:
+                list(pool.map(stop_one, processes))
+
+    def run_once(self, spec: ProcessSpec, on_line: Callable[[str], None], timeout: float) -> RunResult:
+        """Run ``spec`` to completion, streaming its output; the container is removed whatever happens."""
+        args = self._run_args(spec, role=spec.type)
+        del args["detach"]
+        if spec.command:
+            # One stream, so the output keeps the order in which it was written.
+            args["command"] = ["/bin/sh", "-c", "exec 2>&1\n" + spec.command]
+        container = self.client.containers.create(**args)
+        timed_out = threading.Event()
+        timer = threading.Timer(timeout, lambda: (timed_out.set(), _kill(container)))
+        try:
+            container.start()
+            timer.start()
+            pending = b""
+            for chunk in container.logs(stream=True, follow=True):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    on_line(line.decode("utf-8", "replace"))
+            if pending:
+                on_line(pending.decode("utf-8", "replace"))
+            status = container.wait().get("StatusCode")
+            container.reload()
+            killed = status in (137, 143) and not timed_out.is_set()
+            return RunResult(exit_status=status, timed_out=timed_out.is_set(), stopped=killed)
+        finally:
+            timer.cancel()
+            try:
+                container.remove(force=True)
+            except NotFound:
+                pass
+
+    def logs(self, app: str, lines: int | None, follow: bool) -> Iterator[str]:
+        containers = self._containers(app, **{labels.ROLE: "process"})
+        if not follow:
+            collected: list[str] = []
+            for container in containers:
+                collected.extend(self._format_log(container, raw) for raw in container.logs(
+                    timestamps=True, tail=lines if lines else "all").decode("utf-8", "replace").splitlines())
+            collected.sort()
+            yield from collected[-lines:] if lines else collected
+            return
+        lines_queue: queue.Queue[str] = queue.Queue()
+
+        def pump(container: Container) -> None:
+            pending = b""
+            for chunk in container.logs(timestamps=True, stream=True, follow=True, tail=lines or 10):
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                for raw in complete:
+                    lines_queue.put(self._format_log(container, raw.decode("utf-8", "replace")))
+        for container in containers:
+            threading.Thread(target=pump, args=(container,), daemon=True).start()
+        while True:
+            yield lines_queue.get()
+
+    @staticmethod
+    def _format_log(container: Container, raw: str) -> str:
+        stamp, _, text = raw.partition(" ")
+        return f"{stamp[:26]}Z app[{container.labels.get(labels.DYNO, '?')}]: {text}"
+
+    def destroy_app(self, app: str) -> None:
+        """Remove the app's containers and images; the home's network too once no app uses it."""
+        for container in self._containers(app):
+            container.remove(force=True)
+        for image in self.client.images.list(filters=labels.filters(labels.for_app(self.settings, app))):
+            try:
+                self.client.images.remove(image.id, force=True)
+            except NotFound:
+                pass
+        if not self._containers():
+            for network in self.client.networks.list(filters=labels.filters(labels.for_home(self.settings))):
+                try:
+                    network.remove()
+                except (NotFound, APIError):
+                    pass
+
+
+def _kill(container: Container) -> None:
+    try:
+        container.kill()
+    except APIError:
+        pass

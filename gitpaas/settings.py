@@ -1,0 +1,112 @@
+"""Settings: one frozen value built from the environment, passed to whatever needs it.
+
+Precedence for each setting: the environment variable, then what the home recorded when it was
+first used (``$GITPAAS_HOME/home.json``, so a later command or a ``git push`` from a shell without
+the variables still talks to the same router), then the default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from gitpaas.errors import UsageError
+
+DEFAULT_STACK_IMAGE = "gitpaas/stack:bookworm"
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def default_home(environ: Mapping[str, str]) -> Path:
+    if _is_root():
+        return Path("/var/lib/gitpaas")
+    base = environ.get("XDG_DATA_HOME") or str(Path(environ.get("HOME", "~")).expanduser() / ".local/share")
+    return Path(base) / "gitpaas"
+
+
+def _number(environ: Mapping[str, str], key: str, default: float, *, integer: bool = False) -> float:
+    raw = environ.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        raise UsageError(f"{key} must be a number, not {raw!r}") from None
+    if value <= 0:
+        raise UsageError(f"{key} must be greater than zero, not {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    domain: str = "localhost"
+    http_port: int = 8080
+    stack_image: str = DEFAULT_STACK_IMAGE
+    release_timeout: float = 3600.0
+    boot_timeout: float = 60.0
+    stop_timeout: float = 30.0
+    # Extra environment given to the process that runs (for example) the release phase.
+    environ: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if environ is None else environ)
+        home = Path(env.get("GITPAAS_HOME") or default_home(env)).expanduser().absolute()
+        recorded = read_home_record(home)
+        port_default = recorded.get("http_port") or (80 if _is_root() else 8080)
+        return cls(
+            home=home,
+            domain=env.get("GITPAAS_DOMAIN") or recorded.get("domain") or "localhost",
+            http_port=int(_number(env, "GITPAAS_HTTP_PORT", port_default, integer=True)),
+            stack_image=env.get("GITPAAS_STACK_IMAGE") or DEFAULT_STACK_IMAGE,
+            release_timeout=_number(env, "GITPAAS_RELEASE_TIMEOUT", 3600.0),
+            boot_timeout=_number(env, "GITPAAS_BOOT_TIMEOUT", 60.0),
+            stop_timeout=_number(env, "GITPAAS_STOP_TIMEOUT", 30.0),
+            environ=env,
+        )
+
+    # --- derived names -------------------------------------------------------------------
+
+    @property
+    def home_id(self) -> str:
+        """A short stable id of this home, used in Docker object names."""
+        return hashlib.sha256(str(self.home).encode()).hexdigest()[:8]
+
+    @property
+    def home_label(self) -> str:
+        return str(self.home)
+
+    @property
+    def network_name(self) -> str:
+        return f"gitpaas-{self.home_id}"
+
+    def image_repository(self, app: str) -> str:
+        return f"gitpaas-{self.home_id}/{app}"
+
+    def app_dir(self, app: str) -> Path:
+        return self.home / "apps" / app
+
+    @property
+    def router_dir(self) -> Path:
+        return self.home / "router"
+
+    def app_host(self, app: str) -> str:
+        return f"{app}.{self.domain}"
+
+    def web_url(self, app: str) -> str:
+        port = "" if self.http_port == 80 else f":{self.http_port}"
+        return f"http://{self.app_host(app)}{port}/"
+
+
+def read_home_record(home: Path) -> dict:
+    try:
+        return json.loads((home / "home.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return {}

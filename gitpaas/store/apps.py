@@ -1,0 +1,114 @@
+"""Apps on disk: ``$GITPAAS_HOME/apps/NAME/app.json`` plus the app's repo and releases."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from filelock import FileLock, Timeout
+
+from gitpaas.errors import AppExists, AppNotFound
+from gitpaas.names import validate_app_name
+from gitpaas.release import now_iso
+from gitpaas.settings import Settings
+from gitpaas.store.files import read_json, write_json
+from gitpaas.store.releases import ReleaseStore
+
+
+@dataclass
+class App:
+    name: str
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+    #: process type → quantity, for every type the current release defines (``release`` never).
+    formation: dict[str, int] = field(default_factory=dict)
+    #: version of the release the formation runs, None before the first successful release.
+    current_release: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "App":
+        return cls(**{key: value for key, value in data.items() if key in cls.__dataclass_fields__})
+
+
+class AppStore:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = settings.home / "apps"
+        self.locks = settings.home / "locks"
+
+    # --- paths ---------------------------------------------------------------------------
+    def app_dir(self, name: str) -> Path:
+        return self.root / name
+
+    def repo_path(self, name: str) -> Path:
+        return self.app_dir(name) / "repo.git"
+
+    def releases(self, name: str) -> ReleaseStore:
+        return ReleaseStore(self.app_dir(name) / "releases")
+
+    # --- records -------------------------------------------------------------------------
+    def exists(self, name: str) -> bool:
+        return (self.app_dir(name) / "app.json").is_file()
+
+    def create(self, name: str) -> App:
+        validate_app_name(name)
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._home_lock():
+            if self.exists(name):
+                raise AppExists(name)
+            app = App(name=name)
+            self.app_dir(name).mkdir(parents=True, exist_ok=True)
+            self.save(app)
+        return app
+
+    def get(self, name: str) -> App:
+        validate_app_name(name)
+        try:
+            return App.from_dict(read_json(self.app_dir(name) / "app.json"))
+        except FileNotFoundError:
+            raise AppNotFound(name) from None
+
+    def list(self) -> list[App]:
+        if not self.root.is_dir():
+            return []
+        return [self.get(path.name) for path in sorted(self.root.iterdir()) if (path / "app.json").is_file()]
+
+    def save(self, app: App) -> None:
+        app.updated_at = now_iso()
+        write_json(self.app_dir(app.name) / "app.json", app.to_dict())
+
+    def delete(self, name: str) -> None:
+        """Remove the app's folder: the record goes first so a crash leaves no half-app visible."""
+        directory = self.app_dir(name)
+        (directory / "app.json").unlink(missing_ok=True)
+        shutil.rmtree(directory, ignore_errors=True)
+        (self.locks / f"{name}.lock").unlink(missing_ok=True)
+
+    # --- locks ---------------------------------------------------------------------------
+    def _home_lock(self) -> FileLock:
+        self.locks.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.locks / "home.lock"))
+
+    @contextlib.contextmanager
+    def release_lock(self, name: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Serialize everything that changes what an app runs. Calls ``on_wait`` if it must wait."""
+        self.locks.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.locks / f"{name}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if on_wait:
+                on_wait()
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Prepare this machine for gitpaas: the Python env, a Docker engine, nginx, debootstrap, git and
+# the stack image. Used by `make demo`, `make test` and the Vagrantfile. Safe to run again: a
+# second run changes nothing and takes seconds.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+dockerd_log=/var/log/gitpaas-dockerd.log
+
+step() { printf '==> %s\n' "$*"; }
+fail() { printf 'error: %s\n' "$*" >&2; exit 1; }
+is_root() { [ "$(id -u)" -eq 0 ]; }
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+
+apt_updated=no
+apt_install() {
+    is_root || fail "missing $*: run this script as root, or: sudo apt-get install $*"
+    if [ ! -f /etc/debian_version ] || ! have apt-get; then
+        fail "missing $*: install it (this script only knows Debian's apt)"
+    fi
+    if [ "$apt_updated" = no ]; then
+        step "apt-get update"
+        apt-get update -qq
+        apt_updated=yes
+    fi
+    step "apt-get install $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+setup_python() {
+    if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+        apt_install python3-venv
+    fi
+    if [ ! -x "$repo_root/.venv/bin/python" ]; then
+        step "creating $repo_root/.venv"
+        python3 -m venv "$repo_root/.venv"
+    fi
+    local stamp
+    stamp="$repo_root/.venv/.installed-$(sha256sum "$repo_root/pyproject.toml" | cut -c1-16)"
+    if [ ! -f "$stamp" ]; then
+        step "pip install -e '.[test]'"
+        "$repo_root/.venv/bin/pip" install -q -e "${repo_root}[test]"
+        rm -f "$repo_root"/.venv/.installed-*
+        touch "$stamp"
+    fi
+    step "Python env ready ($repo_root/.venv)"
+}
+
+setup_docker() {
+    if docker info >/dev/null 2>&1; then
+        step "Docker engine is running"
+        return
+    fi
+    is_root || fail "no Docker engine answers: start one (e.g. sudo systemctl start docker), add yourself to the docker group, or run this script as root"
+    if ! have dockerd; then
+        apt_install docker.io
+        docker info >/dev/null 2>&1 && { step "Docker engine is running"; return; }
+    fi
+    if [ -d /run/systemd/system ] && systemctl start docker >/dev/null 2>&1; then
+        :
+    else
+        step "starting dockerd (log: $dockerd_log)"
+        PATH="$PATH:/usr/sbin:/sbin" nohup setsid dockerd >>"$dockerd_log" 2>&1 </dev/null &
+    fi
+    local waited=0
+    until docker info >/dev/null 2>&1; do
+        if [ "$waited" -ge 60 ]; then
+            tail -n 30 "$dockerd_log" >&2 2>/dev/null || true
+            fail "the Docker engine did not come up within 60 s (see $dockerd_log)"
+        fi
+        sleep 1
+        waited=$((waited + 1))
+    done
+    step "Docker engine is running"
+}
+
+# Install nginx without letting Debian's maintainer scripts start (or enable) the system nginx on
+# port 80: gitpaas starts its own nginx with its own configuration.
+install_nginx() {
+    local policy=/usr/sbin/policy-rc.d own_policy=no
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        own_policy=yes
+    fi
+    local installed=no
+    if apt_install nginx-light || apt_install nginx; then
+        installed=yes
+    fi
+    if [ "$own_policy" = yes ]; then
+        rm -f "$policy"
+    fi
+    [ "$installed" = yes ] || fail "could not install nginx"
+    if have systemctl; then
+        systemctl disable nginx.service >/dev/null 2>&1 || true
+    fi
+}
+
+setup_tools() {
+    have nginx || install_nginx
+    have debootstrap || apt_install debootstrap
+    have git || apt_install git
+    step "nginx, debootstrap and git are installed"
+}
+
+setup_stack() {
+    step "stack image"
+    "$repo_root/.venv/bin/gitpaas" stack:build
+}
+
+main() {
+    setup_python
+    setup_docker
+    setup_tools
+    setup_stack
+    step "ready"
+}
+
+# Sourcing the script (to test one step) defines the steps without running them.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    main "$@"
+fi

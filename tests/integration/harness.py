@@ -1,0 +1,120 @@
+"""A gitpaas home for one test: the real CLI, real `git push`, real HTTP through the router."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import requests
+
+from gitpaas import labels
+from gitpaas.platform import Platform
+from gitpaas.settings import Settings
+
+APPS = Path(__file__).resolve().parents[1] / "apps"
+GITPAAS = str(Path(sys.executable).with_name("gitpaas"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Home:
+    path: Path
+    port: int
+    work: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def make(cls, base: Path, **extra_env: str) -> "Home":
+        port = free_port()
+        env = {**os.environ, "GITPAAS_HOME": str(base / "home"), "GITPAAS_HTTP_PORT": str(port),
+               "GITPAAS_STOP_TIMEOUT": "5", "GITPAAS_BOOT_TIMEOUT": "30", **extra_env}
+        return cls(path=base / "home", port=port, work=base / "work", env=env)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.from_env(self.env)
+
+    # --- the CLI -------------------------------------------------------------------------
+    def gitpaas(self, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+        result = subprocess.run([GITPAAS, *args], capture_output=True, text=True, env={**self.env, **(env or {})},
+                                timeout=600)
+        if check and result.returncode != 0:
+            raise AssertionError(f"gitpaas {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
+        return result
+
+    def json(self, *args: str):
+        return json.loads(self.gitpaas(*args, "--json").stdout)
+
+    def create_app(self, name: str) -> str:
+        self.gitpaas("apps:create", name)
+        return name
+
+    # --- git -----------------------------------------------------------------------------
+    def push(self, app: str, source: str | Path, files: dict[str, str] | None = None, branch: str = "main",
+             env: dict | None = None, message: str | None = None) -> subprocess.CompletedProcess:
+        """Commit ``source`` (a folder under tests/apps, or a path) plus ``files`` and git push it."""
+        repo = self.work / app
+        if not (repo / ".git").is_dir():
+            repo.mkdir(parents=True)
+            self._git(repo, "init", "-q", "-b", "main")
+        for item in repo.iterdir():
+            if item.name != ".git":
+                shutil.rmtree(item) if item.is_dir() else item.unlink()
+        source_dir = Path(source) if Path(source).is_absolute() else APPS / source
+        shutil.copytree(source_dir, repo, dirs_exist_ok=True)
+        for name, text in (files or {}).items():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            (repo / name).write_text(text)
+        self._git(repo, "add", "-A")
+        self._git(repo, "commit", "-q", "--allow-empty", "-m", message or f"push {source}")
+        git_url = str(self.path / "apps" / app / "repo.git")
+        return subprocess.run(["git", "push", git_url, f"HEAD:refs/heads/{branch}"], cwd=repo, capture_output=True,
+                              text=True, env={**self.env, **(env or {})}, timeout=900)
+
+    def head(self, app: str) -> str:
+        return self._git(self.work / app, "rev-parse", "HEAD").stdout.strip()
+
+    def remote_ref(self, app: str, branch: str = "main") -> str | None:
+        out = self._git(self.work / app, "ls-remote", str(self.path / "apps" / app / "repo.git"),
+                        f"refs/heads/{branch}").stdout.split()
+        return out[0] if out else None
+
+    @staticmethod
+    def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-c", "user.name=gitpaas tests", "-c", "user.email=tests@gitpaas.invalid",
+                               *args], cwd=cwd, capture_output=True, text=True, check=True)
+
+    # --- HTTP through the router ---------------------------------------------------------
+    def get(self, app_or_host: str, path: str = "/") -> requests.Response:
+        host = app_or_host if "." in app_or_host else f"{app_or_host}.localhost"
+        return requests.get(f"http://127.0.0.1:{self.port}{path}", headers={"Host": host}, timeout=10)
+
+    # --- records and Docker objects ------------------------------------------------------
+    def release(self, app: str, version: int) -> dict:
+        return json.loads((self.path / "apps" / app / "releases" / f"v{version}" / "release.json").read_text())
+
+    def docker_objects(self, client: docker.DockerClient, app: str | None = None) -> dict[str, list]:
+        wanted = {labels.HOME: str(self.path)}
+        if app:
+            wanted[labels.APP] = app
+        selector = labels.filters(wanted)
+        return {
+            "containers": client.containers.list(all=True, filters=selector),
+            "images": client.images.list(filters=selector),
+            "networks": client.networks.list(filters=labels.filters({labels.HOME: str(self.path)})) if not app else [],
+        }
+
+    def purge(self) -> None:
+        Platform(self.settings).purge_home()

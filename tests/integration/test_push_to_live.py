@@ -1,0 +1,239 @@
+"""git push → slug image → release phase gate → formation swap → vNN on disk, for real."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from gitpaas import labels
+from schema import validate
+
+
+def deployed(result) -> bool:
+    return result.returncode == 0
+
+
+def test_first_deploy_answers_and_is_recorded(home, docker_client):
+    home.create_app("first")
+    push = home.push("first", "web")
+    assert deployed(push), push.stderr
+    out = push.stderr
+    for header in ("-----> Building with a Dockerfile", "-----> Release v1 created", "-----> Running release command",
+                   "release phase for hello v1", "-----> Deployed v1"):
+        assert header in out
+    assert home.get("first").text == "hello v1 from web.1\n"
+
+    record = home.release("first", 1)
+    assert record["status"] == "succeeded" and record["current"] is True
+    assert record["description"] == f"Deploy {home.head('first')[:7]}"
+    assert record["commit"] == home.head("first")
+    assert set(record["process_types"]) == {"web", "release"}
+    assert record["image"].endswith("/first:v1")
+    validate("release", {key: record[key] for key in record if key in {
+        "id", "version", "description", "status", "current", "created_at", "updated_at", "user", "slug", "app",
+        "eligible_for_rollback", "output_stream_url", "addon_plan_names", "artifacts"}})
+    assert (home.path / "apps/first/releases/v1/output.log").read_text() == "release phase for hello v1\n"
+
+    # every Docker object carries the home and the app
+    objects = home.docker_objects(docker_client, "first")
+    assert len(objects["containers"]) == 1 and objects["images"]
+    container = objects["containers"][0]
+    assert container.labels[labels.DYNO] == "web.1" and container.labels[labels.RELEASE] == "1"
+    assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    env = dict(item.split("=", 1) for item in container.attrs["Config"]["Env"])
+    assert env["DYNO"] == "web.1" and env["PORT"] == "5000"
+
+    releases = home.json("releases", "-a", "first")
+    assert [r["version"] for r in releases] == [1]
+    info = home.json("apps:info", "-a", "first")
+    assert info["current_release"] == "v1" and info["web_url"] == f"http://first.localhost:{home.port}/"
+    assert info["formation"] == [{"type": "web", "quantity": 1, "command": "python3 /app/server.py"}]
+    for dyno in home.json("ps", "-a", "first"):
+        validate("dyno", dyno)
+        assert dyno["name"] == "web.1" and dyno["state"] == "up" and dyno["release"]["version"] == 1
+
+
+def test_second_deploy_swaps_to_the_new_release(home, docker_client):
+    home.create_app("swap")
+    assert deployed(home.push("swap", "web"))
+    push = home.push("swap", "web", files={"BODY": "hello v2"})
+    assert deployed(push), push.stderr
+    assert "release phase for hello v2" in push.stderr
+    assert "Stopping the previous processes (1)" in push.stderr
+    assert home.get("swap").text == "hello v2 from web.1\n"
+    assert home.release("swap", 2)["current"] is True
+    assert home.release("swap", 1)["current"] is False
+    containers = home.docker_objects(docker_client, "swap")["containers"]
+    assert [c.labels[labels.RELEASE] for c in containers] == ["2"], "the v1 container is gone"
+    table = home.gitpaas("releases", "-a", "swap").stdout
+    assert "v2 (current)" in table and "v1" in table and "succeeded" in table
+
+
+def test_failing_release_command_rejects_the_push_and_keeps_the_old_release(home, docker_client):
+    home.create_app("gate")
+    assert deployed(home.push("gate", "web"))
+    good = home.head("gate")
+    push = home.push("gate", "web", files={
+        "BODY": "broken v2",
+        "Procfile": "web: python3 /app/server.py\nrelease: echo 'migrating...'; echo 'relation users missing' >&2; exit 1\n",
+    })
+    assert push.returncode != 0
+    assert "pre-receive hook declined" in push.stderr
+    assert "release v2 failed: release command exited with status 1" in push.stderr
+    assert "gitpaas releases:output v2 -a gate" in push.stderr
+    assert "gate keeps running v1, untouched" in push.stderr
+    assert home.remote_ref("gate") == good, "the branch was not updated"
+
+    record = home.release("gate", 2)
+    assert record["status"] == "failed" and record["current"] is False
+    assert record["failure"] == {"reason": "release command exited with status 1", "exit_status": 1}
+    assert record["eligible_for_rollback"] is False
+    output = home.gitpaas("releases:output", "v2", "-a", "gate").stdout
+    assert output == "migrating...\nrelation users missing\n"
+    assert home.release("gate", 1)["current"] is True
+    assert home.get("gate").text == "hello v1 from web.1\n"
+    # no release container is left behind, and v1 is what runs
+    containers = home.docker_objects(docker_client, "gate")["containers"]
+    assert [c.labels[labels.RELEASE] for c in containers] == ["1"]
+
+
+def test_killed_release_container_fails_the_release(home, docker_client):
+    home.create_app("killed")
+    assert deployed(home.push("killed", "web"))
+
+    def kill_release_container():
+        selector = labels.filters({labels.HOME: str(home.path), labels.ROLE: "release"})
+        for _ in range(300):
+            for container in docker_client.containers.list(filters=selector):
+                container.kill()
+                return
+            time.sleep(0.1)
+    killer = threading.Thread(target=kill_release_container)
+    killer.start()
+    push = home.push("killed", "web", files={"BODY": "v2", "Procfile": "web: python3 /app/server.py\nrelease: sleep 120\n"})
+    killer.join()
+    assert push.returncode != 0
+    assert "release v2 failed: release command stopped" in push.stderr
+    assert home.release("killed", 2)["status"] == "failed"
+    assert home.get("killed").text == "hello v1 from web.1\n"
+    assert not docker_client.containers.list(all=True, filters=labels.filters(
+        {labels.HOME: str(home.path), labels.ROLE: "release"}))
+
+
+def test_build_failure_rejects_the_push_with_the_log_tail(home):
+    home.create_app("buildfail")
+    assert deployed(home.push("buildfail", "web"))
+    push = home.push("buildfail", "build-fails")
+    assert push.returncode != 0
+    assert "error: assets/missing.css not found" in push.stderr
+    assert "build failed: The command" in push.stderr and "returned a non-zero code: 3" in push.stderr
+    assert "Full build log:" in push.stderr
+    assert "buildfail keeps running v1, untouched" in push.stderr
+    assert [r["version"] for r in home.json("releases", "-a", "buildfail")] == [1], "a failed build makes no release"
+    assert home.get("buildfail").text == "hello v1 from web.1\n"
+
+
+@pytest.mark.parametrize("source, message", [
+    ("bad-procfile", "Procfile line 3: expected 'name: command', got 'worker python3 worker.py'"),
+    ("no-dockerfile", "cannot tell how to build this app: gitpaas builds apps with a Dockerfile"),
+])
+def test_unusable_push_is_refused_with_its_reason(home, source, message):
+    home.create_app("refused")
+    push = home.push("refused", source)
+    assert push.returncode != 0
+    assert message in push.stderr
+    assert home.remote_ref("refused") is None
+    assert home.json("releases", "-a", "refused") == []
+
+
+def test_only_main_or_master_deploys(home):
+    home.create_app("branches")
+    push = home.push("branches", "web", branch="feature")
+    assert push.returncode != 0
+    assert "gitpaas deploys only the main or master branch, not 'feature'" in push.stderr
+    assert deployed(home.push("branches", "web", branch="master"))
+    assert home.get("branches").text == "hello v1 from web.1\n"
+
+
+def test_dockerfile_app_without_procfile_runs_the_image_command_and_skips_the_release_phase(home):
+    home.create_app("plain")
+    push = home.push("plain", "web", files={"Procfile": ""})
+    assert deployed(push), push.stderr
+    assert "skipping the release phase" in push.stderr
+    assert home.get("plain").text == "hello v1 from web.1\n"
+    assert home.release("plain", 1)["process_types"] == {"web": None}
+    (dyno,) = home.json("ps", "-a", "plain")
+    assert dyno["command"] == "python3 /app/server.py"
+
+
+def test_web_that_never_listens_fails_the_release_and_the_old_one_keeps_serving(home):
+    home.create_app("deaf")
+    assert deployed(home.push("deaf", "web"))
+    push = home.push("deaf", "never-listens", env={"GITPAAS_BOOT_TIMEOUT": "3"})
+    assert push.returncode != 0
+    assert "web.1 did not accept connections on PORT 5000 within 3 s" in push.stderr
+    assert home.release("deaf", 2)["status"] == "failed"
+    assert home.get("deaf").text == "hello v1 from web.1\n"
+    assert [d["release"]["version"] for d in home.json("ps", "-a", "deaf")] == [1]
+
+
+def test_scaling_web_to_two_serves_from_both(home):
+    home.create_app("scaled")
+    assert deployed(home.push("scaled", "web", files={
+        "Procfile": "web: python3 /app/server.py\nworker: sleep infinity\n"}))
+    scale = home.gitpaas("ps:scale", "web=2", "worker=1", "-a", "scaled")
+    assert "web=2, worker=1" in scale.stdout
+    names = sorted(d["name"] for d in home.json("ps", "-a", "scaled"))
+    assert names == ["web.1", "web.2", "worker.1"]
+    answered = {home.get("scaled").text for _ in range(20)}
+    assert answered == {"hello v1 from web.1\n", "hello v1 from web.2\n"}
+    assert home.json("apps:info", "-a", "scaled")["formation"][0]["quantity"] == 2
+    # a deploy keeps the scaled formation and the release number does not move for a scale
+    assert [r["version"] for r in home.json("releases", "-a", "scaled")] == [1]
+    assert deployed(home.push("scaled", "web", files={"BODY": "hello v2",
+                                                      "Procfile": "web: python3 /app/server.py\nworker: sleep infinity\n"}))
+    assert sorted(d["name"] for d in home.json("ps", "-a", "scaled")) == ["web.1", "web.2", "worker.1"]
+    home.gitpaas("ps:scale", "web=1", "worker=0", "-a", "scaled")
+    assert [d["name"] for d in home.json("ps", "-a", "scaled")] == ["web.1"]
+    assert {home.get("scaled").text for _ in range(6)} == {"hello v2 from web.1\n"}
+    bad = home.gitpaas("ps:scale", "nope=1", "-a", "scaled", check=False)
+    assert bad.returncode == 2 and "no process type 'nope'" in bad.stderr
+
+
+def test_two_homes_side_by_side_do_not_interfere(home, other_home, docker_client):
+    for each, body in ((home, "home one"), (other_home, "home two")):
+        each.create_app("twin")
+        assert deployed(each.push("twin", "web", files={"BODY": body}))
+    assert home.get("twin").text == "home one from web.1\n"
+    assert other_home.get("twin").text == "home two from web.1\n"
+    assert home.json("apps")[0]["name"] == "twin" and other_home.json("apps")[0]["name"] == "twin"
+    home.gitpaas("apps:destroy", "twin", "--confirm", "twin")
+    assert other_home.get("twin").text == "home two from web.1\n"
+    assert other_home.docker_objects(docker_client, "twin")["containers"]
+
+
+def test_destroy_leaves_nothing_behind(home, docker_client):
+    home.create_app("doomed")
+    assert deployed(home.push("doomed", "web"))
+    refused = home.gitpaas("apps:destroy", "doomed", check=False)
+    assert refused.returncode == 2 and "--confirm doomed" in refused.stderr
+    assert home.get("doomed").status_code == 200
+    home.gitpaas("apps:destroy", "doomed", "--confirm", "doomed")
+    objects = home.docker_objects(docker_client)
+    assert objects == {"containers": [], "images": [], "networks": []}
+    assert not (home.path / "apps" / "doomed").exists()
+    assert not (home.path / "router" / "apps" / "doomed.conf").exists()
+    assert home.get("doomed").status_code == 404
+    assert home.gitpaas("apps:info", "-a", "doomed", check=False).returncode == 3
+
+
+def test_app_names_are_checked(home):
+    for bad in ("Upper", "1digit", "has_underscore", "a" * 31, "trailing-"):
+        result = home.gitpaas("apps:create", bad, check=False)
+        assert result.returncode == 2 and "invalid app name" in result.stderr, bad
+    home.create_app("taken")
+    again = home.gitpaas("apps:create", "taken", check=False)
+    assert again.returncode == 4 and "already exists" in again.stderr
+    assert "Traceback" not in again.stderr

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from gitpaas.errors import InvalidAppName, UsageError
+from gitpaas.router import render_app_config, render_main_config
+from gitpaas.settings import Settings
+
+
+def test_app_config_balances_across_every_backend():
+    text = render_app_config(
+        "shop", ["shop.example.com", "www.shop.test"], [("127.0.0.1", 32001), ("127.0.0.1", 32002)], port=8080
+    )
+
+    assert re.findall(r"^\s*server (\S+) max_fails", text, re.MULTILINE) == ["127.0.0.1:32001", "127.0.0.1:32002"]
+    assert "server_name shop.example.com www.shop.test;" in text
+    assert "listen 8080;" in text
+    assert "proxy_pass http://gitpaas-app-shop;" in text
+    assert "keepalive 16;" in text
+    assert "proxy_http_version 1.1;" in text
+    assert "proxy_set_header Connection $connection_upgrade;" in text
+    assert "proxy_set_header X-Request-Id $gitpaas_request_id;" in text
+    assert "proxy_next_upstream error timeout;" in text
+    assert "return 503" not in text
+
+
+def test_app_config_without_backends_answers_503():
+    text = render_app_config("shop", ["shop.localhost"], [], port=80)
+
+    assert "upstream" not in text
+    assert "proxy_pass" not in text
+    assert 'return 503 "App shop has no web process running.\n";' in text
+    assert "server_name shop.localhost;" in text
+
+
+def test_app_config_normalises_hosts_and_formats_ipv6_backends():
+    text = render_app_config("shop", ["Shop.Localhost.", "shop.localhost", "*.shop.test"], [("::1", 9000)], port=80)
+
+    assert "server_name shop.localhost *.shop.test;" in text
+    assert "server [::1]:9000 " in text
+
+
+@pytest.mark.parametrize("host", ["evil;host", "a{b}", "two words", "", 'quo"te', "$host", "under_score"])
+def test_app_config_rejects_hosts_that_could_break_the_config(host):
+    with pytest.raises(UsageError, match="host"):
+        render_app_config("shop", [host], [], port=80)
+
+
+def test_app_config_needs_a_host():
+    with pytest.raises(UsageError, match="at least one host"):
+        render_app_config("shop", [], [], port=80)
+
+
+@pytest.mark.parametrize("backend", [("127.0.0.1", 0), ("127.0.0.1", 70000), ("127.0.0.1", "80"), ("bad host", 80)])
+def test_app_config_rejects_bad_backends(backend):
+    with pytest.raises(UsageError, match="backend"):
+        render_app_config("shop", ["shop.localhost"], [backend], port=80)
+
+
+def test_app_config_rejects_bad_app_names():
+    with pytest.raises(InvalidAppName):
+        render_app_config("../etc", ["shop.localhost"], [], port=80)
+
+
+def test_main_config_keeps_everything_inside_the_router_dir(tmp_path):
+    settings = Settings(home=tmp_path / "home", http_port=18080)
+    text = render_main_config(settings)
+    router = str(settings.router_dir)
+
+    for directive in (
+        "pid",
+        "error_log",
+        "access_log",
+        *(f"{kind}_temp_path" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")),
+    ):
+        match = re.search(rf"^\s*{directive} \"([^\"]+)\"", text, re.MULTILINE)
+        assert match, directive
+        assert match.group(1).startswith(router + "/"), directive
+    assert "listen 18080 default_server;" in text
+    assert f'include "{router}/apps/*.conf";' in text
+    assert "worker_processes 1;" in text
+    assert "daemon on;" in text
+    assert "server_names_hash_bucket_size 128;" in text
+    assert "client_max_body_size 100m;" in text
+    assert "map $http_upgrade $connection_upgrade" in text
+    assert "user " not in text
+
+
+def test_main_config_answers_unknown_hosts_with_the_gitpaas_page(tmp_path):
+    text = render_main_config(Settings(home=tmp_path))
+
+    assert "return 404 " in text
+    assert "No app is deployed at this address" in text
+    assert "gitpaas apps" in text
+
+
+def test_main_config_can_name_worker_user_and_explicit_app_files(tmp_path):
+    files = [Path("/x/apps/a.conf"), Path("/x/apps/.b.conf.candidate")]
+    text = render_main_config(Settings(home=tmp_path), worker_user="nobody nogroup", app_includes=files)
+
+    assert "user nobody nogroup;" in text
+    assert 'include "/x/apps/a.conf";' in text
+    assert 'include "/x/apps/.b.conf.candidate";' in text
+    assert "*.conf" not in text
+
+
+def test_main_config_refuses_a_home_nginx_would_misread():
+    with pytest.raises(UsageError):
+        render_main_config(Settings(home=Path("/srv/$HOME/gitpaas")))

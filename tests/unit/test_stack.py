@@ -1,0 +1,190 @@
+"""The stack recipe as pure values: fingerprint, status, and the command lines it runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import docker.errors
+import pytest
+
+from gitpaas import labels
+from gitpaas.build import stack
+from gitpaas.build.stack import STACK_PACKAGES, stack_fingerprint, stack_status
+from gitpaas.errors import EnvironmentProblem
+
+
+class FakeImage:
+    def __init__(self, image_labels: dict[str, str] | None) -> None:
+        self.labels = image_labels
+
+
+class FakeImages:
+    def __init__(self, images: dict[str, FakeImage]) -> None:
+        self.images = images
+
+    def get(self, name: str) -> FakeImage:
+        try:
+            return self.images[name]
+        except KeyError:
+            raise docker.errors.ImageNotFound(f"No such image: {name}") from None
+
+
+class FakeClient:
+    """Just enough of ``docker.DockerClient`` for ``stack_status``: ``images.get``."""
+
+    def __init__(self, images: dict[str, FakeImage]) -> None:
+        self.images = FakeImages(images)
+
+
+def test_fingerprint_is_stable_and_short():
+    assert stack_fingerprint() == stack_fingerprint()
+    assert stack_fingerprint() == stack_fingerprint(STACK_PACKAGES, "bookworm", stack.RECIPE_VERSION)
+    assert len(stack_fingerprint()) == 12
+
+
+def test_fingerprint_ignores_package_order():
+    assert stack_fingerprint(reversed(STACK_PACKAGES)) == stack_fingerprint()
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"packages": STACK_PACKAGES + ("git",)},
+        {"packages": STACK_PACKAGES[1:]},
+        {"suite": "trixie"},
+        {"recipe_version": stack.RECIPE_VERSION + 1},
+    ],
+)
+def test_fingerprint_changes_with_the_recipe(changed):
+    assert stack_fingerprint(**changed) != stack_fingerprint()
+
+
+def test_package_list_has_the_runtimes_and_no_init():
+    for package in ("ca-certificates", "python3", "python3-venv", "python3-pip", "nodejs", "npm"):
+        assert package in STACK_PACKAGES
+    assert "tini" not in STACK_PACKAGES
+
+
+def test_status_missing_current_outdated():
+    client = FakeClient(
+        {
+            "gitpaas/stack:bookworm": FakeImage({labels.STACK: stack_fingerprint()}),
+            "old/stack:bookworm": FakeImage({labels.STACK: "0123456789ab"}),
+            "plain:latest": FakeImage(None),
+        }
+    )
+    assert stack_status(client, "gitpaas/stack:bookworm") == "current"
+    assert stack_status(client, "old/stack:bookworm") == "outdated"
+    assert stack_status(client, "plain:latest") == "outdated"
+    assert stack_status(client, "nothing/here:bookworm") == "missing"
+
+
+def test_debootstrap_is_minbase_without_include():
+    command = stack.debootstrap_command(Path("/var/tmp/x/rootfs"), "http://mirror.example/debian")
+    assert command == [
+        "debootstrap", "--variant=minbase", "bookworm", "/var/tmp/x/rootfs", "http://mirror.example/debian",
+    ]
+    assert not any(word.startswith("--include") for word in command)
+
+
+def test_apt_commands_run_inside_the_rootfs():
+    rootfs = Path("/var/tmp/x/rootfs")
+    assert stack.apt_update_command(rootfs) == ["chroot", "/var/tmp/x/rootfs", "apt-get", "update"]
+    install = stack.apt_install_command(rootfs)
+    assert install[:6] == ["chroot", "/var/tmp/x/rootfs", "apt-get", "install", "-y", "--no-install-recommends"]
+    assert tuple(install[6:]) == STACK_PACKAGES
+    assert stack.apt_clean_command(rootfs) == ["chroot", "/var/tmp/x/rootfs", "apt-get", "clean"]
+
+
+def test_import_changes_label_env_and_workdir():
+    changes = stack.import_changes("abcdef123456")
+    assert f"LABEL {labels.STACK}=abcdef123456" in changes
+    assert "WORKDIR /app" in changes
+    assert 'CMD ["/bin/bash"]' in changes
+    bundle = "/etc/ssl/certs/ca-certificates.crt"
+    for variable in ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"):
+        assert f"ENV {variable}={bundle}" in changes
+    assert "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in changes
+
+
+DEB822 = """\
+Types: deb
+# http://snapshot.debian.org/archive/debian/20250520T000000Z
+URIs: http://ftp.example.org/debian/
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://security.example.org/debian-security
+Suites: bookworm-security
+Components: main
+"""
+
+ONE_LINE = """\
+# deb http://commented.example/debian bookworm main
+deb [arch=amd64 signed-by=/usr/share/keyrings/x.gpg] https://secure.example/debian bookworm main
+deb http://one.example/debian bookworm main contrib
+deb-src http://src.example/debian bookworm main
+"""
+
+
+def test_mirror_from_deb822_sources():
+    assert stack.mirror_from_sources([DEB822], "bookworm") == "http://ftp.example.org/debian"
+    assert stack.mirror_from_sources([DEB822], "bookworm-security") == "http://security.example.org/debian-security"
+
+
+def test_mirror_from_one_line_sources_takes_plain_http_only():
+    assert stack.mirror_from_sources([ONE_LINE], "bookworm") == "http://one.example/debian"
+    assert stack.mirror_from_sources([ONE_LINE], "bookworm-security") is None
+    assert stack.mirror_from_sources([], "bookworm") is None
+
+
+def test_disabled_deb822_stanza_is_skipped():
+    disabled = "Types: deb\nURIs: http://off.example/debian\nSuites: bookworm\nEnabled: no\n"
+    assert stack.mirror_from_sources([disabled, DEB822], "bookworm") == "http://ftp.example.org/debian"
+
+
+def test_host_mirrors_reads_files_and_falls_back(tmp_path):
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(DEB822)
+    assert stack.host_mirrors([tmp_path / "sources.list", tmp_path / "sources.list.d"]) == (
+        "http://ftp.example.org/debian",
+        "http://security.example.org/debian-security",
+    )
+    assert stack.host_mirrors([tmp_path / "nothing"]) == (stack.DEFAULT_MIRROR, None)
+
+
+def test_sources_list_inside_the_rootfs():
+    assert stack.sources_list("http://m/debian", "bookworm", "http://s/debian-security") == (
+        "deb http://m/debian bookworm main\n"
+        "deb http://m/debian bookworm-updates main\n"
+        "deb http://s/debian-security bookworm-security main\n"
+    )
+    assert "security" not in stack.sources_list("http://m/debian")
+
+
+def test_current_image_is_reused_without_touching_the_host(tmp_path):
+    client = FakeClient({"gitpaas/stack:bookworm": FakeImage({labels.STACK: stack_fingerprint()})})
+    lines: list[str] = []
+    assert stack.build_stack(client, "gitpaas/stack:bookworm", lines.append, workdir=tmp_path) is False
+    assert "reusing" in lines[-1]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failing_command_raises_with_the_tail_of_its_output():
+    lines: list[str] = []
+    run = stack._Runner(lines.append, verbose=False)
+    with pytest.raises(EnvironmentProblem) as raised:
+        run(["sh", "-c", "seq 1 100; echo 'E: Unable to locate package npm' >&2; exit 100"], "apt-get install")
+    message = str(raised.value).splitlines()
+    assert message[0] == "apt-get install failed (exit status 100)"
+    assert len(message) == 1 + stack.LOG_TAIL_LINES
+    assert message[-1].strip() == "E: Unable to locate package npm"
+    assert lines == []
+
+
+def test_verbose_streams_the_output():
+    lines: list[str] = []
+    stack._Runner(lines.append, verbose=True)(["sh", "-c", "echo one; echo two"], "echo")
+    assert [line.strip() for line in lines] == ["one", "two"]
