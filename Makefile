@@ -1,7 +1,7 @@
 # The two commands a newcomer runs (see README.md):
 #   make demo   set everything up, deploy examples/example with git push, print its URL
 #   make test   set everything up, run the whole test suite
-.PHONY: setup demo test unit integration bench clean
+.PHONY: setup demo test unit integration clean
 
 PYTEST = .venv/bin/pytest
 
@@ -19,9 +19,6 @@ unit:
 
 integration: setup
 	$(PYTEST) -m integration -ra
-
-bench: setup
-	.venv/bin/python -m bench
 
 clean:
 	rm -rf .venv .demo .pytest_cache

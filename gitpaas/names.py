@@ -11,6 +11,6 @@ _APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 
 def validate_app_name(name: str) -> str:
     """Return ``name`` if it is a valid app name, else raise :class:`InvalidAppName`."""
-    if not isinstance(name, str) or not _APP_NAME.match(name) or name.endswith("-"):
+    if not isinstance(name, str) or not _APP_NAME.fullmatch(name) or name.endswith("-"):
         raise InvalidAppName(name)
     return name

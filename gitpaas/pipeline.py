@@ -111,6 +111,7 @@ def release_and_swap(platform: Platform, app: App, release: Release, output: Out
     Whatever goes wrong, the release is recorded as failed with the reason, and the formation the
     app was running keeps running.
     """
+    app = platform.apps.get(app.name)  # the caller's copy may predate a release that ran while it waited
     releases = platform.apps.releases(app.name)
     output.stage(f"Release v{release.version} created ({release.description})")
     try:

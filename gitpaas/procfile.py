@@ -27,7 +27,7 @@ def parse(text: str) -> dict[str, str]:
         text = text[1:]
     processes: dict[str, str] = {}
     first_line: dict[str, int] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

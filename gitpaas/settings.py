@@ -43,6 +43,13 @@ def _number(environ: Mapping[str, str], key: str, default: float, *, integer: bo
     return value
 
 
+def _port(environ: Mapping[str, str], default: int) -> int:
+    port = int(_number(environ, "GITPAAS_HTTP_PORT", default, integer=True))
+    if port > 65535:
+        raise UsageError(f"GITPAAS_HTTP_PORT must be a TCP port (1-65535), not {port}")
+    return port
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -64,7 +71,7 @@ class Settings:
         return cls(
             home=home,
             domain=env.get("GITPAAS_DOMAIN") or recorded.get("domain") or "localhost",
-            http_port=int(_number(env, "GITPAAS_HTTP_PORT", port_default, integer=True)),
+            http_port=_port(env, port_default),
             stack_image=env.get("GITPAAS_STACK_IMAGE") or DEFAULT_STACK_IMAGE,
             release_timeout=_number(env, "GITPAAS_RELEASE_TIMEOUT", 3600.0),
             boot_timeout=_number(env, "GITPAAS_BOOT_TIMEOUT", 60.0),

@@ -5,7 +5,7 @@ set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 gitpaas="$repo_root/.venv/bin/gitpaas"
-work="$repo_root/.demo/example"
+work="${GITPAAS_DEMO_WORKDIR:-$repo_root/.demo/example}"
 app=example
 
 "$gitpaas" apps:info -a "$app" >/dev/null 2>&1 || "$gitpaas" apps:create "$app"

@@ -1,0 +1,301 @@
+"""The ``gitpaas`` command in-process with click's CliRunner: output, exit codes, no tracebacks.
+
+Commands that only touch the home run from the environment (``GITPAAS_HOME`` in tmp_path); those
+that would reach Docker or nginx get a Platform built on small in-memory fakes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from gitpaas import pipeline
+from gitpaas.cli import cli
+from gitpaas.errors import ReleaseFailed
+from gitpaas.output import NullOutput
+from gitpaas.platform import Platform
+from gitpaas.release import Release
+from gitpaas.scheduler import Process, ProcessSpec, RunResult
+from gitpaas.settings import Settings
+
+
+class FakeScheduler:
+    """Just enough of the Scheduler protocol, in memory, for the commands that list, scale and destroy."""
+
+    def __init__(self) -> None:
+        self.running: list[Process] = []
+        self.release_exit_status = 0
+        self.destroyed: list[str] = []
+        self._ids = itertools.count(1)
+
+    def start(self, specs: list[ProcessSpec]) -> list[Process]:
+        new = [Process(id=f"{next(self._ids):064x}", app=s.app, type=s.type, index=s.index,
+                       release_version=s.release_version, release_id=s.release_id, command=s.command or "",
+                       state="up", created_at="2030-01-01T00:00:00Z",
+                       address=("127.0.0.1", 40000 + s.index) if s.type == "web" else None) for s in specs]
+        self.running.extend(new)
+        return new
+
+    def wait_until_serving(self, processes: list[Process], timeout: float) -> None:
+        pass
+
+    def processes(self, app: str) -> list[Process]:
+        return [p for p in self.running if p.app == app]
+
+    def stop(self, processes: list[Process], grace: float) -> None:
+        self.running = [p for p in self.running if p not in processes]
+
+    def run_once(self, spec: ProcessSpec, on_line, timeout: float) -> RunResult:
+        on_line("Migrating…")
+        on_line("done")
+        return RunResult(exit_status=self.release_exit_status)
+
+    def destroy_app(self, app: str) -> None:
+        self.destroyed.append(app)
+        self.running = [p for p in self.running if p.app != app]
+
+
+class FakeRouter:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.routes: dict[str, tuple[list[str], list[tuple[str, int]]]] = {}
+
+    def app_config_path(self, app: str) -> Path:
+        return self.root / f"{app}.conf"
+
+    def set_app(self, app: str, hosts: list[str], backends: list[tuple[str, int]]) -> None:
+        self.routes[app] = (hosts, backends)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.app_config_path(app).write_text("routed")
+
+    def remove_app(self, app: str) -> None:
+        del self.routes[app]
+        self.app_config_path(app).unlink()
+
+
+PROCESS_TYPES = {"web": "python3 app.py", "worker": "python3 worker.py", "release": "./migrate.sh"}
+
+
+def deploy(platform: Platform, process_types=PROCESS_TYPES) -> Release:
+    """A release of a made-up image, through the real release phase and swap (no build)."""
+    app = platform.apps.get("shop")
+    release = pipeline.create_release(platform, app, description="Deploy abc1234", image="img", commit=None,
+                                      process_types=dict(process_types), config_vars={})
+    return pipeline.release_and_swap(platform, app, release, NullOutput())
+
+
+@pytest.fixture
+def home(tmp_path):
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def run(home):
+    """Run ``gitpaas ARGS`` as a user whose environment names the home; ``obj`` replaces the Platform."""
+    runner = CliRunner()
+    env = {"GITPAAS_HOME": str(home), "GITPAAS_HTTP_PORT": "8080", "GITPAAS_DOMAIN": "localhost"}
+
+    def invoke(*args: str, obj: Platform | None = None) -> Result:
+        return runner.invoke(cli, list(args), env=env, obj=obj)
+    return invoke
+
+
+@pytest.fixture
+def fake_platform(home, tmp_path) -> Platform:
+    settings = Settings(home=home, http_port=8080, stop_timeout=3)
+    return Platform(settings, scheduler=FakeScheduler(), router=FakeRouter(tmp_path / "routes"), docker_client=object())
+
+
+def assert_one_line_error(result: Result, exit_code: int, words: str) -> None:
+    assert result.exit_code == exit_code, result.output
+    assert result.stderr.endswith("\n") and result.stderr.count("\n") == 1
+    assert words in result.stderr
+    assert result.stderr.startswith(" !    ")
+    assert "Traceback" not in result.output
+
+
+# --- apps --------------------------------------------------------------------------------------
+
+
+def test_apps_create_then_list_and_info(run, home):
+    created = run("apps:create", "shop")
+    assert created.exit_code == 0, created.output
+    assert created.stdout.splitlines() == [
+        "Creating shop... done",
+        f"http://shop.localhost:8080/ | {home / 'apps/shop/repo.git'}",
+        f"Deploy with: git push {home / 'apps/shop/repo.git'} main",
+    ]
+    assert (home / "apps/shop/repo.git/hooks/pre-receive").is_file()
+    assert json.loads((home / "home.json").read_text())["http_port"] == 8080
+
+    listed = run("apps")
+    assert listed.exit_code == 0
+    assert "shop" in listed.stdout and "http://shop.localhost:8080/" in listed.stdout
+
+    info = run("apps:info", "-a", "shop", "--json")
+    assert info.exit_code == 0
+    data = json.loads(info.stdout)
+    assert {"name", "git_url", "web_url", "created_at", "current_release", "formation"} <= set(data)
+    assert (data["name"], data["git_url"], data["web_url"]) == (
+        "shop", str(home / "apps/shop/repo.git"), "http://shop.localhost:8080/")
+    assert (data["current_release"], data["formation"]) == (None, [])
+
+    text = run("apps:info", "-a", "shop")
+    assert text.exit_code == 0
+    assert text.stdout.splitlines()[0] == "=== shop"
+    assert "Current Release:  -" in text.stdout
+
+
+def test_apps_on_an_empty_home(run):
+    result = run("apps")
+    assert result.exit_code == 0
+    assert result.stdout == "No apps yet. Create one with `gitpaas apps:create NAME`.\n"
+    assert json.loads(run("apps", "--json").stdout) == []
+
+
+def test_apps_create_twice_is_exit_4(run):
+    run("apps:create", "shop")
+    assert_one_line_error(run("apps:create", "shop"), 4, "app 'shop' already exists")
+
+
+@pytest.mark.parametrize("name", ["Shop", "1shop", "shop-", "my_shop", "../shop", "x" * 31])
+def test_invalid_names_are_exit_2(run, home, name):
+    assert_one_line_error(run("apps:create", name), 2, f"invalid app name {name!r}")
+    assert_one_line_error(run("apps:info", "-a", name), 2, "invalid app name")
+    assert not (home / "apps").exists() or list((home / "apps").iterdir()) == []
+
+
+def test_unknown_app_is_exit_3(run):
+    assert_one_line_error(run("apps:info", "-a", "ghost"), 3, "app 'ghost' not found")
+    assert_one_line_error(run("releases", "-a", "ghost"), 3, "app 'ghost' not found")
+
+
+def test_apps_destroy_without_confirm_is_exit_2_and_removes_nothing(run, home):
+    run("apps:create", "shop")
+    result = run("apps:destroy", "shop")
+    assert_one_line_error(result, 2, "run again with --confirm shop")
+    assert_one_line_error(run("apps:destroy", "shop", "--confirm", "shopp"), 2, "--confirm shop")
+    assert (home / "apps/shop/app.json").is_file()
+    assert "shop" in run("apps").stdout
+
+
+def test_apps_destroy_with_confirm_removes_processes_route_and_records(run, home, fake_platform):
+    run("apps:create", "shop")
+    deploy(fake_platform)
+    assert fake_platform.router.routes
+    result = run("apps:destroy", "-a", "shop", "--confirm", "shop", obj=fake_platform)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "Destroying shop (including all its releases)... done\n"
+    assert fake_platform.scheduler.destroyed == ["shop"]
+    assert fake_platform.router.routes == {}
+    assert not (home / "apps/shop").exists()
+    assert_one_line_error(run("apps:info", "-a", "shop"), 3, "not found")
+
+
+# --- releases ----------------------------------------------------------------------------------
+
+
+def test_releases_of_an_app_without_releases(run, home):
+    run("apps:create", "shop")
+    result = run("releases", "-a", "shop")
+    assert result.exit_code == 0
+    assert result.stdout == f"shop has no releases yet. Deploy with: git push {home / 'apps/shop/repo.git'} main\n"
+    assert json.loads(run("releases", "-a", "shop", "--json").stdout) == []
+    assert_one_line_error(run("releases:info", "-a", "shop"), 2, "shop has no releases yet")
+
+
+def test_releases_info_of_a_missing_version_is_exit_3_one_line(run):
+    run("apps:create", "shop")
+    result = run("releases:info", "v9", "-a", "shop")
+    assert_one_line_error(result, 3, "app 'shop' has no release v9")
+    assert result.stdout == ""
+
+
+def test_releases_info_of_a_non_version_is_exit_2(run):
+    run("apps:create", "shop")
+    assert_one_line_error(run("releases:info", "nine", "-a", "shop"), 2, "'nine' is not a release version")
+
+
+def test_releases_list_info_and_output_after_a_deploy(run, fake_platform):
+    run("apps:create", "shop")
+    deploy(fake_platform)
+    fake_platform.scheduler.release_exit_status = 1
+    with pytest.raises(ReleaseFailed):
+        deploy(fake_platform)
+
+    listed = run("releases", "-a", "shop")
+    assert listed.exit_code == 0
+    rows = [line.split() for line in listed.stdout.splitlines() if line.split()[0] in ("v1", "v2")]
+    assert [(row[0], row[-1]) for row in rows] == [("v2", "failed"), ("v1", "succeeded")]
+    assert "v1 (current)" in listed.stdout
+
+    as_json = json.loads(run("releases", "-a", "shop", "--json", "-n", "1").stdout)
+    assert [(r["version"], r["status"], r["current"]) for r in as_json] == [(2, "failed", False)]
+
+    info = run("releases:info", "-a", "shop")  # the latest by default
+    assert info.exit_code == 0
+    assert info.stdout.splitlines()[0] == "=== Release v2"
+    assert "Status:        failed: release command exited with status 1" in info.stdout
+    assert json.loads(run("releases:info", "1", "-a", "shop", "--json").stdout)["current"] is True
+
+    output = run("releases:output", "v1", "-a", "shop")
+    assert (output.exit_code, output.stdout) == (0, "Migrating…\ndone\n")
+
+
+def test_releases_output_of_a_release_without_a_release_command(run, fake_platform):
+    run("apps:create", "shop")
+    deploy(fake_platform, {"web": "python3 app.py"})
+    result = run("releases:output", "v1", "-a", "shop")
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert result.stderr == "v1 ran no release command.\n"
+
+
+# --- ps ----------------------------------------------------------------------------------------
+
+
+def test_ps_scale_that_cannot_be_read_is_exit_2(run):
+    run("apps:create", "shop")
+    for change in ("web=x", "web", "=2", "web=-1"):
+        assert_one_line_error(run("ps:scale", change, "-a", "shop"), 2, f"cannot read {change!r}")
+
+
+def test_ps_scale_before_any_release_is_exit_2(run, fake_platform):
+    run("apps:create", "shop")
+    assert_one_line_error(run("ps:scale", "web=2", "-a", "shop", obj=fake_platform), 2, "shop has no release yet")
+
+
+def test_ps_scale_and_ps_with_a_fake_scheduler(run, fake_platform):
+    run("apps:create", "shop")
+    deploy(fake_platform)
+
+    scaled = run("ps:scale", "web=2", "worker=1", "-a", "shop", obj=fake_platform)
+    assert scaled.exit_code == 0, scaled.output
+    assert scaled.stdout == "Scaling shop... done, now running web=2, worker=1\n"
+    assert sorted(p.name for p in fake_platform.scheduler.running) == ["web.1", "web.2", "worker.1"]
+    assert len(fake_platform.router.routes["shop"][1]) == 2
+    assert json.loads(run("apps:info", "-a", "shop", "--json").stdout)["formation"] == [
+        {"type": "web", "quantity": 2, "command": "python3 app.py"},
+        {"type": "worker", "quantity": 1, "command": "python3 worker.py"},
+    ]
+
+    listed = run("ps", "-a", "shop", obj=fake_platform)
+    assert listed.exit_code == 0
+    assert "web.2" in listed.stdout and "python3 worker.py" in listed.stdout
+
+    dynos = json.loads(run("ps", "-a", "shop", "--json", obj=fake_platform).stdout)
+    assert sorted(d["name"] for d in dynos) == ["web.1", "web.2", "worker.1"]
+    assert {d["release"]["version"] for d in dynos} == {1}
+
+    assert_one_line_error(run("ps:scale", "release=1", "-a", "shop", obj=fake_platform), 2, "cannot be scaled")
+    assert_one_line_error(run("ps:scale", "clock=1", "-a", "shop", obj=fake_platform), 2, "no process type 'clock'")
+    assert_one_line_error(run("ps:scale", "web=101", "-a", "shop", obj=fake_platform), 2, "between 0 and 100")
+
+
+def test_ps_of_an_app_with_nothing_running(run, fake_platform):
+    run("apps:create", "shop")
+    result = run("ps", "-a", "shop", obj=fake_platform)
+    assert (result.exit_code, result.stdout) == (0, "No processes are running for shop.\n")
