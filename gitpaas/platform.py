@@ -7,7 +7,6 @@ without a Docker engine.
 
 from __future__ import annotations
 
-import functools
 import shutil
 from typing import Any
 

@@ -8,8 +8,7 @@ import pytest
 
 from gitpaas import labels
 from gitpaas.build.stack import stack_status
-from gitpaas.router import NginxRouter
-from gitpaas.settings import DEFAULT_STACK_IMAGE, Settings
+from gitpaas.settings import DEFAULT_STACK_IMAGE
 from harness import Home
 
 

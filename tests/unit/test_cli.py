@@ -6,9 +6,7 @@ that would reach Docker or nginx get a Platform built on small in-memory fakes.
 
 from __future__ import annotations
 
-import itertools
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
@@ -19,62 +17,9 @@ from gitpaas.errors import ReleaseFailed
 from gitpaas.output import NullOutput
 from gitpaas.platform import Platform
 from gitpaas.release import Release
-from gitpaas.scheduler import Process, ProcessSpec, RunResult
+from gitpaas.scheduler import RunResult
 from gitpaas.settings import Settings
-
-
-class FakeScheduler:
-    """Just enough of the Scheduler protocol, in memory, for the commands that list, scale and destroy."""
-
-    def __init__(self) -> None:
-        self.running: list[Process] = []
-        self.release_exit_status = 0
-        self.destroyed: list[str] = []
-        self._ids = itertools.count(1)
-
-    def start(self, specs: list[ProcessSpec]) -> list[Process]:
-        new = [Process(id=f"{next(self._ids):064x}", app=s.app, type=s.type, index=s.index,
-                       release_version=s.release_version, release_id=s.release_id, command=s.command or "",
-                       state="up", created_at="2030-01-01T00:00:00Z",
-                       address=("127.0.0.1", 40000 + s.index) if s.type == "web" else None) for s in specs]
-        self.running.extend(new)
-        return new
-
-    def wait_until_serving(self, processes: list[Process], timeout: float) -> None:
-        pass
-
-    def processes(self, app: str) -> list[Process]:
-        return [p for p in self.running if p.app == app]
-
-    def stop(self, processes: list[Process], grace: float) -> None:
-        self.running = [p for p in self.running if p not in processes]
-
-    def run_once(self, spec: ProcessSpec, on_line, timeout: float) -> RunResult:
-        on_line("Migrating…")
-        on_line("done")
-        return RunResult(exit_status=self.release_exit_status)
-
-    def destroy_app(self, app: str) -> None:
-        self.destroyed.append(app)
-        self.running = [p for p in self.running if p.app != app]
-
-
-class FakeRouter:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.routes: dict[str, tuple[list[str], list[tuple[str, int]]]] = {}
-
-    def app_config_path(self, app: str) -> Path:
-        return self.root / f"{app}.conf"
-
-    def set_app(self, app: str, hosts: list[str], backends: list[tuple[str, int]]) -> None:
-        self.routes[app] = (hosts, backends)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.app_config_path(app).write_text("routed")
-
-    def remove_app(self, app: str) -> None:
-        del self.routes[app]
-        self.app_config_path(app).unlink()
+from fakes import FakeRouter, FakeScheduler
 
 
 PROCESS_TYPES = {"web": "python3 app.py", "worker": "python3 worker.py", "release": "./migrate.sh"}
@@ -223,7 +168,7 @@ def test_releases_info_of_a_non_version_is_exit_2(run):
 def test_releases_list_info_and_output_after_a_deploy(run, fake_platform):
     run("apps:create", "shop")
     deploy(fake_platform)
-    fake_platform.scheduler.release_exit_status = 1
+    fake_platform.scheduler.run_result = RunResult(exit_status=1)
     with pytest.raises(ReleaseFailed):
         deploy(fake_platform)
 

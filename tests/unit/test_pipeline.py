@@ -7,9 +7,6 @@ processes run, what the router sends traffic to, and the records on disk.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -23,90 +20,12 @@ from gitpaas.errors import (
 )
 from gitpaas.output import RecordingOutput, explain_failure
 from gitpaas.platform import Platform
-from gitpaas.release import Release, now_iso
-from gitpaas.scheduler import Process, ProcessSpec, RunResult
+from gitpaas.release import Release
+from gitpaas.scheduler import RunResult
 from gitpaas.settings import Settings
+from fakes import FakeRouter, FakeScheduler
 
 PROCESS_TYPES = {"web": "python3 app.py", "worker": "python3 worker.py", "release": "./migrate.sh"}
-
-
-class FakeScheduler:
-    """The Scheduler protocol in memory. The release phase prints ``run_output`` and returns ``run_result``."""
-
-    def __init__(self) -> None:
-        self.running: list[Process] = []
-        self.run_output = ["Migrating…", "done"]
-        self.run_result = RunResult(exit_status=0)
-        self.run_raises: BaseException | None = None
-        self.boot_failure: BootFailed | None = None
-        self.runs: list[tuple[ProcessSpec, float]] = []
-        self.started: list[Process] = []
-        self.stopped: list[tuple[list[str], float]] = []
-        self.destroyed: list[str] = []
-        self._ids = itertools.count(1)
-
-    def start(self, specs: list[ProcessSpec]) -> list[Process]:
-        new = []
-        for spec in specs:
-            number = next(self._ids)
-            new.append(Process(
-                id=f"{number:064x}", app=spec.app, type=spec.type, index=spec.index,
-                release_version=spec.release_version, release_id=spec.release_id, command=spec.command or "",
-                state="up", created_at=now_iso(), address=("127.0.0.1", 40000 + number) if spec.type == "web" else None,
-            ))
-        self.running.extend(new)
-        self.started.extend(new)
-        return new
-
-    def wait_until_serving(self, processes: list[Process], timeout: float) -> None:
-        if self.boot_failure is not None and processes:
-            raise self.boot_failure
-
-    def processes(self, app: str) -> list[Process]:
-        return [p for p in self.running if p.app == app]
-
-    def stop(self, processes: list[Process], grace: float) -> None:
-        ids = {p.id for p in processes}
-        self.stopped.append(([f"{p.name}@v{p.release_version}" for p in processes], grace))
-        self.running = [p for p in self.running if p.id not in ids]
-
-    def run_once(self, spec: ProcessSpec, on_line: Callable[[str], None], timeout: float) -> RunResult:
-        self.runs.append((spec, timeout))
-        for line in self.run_output:
-            on_line(line)
-        if self.run_raises is not None:
-            raise self.run_raises
-        return self.run_result
-
-    def logs(self, app: str, lines: int | None, follow: bool) -> Iterator[str]:
-        yield from []
-
-    def destroy_app(self, app: str) -> None:
-        self.destroyed.append(app)
-        self.running = [p for p in self.running if p.app != app]
-
-
-class FakeRouter:
-    """Remembers where each app's hosts go; ``failure`` makes the next change fail like a bad nginx -t."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.routes: dict[str, tuple[list[str], list[tuple[str, int]]]] = {}
-        self.failure: Exception | None = None
-
-    def app_config_path(self, app: str) -> Path:
-        return self.root / f"{app}.conf"
-
-    def set_app(self, app: str, hosts: list[str], backends: list[tuple[str, int]]) -> None:
-        if self.failure is not None:
-            raise self.failure
-        self.routes[app] = (list(hosts), list(backends))
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.app_config_path(app).write_text(repr(self.routes[app]))
-
-    def remove_app(self, app: str) -> None:
-        self.routes.pop(app, None)
-        self.app_config_path(app).unlink(missing_ok=True)
 
 
 @pytest.fixture
