@@ -37,6 +37,11 @@ class GitpaasError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def with_exit_code(self, code: int) -> "GitpaasError":
+        """The same error, exiting with ``code`` (to keep the code of the failure it explains)."""
+        self.exit_code = code
+        return self
+
 
 class UsageError(GitpaasError):
     exit_code = 2

@@ -14,10 +14,10 @@ import uuid
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Mapping
 
-from gitpaas import labels, procfile
+from gitpaas import appjson, labels, procfile
 from gitpaas.build.base import BuildRequest, select_builder
 from gitpaas.errors import BootFailed, BuildFailed, GitpaasError, PushRefused, ReleaseFailed
-from gitpaas.git.repo import DEPLOY_BRANCHES
+from gitpaas.git.repo import DEPLOY_BRANCHES, note_ref_update
 from gitpaas.git.tree import PushedTree
 from gitpaas.output import Output
 from gitpaas.release import FAILED, SUCCEEDED, Release, local_user
@@ -43,13 +43,13 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
     app = apps.get(app_name)
     started = time.monotonic()
     output.stage(f"Deploying {app.name}: {ref.removeprefix('refs/heads/')} at {new[:7]}")
-    with apps.release_lock(app.name, on_wait=lambda: output.info(
-            f"Waiting for another release of {app.name} to finish…")):
+    with platform.release_lock(app.name, output):
         platform.check_ref_unmoved(app.name, ref, old)
         source = PushedTree.open(apps.repo_path(app.name), new, environ)
         procfile_text = source.read_text("Procfile")
         process_types: dict[str, str | None] = procfile.parse(procfile_text) if procfile_text is not None else {}
         output.info(f"Procfile: {describe_process_types(process_types)}")
+        manifest = appjson.parse(source.read_text("app.json"))
 
         builder = select_builder(source, platform.builders)
         build_id = uuid.uuid4().hex[:8]
@@ -71,11 +71,17 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
             process_types[procfile.WEB] = None  # the image's own command
         output.info(f"Built {tag.split(':')[0]} ({image.size / 1e6:.1f} MB) in {time.monotonic() - started:.1f} s")
 
-        release = create_release(platform, app, description=f"Deploy {new[:7]}", image=image.tag,
-                                 commit=new, process_types=process_types, build_log=str(log_path),
-                                 config_vars=platform.config_vars(app.name))
-        platform.tag_release_image(app.name, image.tag, release.version)
+        try:
+            release = create_release(platform, app, description=f"Deploy {new[:7]}", source_image=image.tag,
+                                     slug_id=str(uuid.uuid5(uuid.NAMESPACE_URL, image.image_id)),
+                                     commit=new, process_types=process_types, build_log=str(log_path),
+                                     config_vars=platform.config.get(app.name))
+        finally:
+            platform.slugs.untag(image.tag)
         release = release_and_swap(platform, app, release, output)
+        note_ref_update(apps.app_dir(app.name), ref, new)
+        if manifest.postdeploy and apps.get(app.name).postdeploy is None:
+            run_postdeploy(platform, app.name, release, manifest.postdeploy, output)
     output.stage(f"Deployed v{release.version} in {time.monotonic() - started:.1f} s")
     output.info(platform.settings.web_url(app.name))
     return release
@@ -87,14 +93,17 @@ def describe_process_types(process_types: Mapping[str, str | None]) -> str:
     return ", ".join(process_types)
 
 
-def create_release(platform: Platform, app: App, *, description: str, image: str, commit: str | None,
-                   process_types: dict[str, str | None], config_vars: dict[str, str],
+def create_release(platform: Platform, app: App, *, description: str, source_image: str, slug_id: str,
+                   commit: str | None, process_types: dict[str, str | None], config_vars: dict[str, str],
                    build_log: str | None = None) -> Release:
-    """Allocate vN (under the store's version lock) and record it as ``pending``."""
+    """Allocate vN (under the store's version lock), tag its slug image ``:vN``, record it ``pending``.
+
+    Every release has its own image tag, so pruning an old release's tag never touches a newer
+    release that shares the same slug (a rollback, a config change).
+    """
     releases = platform.apps.releases(app.name)
 
     def build(version: int) -> Release:
-        slug_id = str(uuid.uuid5(uuid.NAMESPACE_URL, image))
         return Release(
             version=version, description=description, app={"id": app.id, "name": app.name},
             user=local_user(), slug={"id": slug_id}, artifacts=[{"type": "slug", "id": slug_id}],
@@ -102,7 +111,14 @@ def create_release(platform: Platform, app: App, *, description: str, image: str
             commit=commit, image=f"{platform.settings.image_repository(app.name)}:v{version}",
             process_types=dict(process_types), config_vars=dict(config_vars), build_log=build_log,
         )
-    return releases.create(build)
+    release = releases.create(build)
+    try:
+        platform.slugs.tag(source_image, release.image)
+    except BaseException as exc:
+        release.mark(FAILED, reason=f"could not tag the slug image: {exc}", exit_status=None)
+        releases.save(release)
+        raise
+    return release
 
 
 def release_and_swap(platform: Platform, app: App, release: Release, output: Output) -> Release:
@@ -118,17 +134,14 @@ def release_and_swap(platform: Platform, app: App, release: Release, output: Out
         run_release_phase(platform, app, release, output)
         swap_formation(platform, app, release, output)
     except ReleaseFailed as exc:
-        release.mark(FAILED, reason=exc.reason, exit_status=exc.exit_status)
-        releases.save(release)
+        _record_failure(platform, app, release, exc.reason, exc.exit_status)
         raise
     except BootFailed as exc:
-        release.mark(FAILED, reason=str(exc), exit_status=None)
-        releases.save(release)
+        _record_failure(platform, app, release, str(exc), None)
         raise ReleaseFailed(release.version, str(exc)) from exc
     except BaseException as exc:
         reason = exc.message if isinstance(exc, GitpaasError) else f"interrupted ({exc.__class__.__name__})"
-        release.mark(FAILED, reason=reason, exit_status=None)
-        releases.save(release)
+        _record_failure(platform, app, release, reason, None)
         raise
     previous = app.current_release
     release.mark(SUCCEEDED)
@@ -142,7 +155,48 @@ def release_and_swap(platform: Platform, app: App, release: Release, output: Out
         old = releases.get(previous)
         old.current = False
         releases.save(old)
+    platform.announce(app.name, release)
+    try:
+        pruned = platform.apply_retention(app.name)
+    except GitpaasError as exc:
+        output.warn(f"Could not apply the retention policy: {exc}")
+    else:
+        if pruned:
+            output.info("Retention: pruned the slug images of " + ", ".join(f"v{v}" for v in pruned))
     return release
+
+
+def _record_failure(platform: Platform, app: App, release: Release, reason: str, exit_status: int | None) -> None:
+    release.mark(FAILED, reason=reason, exit_status=exit_status)
+    platform.apps.releases(app.name).save(release)
+    platform.announce(app.name, release)
+
+
+def run_postdeploy(platform: Platform, app_name: str, release: Release, command: str, output: Output) -> None:
+    """app.json's ``scripts.postdeploy``: once, after the app's first successful release. Its
+    outcome is recorded in app.json (``postdeploy``) and its output in ``releases/vN/postdeploy.log``;
+    the release stays live whatever it does."""
+    log_path = platform.apps.releases(app_name).folder(release.version) / "postdeploy.log"
+    output.stage(f"Running app.json's postdeploy script: {command}")
+    with open(log_path, "a", encoding="utf-8") as log:
+        def on_line(line: str) -> None:
+            log.write(line + "\n")
+            log.flush()
+            output.info(line)
+        result = platform.scheduler.run_once(ProcessSpec(
+            app=app_name, type="postdeploy", index=1000 + secrets.randbelow(9000), release_version=release.version,
+            release_id=release.id, image=release.image, command=command, env=dict(release.config_vars),
+        ), on_line, platform.settings.release_timeout)
+    succeeded = result.exit_status == 0 and not result.timed_out
+    app = platform.apps.get(app_name)
+    app.postdeploy = {"release": release.version, "command": command, "status": "succeeded" if succeeded else "failed",
+                      "exit_status": result.exit_status, "timed_out": result.timed_out, "log": str(log_path)}
+    platform.apps.save(app)
+    if succeeded:
+        output.info("postdeploy succeeded (exit 0)")
+    else:
+        output.warn(f"postdeploy failed (exit status {result.exit_status}); v{release.version} stays live. "
+                    f"Output: {log_path}")
 
 
 def run_release_phase(platform: Platform, app: App, release: Release, output: Output) -> None:

@@ -7,35 +7,42 @@ without a Docker engine.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-from typing import Any
+from typing import Any, Iterator
 
-from dulwich.repo import Repo
 
 from gitpaas import labels, procfile
 from gitpaas.errors import PushRefused, UsageError
-from gitpaas.git.repo import init_bare, install_hooks
+from gitpaas.git.repo import init_bare, install_hooks, read_ref, wait_for_noted_ref_update
 from gitpaas.pipeline import ZERO_SHA, process_specs, route
+from gitpaas.output import NullOutput, Output
 from gitpaas.release import Release
 from gitpaas.scheduler import Process
 from gitpaas.settings import Settings, read_home_record
 from gitpaas.store.apps import App, AppStore
-from gitpaas.store.files import read_json, write_json
+from gitpaas.store.config import ConfigStore
+from gitpaas.store.files import write_json
 
 MAX_QUANTITY = 100
 
 
 class Platform:
     def __init__(self, settings: Settings, *, docker_client=None, scheduler=None, router=None,
-                 builders=None) -> None:
+                 builders=None, slugs=None) -> None:
         self.settings = settings
         self.apps = AppStore(settings)
         self._docker = docker_client
         self._scheduler = scheduler
         self._router = router
         self._builders = builders
+        self._slugs = slugs
 
     # --- parts, made on first use --------------------------------------------------------
+    @property
+    def config(self) -> "_AppConfig":
+        return _AppConfig(self.apps)
+
     @property
     def docker(self):
         if self._docker is None:
@@ -56,6 +63,13 @@ class Platform:
             from gitpaas.router import NginxRouter
             self._router = NginxRouter(self.settings)
         return self._router
+
+    @property
+    def slugs(self):
+        if self._slugs is None:
+            from gitpaas.build.slugs import SlugImages
+            self._slugs = SlugImages(self.docker)
+        return self._slugs
 
     @property
     def builders(self):
@@ -105,6 +119,7 @@ class Platform:
             "current_release": app.current_release and f"v{app.current_release}",
             "formation": [{"type": t, "quantity": q, "command": self._command(name, t)}
                           for t, q in app.formation.items()],
+            "retention": app.retention, "postdeploy": app.postdeploy,
         }
 
     def _command(self, name: str, process_type: str) -> str | None:
@@ -115,30 +130,47 @@ class Platform:
         app = self.apps.get(name)
         return self.apps.releases(name).get(app.current_release) if app.current_release else None
 
-    def config_vars(self, name: str) -> dict[str, str]:
+
+    # --- serialization and recovery -----------------------------------------------------
+    @contextlib.contextmanager
+    def release_lock(self, name: str, output: Output | None = None) -> Iterator[None]:
+        """Hold the app's release lock (saying so if it must wait), then settle orphaned releases."""
+        from gitpaas.recovery import recover
+
+        output = output or NullOutput()
+        with self.apps.release_lock(name, on_wait=lambda: output.info(
+                f"Waiting for another release of {name} to finish…")):
+            recover(self, name, output, locked=True)
+            yield
+
+    def recover_all(self, output: Output) -> None:
+        """Settle every app's orphaned pending releases (run before each CLI command)."""
+        from gitpaas.recovery import recover
+
+        for app in self.apps.list():
+            recover(self, app.name, output, locked=False)
+
+    def announce(self, name: str, release: Release) -> None:
+        """Tell the app's webhooks (and e-mail) that ``release`` succeeded or failed. Never blocks."""
         try:
-            return dict(read_json(self.apps.app_dir(name) / "config.json"))
-        except FileNotFoundError:
-            return {}
+            from gitpaas.notify import announce_release
+        except ImportError:
+            return
+        path = self.apps.releases(name).output_path(release.version)
+        try:
+            tail = "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-20:])
+        except OSError:
+            tail = ""
+        announce_release(self.settings, name, release, tail)
 
     # --- git -----------------------------------------------------------------------------
     def check_ref_unmoved(self, name: str, ref: str, old: str) -> None:
         """Refuse a push whose branch moved while it waited for the release lock."""
-        repo = Repo(str(self.apps.repo_path(name)))
-        try:
-            current = repo.refs[ref.encode()].decode()
-        except KeyError:
-            current = ZERO_SHA
-        finally:
-            repo.close()
+        wait_for_noted_ref_update(self.apps.app_dir(name), self.apps.repo_path(name))
+        current = read_ref(self.apps.repo_path(name), ref) or ZERO_SHA
         if current != old:
             raise PushRefused(f"{ref.removeprefix('refs/heads/')} moved to {current[:7]} while this push waited; "
                               "fetch, merge and push again")
-
-    def tag_release_image(self, name: str, build_tag: str, version: int) -> None:
-        repository = self.settings.image_repository(name)
-        self.docker.images.get(build_tag).tag(repository, f"v{version}")
-        self.docker.images.remove(build_tag)
 
     # --- formation -----------------------------------------------------------------------
     def processes(self, name: str) -> list[Process]:
@@ -153,7 +185,7 @@ class Platform:
                 raise UsageError("the release process runs once per release and cannot be scaled")
             if not 0 <= quantity <= MAX_QUANTITY:
                 raise UsageError(f"quantity for {process_type} must be between 0 and {MAX_QUANTITY}")
-        with self.apps.release_lock(name):
+        with self.release_lock(name):
             app = self.apps.get(name)
             release = self.current_release(name)
             if release is None:
@@ -163,13 +195,15 @@ class Platform:
                 raise UsageError(f"no process type {unknown[0]!r} in v{release.version}'s Procfile "
                                  f"(it has: {', '.join(app.formation) or 'none'})")
             formation = {**app.formation, **changes}
-            self._apply_formation(app, release, formation)
+            self.apply_formation(app, release, formation)
             app.formation = formation
             self.apps.save(app)
         return formation
 
-    def _apply_formation(self, app: App, release: Release, formation: dict[str, int]) -> None:
-        running = self.scheduler.processes(app.name)
+    def apply_formation(self, app: App, release: Release, formation: dict[str, int]) -> None:
+        """Make the running processes match ``formation`` of ``release``: start what is missing, wait
+        for it, route, then stop what is extra (including any process of another release)."""
+        running = [p for p in self.scheduler.processes(app.name) if not p.one_off]
         current = [p for p in running if p.release_version == release.version]
         keep = [p for p in current if p.index <= formation.get(p.type, 0)]
         retire = [p for p in running if p not in keep]
@@ -181,6 +215,52 @@ class Platform:
             self.scheduler.stop(new, grace=0)
             raise
         self.scheduler.stop(retire, self.settings.stop_timeout)
+
+    def stop_process(self, name: str, dyno: str) -> str:
+        """``ps:stop``: a one-off (``release.1234``) is killed — a release command then fails as
+        "release command stopped"; a formation process is restarted, as Heroku does."""
+        matches = [p for p in self.processes(name) if p.name == dyno]
+        if not matches:
+            raise UsageError(f"no process {dyno!r} is running for {name} (see `gitpaas ps -a {name}`)")
+        process = matches[0]
+        if process.one_off:
+            self.scheduler.kill(process)
+            return "stopped"
+        self.scheduler.restart(process, self.settings.stop_timeout)
+        return "restarted"
+
+    # --- retention -----------------------------------------------------------------------
+    def set_retention(self, name: str, keep: int | None) -> list[int]:
+        if keep is not None and keep < 1:
+            raise UsageError("--keep must be at least 1 (the current release)")
+        with self.release_lock(name):
+            app = self.apps.get(name)
+            app.retention = keep
+            self.apps.save(app)
+            return self.apply_retention(name)
+
+    def apply_retention(self, name: str) -> list[int]:
+        """Prune the slug tags of releases beyond the newest N that nothing runs; keep every record."""
+        app = self.apps.get(name)
+        if app.retention is None:
+            return []
+        releases = self.apps.releases(name)
+        in_use = {p.release_version for p in self.scheduler.processes(name)}
+        if app.current_release:
+            in_use.add(app.current_release)
+        pruned = []
+        for version in releases.versions()[::-1][app.retention:]:
+            release = releases.get(version)
+            if release.slug_pruned:
+                break  # pruning goes oldest-last, so everything older is pruned already
+            if version in in_use:
+                continue
+            self.slugs.untag(release.image)
+            release.slug_pruned = True
+            release.eligible_for_rollback = False
+            releases.save(release)
+            pruned.append(version)
+        return pruned
 
     # --- cleanup of a whole home (tests, uninstall) --------------------------------------
     def purge_home(self) -> None:
@@ -195,3 +275,16 @@ class Platform:
             network.remove()
         self.router.stop()
         shutil.rmtree(self.settings.home, ignore_errors=True)
+
+
+class _AppConfig:
+    """``platform.config.get(app)`` / ``.replace(app, values)``: each app's config vars store."""
+
+    def __init__(self, apps: AppStore) -> None:
+        self.apps = apps
+
+    def get(self, name: str) -> dict[str, str]:
+        return ConfigStore(self.apps.app_dir(name)).get()
+
+    def replace(self, name: str, values: dict[str, str]) -> None:
+        ConfigStore(self.apps.app_dir(name)).replace(values)

@@ -61,6 +61,8 @@ class Release:
     config_vars: dict[str, str] = field(default_factory=dict)
     failure: dict[str, Any] | None = None
     build_log: str | None = None
+    #: the retention policy removed this release's image tag: it can no longer be rolled back to
+    slug_pruned: bool = False
 
     @property
     def name(self) -> str:
@@ -85,7 +87,7 @@ class Release:
     def mark(self, status: str, **failure: Any) -> None:
         self.status = status
         self.updated_at = now_iso()
-        self.eligible_for_rollback = status == SUCCEEDED and self.slug is not None
+        self.eligible_for_rollback = status == SUCCEEDED and self.slug is not None and not self.slug_pruned
         self.failure = failure or None
 
 

@@ -31,17 +31,27 @@ class GitpaasGroup(click.Group):
             raise _Failure(EnvironmentProblem(f"Docker engine: {exc}")) from exc
 
 
+#: commands that must not wait on recovery (it may need the Docker engine they are setting up)
+NO_RECOVERY = {"stack:build"}
+
+
 @click.group(cls=GitpaasGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gitpaas")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """gitpaas: git push to deploy, with Heroku's release model, on a server you own.
 
     State lives in $GITPAAS_HOME; the router answers on $GITPAAS_HTTP_PORT for *.$GITPAAS_DOMAIN.
     """
+    if ctx.invoked_subcommand not in NO_RECOVERY:
+        from gitpaas.cli.common import platform
+        from gitpaas.output import StreamOutput
+
+        platform().recover_all(StreamOutput(sys.stderr))
 
 
 def _register() -> None:
-    from gitpaas.cli import apps, logs, ps, releases, stack  # noqa: F401  (each adds its commands)
+    from gitpaas.cli import apps, config, logs, ps, releases, stack, webhooks  # noqa: F401  (each adds its commands)
 
 
 _register()

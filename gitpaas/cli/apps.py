@@ -51,6 +51,10 @@ def apps_info(app: str, as_json: bool) -> None:
         click.echo(f"{key.replace('_', ' ').title() + ':':18}{info[key] or '-'}")
     dynos = ", ".join(f"{f['type']}={f['quantity']}" for f in info["formation"]) or "-"
     click.echo(f"{'Formation:':18}{dynos}")
+    if info["postdeploy"]:
+        post = info["postdeploy"]
+        click.echo(f"{'Postdeploy:':18}{post['status']} after v{post['release']} (exit {post['exit_status']}; "
+                   f"output in {post['log']})")
 
 
 @cli.command("apps:destroy")

@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table, box
 
+from gitpaas.output import StreamOutput
 from gitpaas.platform import Platform
 from gitpaas.settings import Settings
 
@@ -25,6 +26,11 @@ def platform() -> Platform:
 
 app_option = click.option("-a", "--app", "app", required=True, metavar="APP", help="the app to act on")
 json_option = click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+
+
+def release_output() -> StreamOutput:
+    """Where a release created from the CLI tells its story: the terminal, as it happens."""
+    return StreamOutput(sys.stdout)
 
 
 def print_json(value: Any) -> None:

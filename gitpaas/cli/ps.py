@@ -57,3 +57,15 @@ def ps_scale(changes: tuple[str, ...], app: str) -> None:
         wanted[name] = int(raw)
     formation = platform().scale(app, wanted)
     click.echo(f"Scaling {app}... done, now running " + ", ".join(f"{t}={q}" for t, q in formation.items()))
+
+
+@cli.command("ps:stop")
+@click.argument("dyno", metavar="PROCESS")
+@app_option
+def ps_stop(dyno: str, app: str) -> None:
+    """Stop a process: a running release command (release.NNNN) is cancelled; web.1 etc. restart."""
+    outcome = platform().stop_process(app, dyno)
+    if outcome == "stopped":
+        click.echo(f"Stopping {dyno} of {app}... done (the release it was running fails: release command stopped)")
+    else:
+        click.echo(f"Stopping {dyno} of {app}... done, it restarted (use ps:scale to run fewer)")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import click
 
+import time
+
+from gitpaas import events
 from gitpaas.cli import cli
-from gitpaas.cli.common import app_option, json_option, platform, print_json, print_table
+from gitpaas.cli.common import app_option, json_option, platform, print_json, print_table, release_output
 from gitpaas.errors import UsageError
-from gitpaas.release import Release, parse_version
+from gitpaas.release import FAILED, PENDING, Release, parse_version
 
 
 def _when(release: Release) -> str:
@@ -22,10 +25,14 @@ def _resolve(app: str, version: str | None) -> Release:
         if latest is None:
             raise UsageError(f"{app} has no releases yet")
         return latest
+    return releases.get(_version_number(version))
+
+
+def _version_number(version: str) -> int:
     number = parse_version(version)
     if number is None:
         raise UsageError(f"{version!r} is not a release version (write it as v12 or 12)")
-    return releases.get(number)
+    return number
 
 
 @cli.command("releases")
@@ -63,6 +70,8 @@ def releases_info(version: str | None, app: str, as_json: bool) -> None:
     rows = [
         ("Change", release.description), ("By", release.user.get("email")), ("When", _when(release)),
         ("Status", release.status + (f": {release.failure['reason']}" if release.failure else "")),
+        ("Rollback", "eligible" if release.eligible_for_rollback else "not eligible"
+         + (" (slug pruned)" if release.slug_pruned else "")),
         ("Current", "yes" if release.current else "no"), ("Commit", release.commit), ("Image", release.image),
         ("Process types", ", ".join(release.process_types) or "-"),
         ("Config vars", ", ".join(sorted(release.config_vars)) or "-"),
@@ -76,10 +85,66 @@ def releases_info(version: str | None, app: str, as_json: bool) -> None:
 @click.argument("version", required=False)
 @app_option
 def releases_output(version: str | None, app: str) -> None:
-    """Print the output of a release's release command."""
+    """Print a release command's output; while the release is pending, follow it until it ends.
+
+    Exits 0 when the release succeeded, 1 when it failed.
+    """
     release = _resolve(app, version)
-    path = platform().apps.releases(app).output_path(release.version)
-    text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
-    if not text and release.status != "pending":
+    releases = platform().apps.releases(app)
+    path = releases.output_path(release.version)
+    printed = 0
+    while True:
+        pending = releases.get(release.version).status == PENDING  # read before the file: no lost tail
+        printed += _print_from(path, printed)
+        if not pending:
+            break
+        time.sleep(0.2)
+    release = releases.get(release.version)
+    if not printed:
         click.echo(f"v{release.version} ran no release command.", err=True)
-    click.echo(text, nl=False)
+    if release.status == FAILED:
+        click.echo(f" !    v{release.version} failed: {(release.failure or {}).get('reason')}", err=True)
+        raise SystemExit(1)
+
+
+def _print_from(path, offset: int) -> int:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+    except FileNotFoundError:
+        return 0
+    if data:
+        click.echo(data.decode("utf-8", "replace"), nl=False)
+    return len(data)
+
+
+@cli.command("rollback")
+@click.argument("version", required=False)
+@app_option
+def rollback(version: str | None, app: str) -> None:
+    """Roll back to a release (default: the one before the current): a new release with its slug and config."""
+    target = None if version is None else _version_number(version)
+    release = events.rollback(platform(), app, release_output(), target)
+    click.echo(f"Rolling back {app}... done, v{release.version} ({release.description})")
+
+
+@cli.command("releases:retry")
+@app_option
+def releases_retry(app: str) -> None:
+    """Run the latest release's release phase again, as a new release (no build)."""
+    release = events.retry(platform(), app, release_output())
+    click.echo(f"Retrying the release phase of {app}... done, v{release.version} ({release.description})")
+
+
+@cli.command("releases:retention")
+@app_option
+@click.option("--keep", "keep", metavar="N|all", required=True,
+              help="keep the slug images of the newest N releases; 'all' keeps every one (the default)")
+def releases_retention(app: str, keep: str) -> None:
+    """Prune old releases' slug images (records stay; pruned releases cannot be rolled back to)."""
+    if keep != "all" and not keep.isdigit():
+        raise UsageError(f"--keep takes a number or 'all', not {keep!r}")
+    pruned = platform().set_retention(app, None if keep == "all" else int(keep))
+    policy = "every release's slug" if keep == "all" else f"the slugs of the newest {keep} releases"
+    click.echo(f"{app} keeps {policy}." + (" Pruned: " + ", ".join(f"v{v}" for v in pruned) if pruned else ""))

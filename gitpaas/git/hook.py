@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -39,6 +40,9 @@ def pre_receive(stdin_lines: list[str], platform: Platform, git_dir: Path, outpu
             pass
         explain_failure(output, exc, app, running)
         return 1
+    except KeyboardInterrupt as exc:
+        output.warn(f"Deploy interrupted ({exc or 'SIGINT'}); the release in progress is recorded as failed")
+        return 1
     except Exception:  # an unexpected failure: log it whole, tell the pusher one line
         log = platform.settings.home / "logs" / "hook.log"
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -49,12 +53,21 @@ def pre_receive(stdin_lines: list[str], platform: Platform, git_dir: Path, outpu
     return 0
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] != ["pre-receive"]:
         print("usage: python -m gitpaas.git.hook pre-receive", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING)
+    # A hang-up or terminate (the pusher's connection dropped, an admin's kill) unwinds the deploy like
+    # Ctrl-C does: the release is recorded as failed and its containers removed. kill -9 cannot be
+    # caught: recovery settles that release the next time gitpaas runs.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     output = StreamOutput(sys.stdout)
     try:
         settings = Settings.from_env()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from dulwich.repo import Repo
@@ -36,3 +39,55 @@ def install_hooks(repo_path: Path, settings: Settings, python: str | None = None
         path = target / template.name
         path.write_text(env.get_template(template.name).render(values))
         path.chmod(0o755)
+
+
+# --- a push's ref update, which git makes after the hook exits ---------------------------------
+#
+# git updates the ref only after pre-receive exits, i.e. after the release lock is released. A
+# second push that was waiting for the lock could otherwise look at the ref before git moved it,
+# deploy on a stale base and then be refused by git's own compare-and-swap: deployed, yet reported
+# failed. So a successful deploy leaves a note; the next holder of the lock waits until git has
+# moved the ref (or the first push's git process is gone) before checking its own base.
+
+IN_FLIGHT = "push-in-flight.json"
+
+
+def note_ref_update(app_dir: Path, ref: str, new: str) -> None:
+    (app_dir / IN_FLIGHT).write_text(json.dumps({"ref": ref, "new": new, "git_pid": os.getppid()}))
+
+
+def read_ref(repo_path: Path, ref: str) -> str | None:
+    repo = Repo(str(repo_path))
+    try:
+        return repo.refs[ref.encode()].decode()
+    except KeyError:
+        return None
+    finally:
+        repo.close()
+
+
+def wait_for_noted_ref_update(app_dir: Path, repo_path: Path, timeout: float = 60.0) -> None:
+    note = app_dir / IN_FLIGHT
+    try:
+        pending = json.loads(note.read_text())
+    except (FileNotFoundError, ValueError):
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if read_ref(repo_path, pending["ref"]) == pending["new"] or not _alive(pending["git_pid"]):
+            break
+        time.sleep(0.02)
+    note.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie has exited
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True

@@ -8,6 +8,8 @@ from typing import Callable, Iterator, Protocol
 
 #: Port every web process listens on inside its container (given to it as ``$PORT``).
 WEB_PORT = 5000
+#: Process types that run once and exit: the release phase and app.json's postdeploy script.
+ONE_OFF_TYPES = ("release", "postdeploy")
 
 
 @dataclass
@@ -30,6 +32,11 @@ class Process:
     @property
     def name(self) -> str:
         return f"{self.type}.{self.index}"
+
+    @property
+    def one_off(self) -> bool:
+        """A run-to-completion process (``release.1234``), not part of the formation."""
+        return self.type in ONE_OFF_TYPES
 
 
 @dataclass
@@ -58,6 +65,9 @@ class Scheduler(Protocol):
     def wait_until_serving(self, processes: list[Process], timeout: float) -> None: ...
     def processes(self, app: str) -> list[Process]: ...
     def stop(self, processes: list[Process], grace: float) -> None: ...
+    def kill(self, process: Process) -> None: ...
+    def restart(self, process: Process, grace: float) -> None: ...
+    def remove_release(self, app: str, version: int) -> None: ...
     def run_once(self, spec: ProcessSpec, on_line: Callable[[str], None], timeout: float) -> RunResult: ...
     def logs(self, app: str, lines: int | None, follow: bool) -> Iterator[str]: ...
     def destroy_app(self, app: str) -> None: ...

@@ -19,10 +19,11 @@ from typing import Callable, Iterator
 import docker
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
+from filelock import FileLock
 
 from gitpaas import labels
 from gitpaas.errors import BootFailed, EnvironmentProblem
-from gitpaas.scheduler import WEB_PORT, Process, ProcessSpec, RunResult
+from gitpaas.scheduler import ONE_OFF_TYPES, WEB_PORT, Process, ProcessSpec, RunResult
 from gitpaas.settings import Settings
 
 _STATES = {"created": "starting", "running": "up", "restarting": "crashed", "exited": "crashed", "dead": "crashed",
@@ -60,22 +61,38 @@ class DockerLocalScheduler:
     def __init__(self, client: docker.DockerClient, settings: Settings) -> None:
         self.client = client
         self.settings = settings
+        self._network_ready = False
 
     # --- containers ----------------------------------------------------------------------
     def _network(self) -> str:
+        """The home's bridge network, created once (under a lock: Docker allows duplicate names)."""
         name = self.settings.network_name
-        if not self.client.networks.list(names=[name]):
-            try:
-                self.client.networks.create(name, driver="bridge", labels=labels.for_home(self.settings))
-            except APIError as exc:
-                if exc.status_code != 409:
-                    raise EnvironmentProblem(f"cannot create network {name}: {exc.explanation}") from exc
+        if self._network_ready:
+            return name
+        locks = self.settings.home / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(locks / "network.lock")):
+            if not self.client.networks.list(names=[name]):
+                try:
+                    self.client.networks.create(name, driver="bridge", check_duplicate=True,
+                                                labels=labels.for_home(self.settings))
+                except APIError as exc:
+                    if exc.status_code != 409:
+                        raise EnvironmentProblem(f"cannot create network {name}: {exc.explanation}") from exc
+        self._network_ready = True
         return name
 
     def _containers(self, app: str | None = None, **extra: str) -> list[Container]:
+        """Containers with these labels; one removed while being listed is simply not listed."""
         wanted = labels.for_home(self.settings) if app is None else labels.for_app(self.settings, app)
         wanted.update(extra)
-        return self.client.containers.list(all=True, filters=labels.filters(wanted))
+        found = []
+        for summary in self.client.api.containers(all=True, filters=labels.filters(wanted)):
+            try:
+                found.append(self.client.containers.get(summary["Id"]))
+            except NotFound:
+                pass
+        return found
 
     def _process(self, container: Container) -> Process:
         tags = container.labels
@@ -169,8 +186,24 @@ class DockerLocalScheduler:
             return ""
 
     def processes(self, app: str) -> list[Process]:
-        found = [self._process(c) for c in self._containers(app, **{labels.ROLE: "process"})]
-        return sorted(found, key=lambda p: (p.type != "web", p.type, p.index, p.release_version))
+        """The formation's processes and any running one-off (``release.1234``)."""
+        roles = ("process", *ONE_OFF_TYPES)
+        found = [self._process(c) for c in self._containers(app) if c.labels.get(labels.ROLE) in roles]
+        return sorted(found, key=lambda p: (p.one_off, p.type != "web", p.type, p.index, p.release_version))
+
+    def kill(self, process: Process) -> None:
+        try:
+            self.client.containers.get(process.id).kill()
+        except (NotFound, APIError):
+            pass
+
+    def restart(self, process: Process, grace: float) -> None:
+        self.client.containers.get(process.id).restart(timeout=int(grace))
+
+    def remove_release(self, app: str, version: int) -> None:
+        """Remove every container of one release (a one-off or a half-started formation)."""
+        for container in self._containers(app, **{labels.RELEASE: str(version)}):
+            container.remove(force=True)
 
     def stop(self, processes: list[Process], grace: float) -> None:
         """SIGTERM each (through the init), SIGKILL after ``grace`` seconds; remove. In parallel."""
@@ -192,11 +225,17 @@ class DockerLocalScheduler:
         if spec.command:
             # One stream, so the output keeps the order in which it was written.
             args["command"] = ["/bin/sh", "-c", "exec 2>&1\n" + spec.command]
-        container = self.client.containers.create(**args)
+        try:
+            container = self.client.containers.create(**args)
+        except APIError as exc:
+            raise BootFailed(f"{spec.type}.{spec.index}", f"could not start: {exc.explanation or exc}") from exc
         timed_out = threading.Event()
         timer = threading.Timer(timeout, lambda: (timed_out.set(), _kill(container)))
         try:
-            container.start()
+            try:
+                container.start()
+            except APIError as exc:
+                raise BootFailed(f"{spec.type}.{spec.index}", f"could not start: {exc.explanation or exc}") from exc
             timer.start()
             pending = b""
             for chunk in container.logs(stream=True, follow=True):

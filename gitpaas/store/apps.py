@@ -29,6 +29,10 @@ class App:
     formation: dict[str, int] = field(default_factory=dict)
     #: version of the release the formation runs, None before the first successful release.
     current_release: int | None = None
+    #: keep the slug images of only the newest N releases (None: keep every one)
+    retention: int | None = None
+    #: outcome of app.json's scripts.postdeploy, run once after the first successful release
+    postdeploy: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,17 +102,24 @@ class AppStore:
         return FileLock(str(self.locks / "home.lock"))
 
     @contextlib.contextmanager
-    def release_lock(self, name: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-        """Serialize everything that changes what an app runs. Calls ``on_wait`` if it must wait."""
+    def release_lock(self, name: str, on_wait: Callable[[], None] | None = None,
+                     blocking: bool = True) -> Iterator[bool]:
+        """Serialize everything that changes what an app runs. Calls ``on_wait`` if it must wait.
+
+        With ``blocking=False`` it does not wait, and yields False when another process holds it.
+        """
         self.locks.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.locks / f"{name}.lock"))
         try:
             lock.acquire(timeout=0)
         except Timeout:
+            if not blocking:
+                yield False
+                return
             if on_wait:
                 on_wait()
             lock.acquire()
         try:
-            yield
+            yield True
         finally:
             lock.release()

@@ -54,7 +54,8 @@ class ReleaseStore:
         return release
 
     def save(self, release: Release) -> None:
-        write_json(self.folder(release.version) / "release.json", release.to_dict())
+        # 0600: a record holds the config vars in force, which are secrets.
+        write_json(self.folder(release.version) / "release.json", release.to_dict(), mode=0o600)
 
     def get(self, version: int) -> Release:
         try:

@@ -63,9 +63,18 @@ class Home:
 
     # --- git -----------------------------------------------------------------------------
     def push(self, app: str, source: str | Path, files: dict[str, str] | None = None, branch: str = "main",
-             env: dict | None = None, message: str | None = None) -> subprocess.CompletedProcess:
+             env: dict | None = None, message: str | None = None, clone: str | None = None,
+             ) -> subprocess.CompletedProcess:
         """Commit ``source`` (a folder under tests/apps, or a path) plus ``files`` and git push it."""
-        repo = self.work / app
+        process = self.start_push(app, source, files, branch, env, message, clone)
+        stdout, stderr = process.communicate(timeout=900)
+        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+    def start_push(self, app: str, source: str | Path, files: dict[str, str] | None = None, branch: str = "main",
+                   env: dict | None = None, message: str | None = None, clone: str | None = None,
+                   ) -> subprocess.Popen:
+        """Like ``push`` but returns the running ``git push`` (``clone`` names a separate work repo)."""
+        repo = self.work / (clone or app)
         if not (repo / ".git").is_dir():
             repo.mkdir(parents=True)
             self._git(repo, "init", "-q", "-b", "main")
@@ -80,8 +89,14 @@ class Home:
         self._git(repo, "add", "-A")
         self._git(repo, "commit", "-q", "--allow-empty", "-m", message or f"push {source}")
         git_url = str(self.path / "apps" / app / "repo.git")
-        return subprocess.run(["git", "push", git_url, f"HEAD:refs/heads/{branch}"], cwd=repo, capture_output=True,
-                              text=True, env={**self.env, **(env or {})}, timeout=900)
+        return subprocess.Popen(["git", "push", git_url, f"HEAD:refs/heads/{branch}"], cwd=repo, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**self.env, **(env or {})})
+
+    def clone(self, app: str, name: str) -> None:
+        """A second work repo of ``app`` (another developer's clone)."""
+        self.work.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "clone", "-q", str(self.path / "apps" / app / "repo.git"), str(self.work / name)],
+                       check=True, capture_output=True)
 
     def head(self, app: str) -> str:
         return self._git(self.work / app, "rev-parse", "HEAD").stdout.strip()

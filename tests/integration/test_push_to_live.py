@@ -90,8 +90,9 @@ def test_failing_release_command_rejects_the_push_and_keeps_the_old_release(home
     assert record["status"] == "failed" and record["current"] is False
     assert record["failure"] == {"reason": "release command exited with status 1", "exit_status": 1}
     assert record["eligible_for_rollback"] is False
-    output = home.gitpaas("releases:output", "v2", "-a", "gate").stdout
-    assert output == "migrating...\nrelation users missing\n"
+    output = home.gitpaas("releases:output", "v2", "-a", "gate", check=False)
+    assert output.stdout == "migrating...\nrelation users missing\n"
+    assert output.returncode == 1 and "v2 failed: release command exited with status 1" in output.stderr
     assert home.release("gate", 1)["current"] is True
     assert home.get("gate").text == "hello v1 from web.1\n"
     # no release container is left behind, and v1 is what runs

@@ -24,6 +24,7 @@ class FakeScheduler:
         self.started: list[Process] = []
         self.stopped: list[tuple[list[str], float]] = []
         self.destroyed: list[str] = []
+        self.restarted: list[str] = []
         self._ids = itertools.count(1)
 
     def start(self, specs: list[ProcessSpec]) -> list[Process]:
@@ -62,6 +63,15 @@ class FakeScheduler:
     def logs(self, app: str, lines: int | None, follow: bool) -> Iterator[str]:
         yield from []
 
+    def kill(self, process: Process) -> None:
+        self.running = [p for p in self.running if p.id != process.id]
+
+    def restart(self, process: Process, grace: float) -> None:
+        self.restarted.append(process.name)
+
+    def remove_release(self, app: str, version: int) -> None:
+        self.running = [p for p in self.running if not (p.app == app and p.release_version == version)]
+
     def destroy_app(self, app: str) -> None:
         self.destroyed.append(app)
         self.running = [p for p in self.running if p.app != app]
@@ -88,3 +98,22 @@ class FakeRouter:
     def remove_app(self, app: str) -> None:
         self.routes.pop(app, None)
         self.app_config_path(app).unlink(missing_ok=True)
+
+
+class FakeSlugs:
+    """Slug image tags in memory: tag → image id."""
+
+    def __init__(self) -> None:
+        self.tags: dict[str, str] = {}
+
+    def tag(self, source: str, target: str) -> None:
+        self.tags[target] = self.tags.get(source, source)
+
+    def untag(self, tag: str) -> None:
+        self.tags.pop(tag, None)
+
+    def exists(self, tag: str | None) -> bool:
+        return tag in self.tags
+
+    def image_id(self, tag: str) -> str | None:
+        return self.tags.get(tag)

@@ -19,7 +19,7 @@ from gitpaas.platform import Platform
 from gitpaas.release import Release
 from gitpaas.scheduler import RunResult
 from gitpaas.settings import Settings
-from fakes import FakeRouter, FakeScheduler
+from fakes import FakeRouter, FakeScheduler, FakeSlugs
 
 
 PROCESS_TYPES = {"web": "python3 app.py", "worker": "python3 worker.py", "release": "./migrate.sh"}
@@ -28,7 +28,7 @@ PROCESS_TYPES = {"web": "python3 app.py", "worker": "python3 worker.py", "releas
 def deploy(platform: Platform, process_types=PROCESS_TYPES) -> Release:
     """A release of a made-up image, through the real release phase and swap (no build)."""
     app = platform.apps.get("shop")
-    release = pipeline.create_release(platform, app, description="Deploy abc1234", image="img", commit=None,
+    release = pipeline.create_release(platform, app, description="Deploy abc1234", source_image="img", slug_id="0" * 8 + "-0000-4000-8000-" + "0" * 12, commit=None,
                                       process_types=dict(process_types), config_vars={})
     return pipeline.release_and_swap(platform, app, release, NullOutput())
 
@@ -52,7 +52,7 @@ def run(home):
 @pytest.fixture
 def fake_platform(home, tmp_path) -> Platform:
     settings = Settings(home=home, http_port=8080, stop_timeout=3)
-    return Platform(settings, scheduler=FakeScheduler(), router=FakeRouter(tmp_path / "routes"), docker_client=object())
+    return Platform(settings, scheduler=FakeScheduler(), router=FakeRouter(tmp_path / "routes"), docker_client=object(), slugs=FakeSlugs())
 
 
 def assert_one_line_error(result: Result, exit_code: int, words: str) -> None:

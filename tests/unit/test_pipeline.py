@@ -23,8 +23,9 @@ from gitpaas.platform import Platform
 from gitpaas.release import Release
 from gitpaas.scheduler import RunResult
 from gitpaas.settings import Settings
-from fakes import FakeRouter, FakeScheduler
+from fakes import FakeRouter, FakeScheduler, FakeSlugs
 
+SLUG_ID = "01234567-89ab-4def-8123-456789abcdef"
 PROCESS_TYPES = {"web": "python3 app.py", "worker": "python3 worker.py", "release": "./migrate.sh"}
 
 
@@ -41,7 +42,7 @@ def router(tmp_path) -> FakeRouter:
 @pytest.fixture
 def platform(tmp_path, scheduler, router) -> Platform:
     settings = Settings(home=tmp_path / "home", http_port=8080, release_timeout=9, boot_timeout=5, stop_timeout=3)
-    platform = Platform(settings, scheduler=scheduler, router=router, docker_client=object())
+    platform = Platform(settings, scheduler=scheduler, router=router, docker_client=object(), slugs=FakeSlugs())
     platform.apps.create("shop")
     return platform
 
@@ -49,7 +50,8 @@ def platform(tmp_path, scheduler, router) -> Platform:
 def deploy(platform: Platform, process_types=PROCESS_TYPES, config_vars=None, output=None) -> Release:
     app = platform.apps.get("shop")
     release = pipeline.create_release(
-        platform, app, description="Deploy abc1234", image="gitpaas-test/shop:build-1", commit="abc1234" + "0" * 33,
+        platform, app, description="Deploy abc1234", source_image="gitpaas-test/shop:build-1", slug_id=SLUG_ID,
+        commit="abc1234" + "0" * 33,
         process_types=dict(process_types), config_vars=config_vars or {})
     return pipeline.release_and_swap(platform, app, release, output or RecordingOutput())
 
@@ -149,7 +151,7 @@ def test_a_stale_app_record_does_not_undo_what_happened_while_waiting(platform, 
     deploy(platform)
     platform.scale("shop", {"web": 2})
 
-    release = pipeline.create_release(platform, read_before_waiting, description="Deploy def5678", image="img",
+    release = pipeline.create_release(platform, read_before_waiting, description="Deploy def5678", source_image="img", slug_id=SLUG_ID,
                                       commit=None, process_types={"web": "python3 app.py"}, config_vars={})
     pipeline.release_and_swap(platform, read_before_waiting, release, RecordingOutput())
 

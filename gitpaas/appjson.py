@@ -1,0 +1,35 @@
+"""app.json: the parts gitpaas reads (``scripts.postdeploy``; unknown keys are ignored)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from gitpaas.errors import PushRefused
+
+
+@dataclass(frozen=True)
+class AppJson:
+    postdeploy: str | None = None
+
+
+def parse(text: str | None) -> AppJson:
+    if text is None:
+        return AppJson()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PushRefused(f"app.json is not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise PushRefused("app.json must be a JSON object")
+    scripts = data.get("scripts")
+    if scripts is None:
+        scripts = {}
+    if not isinstance(scripts, dict):
+        raise PushRefused("app.json: \"scripts\" must be an object")
+    postdeploy = scripts.get("postdeploy")
+    if isinstance(postdeploy, dict):  # Heroku also accepts {"command": "...", "size": "..."}
+        postdeploy = postdeploy.get("command")
+    if postdeploy is not None and (not isinstance(postdeploy, str) or not postdeploy.strip()):
+        raise PushRefused("app.json: scripts.postdeploy must be a command (a non-empty string)")
+    return AppJson(postdeploy=postdeploy)

@@ -1,0 +1,110 @@
+"""webhooks, webhooks:add, webhooks:remove, webhooks:deliveries, notify:email."""
+
+from __future__ import annotations
+
+import click
+
+from gitpaas.cli import cli
+from gitpaas.cli.common import app_option, json_option, platform, print_json, print_table
+from gitpaas.errors import UsageError
+from gitpaas.notify import DEFAULT_SMTP, Notifications
+
+
+def _notifications(app: str) -> Notifications:
+    plat = platform()
+    plat.apps.get(app)
+    return Notifications.for_app(plat.settings, app)
+
+
+@cli.command("webhooks:add")
+@click.argument("url")
+@app_option
+@click.option("--secret", metavar="SECRET", help="the HMAC key to sign with (default: a new random one)")
+def webhooks_add(url: str, app: str, secret: str | None) -> None:
+    """POST a signed event to URL whenever a release of APP succeeds or fails."""
+    hook = _notifications(app).add_webhook(url, secret)
+    click.echo(f"Adding webhook to {app}... done")
+    click.echo(f"Id:     {hook.id}")
+    if secret is None:
+        click.echo(f"Secret: {hook.secret}")
+        click.echo("Keep the secret: it is shown only once. Verify the Heroku-Webhook-Hmac-SHA256 header with it.")
+
+
+@cli.command("webhooks")
+@app_option
+@json_option
+def webhooks_list(app: str, as_json: bool) -> None:
+    """List an app's webhooks (their secrets are never shown)."""
+    hooks = [hook.public() for hook in _notifications(app).webhooks()]
+    if as_json:
+        print_json(hooks)
+        return
+    if not hooks:
+        click.echo(f"{app} has no webhooks. Add one with `gitpaas webhooks:add URL -a {app}`.")
+        return
+    print_table(["id", "url", "created"], ((h["id"], h["url"], h["created_at"]) for h in hooks),
+                title=f"=== {app} webhooks")
+
+
+@cli.command("webhooks:remove")
+@click.argument("id_or_url")
+@app_option
+def webhooks_remove(id_or_url: str, app: str) -> None:
+    """Stop sending events to a webhook, named by its id or its URL."""
+    hook = _notifications(app).remove_webhook(id_or_url)
+    click.echo(f"Removing webhook {hook.id} ({hook.url}) from {app}... done")
+
+
+@cli.command("webhooks:deliveries")
+@app_option
+@json_option
+@click.option("-n", "--num", "limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="how many of the newest events")
+def webhooks_deliveries(app: str, as_json: bool, limit: int) -> None:
+    """Recent release events and whether each webhook (and e-mail) got them."""
+    records = _notifications(app).deliveries(limit)
+    if as_json:
+        print_json(records)
+        return
+    if not records:
+        click.echo(f"{app} has no deliveries yet.")
+        return
+    rows = []
+    for record in records:
+        targets = [(t["url"], t) for t in record["webhooks"]]
+        if record.get("email"):
+            targets.append(("mailto:" + ",".join(record["email"]["to"]), record["email"]))
+        for target, state in targets:
+            last = state["attempts"][-1] if state["attempts"] else {}
+            outcome = last.get("status_code") or last.get("error") or ("sent" if last.get("sent") else "")
+            rows.append((record["id"][:8], f"v{record['release']} {record.get('release_status', '')}",
+                         record["created_at"].replace("T", " ").replace("Z", " UTC"), target,
+                         state["status"], len(state["attempts"]), outcome))
+    print_table(["event", "release", "when", "to", "status", "attempts", "last"], rows,
+                title=f"=== {app} deliveries")
+
+
+@cli.command("notify:email")
+@click.argument("addresses", nargs=-1, metavar="[ADDRESS]...")
+@app_option
+@click.option("--smtp", metavar="smtp://HOST:PORT", default=None, help=f"the mail server (default {DEFAULT_SMTP})")
+@click.option("--off", is_flag=True, help="stop e-mailing about failed releases")
+def notify_email(addresses: tuple[str, ...], app: str, smtp: str | None, off: bool) -> None:
+    """E-mail ADDRESS... when a release of APP fails; without arguments, show the setting."""
+    notes = _notifications(app)
+    if off:
+        if addresses or smtp:
+            raise UsageError("--off takes no addresses and no --smtp")
+        done = notes.clear_email()
+        click.echo(f"E-mail on failed releases of {app}: off" + ("" if done else " (it was not on)"))
+        return
+    if addresses:
+        settings = notes.set_email(list(addresses), smtp or DEFAULT_SMTP)
+    elif smtp:
+        raise UsageError("--smtp needs at least one ADDRESS")
+    else:
+        settings = notes.email()
+    if settings is None:
+        click.echo(f"E-mail on failed releases of {app}: off. Turn it on with `gitpaas notify:email ADDRESS -a {app}`.")
+        return
+    click.echo(f"E-mail on failed releases of {app}: {', '.join(settings.to)} via {settings.smtp}")
