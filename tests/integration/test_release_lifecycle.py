@@ -282,3 +282,36 @@ def test_postdeploy_runs_once_after_the_first_successful_release(home):
     assert broken.returncode != 0
     assert "app.json is not valid JSON: line 1 column" in broken.stderr
     assert home.get("post").text == "v2 from web.1\n"
+
+
+# --- telling people ---------------------------------------------------------------------------
+
+def test_pushes_announce_their_releases_to_webhooks(home):
+    import base64
+    import hashlib
+    import hmac
+
+    from test_webhooks import Receiver, free_port
+    from schema import validate
+
+    port = free_port()
+    receiver = Receiver(port)
+    try:
+        home.create_app("hooks")
+        added = home.gitpaas("webhooks:add", f"http://127.0.0.1:{port}/events", "--secret", "s3cret", "-a", "hooks")
+        assert "webhook" in added.stdout.lower()
+        assert home.push("hooks", "web").returncode == 0
+        assert home.push("hooks", "web", files={"Procfile": WEB + "release: echo nope; exit 5\n"}).returncode != 0
+        wait_for(lambda: len(receiver.requests) >= 2, "two webhook deliveries", timeout=60)
+        events = {}
+        for request in receiver.requests:
+            expected = base64.b64encode(hmac.new(b"s3cret", request["body"], hashlib.sha256).digest()).decode()
+            assert request["headers"]["Heroku-Webhook-Hmac-SHA256"] == expected
+            event = json.loads(request["body"])
+            events[event["data"]["version"]] = event
+        assert events[1]["resource"] == "release" and events[1]["data"]["status"] == "succeeded"
+        assert events[2]["data"]["status"] == "failed" and "nope" in events[2]["output_tail"]
+        for event in events.values():
+            validate("release", event["data"])
+    finally:
+        receiver.stop()
