@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gitpaas.errors import PushRefused
 
@@ -11,6 +11,8 @@ from gitpaas.errors import PushRefused
 @dataclass(frozen=True)
 class AppJson:
     postdeploy: str | None = None
+    #: Dokku's format: process type → list of checks (see gitpaas.health)
+    healthchecks: dict = field(default_factory=dict)
 
 
 def parse(text: str | None) -> AppJson:
@@ -32,4 +34,16 @@ def parse(text: str | None) -> AppJson:
         postdeploy = postdeploy.get("command")
     if postdeploy is not None and (not isinstance(postdeploy, str) or not postdeploy.strip()):
         raise PushRefused("app.json: scripts.postdeploy must be a command (a non-empty string)")
-    return AppJson(postdeploy=postdeploy)
+    return AppJson(postdeploy=postdeploy, healthchecks=_healthchecks(data.get("healthchecks")))
+
+
+def _healthchecks(value) -> dict:
+    from gitpaas.health import parse_checks
+
+    if value is None:
+        return {}
+    try:
+        return {process_type: [check.to_dict() for check in checks]
+                for process_type, checks in parse_checks(value).items()}
+    except ValueError as exc:
+        raise PushRefused(f"app.json: healthchecks: {exc}") from None

@@ -113,4 +113,5 @@ def _release_from(platform: Platform, app_name: str, source: Release, descriptio
         platform, platform.apps.get(app_name), description=description, source_image=source.image,
         slug_id=(source.slug or {}).get("id", ""), commit=source.commit,
         process_types=dict(source.process_types), config_vars=config, build_log=source.build_log,
+        healthchecks=source.healthchecks,
     )

@@ -12,9 +12,9 @@ import secrets
 import time
 import uuid
 from contextlib import ExitStack
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
-from gitpaas import appjson, labels, procfile
+from gitpaas import appjson, health, labels, procfile
 from gitpaas.build.base import BuildRequest, select_builder
 from gitpaas.errors import BootFailed, BuildFailed, GitpaasError, PushRefused, ReleaseFailed
 from gitpaas.git.repo import DEPLOY_BRANCHES, note_ref_update
@@ -61,13 +61,14 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
                 app=app.name, source=source, tag=tag, log_path=log_path, output=output,
                 labels=labels.for_app(platform.settings, app.name, **{labels.ROLE: "slug"}),
                 build_args={"GITPAAS_STACK_IMAGE": platform.settings.stack_image},
+                config_vars=platform.config.get(app.name), cache_dir=apps.app_dir(app.name) / "cache",
             ))
         except BuildFailed as exc:
             exc.log_path = str(log_path)  # type: ignore[attr-defined]
             raise
         for name, command in image.default_process_types.items():
             process_types.setdefault(name, command)
-        if procfile.WEB not in process_types and builder.name == "a Dockerfile":
+        if procfile.WEB not in process_types and image.runs_image_command:
             process_types[procfile.WEB] = None  # the image's own command
         output.info(f"Built {tag.split(':')[0]} ({image.size / 1e6:.1f} MB) in {time.monotonic() - started:.1f} s")
 
@@ -75,7 +76,7 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
             release = create_release(platform, app, description=f"Deploy {new[:7]}", source_image=image.tag,
                                      slug_id=str(uuid.uuid5(uuid.NAMESPACE_URL, image.image_id)),
                                      commit=new, process_types=process_types, build_log=str(log_path),
-                                     config_vars=platform.config.get(app.name))
+                                     config_vars=platform.config.get(app.name), healthchecks=manifest.healthchecks)
         finally:
             platform.slugs.untag(image.tag)
         release = release_and_swap(platform, app, release, output)
@@ -95,7 +96,7 @@ def describe_process_types(process_types: Mapping[str, str | None]) -> str:
 
 def create_release(platform: Platform, app: App, *, description: str, source_image: str, slug_id: str,
                    commit: str | None, process_types: dict[str, str | None], config_vars: dict[str, str],
-                   build_log: str | None = None) -> Release:
+                   build_log: str | None = None, healthchecks: dict | None = None) -> Release:
     """Allocate vN (under the store's version lock), tag its slug image ``:vN``, record it ``pending``.
 
     Every release has its own image tag, so pruning an old release's tag never touches a newer
@@ -110,6 +111,7 @@ def create_release(platform: Platform, app: App, *, description: str, source_ima
             output_stream_url=releases.output_path(version).as_uri(),
             commit=commit, image=f"{platform.settings.image_repository(app.name)}:v{version}",
             process_types=dict(process_types), config_vars=dict(config_vars), build_log=build_log,
+            healthchecks=dict(healthchecks or {}),
         )
     release = releases.create(build)
     try:
@@ -253,25 +255,50 @@ def process_specs(app: App, release: Release, formation: Mapping[str, int],
 
 
 def swap_formation(platform: Platform, app: App, release: Release, output: Output) -> None:
-    """Start the new processes, wait for web to accept connections, route to them, retire the old."""
-    scheduler, settings = platform.scheduler, platform.settings
+    """Start the new release's processes, check them, route to them, retire the old ones."""
     formation = next_formation(app.formation, release.process_types)
-    old = scheduler.processes(app.name)
-    specs = process_specs(app, release, formation)
-    output.stage("Starting processes: " + (", ".join(f"{s.type}.{s.index}" for s in specs) or "none (formation is 0)"))
+    converge(platform, app, release, formation, output)
+
+
+def converge(platform: Platform, app: App, release: Release, formation: Mapping[str, int], output: Output,
+             *, replace: Callable[[Process], bool] | None = None) -> None:
+    """Make the running processes ``formation`` of ``release``, with no request lost.
+
+    Processes of ``release`` within the wanted quantities are kept (unless ``replace`` says so);
+    the missing ones are started and must come up healthy before the router sends them anything;
+    then the router switches, in one reload, to exactly the wanted set; only then are the others
+    retired — in the background: SIGTERM, and SIGKILL after the grace period.
+    """
+    scheduler, settings = platform.scheduler, platform.settings
+    running = [p for p in scheduler.processes(app.name) if not p.one_off and p.state != "stopping"]
+    keep = [p for p in running if p.release_version == release.version and p.index <= formation.get(p.type, 0)
+            and not (replace and replace(p))]
+    retire = [p for p in running if p not in keep]
+    specs = process_specs(app, release, formation, skip={(p.type, p.index) for p in keep})
+    if specs:
+        output.stage("Starting " + ", ".join(f"{s.type}.{s.index}" for s in specs) + f" of v{release.version}")
     new = scheduler.start(specs)
     try:
-        scheduler.wait_until_serving(new, settings.boot_timeout)
-        route(platform, app.name, new)
+        checked = health.wait_until_healthy(
+            scheduler, app.name, new, release.healthchecks, host=settings.app_host(app.name),
+            boot_timeout=settings.boot_timeout, startup_window=settings.startup_window)
+        route(platform, app.name, keep + new)
     except BaseException:
         scheduler.stop(new, grace=0)
         raise
-    output.info(f"Routing {settings.web_url(app.name)} to v{release.version}")
-    if old:
-        output.stage(f"Stopping the previous processes ({len(old)})")
-        scheduler.stop(old, settings.stop_timeout)
+    for line in checked:
+        output.info(line)
+    output.info(f"Routing {settings.web_url(app.name)} to v{release.version} "
+                f"({sum(1 for p in keep + new if p.type == procfile.WEB)} web)")
+    if retire:
+        output.info(f"Retiring {len(retire)} old process{'es' if len(retire) != 1 else ''} in the background "
+                    f"(SIGTERM, SIGKILL after {settings.stop_timeout:g} s)")
+        try:  # the new processes serve already: a failure here must not fail the release
+            scheduler.retire(retire, grace=settings.stop_timeout, drain=settings.drain_seconds)
+        except Exception as exc:  # noqa: BLE001 — reported; the next converge retires strays
+            output.warn(f"Could not retire the old processes yet ({exc}); the next deploy or scale will")
 
 
 def route(platform: Platform, app_name: str, processes: list[Process]) -> None:
     backends = [p.address for p in processes if p.type == procfile.WEB and p.address]
-    platform.router.set_app(app_name, [platform.settings.app_host(app_name)], backends)
+    platform.router.set_app(app_name, platform.hosts(app_name), backends)

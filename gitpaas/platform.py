@@ -15,7 +15,8 @@ from typing import Any, Iterator
 from gitpaas import labels, procfile
 from gitpaas.errors import PushRefused, UsageError
 from gitpaas.git.repo import init_bare, install_hooks, read_ref, wait_for_noted_ref_update
-from gitpaas.pipeline import ZERO_SHA, process_specs, route
+from gitpaas.pipeline import ZERO_SHA, converge, route
+from gitpaas.names import validate_host
 from gitpaas.output import NullOutput, Output
 from gitpaas.release import Release
 from gitpaas.scheduler import Process
@@ -108,6 +109,41 @@ class Platform:
                 self.router.remove_app(name)
             self.apps.delete(name)
 
+    def hosts(self, name: str) -> list[str]:
+        """Every host name the router sends to this app: APP.$GITPAAS_DOMAIN, then its custom domains."""
+        return [self.settings.app_host(name), *self.apps.get(name).domains]
+
+    def add_domain(self, name: str, host: str) -> list[str]:
+        host = validate_host(host)
+        with self.release_lock(name):
+            for other in self.apps.list():
+                if host in self.hosts(other.name):
+                    raise UsageError(f"{host} is already routed to {other.name}" + (
+                        "" if other.name != name else " (it is one of its domains)"))
+            app = self.apps.get(name)
+            app.domains.append(host)
+            self.apps.save(app)
+            self._reroute(name)
+            return self.hosts(name)
+
+    def remove_domain(self, name: str, host: str) -> list[str]:
+        with self.release_lock(name):
+            app = self.apps.get(name)
+            if host not in app.domains:
+                raise UsageError(f"{host} is not a domain of {name} (see `gitpaas domains -a {name}`)")
+            app.domains.remove(host)
+            self.apps.save(app)
+            self._reroute(name)
+            return self.hosts(name)
+
+    def _reroute(self, name: str) -> None:
+        """Point the router's entry for ``name`` at the processes it already runs (new host names)."""
+        app = self.apps.get(name)
+        if app.current_release is None:
+            return
+        route(self, name, [p for p in self.scheduler.processes(name)
+                           if p.release_version == app.current_release and not p.one_off])
+
     def git_url(self, name: str) -> str:
         return str(self.apps.repo_path(name))
 
@@ -119,7 +155,7 @@ class Platform:
             "current_release": app.current_release and f"v{app.current_release}",
             "formation": [{"type": t, "quantity": q, "command": self._command(name, t)}
                           for t, q in app.formation.items()],
-            "retention": app.retention, "postdeploy": app.postdeploy,
+            "domains": app.domains, "retention": app.retention, "postdeploy": app.postdeploy,
         }
 
     def _command(self, name: str, process_type: str) -> str | None:
@@ -177,7 +213,7 @@ class Platform:
         self.apps.get(name)
         return self.scheduler.processes(name)
 
-    def scale(self, name: str, changes: dict[str, int]) -> dict[str, int]:
+    def scale(self, name: str, changes: dict[str, int], output: Output | None = None) -> dict[str, int]:
         """Change quantities and apply them to the running release (no new release)."""
         app = self.apps.get(name)
         for process_type, quantity in changes.items():
@@ -195,26 +231,26 @@ class Platform:
                 raise UsageError(f"no process type {unknown[0]!r} in v{release.version}'s Procfile "
                                  f"(it has: {', '.join(app.formation) or 'none'})")
             formation = {**app.formation, **changes}
-            self.apply_formation(app, release, formation)
+            converge(self, app, release, formation, output or NullOutput())
             app.formation = formation
             self.apps.save(app)
         return formation
 
-    def apply_formation(self, app: App, release: Release, formation: dict[str, int]) -> None:
-        """Make the running processes match ``formation`` of ``release``: start what is missing, wait
-        for it, route, then stop what is extra (including any process of another release)."""
-        running = [p for p in self.scheduler.processes(app.name) if not p.one_off]
-        current = [p for p in running if p.release_version == release.version]
-        keep = [p for p in current if p.index <= formation.get(p.type, 0)]
-        retire = [p for p in running if p not in keep]
-        new = self.scheduler.start(process_specs(app, release, formation, skip={(p.type, p.index) for p in keep}))
-        try:
-            self.scheduler.wait_until_serving(new, self.settings.boot_timeout)
-            route(self, app.name, keep + new)
-        except BaseException:
-            self.scheduler.stop(new, grace=0)
-            raise
-        self.scheduler.stop(retire, self.settings.stop_timeout)
+    def restart(self, name: str, target: str | None = None, output: Output | None = None) -> list[str]:
+        """Replace processes (all, one type, or one ``type.N``) with fresh ones, with no downtime."""
+        with self.release_lock(name, output):
+            app = self.apps.get(name)
+            release = self.current_release(name)
+            if release is None:
+                raise UsageError(f"{name} has no release yet: deploy it with git push first")
+            chosen = [p for p in self.scheduler.processes(name) if not p.one_off
+                      and target in (None, p.type, p.name)]
+            if not chosen:
+                raise UsageError(f"no process {target!r} is running for {name} (see `gitpaas ps -a {name}`)")
+            names = {p.name for p in chosen}
+            converge(self, app, release, app.formation, output or NullOutput(),
+                     replace=lambda process: process.name in names)
+            return sorted(names)
 
     def stop_process(self, name: str, dyno: str) -> str:
         """``ps:stop``: a one-off (``release.1234``) is killed — a release command then fails as
@@ -226,7 +262,7 @@ class Platform:
         if process.one_off:
             self.scheduler.kill(process)
             return "stopped"
-        self.scheduler.restart(process, self.settings.stop_timeout)
+        self.restart(name, dyno)
         return "restarted"
 
     # --- retention -----------------------------------------------------------------------

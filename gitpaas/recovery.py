@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from gitpaas.errors import GitpaasError
 from gitpaas.output import Output
+from gitpaas.pipeline import converge
 from gitpaas.release import FAILED, PENDING, Release
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def _settle(platform: Platform, app_name: str, output: Output) -> list[int]:
             platform.scheduler.remove_release(app_name, release.version)
         current = platform.current_release(app_name)
         if current is not None:
-            platform.apply_formation(app, current, app.formation)
+            converge(platform, app, current, app.formation, output)
             output.warn(f"{app_name}: the formation runs v{current.version}, the last good release")
     except GitpaasError as exc:
         output.warn(f"{app_name}: could not clean up the interrupted release's containers yet: {exc}")

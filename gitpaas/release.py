@@ -63,6 +63,8 @@ class Release:
     build_log: str | None = None
     #: the retention policy removed this release's image tag: it can no longer be rolled back to
     slug_pruned: bool = False
+    #: app.json's startup health checks, by process type (see gitpaas.health)
+    healthchecks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

@@ -59,6 +59,10 @@ class Settings:
     release_timeout: float = 3600.0
     boot_timeout: float = 60.0
     stop_timeout: float = 30.0
+    #: seconds every new process must stay up (not exit, not restart) before a release is live
+    startup_window: float = 2.0
+    #: seconds between taking old processes out of the router and sending them SIGTERM
+    drain_seconds: float = 1.0
     # Extra environment given to the process that runs (for example) the release phase.
     environ: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -76,6 +80,8 @@ class Settings:
             release_timeout=_number(env, "GITPAAS_RELEASE_TIMEOUT", 3600.0),
             boot_timeout=_number(env, "GITPAAS_BOOT_TIMEOUT", 60.0),
             stop_timeout=_number(env, "GITPAAS_STOP_TIMEOUT", 30.0),
+            startup_window=_number(env, "GITPAAS_STARTUP_WINDOW", 2.0),
+            drain_seconds=_number(env, "GITPAAS_DRAIN_SECONDS", 1.0),
             environ=env,
         )
 

@@ -20,6 +20,10 @@ class BuildRequest:
     log_path: Path
     output: Output
     build_args: dict[str, str] = field(default_factory=dict)
+    #: the app's config vars (a buildpack build gets them in ENV_DIR, one file per key)
+    config_vars: dict[str, str] = field(default_factory=dict)
+    #: the app's persistent build cache folder on the host (kept across builds, even failed ones)
+    cache_dir: Path | None = None
 
 
 @dataclass
@@ -29,6 +33,8 @@ class BuiltImage:
     size: int
     #: process types the builder knows the image runs when the Procfile says nothing
     default_process_types: dict[str, str] = field(default_factory=dict)
+    #: with no Procfile web entry, run the image's own command (CMD) as web: true for Dockerfile apps
+    runs_image_command: bool = False
 
 
 class Builder(Protocol):

@@ -65,4 +65,5 @@ class DockerfileBuilder:
             image = self.client.images.get(request.tag)
         except DockerException as exc:
             raise BuildFailed("the build finished but produced no image", "\n".join(tail)) from exc
-        return BuiltImage(image_id=image_id or image.id, tag=request.tag, size=image.attrs.get("Size", 0))
+        return BuiltImage(image_id=image_id or image.id, tag=request.tag, size=image.attrs.get("Size", 0),
+                          runs_image_command=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gitpaas.cli import cli
-from gitpaas.cli.common import app_option, json_option, platform, print_json, print_table
+from gitpaas.cli.common import app_option, json_option, platform, print_json, print_table, release_output
 from gitpaas.errors import UsageError
 
 
@@ -55,7 +55,7 @@ def ps_scale(changes: tuple[str, ...], app: str) -> None:
         if not sep or not name or not raw.isdigit():
             raise UsageError(f"cannot read {change!r}: write TYPE=N, e.g. web=2")
         wanted[name] = int(raw)
-    formation = platform().scale(app, wanted)
+    formation = platform().scale(app, wanted, release_output())
     click.echo(f"Scaling {app}... done, now running " + ", ".join(f"{t}={q}" for t, q in formation.items()))
 
 
@@ -69,3 +69,12 @@ def ps_stop(dyno: str, app: str) -> None:
         click.echo(f"Stopping {dyno} of {app}... done (the release it was running fails: release command stopped)")
     else:
         click.echo(f"Stopping {dyno} of {app}... done, it restarted (use ps:scale to run fewer)")
+
+
+@cli.command("ps:restart")
+@click.argument("target", required=False, metavar="[TYPE|PROCESS]")
+@app_option
+def ps_restart(target: str | None, app: str) -> None:
+    """Restart the formation (or one type, or one process) with fresh processes, no downtime."""
+    names = platform().restart(app, target, release_output())
+    click.echo(f"Restarting {', '.join(names)} of {app}... done")

@@ -8,7 +8,10 @@ the home's own bridge network, labelled with the home, app, release and process 
 from __future__ import annotations
 
 import queue
+import re
 import shlex
+import subprocess
+import sys
 import secrets
 import socket
 import threading
@@ -29,6 +32,20 @@ from gitpaas.settings import Settings
 _STATES = {"created": "starting", "running": "up", "restarting": "crashed", "exited": "crashed", "dead": "crashed",
            "paused": "down", "removing": "down"}
 LOG_TAIL = 20
+#: suffix of the name of a container being retired (SIGTERM, then SIGKILL) in the background
+RETIRING = "-retiring"
+
+
+_COMPOUND = re.compile(r"[;&|()`\n]|\$\(")
+_KEYWORDS = {"if", "for", "while", "until", "case", "{", "!", "[[", "function", "exec", "time"}
+
+
+def shell_command(command: str) -> list[str]:
+    """``/bin/sh -c COMMAND``, with a simple command exec'd (as bash does) so that the app itself,
+    not a shell, is the init's child: it gets SIGTERM first hand and its exit status is the process's."""
+    words = command.split(maxsplit=1)
+    simple = words and not _COMPOUND.search(command) and "=" not in words[0] and words[0] not in _KEYWORDS
+    return ["/bin/sh", "-c", f"exec {command}" if simple else command]
 
 
 def free_loopback_port() -> int:
@@ -102,6 +119,8 @@ class DockerLocalScheduler:
         if ports:
             address = (ports[0].get("HostIp") or "127.0.0.1", int(ports[0]["HostPort"]))
         status = "crashed" if state.get("Restarting") else _STATES.get(container.status, container.status)
+        if container.name.endswith(RETIRING):
+            status = "stopping"
         return Process(
             id=container.id, app=tags[labels.APP], type=tags[labels.PROCESS_TYPE],
             index=int(tags[labels.DYNO].rsplit(".", 1)[1]), release_version=int(tags[labels.RELEASE]),
@@ -115,9 +134,12 @@ class DockerLocalScheduler:
         dyno = f"{spec.type}.{spec.index}"
         env = dict(spec.env)
         env["DYNO"] = dyno
+        # docker stop signals PID 1, the init (tini); this makes it signal the whole process group,
+        # so `sh -c "a && b"` commands get SIGTERM too, as every process of a Heroku dyno does.
+        env.setdefault("TINI_KILL_PROCESS_GROUP", "1")
         return dict(
             image=spec.image,
-            command=["/bin/sh", "-c", spec.command] if spec.command else None,
+            command=shell_command(spec.command) if spec.command else None,
             name=f"gp-{self.settings.home_id}-{spec.app}.{dyno}.v{spec.release_version}-{secrets.token_hex(2)}",
             hostname=f"{spec.app}-{spec.type}-{spec.index}"[:63],
             environment=env,
@@ -217,6 +239,30 @@ class DockerLocalScheduler:
         if processes:
             with ThreadPoolExecutor(max_workers=min(8, len(processes))) as pool:
                 list(pool.map(stop_one, processes))
+
+    def retire(self, processes: list[Process], grace: float, drain: float) -> None:
+        """Stop ``processes`` in a detached process (see gitpaas.scheduler.retire) and return at once."""
+        if not processes:
+            return
+        for process in processes:  # `ps` shows them as stopping from now on
+            try:
+                container = self.client.containers.get(process.id)
+                if not container.name.endswith(RETIRING):
+                    container.rename(container.name + RETIRING)
+            except (NotFound, APIError):
+                pass
+        log = self.settings.home / "logs" / "retire.log"
+        subprocess.Popen(
+            [sys.executable, "-m", "gitpaas.scheduler.retire", "--log", str(log), "--grace", str(grace),
+             "--drain", str(drain), *[p.id for p in processes]],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+
+    def tail(self, process: Process) -> str:
+        try:
+            return self._tail(self.client.containers.get(process.id))
+        except NotFound:
+            return ""
 
     def run_once(self, spec: ProcessSpec, on_line: Callable[[str], None], timeout: float) -> RunResult:
         """Run ``spec`` to completion, streaming its output; the container is removed whatever happens."""

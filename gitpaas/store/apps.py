@@ -29,6 +29,8 @@ class App:
     formation: dict[str, int] = field(default_factory=dict)
     #: version of the release the formation runs, None before the first successful release.
     current_release: int | None = None
+    #: custom host names routed to the app, besides APP.$GITPAAS_DOMAIN
+    domains: list[str] = field(default_factory=list)
     #: keep the slug images of only the newest N releases (None: keep every one)
     retention: int | None = None
     #: outcome of app.json's scripts.postdeploy, run once after the first successful release

@@ -28,7 +28,8 @@ def wait_for(predicate, what: str, timeout: float = 60.0):
 def container_env(docker_client, home, app: str) -> list[dict[str, str]]:
     found = docker_client.containers.list(filters=labels.filters(
         {labels.HOME: str(home.path), labels.APP: app, labels.ROLE: "process"}))
-    return [dict(item.split("=", 1) for item in c.attrs["Config"]["Env"]) for c in found]
+    return [dict(item.split("=", 1) for item in c.attrs["Config"]["Env"]) for c in found
+            if not c.name.endswith("-retiring")]
 
 
 def running_release(home, app: str):

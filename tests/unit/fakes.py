@@ -63,6 +63,12 @@ class FakeScheduler:
     def logs(self, app: str, lines: int | None, follow: bool) -> Iterator[str]:
         yield from []
 
+    def retire(self, processes: list[Process], grace: float, drain: float) -> None:
+        self.stop(processes, grace)
+
+    def tail(self, process: Process) -> str:
+        return ""
+
     def kill(self, process: Process) -> None:
         self.running = [p for p in self.running if p.id != process.id]
 

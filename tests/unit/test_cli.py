@@ -51,7 +51,7 @@ def run(home):
 
 @pytest.fixture
 def fake_platform(home, tmp_path) -> Platform:
-    settings = Settings(home=home, http_port=8080, stop_timeout=3)
+    settings = Settings(home=home, http_port=8080, stop_timeout=3, startup_window=0)
     return Platform(settings, scheduler=FakeScheduler(), router=FakeRouter(tmp_path / "routes"), docker_client=object(), slugs=FakeSlugs())
 
 
@@ -219,7 +219,8 @@ def test_ps_scale_and_ps_with_a_fake_scheduler(run, fake_platform):
 
     scaled = run("ps:scale", "web=2", "worker=1", "-a", "shop", obj=fake_platform)
     assert scaled.exit_code == 0, scaled.output
-    assert scaled.stdout == "Scaling shop... done, now running web=2, worker=1\n"
+    assert scaled.stdout.splitlines()[-1] == "Scaling shop... done, now running web=2, worker=1"
+    assert "-----> Starting web.2, worker.1 of v1" in scaled.stdout
     assert sorted(p.name for p in fake_platform.scheduler.running) == ["web.1", "web.2", "worker.1"]
     assert len(fake_platform.router.routes["shop"][1]) == 2
     assert json.loads(run("apps:info", "-a", "shop", "--json").stdout)["formation"] == [

@@ -19,7 +19,7 @@ TYPES = {"web": "python3 app.py", "release": "./migrate"}
 
 @pytest.fixture
 def platform(tmp_path):
-    platform = Platform(Settings(home=tmp_path / "home", http_port=8080), scheduler=FakeScheduler(),
+    platform = Platform(Settings(home=tmp_path / "home", http_port=8080, startup_window=0), scheduler=FakeScheduler(),
                         router=FakeRouter(tmp_path / "routes"), docker_client=object(), slugs=FakeSlugs())
     platform.apps.create("shop")
     return platform

@@ -41,7 +41,8 @@ def router(tmp_path) -> FakeRouter:
 
 @pytest.fixture
 def platform(tmp_path, scheduler, router) -> Platform:
-    settings = Settings(home=tmp_path / "home", http_port=8080, release_timeout=9, boot_timeout=5, stop_timeout=3)
+    settings = Settings(home=tmp_path / "home", http_port=8080, release_timeout=9, boot_timeout=5, stop_timeout=3,
+                        startup_window=0)
     platform = Platform(settings, scheduler=scheduler, router=router, docker_client=object(), slugs=FakeSlugs())
     platform.apps.create("shop")
     return platform
@@ -89,7 +90,7 @@ def test_first_release_runs_the_release_phase_then_serves(platform, scheduler, r
 
     assert running(scheduler) == ["web.1@v1"]
     assert router.routes["shop"] == (["shop.localhost"], web_backends(scheduler, 1))
-    assert "       Routing http://shop.localhost:8080/ to v1" in output.lines
+    assert "       Routing http://shop.localhost:8080/ to v1 (1 web)" in output.lines
 
 
 def test_second_release_replaces_the_first_and_clears_its_current_flag(platform, scheduler, router):
@@ -289,3 +290,17 @@ def test_explain_a_refused_push_is_one_line():
     output = RecordingOutput()
     explain_failure(output, PushRefused("gitpaas deploys only the main or master branch"), "shop", 2)
     assert output.lines == [" !     gitpaas deploys only the main or master branch"]
+
+
+@pytest.mark.parametrize("command, expected", [
+    ("python3 app.py --port $PORT", "exec python3 app.py --port $PORT"),
+    ("gunicorn app:app > /dev/null", "exec gunicorn app:app > /dev/null"),
+    ("./migrate && ./serve", "./migrate && ./serve"),
+    ("trap '' TERM; sleep 10", "trap '' TERM; sleep 10"),
+    ("FOO=1 python3 app.py", "FOO=1 python3 app.py"),
+    ("echo $(date)", "echo $(date)"),
+    ("if true; then x; fi", "if true; then x; fi"),
+])
+def test_simple_commands_are_execd_so_the_app_gets_signals(command, expected):
+    from gitpaas.scheduler.docker_local import shell_command
+    assert shell_command(command) == ["/bin/sh", "-c", expected]
