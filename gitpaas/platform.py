@@ -75,8 +75,10 @@ class Platform:
     @property
     def builders(self):
         if self._builders is None:
+            from gitpaas.build.buildpack import BuildpackBuilder
             from gitpaas.build.dockerfile import DockerfileBuilder
-            self._builders = [DockerfileBuilder(self.docker)]
+            # A Dockerfile wins; anything else goes to the buildpacks.
+            self._builders = [DockerfileBuilder(self.docker), BuildpackBuilder(self.docker, self.settings)]
         return self._builders
 
     # --- the home ------------------------------------------------------------------------
@@ -166,6 +168,14 @@ class Platform:
         app = self.apps.get(name)
         return self.apps.releases(name).get(app.current_release) if app.current_release else None
 
+    def clear_build_cache(self, name: str, output: Output | None = None) -> int:
+        """Empty the app's build cache (the next build starts cold); returns the bytes freed. Under the
+        release lock, so never while one of the app's builds is using it."""
+        from gitpaas.build import cache
+
+        self.apps.get(name)
+        with self.release_lock(name, output):
+            return cache.clear(self.apps.app_dir(name) / "cache")
 
     # --- serialization and recovery -----------------------------------------------------
     @contextlib.contextmanager

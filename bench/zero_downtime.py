@@ -1,0 +1,86 @@
+"""Zero-downtime under load: requests sent, failed and p99 latency while deploying repeatedly,
+against the same load at rest, in one run.
+
+    .venv/bin/python bench/zero_downtime.py [--deploys 5] [--workers 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+
+import requests
+
+from common import percentile, scratch_home, write_result
+
+
+class Load:
+    """``workers`` threads sending GETs through the router as fast as they can (a new connection
+    each), bounded by ``max_requests`` and a time limit; latencies in milliseconds."""
+
+    def __init__(self, port: int, host: str, workers: int, max_requests: int = 200_000) -> None:
+        self.port, self.host, self.max_requests = port, host, max_requests
+        self.latencies: list[float] = []
+        self.failed = 0
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(workers)]
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 900
+        while not self.stop.is_set() and time.monotonic() < deadline and len(self.latencies) < self.max_requests:
+            started = time.perf_counter()
+            try:
+                response = requests.get(f"http://127.0.0.1:{self.port}/", timeout=30,
+                                        headers={"Host": self.host, "Connection": "close"})
+                ok = 200 <= response.status_code < 300
+            except requests.RequestException:
+                ok = False
+            self.latencies.append((time.perf_counter() - started) * 1000)
+            self.failed += not ok
+
+    def run(self, action) -> dict:
+        for thread in self.threads:
+            thread.start()
+        action()
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+        return {"requests": len(self.latencies), "failed": self.failed,
+                "p50_ms": round(percentile(self.latencies, 50), 2), "p99_ms": round(percentile(self.latencies, 99), 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--deploys", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=8)
+    args = parser.parse_args()
+    with scratch_home() as home:
+        home.create_app("bench")
+        assert home.push("bench", "web").returncode == 0
+        host = "bench.localhost"
+        deploy_seconds = []
+
+        def deploy_repeatedly() -> None:
+            for number in range(args.deploys):
+                started = time.monotonic()
+                push = home.push("bench", "web", files={"BODY": f"deploy {number}"})
+                assert push.returncode == 0, push.stderr
+                deploy_seconds.append(time.monotonic() - started)
+
+        during = Load(home.port, host, args.workers).run(deploy_repeatedly)
+        window = sum(deploy_seconds)
+        at_rest = Load(home.port, host, args.workers).run(lambda: time.sleep(window))
+    result = {"deploys": args.deploys, "workers": args.workers, "seconds": round(window, 1),
+              "at_rest": at_rest, "during_deploys": during,
+              "p99_ratio": round(during["p99_ms"] / at_rest["p99_ms"], 2) if at_rest["p99_ms"] else None}
+    path = write_result("zero_downtime", result)
+    print(f"{'':16}{'requests':>10}{'failed':>8}{'p50 ms':>9}{'p99 ms':>9}")
+    for name in ("at_rest", "during_deploys"):
+        row = result[name]
+        print(f"{name:16}{row['requests']:>10}{row['failed']:>8}{row['p50_ms']:>9}{row['p99_ms']:>9}")
+    print(f"p99 during deploys / at rest: {result['p99_ratio']}  ({args.deploys} deploys in {window:.1f} s) → {path}")
+
+
+if __name__ == "__main__":
+    main()

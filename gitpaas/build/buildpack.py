@@ -1,0 +1,330 @@
+"""Build an app that has no ``Dockerfile`` with Heroku classic buildpacks.
+
+One build container per build, made from the stack image and removed whatever happens:
+
+    /app       the pushed tree (the commit written as a tar straight into the container)
+    /cache     the app's build cache (``apps/NAME/cache``), bind-mounted: CACHE_DIR
+    /gitpaas   the buildpacks and ENV_DIR (the config vars, one file per key); removed before the commit
+    /tmp       a tmpfs, so nothing written there reaches the slug
+
+``bin/detect``, ``bin/compile`` and ``bin/release`` run in it one after the other with ``docker
+exec``, as an unprivileged user that can write only /app, /tmp and /cache, their output streamed
+into ``git push``. Then the container is committed: the stack plus one layer holding /app is the
+slug image. Builds of one app are serialized by the release lock that ``deploy_push`` holds.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import os
+import secrets
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import IO, Callable, Iterable
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.models.containers import Container
+from docker.types import Mount
+
+from gitpaas import labels
+from gitpaas.build import cache
+from gitpaas.build.base import BuildRequest, BuiltImage
+from gitpaas.build.buildpack_list import BUNDLED, Buildpack, bundled, chosen_entries, kind_of, resolve
+from gitpaas.build.buildpack_protocol import build_environment, parse_release, route_line
+from gitpaas.build.stack import CA_BUNDLE, CONTAINER_PATH, SUITE
+from gitpaas.errors import BuildFailed, EnvironmentProblem, UnsupportedApp
+from gitpaas.settings import Settings
+
+BUILD_ROOT = "/gitpaas"
+ENV_DIR = f"{BUILD_ROOT}/env"
+BUILD_HOME = "/tmp/build-home"
+STACK_NAME = f"gitpaas-{SUITE}"
+LOG_TAIL_LINES = 30
+#: The slug's PATH: the bundled buildpacks' virtualenv and node_modules first, then the stack's.
+SLUG_PATH = f"/app/.venv/bin:/app/node_modules/.bin:/app/bin:{CONTAINER_PATH}"
+#: As on Heroku, every process of the slug first sources /app/.profile.d/*.sh (buildpacks put
+#: runtime settings there); the scheduler's command follows as "$@".
+PROFILE_ENTRYPOINT = ["/bin/bash", "-c", 'for f in /app/.profile.d/*.sh; do [ -r "$f" ] && . "$f"; done; exec "$@"',
+                      "profile.d"]
+#: Runs one buildpack script: output in one ordered stream, HOME on the tmpfs, and the ``export``
+#: files of the buildpacks that ran before sourced first (Heroku's multi-buildpack convention).
+_SCRIPT = ('{merge}mkdir -p "$HOME"; for bp in $GITPAAS_EXPORTS; do if [ -f "$bp/export" ]; then . "$bp/export"; fi; done; '
+           'exec "$@"')
+
+
+class BuildpackBuilder:
+    name = "buildpacks"
+
+    def __init__(self, client: docker.DockerClient, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+
+    def detect(self, source) -> bool:
+        # The fallback after the Dockerfile builder: which buildpack applies, if any, is what the
+        # buildpacks' own bin/detect say, inside the build container.
+        return True
+
+    def build(self, request: BuildRequest) -> BuiltImage:
+        request.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="gitpaas-buildpacks-") as workdir, \
+                open(request.log_path, "w", encoding="utf-8") as log:
+            build = _Build(self.client, self.settings, request, log)
+            buildpacks_file = request.source.read_text(".buildpacks")
+            entries, origin = chosen_entries(buildpacks_file, request.config_vars)
+            if entries:
+                build.say(f"Buildpacks from {origin}: {', '.join(entries)}")
+                for entry in entries:
+                    if kind_of(entry) == "git":
+                        build.say(f"Cloning {entry}")
+                chosen = [resolve(entry, Path(workdir)) for entry in entries]
+            else:
+                chosen = [bundled(name) for name in BUNDLED]
+            return build.run(chosen, detect_first_match=not entries)
+
+
+class _Build:
+    """One build: its container, its log, and what it tells the pusher."""
+
+    def __init__(self, client: docker.DockerClient, settings: Settings, request: BuildRequest, log: IO[str]) -> None:
+        self.client = client
+        self.settings = settings
+        self.request = request
+        self.log = log
+        self.tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+        self.uid, self.gid = cache.build_user()
+        self.stack_image = request.build_args.get("GITPAAS_STACK_IMAGE") or settings.stack_image
+
+    # --- telling ---------------------------------------------------------------------------
+    def _record(self, line: str) -> None:
+        self.log.write(line + "\n")
+        self.log.flush()
+        self.tail.append(line)
+
+    def stage(self, text: str) -> None:
+        self._record(f"-----> {text}")
+        self.request.output.stage(text)
+
+    def say(self, text: str) -> None:
+        self._record(f"       {text}")
+        self.request.output.info(text)
+
+    def relay(self, line: str) -> None:
+        """A line of a buildpack script's output: kept as written in the log, shown with its meaning."""
+        self._record(line)
+        kind, text = route_line(line)
+        getattr(self.request.output, kind)(text)
+
+    # --- the build ---------------------------------------------------------------------------
+    def run(self, buildpacks: list[Buildpack], detect_first_match: bool) -> BuiltImage:
+        self._remove_leftover_containers()
+        container = None
+        try:
+            container = self._create_container()
+            self._copy_in(container, buildpacks)
+            container.start()
+            self._exec_as_root(container, f"chown -R {self.uid}:{self.gid} /app {BUILD_ROOT} && chmod 0700 {ENV_DIR}")
+            process_types = self._run_buildpacks(container, buildpacks, detect_first_match)
+            self._exec_as_root(container, f"rm -rf {BUILD_ROOT}")  # ENV_DIR holds secrets: never in the slug
+            return self._commit(container, process_types)
+        except APIError as exc:
+            raise BuildFailed(f"Docker: {exc.explanation or exc}", "\n".join(self.tail)) from exc
+        except DockerException as exc:
+            raise BuildFailed(f"Docker: {exc}", "\n".join(self.tail)) from exc
+        finally:
+            if container is not None:
+                try:
+                    container.remove(force=True)
+                except NotFound:
+                    pass
+
+    def _remove_leftover_containers(self) -> None:
+        """A build killed with SIGKILL cannot clean up; builds of one app are serialized by the
+        release lock, so any build container of this app found now is such a leftover."""
+        wanted = labels.for_app(self.settings, self.request.app, **{labels.ROLE: "build"})
+        for container in self.client.containers.list(all=True, filters=labels.filters(wanted)):
+            try:
+                container.remove(force=True)
+            except NotFound:
+                pass
+
+    def _create_container(self) -> Container:
+        cache_dir = self.request.cache_dir or self.settings.app_dir(self.request.app) / "cache"
+        cache.prepare(cache_dir, (self.uid, self.gid))
+        # Mounts, not volumes: a volume would be recorded in the container's config, and so in the slug's.
+        mounts = [Mount("/cache", str(cache_dir), type="bind")]
+        if os.path.isfile(CA_BUNDLE):  # the host's current bundle, in case it changed since the stack was built
+            mounts.append(Mount(CA_BUNDLE, os.path.realpath(CA_BUNDLE), type="bind", read_only=True))
+        try:
+            return self.client.containers.create(
+                self.stack_image, command=["sleep", "infinity"], init=True, detach=True,
+                name=f"gp-{self.settings.home_id}-{self.request.app}.build-{secrets.token_hex(3)}",
+                labels={**self.request.labels, labels.ROLE: "build"}, working_dir="/app",
+                mounts=mounts, tmpfs={"/tmp": "exec,mode=1777"},
+            )
+        except ImageNotFound as exc:
+            raise EnvironmentProblem(f"the stack image {self.stack_image} is missing: run `gitpaas stack:build`") from exc
+
+    def _copy_in(self, container: Container, buildpacks: list[Buildpack]) -> None:
+        with tempfile.TemporaryFile() as tree:
+            self.request.source.write_tar(tree, prefix="app/")
+            tree.seek(0)
+            container.put_archive("/", tree)
+        with tempfile.TemporaryFile() as staging:
+            write_staging_tar(staging, buildpacks, self.request.config_vars)
+            staging.seek(0)
+            container.put_archive("/", staging)
+
+    def _run_buildpacks(self, container: Container, buildpacks: list[Buildpack],
+                        detect_first_match: bool) -> dict[str, str]:
+        process_types: dict[str, str] = {}
+        compiled: list[str] = []
+        if detect_first_match:
+            match = next(((index, bp) for index, bp in enumerate(buildpacks)
+                          if self._detect(container, index, bp) is not None), None)
+            if match is None:
+                raise UnsupportedApp(
+                    "cannot tell how to build this app: it has no Dockerfile, and no bundled buildpack detects it "
+                    "(python: requirements.txt or pyproject.toml; nodejs: package.json; static: index.html or "
+                    "public/; procfile: a Procfile). Name one in .buildpacks or BUILDPACK_URL")
+            selected = [match]
+        else:
+            selected = list(enumerate(buildpacks))
+        for position, (index, buildpack) in enumerate(selected):
+            if not detect_first_match:
+                if len(selected) > 1:
+                    self.stage(f"Buildpack {position + 1} of {len(selected)}: {buildpack.label}")
+                if self._detect(container, index, buildpack) is None:
+                    raise BuildFailed(f"buildpack {buildpack.label} does not apply to this app "
+                                      f"(its bin/detect found nothing to build)", "\n".join(self.tail))
+            self._compile(container, index, buildpack, compiled)
+            compiled.append(staged_path(index, buildpack))
+            process_types.update(self._release(container, index, buildpack))
+        if process_types:
+            self.stage("Discovering process types")
+            self.say(f"Default types for buildpack -> {', '.join(process_types)}")
+        return process_types
+
+    def _detect(self, container: Container, index: int, buildpack: Buildpack) -> str | None:
+        """The app's kind as bin/detect names it, or None when it does not apply."""
+        lines: list[str] = []
+        status = self._exec(container, [f"{staged_path(index, buildpack)}/bin/detect", "/app"], lines.append)
+        for line in lines:
+            self._record(f"       {buildpack.label} bin/detect: {line}")
+        if status != 0:
+            return None
+        name = next((line.strip() for line in lines if line.strip()), buildpack.label)
+        self.stage(f"{name} app detected")
+        return name
+
+    def _compile(self, container: Container, index: int, buildpack: Buildpack, compiled: list[str]) -> None:
+        started = time.monotonic()
+        status = self._exec(container, [f"{staged_path(index, buildpack)}/bin/compile", "/app", "/cache", ENV_DIR],
+                            self.relay, exports=compiled)
+        if status != 0:
+            last = next((line for line in reversed(self.tail) if line.strip()), "")
+            kind, text = route_line(last)
+            cause = text if kind == "warn" and text else f"bin/compile exited with status {status}"
+            raise BuildFailed(f"buildpack {buildpack.label}: {cause}", "\n".join(self.tail))
+        self.say(f"{buildpack.label}: compiled in {time.monotonic() - started:.1f} s")
+
+    def _release(self, container: Container, index: int, buildpack: Buildpack) -> dict[str, str]:
+        if not (buildpack.path / "bin" / "release").is_file():
+            return {}
+        out: list[str] = []
+        status = self._exec(container, [f"{staged_path(index, buildpack)}/bin/release", "/app"], out.append,
+                            merge_stderr=False)
+        for line in out:
+            self._record(f"       {buildpack.label} bin/release: {line}")
+        if status != 0:
+            raise BuildFailed(f"buildpack {buildpack.label}: bin/release exited with status {status}",
+                              "\n".join(self.tail))
+        return parse_release("\n".join(out), buildpack.label)
+
+    def _exec(self, container: Container, command: list[str], on_line: Callable[[str], None], *,
+              exports: Iterable[str] = (), merge_stderr: bool = True) -> int:
+        """Run ``command`` as the build user, each line of its output to ``on_line``; its exit status.
+
+        Without ``merge_stderr``, only stdout reaches ``on_line`` (stderr goes to the log).
+        """
+        env = {
+            **build_environment(self.settings.environ), "HOME": BUILD_HOME, "STACK": STACK_NAME,
+            "SOURCE_VERSION": self.request.source.commit_sha, "GITPAAS_EXPORTS": " ".join(exports),
+            "npm_config_update_notifier": "false", "npm_config_fund": "false", "npm_config_audit": "false",
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1",
+        }
+        script = _SCRIPT.format(merge="exec 2>&1; " if merge_stderr else "")
+        api = self.client.api
+        exec_id = api.exec_create(container.id, ["/bin/bash", "-c", script, "gitpaas-build", *command],
+                                  user=f"{self.uid}:{self.gid}", environment=env, workdir="/app")["Id"]
+        if merge_stderr:
+            pending = b""
+            for chunk in api.exec_start(exec_id, stream=True):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    on_line(raw.decode("utf-8", "replace").rstrip("\r"))
+            if pending:
+                on_line(pending.decode("utf-8", "replace").rstrip("\r"))
+        else:
+            stdout, stderr = api.exec_start(exec_id, demux=True)
+            for line in (stdout or b"").decode("utf-8", "replace").splitlines():
+                on_line(line)
+            for line in (stderr or b"").decode("utf-8", "replace").splitlines():
+                self._record(f"       (stderr) {line}")
+        return api.exec_inspect(exec_id)["ExitCode"]
+
+    def _exec_as_root(self, container: Container, shell: str) -> None:
+        result = container.exec_run(["/bin/sh", "-c", shell], user="0:0")
+        if result.exit_code != 0:
+            output = result.output.decode("utf-8", "replace").strip()
+            raise BuildFailed(f"preparing the build container failed ({shell.split()[0]}): {output}",
+                              "\n".join(self.tail))
+
+    def _commit(self, container: Container, process_types: dict[str, str]) -> BuiltImage:
+        """The slug image: the stack plus one layer holding /app."""
+        repository, _, tag = self.request.tag.rpartition(":")
+        image = container.commit(repository=repository, tag=tag, conf={
+            "Labels": self.request.labels, "Env": [f"PATH={SLUG_PATH}", "HOME=/app"], "WorkingDir": "/app",
+            "Entrypoint": PROFILE_ENTRYPOINT, "Cmd": ["/bin/bash"], "User": "",
+        })
+        total = image.attrs.get("Size", 0)
+        try:
+            slug = total - self.client.images.get(self.stack_image).attrs.get("Size", 0)
+        except DockerException:
+            slug = total
+        self.stage("Slug image")
+        self.say(f"/app is {cache.describe_size(slug)} (the image, stack included: {cache.describe_size(total)})")
+        return BuiltImage(image_id=image.id, tag=self.request.tag, size=total,
+                          default_process_types=dict(process_types))
+
+
+def staged_path(index: int, buildpack: Buildpack) -> str:
+    """Where a buildpack is inside the build container."""
+    return f"{BUILD_ROOT}/buildpacks/{index + 1}-{buildpack.folder_name}"
+
+
+def write_staging_tar(fileobj: IO[bytes], buildpacks: list[Buildpack], config_vars: dict[str, str]) -> None:
+    """The buildpacks (without their .git) and ENV_DIR — one 0600 file per config var, value byte for byte."""
+    with tarfile.open(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for index, buildpack in enumerate(buildpacks):
+            tar.add(str(buildpack.path), arcname=staged_path(index, buildpack).lstrip("/"), filter=_without_git)
+        folder = tarfile.TarInfo(ENV_DIR.lstrip("/"))
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o700
+        tar.addfile(folder)
+        for key, value in sorted(config_vars.items()):
+            data = value.encode("utf-8", "surrogateescape")
+            info = tarfile.TarInfo(f"{ENV_DIR.lstrip('/')}/{key}")
+            info.size, info.mode = len(data), 0o600
+            tar.addfile(info, io.BytesIO(data))
+
+
+def _without_git(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    if "/.git/" in f"/{info.name}/":
+        return None
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
