@@ -11,6 +11,7 @@ and knows the exit code the CLI returns and the HTTP status the API answers with
     ├── AppNotFound                   exit 3, HTTP 404
     ├── AppExists                     exit 4, HTTP 409
     ├── ReleaseNotFound               exit 3, HTTP 404
+    ├── UserNotFound                  exit 3, HTTP 404   no account with that e-mail
     ├── PushRefused                   exit 5, HTTP 422   the push cannot be deployed as it is
     │   ├── ProcfileError(line, reason)
     │   └── UnsupportedApp
@@ -91,6 +92,16 @@ class ReleaseNotFound(GitpaasError):
         super().__init__(f"app {app!r} has no release v{version}")
         self.app = app
         self.version = version
+
+
+class UserNotFound(GitpaasError):
+    exit_code = 3
+    http_status = 404
+    error_id = "not_found"
+
+    def __init__(self, email: str) -> None:
+        super().__init__(f"no user {email!r} (see `gitpaas users`)")
+        self.email = email
 
 
 class PushRefused(GitpaasError):

@@ -20,7 +20,7 @@ from gitpaas.errors import BootFailed, BuildFailed, GitpaasError, PushRefused, R
 from gitpaas.git.repo import DEPLOY_BRANCHES, note_ref_update
 from gitpaas.git.tree import PushedTree
 from gitpaas.output import Output
-from gitpaas.release import FAILED, SUCCEEDED, Release, local_user
+from gitpaas.release import FAILED, SUCCEEDED, Release
 from gitpaas.scheduler import Process, ProcessSpec
 from gitpaas.store.apps import App
 
@@ -41,6 +41,8 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
         raise PushRefused(f"deleting {ref.removeprefix('refs/heads/')} is not supported: it is what the app runs")
     apps = platform.apps
     app = apps.get(app_name)
+    if environ and environ.get("GITPAAS_USER"):
+        platform.actor = environ["GITPAAS_USER"]  # pushed over SSH or HTTPS by this account
     started = time.monotonic()
     output.stage(f"Deploying {app.name}: {ref.removeprefix('refs/heads/')} at {new[:7]}")
     with platform.release_lock(app.name, output):
@@ -107,7 +109,7 @@ def create_release(platform: Platform, app: App, *, description: str, source_ima
     def build(version: int) -> Release:
         return Release(
             version=version, description=description, app={"id": app.id, "name": app.name},
-            user=local_user(), slug={"id": slug_id}, artifacts=[{"type": "slug", "id": slug_id}],
+            user=platform.actor_user(), slug={"id": slug_id}, artifacts=[{"type": "slug", "id": slug_id}],
             output_stream_url=releases.output_path(version).as_uri(),
             commit=commit, image=f"{platform.settings.image_repository(app.name)}:v{version}",
             process_types=dict(process_types), config_vars=dict(config_vars), build_log=build_log,
@@ -120,6 +122,8 @@ def create_release(platform: Platform, app: App, *, description: str, source_ima
         release.mark(FAILED, reason=f"could not tag the slug image: {exc}", exit_status=None)
         releases.save(release)
         raise
+    if platform.on_release_created is not None:
+        platform.on_release_created(release)
     return release
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from typing import Any, Iterator
+import uuid
+from typing import Any, Callable, Iterator
 
 
 from gitpaas import labels, procfile
@@ -18,7 +19,7 @@ from gitpaas.git.repo import init_bare, install_hooks, read_ref, wait_for_noted_
 from gitpaas.pipeline import ZERO_SHA, converge, route
 from gitpaas.names import validate_host
 from gitpaas.output import NullOutput, Output
-from gitpaas.release import Release
+from gitpaas.release import Release, local_user
 from gitpaas.scheduler import Process
 from gitpaas.settings import Settings, read_home_record
 from gitpaas.store.apps import App, AppStore
@@ -38,6 +39,10 @@ class Platform:
         self._router = router
         self._builders = builders
         self._slugs = slugs
+        #: e-mail of the account acting (API and remote pushes); None: the local OS user
+        self.actor: str | None = None
+        #: called with each release as soon as it is recorded pending (the API answers with it)
+        self.on_release_created: Callable[[Release], None] | None = None
 
     # --- parts, made on first use --------------------------------------------------------
     @property
@@ -81,6 +86,12 @@ class Platform:
             self._builders = [DockerfileBuilder(self.docker), BuildpackBuilder(self.docker, self.settings)]
         return self._builders
 
+    def actor_user(self) -> dict[str, str]:
+        """The release record's ``user``: the acting account, or the local OS user."""
+        if self.actor:
+            return {"email": self.actor, "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{self.actor}"))}
+        return local_user()
+
     # --- the home ------------------------------------------------------------------------
     def init_home(self) -> None:
         """Create the home and record its router settings, so later commands find the same router."""
@@ -92,9 +103,12 @@ class Platform:
             })
 
     # --- apps ----------------------------------------------------------------------------
-    def create_app(self, name: str) -> App:
+    def create_app(self, name: str, owner: str | None = None) -> App:
         self.init_home()
         app = self.apps.create(name)
+        if owner:
+            app.owner = owner
+            self.apps.save(app)
         try:
             init_bare(self.apps.repo_path(name))
             install_hooks(self.apps.repo_path(name), self.settings)
@@ -102,6 +116,13 @@ class Platform:
             self.apps.delete(name)
             raise
         return app
+
+    def can_access(self, email: str | None, name: str) -> bool:
+        """May the account ``email`` use app ``name``? (None = the server's operator: always.)"""
+        if email is None:
+            return True
+        app = self.apps.get(name)
+        return email == app.owner or email in app.collaborators
 
     def destroy_app(self, name: str) -> None:
         self.apps.get(name)

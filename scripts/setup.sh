@@ -74,25 +74,34 @@ setup_docker() {
     step "Docker engine is running"
 }
 
-# Install nginx without letting Debian's maintainer scripts start (or enable) the system nginx on
-# port 80: gitpaas starts its own nginx with its own configuration.
-install_nginx() {
-    local policy=/usr/sbin/policy-rc.d own_policy=no
+# Install packages without letting Debian's maintainer scripts start (or enable) their services:
+# gitpaas starts its own nginx (not the system one on port 80) and its own sshd (`gitpaas
+# sshd:config`), each with its own configuration. policy-rc.d exit 101 = "action forbidden".
+apt_install_stopped() {
+    local policy=/usr/sbin/policy-rc.d own_policy=no status=0
     if [ ! -e "$policy" ]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy"
         chmod 755 "$policy"
         own_policy=yes
     fi
-    local installed=no
-    if apt_install nginx-light || apt_install nginx; then
-        installed=yes
-    fi
+    apt_install "$@" || status=$?
     if [ "$own_policy" = yes ]; then
         rm -f "$policy"
     fi
-    [ "$installed" = yes ] || fail "could not install nginx"
+    return "$status"
+}
+
+install_nginx() {
+    apt_install_stopped nginx-light || apt_install_stopped nginx || fail "could not install nginx"
     if have systemctl; then
         systemctl disable nginx.service >/dev/null 2>&1 || true
+    fi
+}
+
+install_openssh() {
+    apt_install_stopped openssh-server openssh-client || fail "could not install openssh-server"
+    if have systemctl; then
+        systemctl disable ssh.service >/dev/null 2>&1 || true
     fi
 }
 
@@ -100,7 +109,8 @@ setup_tools() {
     have nginx || install_nginx
     have debootstrap || apt_install debootstrap
     have git || apt_install git
-    step "nginx, debootstrap and git are installed"
+    { have sshd && have ssh-keygen && have ssh; } || install_openssh
+    step "nginx, debootstrap, git and OpenSSH are installed"
 }
 
 setup_stack() {

@@ -26,9 +26,16 @@ def _strict_properties(validator, strict, instance, schema):
 StrictDraft4 = validators.extend(jsonschema.Draft4Validator, {"strictProperties": _strict_properties})
 
 
+#: patterns that pin Heroku's own hosts (git.heroku.com, herokuapp.com): a gitpaas server has its own
+HEROKU_HOST_PATTERNS = (("app", "git_url"), ("app", "web_url"))
+
+
 @lru_cache(maxsize=1)
 def schema() -> dict:
-    return json.loads(SCHEMA_PATH.read_text())
+    loaded = json.loads(SCHEMA_PATH.read_text())
+    for definition, field in HEROKU_HOST_PATTERNS:
+        loaded["definitions"][definition]["definitions"][field].pop("pattern", None)
+    return loaded
 
 
 def validate(definition: str, instance: dict, *, require_all: bool = True) -> None:

@@ -21,6 +21,7 @@ import os
 import secrets
 import tarfile
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import IO, Callable, Iterable
@@ -122,6 +123,7 @@ class _Build:
     def run(self, buildpacks: list[Buildpack], detect_first_match: bool) -> BuiltImage:
         self._remove_leftover_containers()
         container = None
+        built = None
         try:
             container = self._create_container()
             self._copy_in(container, buildpacks)
@@ -129,27 +131,27 @@ class _Build:
             self._exec_as_root(container, f"chown -R {self.uid}:{self.gid} /app {BUILD_ROOT} && chmod 0700 {ENV_DIR}")
             process_types = self._run_buildpacks(container, buildpacks, detect_first_match)
             self._exec_as_root(container, f"rm -rf {BUILD_ROOT}")  # ENV_DIR holds secrets: never in the slug
-            return self._commit(container, process_types)
+            built = self._commit(container, process_types)
+            return built
         except APIError as exc:
             raise BuildFailed(f"Docker: {exc.explanation or exc}", "\n".join(self.tail)) from exc
         except DockerException as exc:
             raise BuildFailed(f"Docker: {exc}", "\n".join(self.tail)) from exc
         finally:
-            if container is not None:
-                try:
-                    container.remove(force=True)
-                except NotFound:
-                    pass
+            if container is not None and built is not None:
+                # Deleting the container's layer takes about a second that the release need not wait
+                # for; the thread is not a daemon, so the process still removes it before exiting.
+                threading.Thread(target=_remove, args=(container,), name="remove-build-container").start()
+            elif container is not None:
+                _remove(container)
 
     def _remove_leftover_containers(self) -> None:
         """A build killed with SIGKILL cannot clean up; builds of one app are serialized by the
-        release lock, so any build container of this app found now is such a leftover."""
+        release lock, so any build container of this app found now is such a leftover (or the
+        previous build's, which its process is still removing)."""
         wanted = labels.for_app(self.settings, self.request.app, **{labels.ROLE: "build"})
         for container in self.client.containers.list(all=True, filters=labels.filters(wanted)):
-            try:
-                container.remove(force=True)
-            except NotFound:
-                pass
+            _remove(container)
 
     def _create_container(self) -> Container:
         cache_dir = self.request.cache_dir or self.settings.app_dir(self.request.app) / "cache"
@@ -287,7 +289,8 @@ class _Build:
     def _commit(self, container: Container, process_types: dict[str, str]) -> BuiltImage:
         """The slug image: the stack plus one layer holding /app."""
         repository, _, tag = self.request.tag.rpartition(":")
-        image = container.commit(repository=repository, tag=tag, conf={
+        # No pause: nothing runs in the container any more but its idle `sleep`.
+        image = container.commit(repository=repository, tag=tag, pause=False, conf={
             "Labels": self.request.labels, "Env": [f"PATH={SLUG_PATH}", "HOME=/app"], "WorkingDir": "/app",
             "Entrypoint": PROFILE_ENTRYPOINT, "Cmd": ["/bin/bash"], "User": "",
         })
@@ -300,6 +303,16 @@ class _Build:
         self.say(f"/app is {cache.describe_size(slug)} (the image, stack included: {cache.describe_size(total)})")
         return BuiltImage(image_id=image.id, tag=self.request.tag, size=total,
                           default_process_types=dict(process_types))
+
+
+def _remove(container: Container) -> None:
+    try:
+        container.remove(force=True)
+    except NotFound:
+        pass
+    except APIError as exc:
+        if exc.status_code != 409:  # 409: the previous build's process is removing it already
+            raise
 
 
 def staged_path(index: int, buildpack: Buildpack) -> str:

@@ -7,23 +7,7 @@ import click
 from gitpaas.cli import cli
 from gitpaas.cli.common import app_option, json_option, platform, print_json, print_table, release_output
 from gitpaas.errors import UsageError
-
-
-def dyno_json(plat, process) -> dict:
-    """A process in the Platform API's dyno shape."""
-    return {
-        "id": _uuid_of(process.id), "name": process.name,
-        "type": process.type, "state": process.state, "command": process.command,
-        "release": {"id": process.release_id, "version": process.release_version},
-        "app": {"name": process.app, "id": plat.apps.get(process.app).id},
-        "size": "standard", "created_at": process.created_at, "updated_at": process.created_at,
-        "attach_url": None,
-    }
-
-
-def _uuid_of(container_id: str) -> str:
-    raw = container_id[:32]
-    return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:32]}"
+from gitpaas.shapes import dyno_json
 
 
 @cli.command("ps")
@@ -34,7 +18,8 @@ def ps(app: str, as_json: bool) -> None:
     plat = platform()
     processes = plat.processes(app)
     if as_json:
-        print_json([dyno_json(plat, p) for p in processes])
+        app_id = plat.apps.get(app).id
+        print_json([dyno_json(p, app_id) for p in processes])
         return
     if not processes:
         click.echo(f"No processes are running for {app}.")

@@ -29,6 +29,10 @@ class App:
     formation: dict[str, int] = field(default_factory=dict)
     #: version of the release the formation runs, None before the first successful release.
     current_release: int | None = None
+    #: e-mail of the account that created the app (None: created on the server, by its operator)
+    owner: str | None = None
+    #: e-mails of the other accounts that may use the app
+    collaborators: list[str] = field(default_factory=list)
     #: custom host names routed to the app, besides APP.$GITPAAS_DOMAIN
     domains: list[str] = field(default_factory=list)
     #: keep the slug images of only the newest N releases (None: keep every one)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,15 +66,16 @@ class Home:
     # --- git -----------------------------------------------------------------------------
     def push(self, app: str, source: str | Path, files: dict[str, str] | None = None, branch: str = "main",
              env: dict | None = None, message: str | None = None, clone: str | None = None,
-             ) -> subprocess.CompletedProcess:
-        """Commit ``source`` (a folder under tests/apps, or a path) plus ``files`` and git push it."""
-        process = self.start_push(app, source, files, branch, env, message, clone)
+             url: str | None = None) -> subprocess.CompletedProcess:
+        """Commit ``source`` (a folder under tests/apps, or a path) plus ``files`` and git push it
+        (to the app's local repository, or to ``url``)."""
+        process = self.start_push(app, source, files, branch, env, message, clone, url)
         stdout, stderr = process.communicate(timeout=900)
         return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
     def start_push(self, app: str, source: str | Path, files: dict[str, str] | None = None, branch: str = "main",
                    env: dict | None = None, message: str | None = None, clone: str | None = None,
-                   ) -> subprocess.Popen:
+                   url: str | None = None) -> subprocess.Popen:
         """Like ``push`` but returns the running ``git push`` (``clone`` names a separate work repo)."""
         repo = self.work / (clone or app)
         if not (repo / ".git").is_dir():
@@ -88,7 +91,7 @@ class Home:
             (repo / name).write_text(text)
         self._git(repo, "add", "-A")
         self._git(repo, "commit", "-q", "--allow-empty", "-m", message or f"push {source}")
-        git_url = str(self.path / "apps" / app / "repo.git")
+        git_url = url or str(self.path / "apps" / app / "repo.git")
         return subprocess.Popen(["git", "push", git_url, f"HEAD:refs/heads/{branch}"], cwd=repo, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**self.env, **(env or {})})
 
@@ -133,3 +136,46 @@ class Home:
 
     def purge(self) -> None:
         Platform(self.settings).purge_home()
+
+
+class ApiServer:
+    """``gitpaas server`` for a home, on a free loopback port, with an account and its token."""
+
+    def __init__(self, home: Home, email: str = "dev@example.com") -> None:
+        self.home, self.email = home, email
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        home.gitpaas("users:add", email)
+        self.token = self.create_token(email)
+        self.process = subprocess.Popen([GITPAAS, "server", "--port", str(self.port)], env=home.env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(self.url + "/openapi.json", timeout=2)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise AssertionError("gitpaas server did not start")
+                time.sleep(0.1)
+
+    def create_token(self, email: str) -> str:
+        out = self.home.gitpaas("tokens:create", "--user", email).stdout
+        return re.search(r"gp_[A-Za-z0-9_-]+", out).group(0)
+
+    def call(self, method: str, path: str, token: str | None = "default", **kwargs) -> requests.Response:
+        headers = {"Accept": "application/vnd.heroku+json; version=3", **kwargs.pop("headers", {})}
+        if token:
+            headers["Authorization"] = f"Bearer {self.token if token == 'default' else token}"
+        return requests.request(method, self.url + path, headers=headers, timeout=120, **kwargs)
+
+    def git_url(self, app: str, token: str | None = "default") -> str:
+        secret = self.token if token == "default" else token
+        return f"http://git:{secret}@127.0.0.1:{self.port}/{app}.git" if secret else f"{self.url}/{app}.git"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()

@@ -3,10 +3,13 @@ over HTTP through the router."""
 
 from __future__ import annotations
 
+import io
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
+import docker
 import pytest
 
 from gitpaas import labels
@@ -29,10 +32,18 @@ def build_containers(docker_client, home) -> list:
         {labels.HOME: str(home.path), labels.ROLE: "build"}))
 
 
-def in_slug(docker_client, home, image: str, shell: str) -> str:
-    """Run ``shell`` in a throwaway container of a slug image (labelled, so cleanup finds it)."""
-    return docker_client.containers.run(image, ["/bin/sh", "-c", shell], remove=True,
-                                        labels={labels.HOME: str(home.path)}).decode()
+def slug_entries(docker_client, home, image: str, folder: str) -> set[str] | None:
+    """The names in ``folder`` of a slug image (None when it has no such folder), read from a
+    created, never started, container (labelled, so cleanup finds it)."""
+    container = docker_client.containers.create(image, labels={labels.HOME: str(home.path)})
+    try:
+        stream, _ = container.get_archive(folder)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            return {name.split("/")[1] for name in tar.getnames() if name.count("/") >= 1}
+    except docker.errors.NotFound:
+        return None
+    finally:
+        container.remove(force=True)
 
 
 def test_python_app_installs_from_pypi_and_the_second_push_reuses_the_cache(home, docker_client):
@@ -52,9 +63,9 @@ def test_python_app_installs_from_pypi_and_the_second_push_reuses_the_cache(home
     image = docker_client.images.get(record["image"])
     assert image.labels[labels.APP] == "py" and image.labels[labels.ROLE] == "slug"
     assert image.attrs["Config"]["Env"][0].startswith("PATH=/app/.venv/bin:")
-    assert in_slug(docker_client, home, record["image"],
-                   "test ! -e /gitpaas && ls -A /app | sort | tr '\\n' ' '") == \
-        ".python-version .venv BODY Procfile app.py requirements.txt "
+    assert slug_entries(docker_client, home, record["image"], "/app") == {
+        ".python-version", ".venv", "BODY", "Procfile", "app.py", "requirements.txt"}
+    assert slug_entries(docker_client, home, record["image"], "/gitpaas") is None
     assert not build_containers(docker_client, home)
 
     second = home.push("py", "python-pypi", files={"BODY": "v2"})
@@ -67,7 +78,8 @@ def test_python_app_installs_from_pypi_and_the_second_push_reuses_the_cache(home
     assert len(warm.splitlines()) < len(cold.splitlines()), "the warm build does less"
 
     cache = home.path / "apps" / "py" / "cache"
-    assert {entry.name for entry in cache.iterdir()} == {"pip", "python"}
+    # (pip's own cache, /cache/pip, fills only when the index's answers say they may be cached)
+    assert {entry.name for entry in cache.iterdir()} - {"pip"} == {"python"}
     cleared = home.gitpaas("builds:cache:clear", "-a", "py")
     assert cleared.stdout.startswith("Clearing the build cache of py... done, freed ")
     assert not list(cache.iterdir())

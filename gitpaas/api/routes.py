@@ -1,0 +1,363 @@
+"""The Platform API v3 endpoints gitpaas serves: account, apps, releases, config vars, formation,
+dynos. Thin: parse, check access, call the same services the CLI calls, answer in Heroku's shapes."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Annotated, Optional
+
+from fastapi import APIRouter, Body, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from gitpaas import events
+from gitpaas.api.core import ApiError, accounts_of, base_url, current_user, find_release, in_background, output_url, platform_for, visible_app
+from gitpaas.config import validate_key
+from gitpaas.errors import UsageError
+from gitpaas.output import NullOutput
+from gitpaas.pipeline import create_release, release_and_swap
+from gitpaas.platform import Platform
+from gitpaas.release import Release
+from gitpaas.shapes import app_json, dyno_json, formation_json, release_json
+
+router = APIRouter()
+User = Annotated[str, Depends(current_user)]
+MAX_RANGE = 1000
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _platform(request: Request, user: str) -> Platform:
+    return platform_for(request, user)
+
+
+def _app_payload(request: Request, platform: Platform, app) -> dict:
+    current = platform.current_release(app.name)
+    return app_json(app, platform.settings, f"{base_url(request)}/{app.name}.git",
+                    current.updated_at if current else None)
+
+
+def _release_payload(request: Request, release: Release) -> dict:
+    return release_json(release, output_url(request, release.app["name"], release.version))
+
+
+# --- account -----------------------------------------------------------------------------------
+
+@router.get("/account")
+def account(request: Request, user: User) -> dict:
+    return accounts_of(request).account_payload(user)
+
+
+# --- apps --------------------------------------------------------------------------------------
+
+class AppCreate(Strict):
+    name: Optional[str] = Field(default=None, max_length=30)
+    region: Optional[str] = Field(default=None, max_length=64)
+    stack: Optional[str] = Field(default=None, max_length=64)
+    feature_flags: Optional[list[str]] = None
+
+
+@router.get("/apps")
+def apps_list(request: Request, user: User) -> list[dict]:
+    platform = _platform(request, user)
+    return [_app_payload(request, platform, app) for app in platform.apps.list() if platform.can_access(user, app.name)]
+
+
+@router.post("/apps", status_code=201)
+def apps_create(request: Request, user: User, body: AppCreate | None = Body(default=None)) -> dict:
+    platform = _platform(request, user)
+    name = (body.name if body else None) or f"app-{secrets.token_hex(3)}"
+    return _app_payload(request, platform, platform.create_app(name, owner=user))
+
+
+@router.get("/apps/{app}")
+def apps_info(request: Request, user: User, app: str) -> dict:
+    platform = _platform(request, user)
+    return _app_payload(request, platform, visible_app(platform, user, app))
+
+
+@router.delete("/apps/{app}")
+def apps_delete(request: Request, user: User, app: str) -> dict:
+    platform = _platform(request, user)
+    found = visible_app(platform, user, app)
+    if found.owner != user:
+        raise ApiError(403, "forbidden", "Only the app's owner can destroy it.")
+    payload = _app_payload(request, platform, found)
+    platform.destroy_app(found.name)
+    return payload
+
+
+# --- releases ----------------------------------------------------------------------------------
+
+_RANGE = re.compile(r"^\s*(?P<field>\w+)\s*(?P<start>\]?[^.;\s]*)\s*\.\.\s*(?P<end>[^;\s]*\[?)\s*(?P<options>;.*)?$")
+
+
+def parse_range(header: str | None) -> tuple[str, int | None, bool, int | None, bool, int, bool]:
+    """``version ]12..; max=10, order=desc`` → (field, start, start_exclusive, end, end_exclusive, max, desc)."""
+    if not header:
+        return "version", None, False, None, False, 200, False
+    match = _RANGE.match(header)
+    if not match or match["field"] not in ("version", "id"):
+        raise ApiError(400, "invalid_range", f"Invalid Range header: {header[:80]!r} "
+                       "(use `version ..; max=N, order=asc|desc`).")
+    options = dict(part.strip().split("=", 1) for part in (match["options"] or ";").strip(";").split(",")
+                   if "=" in part)
+    try:
+        limit = int(options.get("max", 200))
+    except ValueError:
+        raise ApiError(400, "invalid_range", "Range max must be a number.") from None
+    order = options.get("order", "asc")
+    if order not in ("asc", "desc") or not 1 <= limit <= MAX_RANGE:
+        raise ApiError(400, "invalid_range", f"Range order must be asc or desc and max 1-{MAX_RANGE}.")
+
+    def bound(text: str) -> tuple[int | None, bool]:
+        exclusive = text.startswith("]") or text.endswith("[")
+        text = text.strip("][")
+        if not text:
+            return None, exclusive
+        if not text.isdigit():
+            raise ApiError(400, "invalid_range", "Range bounds must be release versions.")
+        return int(text), exclusive
+    start, start_ex = bound(match["start"])
+    end, end_ex = bound(match["end"])
+    return match["field"], start, start_ex, end, end_ex, limit, order == "desc"
+
+
+@router.get("/apps/{app}/releases")
+def releases_list(request: Request, response: Response, user: User, app: str) -> list[dict]:
+    platform = _platform(request, user)
+    found = visible_app(platform, user, app)
+    _, start, start_ex, end, end_ex, limit, desc = parse_range(request.headers.get("range"))
+    versions = platform.apps.releases(found.name).versions()
+    if desc:
+        versions.reverse()
+
+    def after_start(v: int) -> bool:
+        if start is None:
+            return True
+        return (v < start if start_ex else v <= start) if desc else (v > start if start_ex else v >= start)
+
+    def before_end(v: int) -> bool:
+        if end is None:
+            return True
+        return (v > end if end_ex else v >= end) if desc else (v < end if end_ex else v <= end)
+    chosen = [v for v in versions if after_start(v) and before_end(v)]
+    page = chosen[:limit]
+    if len(chosen) > limit:
+        response.status_code = 206
+        response.headers["Next-Range"] = f"version ]{page[-1]}..; max={limit}, order={'desc' if desc else 'asc'}"
+    releases = platform.apps.releases(found.name)
+    return [_release_payload(request, releases.get(v)) for v in page]
+
+
+@router.get("/apps/{app}/releases/{release}")
+def releases_info(request: Request, user: User, app: str, release: str) -> dict:
+    platform = _platform(request, user)
+    found = visible_app(platform, user, app)
+    return _release_payload(request, find_release(platform, found.name, release))
+
+
+class ReleaseCreate(Strict):
+    slug: Optional[str] = Field(default=None, max_length=64)
+    release: Optional[str] = Field(default=None, max_length=64)
+    description: Optional[str] = Field(default=None, max_length=500)
+
+
+@router.post("/apps/{app}/releases", status_code=201)
+def releases_create(request: Request, user: User, app: str, body: ReleaseCreate) -> dict:
+    """``{"slug": id}`` creates a release of that slug; ``{"release": id}`` rolls back to a release."""
+    platform = _platform(request, user)
+    found = visible_app(platform, user, app)
+    if (body.slug is None) == (body.release is None):
+        raise ApiError(422, "invalid_params", "Send either slug (to create a release) or release (to roll back).")
+    if body.release is not None:
+        target = find_release(platform, found.name, body.release)
+        release = in_background(platform, lambda: events.rollback(platform, found.name, NullOutput(), target.version))
+    else:
+        release = in_background(platform, lambda: _release_slug(platform, found.name, body.slug, body.description))
+    return _release_payload(request, release)
+
+
+def _release_slug(platform: Platform, app: str, slug_id: str, description: str | None) -> Release:
+    with platform.release_lock(app):
+        releases = platform.apps.releases(app)
+        source = next((releases.get(v) for v in reversed(releases.versions())
+                       if (releases.get(v).slug or {}).get("id") == slug_id), None)
+        if source is None or not platform.slugs.exists(source.image):
+            raise UsageError(f"no slug {slug_id} on this server")
+        release = create_release(
+            platform, platform.apps.get(app), description=description or f"Release of slug {slug_id[:8]}",
+            source_image=source.image, slug_id=slug_id, commit=source.commit,
+            process_types=dict(source.process_types), config_vars=platform.config.get(app),
+            healthchecks=source.healthchecks)
+        return release_and_swap(platform, platform.apps.get(app), release, NullOutput())
+
+
+@router.get("/apps/{app}/releases/{release}/config-vars")
+def release_config_vars(request: Request, user: User, app: str, release: str) -> dict[str, str]:
+    platform = _platform(request, user)
+    found = visible_app(platform, user, app)
+    return find_release(platform, found.name, release).config_vars
+
+
+# --- config vars -------------------------------------------------------------------------------
+
+class ConfigPatch(RootModel[dict[str, Optional[str]]]):
+    pass
+
+
+@router.get("/apps/{app}/config-vars")
+def config_vars(request: Request, user: User, app: str) -> dict[str, str]:
+    platform = _platform(request, user)
+    return platform.config.get(visible_app(platform, user, app).name)
+
+
+@router.patch("/apps/{app}/config-vars")
+def config_vars_update(request: Request, user: User, app: str, body: ConfigPatch) -> dict[str, str]:
+    """Set (a string) or remove (``null``) keys; the release it creates continues in the background."""
+    platform = _platform(request, user)
+    found = visible_app(platform, user, app)
+    changes = body.root
+    if not changes:
+        raise ApiError(422, "invalid_params", "Send at least one config var.")
+    for key in changes:
+        validate_key(key)
+    set_values = {k: v for k, v in changes.items() if v is not None}
+    unset_keys = [k for k, v in changes.items() if v is None]
+    in_background(platform, lambda: events.change_config(platform, found.name, NullOutput(), set_values=set_values,
+                                                         unset_keys=unset_keys))
+    return platform.config.get(found.name)
+
+
+# --- formation ---------------------------------------------------------------------------------
+
+class FormationUpdate(Strict):
+    quantity: Optional[int] = Field(default=None, ge=0, le=100)
+    size: Optional[str] = Field(default=None, max_length=32)
+
+
+class FormationBatchItem(FormationUpdate):
+    type: str = Field(max_length=30)
+
+
+class FormationBatch(Strict):
+    updates: list[FormationBatchItem] = Field(max_length=50)
+
+
+def _formation(platform: Platform, app) -> list[dict]:
+    current = platform.current_release(app.name)
+    commands = current.process_types if current else {}
+    return [formation_json(app, t, q, commands.get(t)) for t, q in app.formation.items()]
+
+
+@router.get("/apps/{app}/formation")
+def formation_list(request: Request, user: User, app: str) -> list[dict]:
+    platform = _platform(request, user)
+    return _formation(platform, visible_app(platform, user, app))
+
+
+@router.get("/apps/{app}/formation/{process_type}")
+def formation_info(request: Request, user: User, app: str, process_type: str) -> dict:
+    platform = _platform(request, user)
+    found = visible_app(platform, user, app)
+    for entry in _formation(platform, found):
+        if entry["type"] == process_type:
+            return entry
+    raise ApiError(404, "not_found", f"Couldn't find that formation ({process_type}).")
+
+
+def _scale(platform: Platform, app, changes: dict[str, int]) -> list[dict]:
+    if changes:
+        platform.scale(app.name, changes)
+    return _formation(platform, platform.apps.get(app.name))
+
+
+@router.patch("/apps/{app}/formation")
+def formation_batch_update(request: Request, user: User, app: str, body: FormationBatch) -> list[dict]:
+    platform = _platform(request, user)
+    found = visible_app(platform, user, app)
+    return _scale(platform, found, {u.type: u.quantity for u in body.updates if u.quantity is not None})
+
+
+@router.patch("/apps/{app}/formation/{process_type}")
+def formation_update(request: Request, user: User, app: str, process_type: str, body: FormationUpdate) -> dict:
+    platform = _platform(request, user)
+    found = visible_app(platform, user, app)
+    entries = _scale(platform, found, {process_type: body.quantity} if body.quantity is not None else {})
+    for entry in entries:
+        if entry["type"] == process_type:
+            return entry
+    raise ApiError(404, "not_found", f"Couldn't find that formation ({process_type}).")
+
+
+# --- dynos -------------------------------------------------------------------------------------
+
+@router.get("/apps/{app}/dynos")
+def dynos_list(request: Request, user: User, app: str) -> list[dict]:
+    platform = _platform(request, user)
+    found = visible_app(platform, user, app)
+    return [dyno_json(p, found.id) for p in platform.processes(found.name)]
+
+
+@router.get("/apps/{app}/dynos/{dyno}")
+def dynos_info(request: Request, user: User, app: str, dyno: str) -> dict:
+    platform = _platform(request, user)
+    found = visible_app(platform, user, app)
+    for process in platform.processes(found.name):
+        if dyno in (process.name, dyno_json(process, found.id)["id"]):
+            return dyno_json(process, found.id)
+    raise ApiError(404, "not_found", f"Couldn't find that process ({dyno}).")
+
+
+@router.delete("/apps/{app}/dynos", status_code=202)
+def dynos_restart_all(request: Request, user: User, app: str) -> dict:
+    platform = _platform(request, user)
+    platform.restart(visible_app(platform, user, app).name)
+    return {}
+
+
+@router.delete("/apps/{app}/dynos/{dyno}", status_code=202)
+def dynos_restart(request: Request, user: User, app: str, dyno: str) -> dict:
+    platform = _platform(request, user)
+    platform.restart(visible_app(platform, user, app).name, dyno)
+    return {}
+
+
+@router.post("/apps/{app}/dynos/{dyno}/actions/stop", status_code=202)
+def dynos_stop(request: Request, user: User, app: str, dyno: str) -> dict:
+    platform = _platform(request, user)
+    found = visible_app(platform, user, app)
+    if dyno in [t for t in found.formation] and "." not in dyno:  # a type: stop (restart) each of its dynos
+        for process in [p for p in platform.processes(found.name) if p.type == dyno]:
+            platform.stop_process(found.name, process.name)
+    else:
+        platform.stop_process(found.name, dyno)
+    return {}
+
+
+# --- what gitpaas does not have ----------------------------------------------------------------
+
+@router.get("/apps/{app}/addons")
+@router.get("/apps/{app}/addon-attachments")
+@router.get("/apps/{app}/collaborators")
+@router.get("/apps/{app}/pipeline-couplings")
+@router.get("/apps/{app}/sni-endpoints")
+@router.get("/apps/{app}/buildpack-installations")
+def nothing_here(request: Request, user: User, app: str) -> list:
+    platform = _platform(request, user)
+    visible_app(platform, user, app)
+    return []
+
+
+@router.get("/apps/{app}/domains")
+def domains(request: Request, user: User, app: str) -> list[dict]:
+    platform = _platform(request, user)
+    found = visible_app(platform, user, app)
+    from gitpaas.shapes import derived_id
+    return [{"id": derived_id(found.id, "domain", host), "hostname": host, "kind": "heroku" if i == 0 else "custom",
+             "cname": None, "status": "succeeded", "app": {"id": found.id, "name": found.name},
+             "created_at": found.created_at, "updated_at": found.updated_at}
+            for i, host in enumerate(platform.hosts(found.name))]
+

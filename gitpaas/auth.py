@@ -1,0 +1,357 @@
+"""Who may do what: accounts, API tokens and SSH keys, kept under ``$GITPAAS_HOME/accounts/``.
+
+Three files, each 0600 in a 0700 folder, readable with ``cat``:
+
+- ``users.json``    the accounts, by e-mail;
+- ``tokens.json``   API tokens: id, user, the sha256 of the token, description, created_at,
+                    revoked_at. The token itself is shown once, when created, and never stored;
+- ``ssh_keys.json`` public keys (Platform API ``key`` shape), from which ``ssh/authorized_keys`` is
+                    rewritten on every change: each key may run only ``gitpaas.git.ssh_shell``.
+
+An app belongs to the account that created it (``App.owner``) and its collaborators;
+``Platform.can_access`` decides. This module only says who a token or a key belongs to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from gitpaas.errors import EnvironmentProblem, UsageError, UserNotFound
+from gitpaas.release import now_iso
+from gitpaas.settings import Settings
+from gitpaas.store.files import read_json, write_atomic, write_json
+
+TOKEN_PREFIX = "gp_"
+PRIVATE = 0o600
+#: the PATH the forced command runs with (sshd gives non-root logins one without /usr/sbin: nginx)
+FORCED_COMMAND_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
+_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+              "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
+_PUBLIC_KEY = re.compile(r"(?P<type>\S+) (?P<blob>[A-Za-z0-9+/]+={0,2})(?: (?P<comment>[^\x00-\x1f\x7f]*))?")
+
+
+def account_id(email: str) -> str:
+    """The account's id: stable, derived from the e-mail (the same id releases record as their user)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{email}"))
+
+
+def normalize_email(email: str) -> str:
+    """``email`` trimmed and lowercased, or UsageError if it does not look like an e-mail address."""
+    value = email.strip().lower()
+    if len(value) > 254 or not _EMAIL.fullmatch(value):
+        raise UsageError(f"{email!r} is not an e-mail address (like alice@example.com)")
+    return value
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class Accounts:
+    """The accounts of one gitpaas home. Every change happens under one lock, written atomically."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = settings.home / "accounts"
+        self.authorized_keys_path = settings.home / "ssh" / "authorized_keys"
+
+    # --- users ---------------------------------------------------------------------------
+    def add_user(self, email: str, name: str | None = None) -> dict:
+        email = normalize_email(email)
+        with self._lock():
+            users = self._read("users.json")
+            if any(user["email"] == email for user in users):
+                raise UsageError(f"user {email} already exists")
+            now = now_iso()
+            user = {"id": account_id(email), "email": email, "name": name, "created_at": now, "updated_at": now}
+            self._write("users.json", [*users, user])
+        return user
+
+    def users(self) -> list[dict]:
+        return self._read("users.json")
+
+    def get_user(self, email: str) -> dict:
+        wanted = email.strip().lower()
+        for user in self._read("users.json"):
+            if user["email"] == wanted:
+                return user
+        raise UserNotFound(email)
+
+    def account_payload(self, email: str) -> dict[str, Any]:
+        """The user as a Platform API ``account`` (GET /account)."""
+        user = self.get_user(email)
+        return {
+            "allow_tracking": False, "beta": False, "created_at": user["created_at"], "email": user["email"],
+            "federated": False, "id": user["id"], "identity_provider": None, "last_login": None,
+            "name": user.get("name"), "sms_number": None, "suspended_at": None, "delinquent_at": None,
+            "two_factor_authentication": False, "updated_at": user["updated_at"], "verified": False,
+            "country_of_residence": None, "default_organization": None, "default_team": None,
+        }
+
+    # --- tokens --------------------------------------------------------------------------
+    def create_token(self, email: str, description: str = "") -> tuple[dict, str]:
+        """A new API token for ``email``: (its record, the token). The token is not kept anywhere."""
+        user = self.get_user(email)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        record = {"id": str(uuid.uuid4()), "user": user["email"], "sha256": hash_token(token),
+                  "description": description, "created_at": now_iso(), "revoked_at": None}
+        with self._lock():
+            self._write("tokens.json", [*self._read("tokens.json"), record])
+        return record, token
+
+    def tokens(self, email: str | None = None) -> list[dict]:
+        wanted = None if email is None else self.get_user(email)["email"]
+        return [token for token in self._read("tokens.json") if wanted in (None, token["user"])]
+
+    def revoke_token(self, token_id: str) -> dict:
+        """Revoke a token (again: no change). Requests with it get 401 from then on."""
+        with self._lock():
+            tokens = self._read("tokens.json")
+            for token in tokens:
+                if token["id"] == token_id:
+                    if token["revoked_at"] is None:
+                        token["revoked_at"] = now_iso()
+                        self._write("tokens.json", tokens)
+                    return token
+        raise UsageError(f"no token with id {token_id!r} (see `gitpaas tokens`)")
+
+    def authenticate(self, token: str) -> str | None:
+        """The e-mail of the account ``token`` belongs to; None if it is unknown or revoked.
+
+        Every stored digest is compared in constant time, so the answer's timing tells nothing
+        about how close a guess came.
+        """
+        if not token:
+            return None
+        digest = hash_token(token)
+        found = None
+        for record in self._read("tokens.json"):
+            if hmac.compare_digest(record["sha256"], digest) and record["revoked_at"] is None:
+                found = record["user"]
+        return found
+
+    # --- SSH keys ------------------------------------------------------------------------
+    def add_key(self, email: str, public_key_text: str) -> dict:
+        """Authorize an OpenSSH public key (one line: ``type base64 [comment]``) to push as ``email``."""
+        user = self.get_user(email)
+        key_type, blob, comment, fingerprint = parse_public_key(public_key_text)
+        with self._lock():
+            keys = self._read("ssh_keys.json")
+            for key in keys:
+                if key["fingerprint"] == fingerprint:
+                    raise UsageError(f"key {fingerprint} is already added (to {key['email']})")
+            now = now_iso()
+            record = {"id": str(uuid.uuid4()), "email": user["email"], "fingerprint": fingerprint,
+                      "public_key": f"{key_type} {blob}", "comment": comment,
+                      "created_at": now, "updated_at": now}
+            keys.append(record)
+            self._write("ssh_keys.json", keys)
+            self._write_authorized_keys(keys)
+        return record
+
+    def remove_key(self, fingerprint: str) -> dict:
+        with self._lock():
+            keys = self._read("ssh_keys.json")
+            for key in keys:
+                if fingerprint in (key["fingerprint"], key["id"]):
+                    keys.remove(key)
+                    self._write("ssh_keys.json", keys)
+                    self._write_authorized_keys(keys)
+                    return key
+        raise UsageError(f"no key {fingerprint!r} (see `gitpaas keys`)")
+
+    def keys(self, email: str | None = None) -> list[dict]:
+        wanted = None if email is None else self.get_user(email)["email"]
+        return [key for key in self._read("ssh_keys.json") if wanted in (None, key["email"])]
+
+    def authorized_keys_text(self, keys: list[dict] | None = None) -> str:
+        """sshd's authorized_keys: each key may run nothing but the git shell, as its user."""
+        lines = ["# Written by gitpaas from accounts/ssh_keys.json: change it with gitpaas keys:add/keys:remove."]
+        for key in self._read("ssh_keys.json") if keys is None else keys:
+            command = " ".join([
+                "env", f"GITPAAS_HOME={shlex.quote(str(self.settings.home))}",
+                f"PATH={FORCED_COMMAND_PATH}",
+                shlex.quote(sys.executable), "-m", "gitpaas.git.ssh_shell", shlex.quote(key["email"]),
+            ])
+            quoted = command.replace("\\", "\\\\").replace('"', '\\"')
+            comment = f" {key['comment']}" if key.get("comment") else ""
+            lines.append(f'command="{quoted}",restrict {key["public_key"]}{comment}')
+        return "\n".join(lines) + "\n"
+
+    def write_authorized_keys(self) -> Path:
+        with self._lock():
+            self._write_authorized_keys(self._read("ssh_keys.json"))
+        return self.authorized_keys_path
+
+    # --- files ---------------------------------------------------------------------------
+    def _write_authorized_keys(self, keys: list[dict]) -> None:
+        self.authorized_keys_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_atomic(self.authorized_keys_path, self.authorized_keys_text(keys).encode(), PRIVATE)
+
+    def _lock(self) -> FileLock:
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return FileLock(str(self.root / ".lock"))
+
+    def _read(self, name: str) -> list[dict]:
+        try:
+            return read_json(self.root / name)
+        except FileNotFoundError:
+            return []
+
+    def _write(self, name: str, value: list[dict]) -> None:
+        write_json(self.root / name, value, mode=PRIVATE)
+
+
+def parse_public_key(text: str) -> tuple[str, str, str, str]:
+    """One OpenSSH public key line → (type, base64 blob, comment, SHA256 fingerprint).
+
+    ssh-keygen has the last word on whether it is a key; private keys and anything with
+    authorized_keys options are refused, each with a one-line reason.
+    """
+    if "PRIVATE KEY" in text:
+        raise UsageError("that is a private key: give its public half (the .pub file), and keep the private one secret")
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if len(lines) != 1:
+        raise UsageError(f"expected one public key line (like `ssh-ed25519 AAAA... you@laptop`), got {len(lines)} lines")
+    match = _PUBLIC_KEY.fullmatch(lines[0])
+    if not match or match["type"] not in _KEY_TYPES:
+        raise UsageError("not an OpenSSH public key: expected `TYPE BASE64 [COMMENT]` with TYPE one of "
+                         + ", ".join(_KEY_TYPES))
+    line = f"{match['type']} {match['blob']}"
+    fingerprint = _fingerprint(line)
+    return match["type"], match["blob"], (match["comment"] or "").strip(), fingerprint
+
+
+def _fingerprint(line: str) -> str:
+    keygen = shutil.which("ssh-keygen")
+    if keygen is None:
+        raise EnvironmentProblem("ssh-keygen is missing: install openssh-client (scripts/setup.sh does)")
+    with tempfile.NamedTemporaryFile("w", suffix=".pub") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+        result = subprocess.run([keygen, "-l", "-E", "sha256", "-f", handle.name],
+                                capture_output=True, text=True, timeout=30)
+    fields = result.stdout.split()
+    if result.returncode != 0 or len(fields) < 2 or not fields[1].startswith("SHA256:"):
+        raise UsageError("not a valid public key: ssh-keygen cannot read it")
+    return fields[1]
+
+
+# --- the sshd that serves git push over SSH ---------------------------------------------------
+
+@dataclass(frozen=True)
+class SshdSetup:
+    config_path: Path
+    host_key_path: Path
+    authorized_keys_path: Path
+    port: int
+    listen: str
+    user: str
+    sshd: str
+
+    @property
+    def command(self) -> list[str]:
+        return [self.sshd, "-f", str(self.config_path)]
+
+
+SSHD_CONFIG = """\
+# Written by `gitpaas sshd:config`: an sshd that only serves `git push` to gitpaas.
+# Start it as root: {sshd} -f {config}   (foreground: add -D -e)
+Port {port}
+ListenAddress {listen}
+HostKey {host_key}
+PidFile {pid_file}
+AllowUsers {user}
+PermitRootLogin {root_login}
+AuthenticationMethods publickey
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+HostbasedAuthentication no
+UsePAM no
+AuthorizedKeysFile {authorized_keys}
+AuthorizedPrincipalsFile none
+StrictModes {strict_modes}
+DisableForwarding yes
+PermitTTY no
+PermitUserRC no
+PermitUserEnvironment no
+AcceptEnv GIT_PROTOCOL
+PrintMotd no
+PrintLastLog no
+"""
+
+
+def insecure_directories(path: Path, uid: int) -> list[Path]:
+    """The folders above ``path`` that sshd's StrictModes refuses: writable by group or others, or
+    owned by someone else than root and ``uid``."""
+    found = []
+    for folder in path.parents:
+        info = folder.stat()
+        if info.st_uid not in (0, uid) or info.st_mode & 0o022:
+            found.append(folder)
+    return found
+
+
+def configure_sshd(settings: Settings, accounts: Accounts, port: int, listen: str, user: str,
+                   strict_modes: bool = True) -> SshdSetup:
+    """Write ``$GITPAAS_HOME/ssh/``: sshd_config, a host key (kept when present) and authorized_keys."""
+    import pwd
+
+    folder = settings.home / "ssh"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        uid = pwd.getpwnam(user).pw_uid
+    except KeyError:
+        raise UsageError(f"there is no OS user {user!r} to accept git pushes as (see README: SSH)") from None
+    authorized_keys = accounts.write_authorized_keys()
+    if strict_modes and (bad := insecure_directories(authorized_keys, uid)):
+        owners = "root" if uid == 0 else f"root or {user}"
+        raise UsageError(f"sshd would refuse {authorized_keys}: {bad[0]} is writable by others or not owned by "
+                         f"{owners}; move GITPAAS_HOME or use --no-strict-modes")
+    host_key = folder / "ssh_host_ed25519_key"
+    if not host_key.exists():
+        keygen = shutil.which("ssh-keygen")
+        if keygen is None:
+            raise EnvironmentProblem("ssh-keygen is missing: install openssh-client (scripts/setup.sh does)")
+        subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", f"gitpaas@{settings.home_id}",
+                        "-f", str(host_key)], check=True, capture_output=True, timeout=60)
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    config = folder / "sshd_config"
+    write_atomic(config, SSHD_CONFIG.format(
+        sshd=sshd, config=config, port=port, listen=listen, host_key=host_key, pid_file=folder / "sshd.pid",
+        user=user, root_login="prohibit-password" if uid == 0 else "no", authorized_keys=authorized_keys,
+        strict_modes="yes" if strict_modes else "no",
+    ).encode(), PRIVATE)
+    setup = SshdSetup(config, host_key, authorized_keys, port, listen, user, sshd)
+    _check_config(setup)
+    return setup
+
+
+def _check_config(setup: SshdSetup) -> None:
+    """``sshd -t``: the config is valid (when sshd is installed and we may run it)."""
+    if not os.path.exists(setup.sshd) or os.geteuid() != 0:
+        return
+    # sshd needs its privilege separation folder, which Debian's service unit would create.
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    result = subprocess.run([setup.sshd, "-t", "-f", str(setup.config_path)], capture_output=True, text=True,
+                            timeout=30)
+    if result.returncode != 0:
+        raise EnvironmentProblem(f"sshd -t refused {setup.config_path}: {result.stderr.strip()}")

@@ -1,0 +1,23 @@
+"""server: run the Platform API (and git over HTTP) for this gitpaas home."""
+
+from __future__ import annotations
+
+import click
+
+from gitpaas.cli import cli
+from gitpaas.cli.common import platform
+
+
+@cli.command("server")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535), help="port to listen on")
+def server(host: str, port: int) -> None:
+    """Serve the Heroku-shaped Platform API and git smart HTTP (Ctrl-C stops it)."""
+    import uvicorn
+
+    from gitpaas.api import create_app
+
+    plat = platform()
+    plat.init_home()
+    click.echo(f"gitpaas API for {plat.settings.home} on http://{host}:{port}/ (OpenAPI: /openapi.json)")
+    uvicorn.run(create_app(plat.settings), host=host, port=port, log_level="info", access_log=True)

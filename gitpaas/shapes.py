@@ -1,0 +1,65 @@
+"""gitpaas's objects in the Heroku Platform API's shapes (../shared/reference), for the API and
+the CLI's ``--json``. Pure: records in, dicts out. Ids gitpaas has no record of (a formation
+entry, a dyno, the stack) are stable UUIDs derived from what identifies them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from gitpaas.release import Release
+from gitpaas.scheduler import Process
+from gitpaas.settings import Settings
+from gitpaas.store.apps import App
+
+STACK = {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, "gitpaas:stack:bookworm")), "name": "gitpaas-bookworm"}
+REGION = {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, "gitpaas:region:local")), "name": "local"}
+GENERATION = {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, "gitpaas:generation:1")), "name": "cedar"}
+
+
+def derived_id(*parts: object) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "gitpaas:" + ":".join(str(p) for p in parts)))
+
+
+def account_ref(email: str | None) -> dict[str, str] | None:
+    if not email:
+        return None
+    return {"email": email, "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{email}"))}
+
+
+def app_json(app: App, settings: Settings, git_url: str, released_at: str | None) -> dict[str, Any]:
+    return {
+        "acm": False, "archived_at": None, "build_stack": STACK, "buildpack_provided_description": None,
+        "created_at": app.created_at, "generation": GENERATION, "git_url": git_url, "id": app.id,
+        "internal_routing": None, "maintenance": False, "name": app.name, "organization": None,
+        "owner": account_ref(app.owner) or {"email": "operator@localhost", "id": derived_id("operator")},
+        "region": REGION, "released_at": released_at, "repo_size": None, "slug_size": None, "space": None,
+        "stack": STACK, "team": None, "updated_at": app.updated_at, "web_url": settings.web_url(app.name),
+    }
+
+
+def release_json(release: Release, output_stream_url: str | None = None) -> dict[str, Any]:
+    data = release.to_api()
+    if output_stream_url is not None:
+        data["output_stream_url"] = output_stream_url
+    return data
+
+
+def formation_json(app: App, process_type: str, quantity: int, command: str | None) -> dict[str, Any]:
+    return {
+        "app": {"id": app.id, "name": app.name}, "command": command or "", "created_at": app.created_at,
+        "dyno_size": {"id": derived_id("size", "standard"), "name": "standard"},
+        "id": derived_id(app.id, "formation", process_type), "quantity": quantity, "size": "standard",
+        "type": process_type, "updated_at": app.updated_at,
+    }
+
+
+def dyno_json(process: Process, app_id: str) -> dict[str, Any]:
+    raw = process.id.ljust(32, "0")[:32]
+    return {
+        "attach_url": None, "command": process.command, "created_at": process.created_at,
+        "id": f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:32]}", "name": process.name,
+        "release": {"id": process.release_id, "version": process.release_version},
+        "app": {"name": process.app, "id": app_id}, "size": "standard", "state": process.state,
+        "type": process.type, "updated_at": process.created_at,
+    }

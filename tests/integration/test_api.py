@@ -1,0 +1,241 @@
+"""The Platform API against a real `gitpaas server`, real deploys and real streams."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+
+import pytest
+import requests
+
+from harness import ApiServer
+from schema import validate
+
+WEB = "web: python3 /app/server.py\n"
+
+
+def wait_for(predicate, what: str, timeout: float = 90.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def api(home):
+    server = ApiServer(home)
+    yield server
+    server.stop()
+
+
+def deploy(home, api, app: str, **files) -> None:
+    push = home.push(app, "web", files=files or None, url=api.git_url(app))
+    assert push.returncode == 0, push.stderr
+
+
+def snapshot(home) -> str:
+    """A digest of every file in the home, to show a refused request changed nothing."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in home.path.rglob("*") if p.is_file() and "router" not in p.parts
+                       and "logs" not in p.parts):
+        digest.update(str(path).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_apps_and_git_push_over_http(home, api):
+    created = api.call("POST", "/apps", json={"name": "viahttp"})
+    assert created.status_code == 201
+    app = created.json()
+    validate("app", app)
+    assert app["git_url"] == f"{api.url}/viahttp.git" and app["owner"]["email"] == api.email
+    push = home.push("viahttp", "web", url=api.git_url("viahttp"))
+    assert push.returncode == 0, push.stderr
+    assert "remote: -----> Release v1 created" in push.stderr and "release phase for hello v1" in push.stderr
+    assert home.get("viahttp").text == "hello v1 from web.1\n"
+    assert home.release("viahttp", 1)["user"]["email"] == api.email, "the pushing account is recorded"
+    assert [a["name"] for a in api.call("GET", "/apps").json()] == ["viahttp"]
+    info = api.call("GET", "/apps/viahttp").json()
+    assert info["released_at"] and api.call("GET", f"/apps/{info['id']}").json()["name"] == "viahttp"
+
+    failing = home.push("viahttp", "web", files={"Procfile": WEB + "release: echo boom; exit 2\n"},
+                        url=api.git_url("viahttp"))
+    assert failing.returncode != 0 and "release v2 failed: release command exited with status 2" in failing.stderr
+    assert home.get("viahttp").text == "hello v1 from web.1\n"
+
+    assert api.call("DELETE", "/apps/viahttp").status_code == 200
+    assert api.call("GET", "/apps/viahttp").status_code == 404
+
+
+def test_who_may_do_what(home, api):
+    api.call("POST", "/apps", json={"name": "mine"})
+    deploy(home, api, "mine")
+    home.gitpaas("users:add", "other@example.com")
+    other = api.create_token("other@example.com")
+    for method, path in (("GET", "/apps/mine"), ("GET", "/apps/mine/config-vars"), ("GET", "/apps/mine/releases"),
+                         ("GET", "/apps/nope")):
+        refused = api.call(method, path, token=other)
+        assert refused.status_code == 404 and refused.json() == {"id": "not_found", "message": "Couldn't find that app."}
+    assert api.call("GET", "/apps", token=other).json() == []
+    before = home.remote_ref("mine")
+    push = home.push("mine", "web", files={"BODY": "intruder"}, url=api.git_url("mine", token=other))
+    assert push.returncode != 0 and home.remote_ref("mine") == before, "refused before anything was received"
+    anonymous = home.push("mine", "web", url=api.git_url("mine", token=None), env={"GIT_TERMINAL_PROMPT": "0"})
+    assert anonymous.returncode != 0
+
+    assert api.call("GET", "/apps/mine", token=None).status_code == 401
+    assert api.call("GET", "/apps/mine", token="gp_not-a-token").status_code == 401
+    in_query = requests.get(f"{api.url}/apps/mine?token={api.token}", timeout=10)
+    assert in_query.status_code == 401 and in_query.json()["id"] == "unauthorized"
+
+    home.gitpaas("access:add", "other@example.com", "-a", "mine")
+    assert api.call("GET", "/apps/mine", token=other).status_code == 200
+    assert api.call("DELETE", "/apps/mine", token=other).status_code == 403, "only the owner destroys"
+    token_id = next(t["id"] for t in __import__("json").loads(
+        home.gitpaas("tokens", "--user", "other@example.com", "--json").stdout))
+    home.gitpaas("tokens:revoke", token_id)
+    assert api.call("GET", "/apps/mine", token=other).status_code == 401
+
+
+def test_releases_range_rollback_and_slug_release(home, api):
+    api.call("POST", "/apps", json={"name": "ranged"})
+    for body in ("one", "two", "three"):
+        deploy(home, api, "ranged", BODY=body)
+    page = api.call("GET", "/apps/ranged/releases", headers={"Range": "version ..; max=2, order=desc"})
+    assert page.status_code == 206 and [r["version"] for r in page.json()] == [3, 2]
+    assert page.headers["Next-Range"] == "version ]2..; max=2, order=desc"
+    rest = api.call("GET", "/apps/ranged/releases", headers={"Range": page.headers["Next-Range"]})
+    assert rest.status_code == 200 and [r["version"] for r in rest.json()] == [1]
+    for release in page.json() + rest.json():
+        validate("release", release)
+    v1 = rest.json()[0]
+    assert api.call("GET", f"/apps/ranged/releases/{v1['id']}").json()["version"] == 1
+    assert api.call("GET", "/apps/ranged/releases/2").json()["description"].startswith("Deploy ")
+
+    rollback = api.call("POST", "/apps/ranged/releases", json={"release": v1["id"]})
+    assert rollback.status_code == 201
+    validate("release", rollback.json())
+    assert rollback.json()["description"] == "Rollback to v1"
+    wait_for(lambda: api.call("GET", "/apps/ranged/releases/4").json()["status"] == "succeeded", "the rollback")
+    assert home.get("ranged").text == "one from web.1\n"
+
+    again = api.call("POST", "/apps/ranged/releases", json={"slug": page.json()[0]["slug"]["id"],
+                                                           "description": "Back to three"})
+    assert again.status_code == 201 and again.json()["description"] == "Back to three"
+    wait_for(lambda: home.get("ranged").text == "three from web.1\n", "the slug release")
+
+
+def test_config_vars_return_at_once_and_the_release_streams_its_output(home, api):
+    api.call("POST", "/apps", json={"name": "cfg"})
+    deploy(home, api, "cfg", Procfile=WEB + "release: echo start; sleep 3; echo done $COLOR\n")
+    started = api.call("PATCH", "/apps/cfg/config-vars", json={"COLOR": "blue", "EMPTY": ""})
+    assert started.status_code == 200 and started.json() == {"COLOR": "blue", "EMPTY": ""}
+    pending = api.call("GET", "/apps/cfg/releases/2").json()
+    assert pending["status"] == "pending" and pending["description"] == "Set COLOR, EMPTY config vars"
+    validate("release", pending)
+
+    received: list[tuple[float, bytes]] = []
+    with requests.get(pending["output_stream_url"], stream=True, timeout=60) as stream:
+        for chunk in stream.iter_content(chunk_size=None):
+            received.append((time.monotonic(), chunk))
+    text = b"".join(chunk for _, chunk in received).decode()
+    assert text == "start\ndone blue\n"
+    assert len(received) >= 2, "output arrived while the release was running, not all at the end"
+    assert api.call("GET", "/apps/cfg/releases/2").json()["status"] == "succeeded"
+    assert api.call("GET", "/apps/cfg/releases/2/config-vars").json() == {"COLOR": "blue", "EMPTY": ""}
+    removed = api.call("PATCH", "/apps/cfg/config-vars", json={"EMPTY": None})
+    assert removed.json() == {"COLOR": "blue"}
+    wait_for(lambda: api.call("GET", "/apps/cfg/releases/3").json()["status"] == "succeeded", "the unset release")
+
+
+def test_formation_and_dynos(home, api):
+    api.call("POST", "/apps", json={"name": "dynos"})
+    deploy(home, api, "dynos", Procfile=WEB + "worker: sleep infinity\n")
+    formation = api.call("GET", "/apps/dynos/formation").json()
+    assert {(f["type"], f["quantity"]) for f in formation} == {("web", 1), ("worker", 0)}
+    for entry in formation:
+        validate("formation", entry)
+    batch = api.call("PATCH", "/apps/dynos/formation", json={"updates": [{"type": "web", "quantity": 2}]})
+    assert {(f["type"], f["quantity"]) for f in batch.json()} == {("web", 2), ("worker", 0)}
+    single = api.call("PATCH", "/apps/dynos/formation/worker", json={"quantity": 1})
+    assert single.json()["quantity"] == 1
+    dynos = [d for d in api.call("GET", "/apps/dynos/dynos").json() if d["state"] == "up"]
+    assert sorted(d["name"] for d in dynos) == ["web.1", "web.2", "worker.1"]
+    for dyno in dynos:
+        validate("dyno", dyno)
+    assert api.call("DELETE", "/apps/dynos/dynos/web.1").status_code == 202
+    assert api.call("DELETE", "/apps/dynos/dynos").status_code == 202
+    assert {home.get("dynos").text for _ in range(8)} == {"hello v1 from web.1\n", "hello v1 from web.2\n"}
+    assert api.call("PATCH", "/apps/dynos/formation/nope", json={"quantity": 1}).status_code == 400
+
+
+def test_stopping_a_release_command_through_the_api(home, api):
+    api.call("POST", "/apps", json={"name": "stopper"})
+    deploy(home, api, "stopper", Procfile=WEB + 'release: test -z "$SLOW" || sleep 120\n')
+    assert api.call("PATCH", "/apps/stopper/config-vars", json={"SLOW": "1"}).status_code == 200
+    dyno = wait_for(lambda: next((d for d in api.call("GET", "/apps/stopper/dynos").json()
+                                  if d["type"] == "release"), None), "release.NNNN in the dyno list")
+    assert dyno["name"].startswith("release.") and dyno["release"]["version"] == 2
+    assert api.call("POST", f"/apps/stopper/dynos/{dyno['name']}/actions/stop").status_code == 202
+    wait_for(lambda: api.call("GET", "/apps/stopper/releases/2").json()["status"] == "failed", "v2 to fail")
+    assert home.release("stopper", 2)["failure"]["reason"] == "release command stopped"
+    assert home.get("stopper").text == "hello v1 from web.1\n"
+
+
+def test_log_sessions_stream_the_apps_output(home, api):
+    api.call("POST", "/apps", json={"name": "logs"})
+    deploy(home, api, "logs")
+    home.get("logs", "/hello-logs")
+    session = api.call("POST", "/apps/logs/log-sessions", json={"lines": 50, "tail": False})
+    assert session.status_code == 201
+    lines = requests.get(session.json()["logplex_url"], timeout=30).text.splitlines()
+    assert any("app[web.1]:" in line and "/hello-logs" in line for line in lines), lines
+
+    tail = api.call("POST", "/apps/logs/log-sessions", json={"tail": True, "lines": 1}).json()["logplex_url"]
+    seen: list[str] = []
+
+    def follow() -> None:
+        with requests.get(tail, stream=True, timeout=60) as stream:
+            for line in stream.iter_lines(decode_unicode=True):
+                seen.append(line)
+                if "/later-request" in line:
+                    return
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    time.sleep(1)
+    home.get("logs", "/later-request")
+    follower.join(timeout=30)
+    assert any("/later-request" in line for line in seen), "the tail received a line written after it started"
+
+
+def test_bad_input_gets_a_json_4xx_and_changes_nothing(home, api):
+    api.call("POST", "/apps", json={"name": "solid"})
+    before = snapshot(home)
+    cases = [
+        ("PATCH", "/apps/solid/config-vars", {"data": b"{not json", "headers": {"Content-Type": "application/json"}}),
+        ("PATCH", "/apps/solid/config-vars", {"json": {"GOOD": 3}}),
+        ("PATCH", "/apps/solid/config-vars", {"json": {"1BAD": "x"}}),
+        ("PATCH", "/apps/solid/formation", {"json": {"updates": [{"type": "web", "quantity": "many"}]}}),
+        ("PATCH", "/apps/solid/formation", {"json": {"updates": [], "surprise": True}}),
+        ("POST", "/apps", {"json": {"name": "Bad Name!"}}),
+        ("POST", "/apps", {"json": {"name": "x" * 5000}}),
+        ("POST", "/apps/solid/releases", {"json": {"release": "v999"}}),
+        ("POST", "/apps/solid/releases", {"json": {}}),
+        ("PATCH", "/apps/solid/config-vars", {"data": b'{"A": "' + b"x" * 2_000_000 + b'"}',
+                                              "headers": {"Content-Type": "application/json"}}),
+        ("GET", "/apps/..%2F..%2Fetc%2Fpasswd", {}),
+        ("GET", "/apps/%2e%2e", {}),
+        ("GET", "/apps/" + "a" * 300, {}),
+        ("GET", "/apps/solid/releases", {"headers": {"Range": "version nonsense"}}),
+        ("GET", "/apps/solid/releases", {"headers": {"Range": "version ..; max=0"}}),
+        ("GET", "/apps/solid/releases", {"headers": {"Range": "version ..; order=sideways"}}),
+    ]
+    for method, path, kwargs in cases:
+        response = api.call(method, path, **kwargs)
+        assert 400 <= response.status_code < 500, (method, path, response.status_code, response.text[:200])
+        body = response.json()
+        assert set(body) == {"id", "message"} and body["message"], (path, body)
+    assert snapshot(home) == before
