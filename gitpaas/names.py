@@ -9,10 +9,22 @@ from gitpaas.errors import InvalidAppName, UsageError
 _APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 
 
+#: names that route to gitpaas itself: api.$GITPAAS_DOMAIN is the Platform API (`gitpaas server --publish`)
+RESERVED_APP_NAMES = frozenset({"api"})
+
+
 def validate_app_name(name: str) -> str:
     """Return ``name`` if it is a valid app name, else raise :class:`InvalidAppName`."""
     if not isinstance(name, str) or not _APP_NAME.fullmatch(name) or name.endswith("-"):
         raise InvalidAppName(name)
+    return name
+
+
+def validate_new_app_name(name: str) -> str:
+    """A name for a new app: valid, and not one gitpaas keeps for itself."""
+    validate_app_name(name)
+    if name in RESERVED_APP_NAMES:
+        raise UsageError(f"{name!r} is reserved: {name}.$GITPAAS_DOMAIN is gitpaas's own API")
     return name
 
 

@@ -99,7 +99,8 @@ class Platform:
         if not read_home_record(self.settings.home):
             write_json(self.settings.home / "home.json", {
                 "home": str(self.settings.home), "domain": self.settings.domain,
-                "http_port": self.settings.http_port, "home_id": self.settings.home_id,
+                "http_port": self.settings.http_port, "https_port": self.settings.https_port,
+                "home_id": self.settings.home_id,
             })
 
     # --- apps ----------------------------------------------------------------------------

@@ -43,10 +43,10 @@ def _number(environ: Mapping[str, str], key: str, default: float, *, integer: bo
     return value
 
 
-def _port(environ: Mapping[str, str], default: int) -> int:
-    port = int(_number(environ, "GITPAAS_HTTP_PORT", default, integer=True))
+def _port(environ: Mapping[str, str], default: int, key: str = "GITPAAS_HTTP_PORT") -> int:
+    port = int(_number(environ, key, default, integer=True))
     if port > 65535:
-        raise UsageError(f"GITPAAS_HTTP_PORT must be a TCP port (1-65535), not {port}")
+        raise UsageError(f"{key} must be a TCP port (1-65535), not {port}")
     return port
 
 
@@ -55,6 +55,7 @@ class Settings:
     home: Path
     domain: str = "localhost"
     http_port: int = 8080
+    https_port: int = 8443
     stack_image: str = DEFAULT_STACK_IMAGE
     release_timeout: float = 3600.0
     boot_timeout: float = 60.0
@@ -76,6 +77,7 @@ class Settings:
             home=home,
             domain=env.get("GITPAAS_DOMAIN") or recorded.get("domain") or "localhost",
             http_port=_port(env, port_default),
+            https_port=_port(env, recorded.get("https_port") or (443 if _is_root() else 8443), "GITPAAS_HTTPS_PORT"),
             stack_image=env.get("GITPAAS_STACK_IMAGE") or DEFAULT_STACK_IMAGE,
             release_timeout=_number(env, "GITPAAS_RELEASE_TIMEOUT", 3600.0),
             boot_timeout=_number(env, "GITPAAS_BOOT_TIMEOUT", 60.0),

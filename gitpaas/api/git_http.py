@@ -78,4 +78,5 @@ async def smart_http(request: Request, app: str, rest: str) -> Response:
             await feeder
             await process.wait()
     media_type = headers.pop("Content-Type", None)
+    headers["X-Accel-Buffering"] = "no"  # the router passes hook output on as it comes
     return StreamingResponse(body(), status_code=status, headers=headers, media_type=media_type)

@@ -26,6 +26,8 @@ from gitpaas.shapes import derived_id
 
 router = APIRouter()
 POLL = 0.2
+#: tells nginx (the router, when the API is published through it) to pass chunks on as they come
+NO_BUFFERING = {"X-Accel-Buffering": "no", "Cache-Control": "no-cache"}
 
 
 @router.get("/streams/release-output/{token}")
@@ -46,7 +48,7 @@ async def release_output(request: Request, token: str) -> StreamingResponse:
             if not pending or await request.is_disconnected():
                 return
             await asyncio.sleep(POLL)
-    return StreamingResponse(chunks(), media_type="text/plain; charset=utf-8")
+    return StreamingResponse(chunks(), media_type="text/plain; charset=utf-8", headers=NO_BUFFERING)
 
 
 def _read_from(path, offset: int) -> bytes:
@@ -116,4 +118,4 @@ async def logs(request: Request, token: str) -> StreamingResponse:
                 yield (line + "\n").encode()
         finally:
             stop.set()
-    return StreamingResponse(chunks(), media_type="text/plain; charset=utf-8")
+    return StreamingResponse(chunks(), media_type="text/plain; charset=utf-8", headers=NO_BUFFERING)

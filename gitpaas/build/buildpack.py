@@ -23,8 +23,9 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Callable, Iterable
+from typing import IO
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
@@ -34,10 +35,21 @@ from docker.types import Mount
 from gitpaas import labels
 from gitpaas.build import cache
 from gitpaas.build.base import BuildRequest, BuiltImage
-from gitpaas.build.buildpack_list import BUNDLED, Buildpack, bundled, chosen_entries, kind_of, resolve
-from gitpaas.build.buildpack_protocol import build_environment, parse_release, route_line
+from gitpaas.build.buildpack_list import (
+    BUNDLED,
+    Buildpack,
+    bundled,
+    chosen_entries,
+    kind_of,
+    resolve,
+)
+from gitpaas.build.buildpack_protocol import (
+    build_environment,
+    parse_release,
+    route_line,
+)
 from gitpaas.build.stack import CA_BUNDLE, CONTAINER_PATH, SUITE
-from gitpaas.errors import BuildFailed, EnvironmentProblem, UnsupportedApp
+from gitpaas.errors import BuildFailed, EnvironmentProblem, GitpaasError, UnsupportedApp
 from gitpaas.settings import Settings
 
 BUILD_ROOT = "/gitpaas"
@@ -74,17 +86,20 @@ class BuildpackBuilder:
         with tempfile.TemporaryDirectory(prefix="gitpaas-buildpacks-") as workdir, \
                 open(request.log_path, "w", encoding="utf-8") as log:
             build = _Build(self.client, self.settings, request, log)
-            buildpacks_file = request.source.read_text(".buildpacks")
-            entries, origin = chosen_entries(buildpacks_file, request.config_vars)
-            if entries:
-                build.say(f"Buildpacks from {origin}: {', '.join(entries)}")
-                for entry in entries:
-                    if kind_of(entry) == "git":
-                        build.say(f"Cloning {entry}")
-                chosen = [resolve(entry, Path(workdir)) for entry in entries]
-            else:
-                chosen = [bundled(name) for name in BUNDLED]
-            return build.run(chosen, detect_first_match=not entries)
+            try:
+                entries, origin = chosen_entries(request.source.read_text(".buildpacks"), request.config_vars)
+                if entries:
+                    build.say(f"Buildpacks from {origin}: {', '.join(entries)}")
+                    for entry in entries:
+                        if kind_of(entry) == "git":
+                            build.say(f"Cloning {entry}")
+                    chosen = [resolve(entry, Path(workdir)) for entry in entries]
+                else:
+                    chosen = [bundled(name) for name in BUNDLED]
+                return build.run(chosen, detect_first_match=not entries)
+            except GitpaasError as exc:
+                build.record(f" !     {exc}")  # the log ends with what the push was told
+                raise
 
 
 class _Build:
@@ -100,22 +115,22 @@ class _Build:
         self.stack_image = request.build_args.get("GITPAAS_STACK_IMAGE") or settings.stack_image
 
     # --- telling ---------------------------------------------------------------------------
-    def _record(self, line: str) -> None:
+    def record(self, line: str) -> None:
         self.log.write(line + "\n")
         self.log.flush()
         self.tail.append(line)
 
     def stage(self, text: str) -> None:
-        self._record(f"-----> {text}")
+        self.record(f"-----> {text}")
         self.request.output.stage(text)
 
     def say(self, text: str) -> None:
-        self._record(f"       {text}")
+        self.record(f"       {text}")
         self.request.output.info(text)
 
     def relay(self, line: str) -> None:
         """A line of a buildpack script's output: kept as written in the log, shown with its meaning."""
-        self._record(line)
+        self.record(line)
         kind, text = route_line(line)
         getattr(self.request.output, kind)(text)
 
@@ -215,7 +230,7 @@ class _Build:
         lines: list[str] = []
         status = self._exec(container, [f"{staged_path(index, buildpack)}/bin/detect", "/app"], lines.append)
         for line in lines:
-            self._record(f"       {buildpack.label} bin/detect: {line}")
+            self.record(f"       {buildpack.label} bin/detect: {line}")
         if status != 0:
             return None
         name = next((line.strip() for line in lines if line.strip()), buildpack.label)
@@ -240,7 +255,7 @@ class _Build:
         status = self._exec(container, [f"{staged_path(index, buildpack)}/bin/release", "/app"], out.append,
                             merge_stderr=False)
         for line in out:
-            self._record(f"       {buildpack.label} bin/release: {line}")
+            self.record(f"       {buildpack.label} bin/release: {line}")
         if status != 0:
             raise BuildFailed(f"buildpack {buildpack.label}: bin/release exited with status {status}",
                               "\n".join(self.tail))
@@ -276,7 +291,7 @@ class _Build:
             for line in (stdout or b"").decode("utf-8", "replace").splitlines():
                 on_line(line)
             for line in (stderr or b"").decode("utf-8", "replace").splitlines():
-                self._record(f"       (stderr) {line}")
+                self.record(f"       (stderr) {line}")
         return api.exec_inspect(exec_id)["ExitCode"]
 
     def _exec_as_root(self, container: Container, shell: str) -> None:

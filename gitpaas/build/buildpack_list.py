@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 
 from gitpaas.build.buildpack_protocol import parse_buildpacks_file
 from gitpaas.errors import BuildFailed
@@ -118,7 +119,7 @@ def clone(url: str, dest: Path) -> Path:
 
 def _git(url: str, command: list[str], env: dict[str, str]) -> None:
     try:
-        result = subprocess.run(command, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
+        result = subprocess.run(command, check=False, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
                                 timeout=CLONE_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise BuildFailed(f"buildpack {url}: git clone did not finish within {CLONE_TIMEOUT} s") from None

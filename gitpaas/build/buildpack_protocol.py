@@ -8,7 +8,8 @@ No I/O here: the builder (``gitpaas.build.buildpack``) feeds these text and acts
 from __future__ import annotations
 
 import re
-from typing import Literal, Mapping
+from collections.abc import Mapping
+from typing import Literal
 
 from gitpaas.errors import BuildFailed
 

@@ -51,7 +51,7 @@ def cli(ctx: click.Context) -> None:
 
 
 def _register() -> None:
-    from gitpaas.cli import accounts, apps, builds, config, domains, logs, ps, releases, server, stack, webhooks  # noqa: F401  (each adds its commands)
+    from gitpaas.cli import accounts, apps, builds, certs, config, domains, logs, ps, releases, server, stack, webhooks  # noqa: F401  (each adds its commands)
 
 
 _register()

@@ -11,7 +11,8 @@ from gitpaas.cli.common import platform
 @cli.command("server")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535), help="port to listen on")
-def server(host: str, port: int) -> None:
+@click.option("--publish", is_flag=True, help="also route api.$GITPAAS_DOMAIN on the router's port(s) to it")
+def server(host: str, port: int, publish: bool) -> None:
     """Serve the Heroku-shaped Platform API and git smart HTTP (Ctrl-C stops it)."""
     import uvicorn
 
@@ -20,4 +21,10 @@ def server(host: str, port: int) -> None:
     plat = platform()
     plat.init_home()
     click.echo(f"gitpaas API for {plat.settings.home} on http://{host}:{port}/ (OpenAPI: /openapi.json)")
+    if publish:
+        api_host = f"api.{plat.settings.domain}"
+        backend = "127.0.0.1" if host in ("0.0.0.0", "::", "127.0.0.1", "localhost") else host
+        plat.router.set_app("api", [api_host], [(backend, port)], max_body="1g")
+        click.echo(f"Published as http://{api_host}:{plat.settings.http_port}/"
+                   + (f" and https://{api_host}:{plat.settings.https_port}/" if plat.router.tls() else ""))
     uvicorn.run(create_app(plat.settings), host=host, port=port, log_level="info", access_log=True)

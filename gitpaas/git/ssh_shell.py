@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from typing import Mapping
+from collections.abc import Mapping
 
 from gitpaas.auth import Accounts
 from gitpaas.errors import GitpaasError

@@ -76,6 +76,7 @@ def render_main_config(
     *,
     worker_user: str | None = None,
     app_includes: list[Path] | None = None,
+    tls: dict | None = None,
 ) -> str:
     """The main nginx.conf of ``settings``' home.
 
@@ -92,10 +93,12 @@ def render_main_config(
         worker_user=worker_user,
         not_found_page=page.replace("$", "&#36;"),
         app_includes=app_includes,
+        tls=tls,
     )
 
 
-def render_app_config(app: str, hosts: list[str], backends: list[tuple[str, int]], *, port: int) -> str:
+def render_app_config(app: str, hosts: list[str], backends: list[tuple[str, int]], *, port: int,
+                      max_body: str = "100m") -> str:
     """The upstream and server block that route ``hosts`` on ``port`` to ``backends``.
 
     With no backends the app's hosts answer 503, so an app scaled to zero is not a 404.
@@ -108,6 +111,7 @@ def render_app_config(app: str, hosts: list[str], backends: list[tuple[str, int]
         hosts=_valid_hosts(hosts),
         backends=[_backend_address(host, backend_port) for host, backend_port in backends],
         port=port,
+        max_body=max_body if re.fullmatch(r"\d+[kmg]?", max_body) else "100m",
     )
 
 
@@ -230,6 +234,43 @@ class NginxRouter:
     def is_running(self) -> bool:
         return self._master_pid() is not None
 
+    # --- TLS ----------------------------------------------------------------------------
+
+    @property
+    def certs_dir(self) -> Path:
+        return self.router_dir / "certs"
+
+    def tls(self) -> dict | None:
+        """The HTTPS listener's settings when the operator added a certificate, else None."""
+        certificate, key = self.certs_dir / "server.crt", self.certs_dir / "server.key"
+        if not (certificate.exists() and key.exists()):
+            return None
+        return {"port": self.settings.https_port, "certificate": str(certificate), "key": str(key)}
+
+    def set_certificate(self, certificate_pem: bytes, key_pem: bytes) -> None:
+        """Serve HTTPS with this certificate; if nginx refuses it, the previous state stays."""
+        self._prepare_dirs()
+        self.certs_dir.mkdir(mode=0o700, exist_ok=True)
+        paths = {self.certs_dir / "server.crt": (certificate_pem, 0o644), self.certs_dir / "server.key": (key_pem, 0o600)}
+        previous = {path: path.read_bytes() if path.exists() else None for path in paths}
+        try:
+            for path, (data, mode) in paths.items():
+                write_atomic(path, data, mode=mode)
+            self.reload()
+        except BaseException:
+            for path, data in previous.items():
+                if data is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    write_atomic(path, data, mode=paths[path][1])
+            raise
+
+    def remove_certificate(self) -> None:
+        for name in ("server.crt", "server.key"):
+            (self.certs_dir / name).unlink(missing_ok=True)
+        if self.is_running():
+            self.reload()
+
     def ensure_running(self) -> None:
         """Start nginx if it is not running; reload it if the main configuration was outdated."""
         self._prepare_dirs()
@@ -240,9 +281,9 @@ class NginxRouter:
             elif changed:
                 self._reload()
 
-    def set_app(self, app: str, hosts: list[str], backends: list[tuple[str, int]]) -> None:
+    def set_app(self, app: str, hosts: list[str], backends: list[tuple[str, int]], max_body: str = "100m") -> None:
         """Route ``hosts`` to ``backends`` (round robin); no backends answers 503."""
-        text = render_app_config(app, hosts, backends, port=self.settings.http_port)
+        text = render_app_config(app, hosts, backends, port=self.settings.http_port, max_body=max_body)
         self._prepare_dirs()
         with self._lock:
             self._write_main_config()
@@ -303,7 +344,7 @@ class NginxRouter:
         generation = self.router_dir / "generation.conf"
         if not generation.exists():
             write_atomic(generation, _generation_config("0").encode())
-        text = render_main_config(self.settings, worker_user=_worker_user(self.router_dir))
+        text = render_main_config(self.settings, worker_user=_worker_user(self.router_dir), tls=self.tls())
         try:
             if self.main_config_path.read_text(encoding="utf-8") == text:
                 return False

@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 from filelock import FileLock, Timeout
 
 from gitpaas.errors import AppExists, AppNotFound
-from gitpaas.names import validate_app_name
+from gitpaas.names import validate_app_name, validate_new_app_name
 from gitpaas.release import now_iso
 from gitpaas.settings import Settings
 from gitpaas.store.files import read_json, write_json
@@ -69,7 +69,7 @@ class AppStore:
         return (self.app_dir(name) / "app.json").is_file()
 
     def create(self, name: str) -> App:
-        validate_app_name(name)
+        validate_new_app_name(name)
         self.root.mkdir(parents=True, exist_ok=True)
         with self._home_lock():
             if self.exists(name):

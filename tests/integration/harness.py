@@ -141,13 +141,14 @@ class Home:
 class ApiServer:
     """``gitpaas server`` for a home, on a free loopback port, with an account and its token."""
 
-    def __init__(self, home: Home, email: str = "dev@example.com") -> None:
+    def __init__(self, home: Home, email: str = "dev@example.com", publish: bool = False) -> None:
         self.home, self.email = home, email
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         home.gitpaas("users:add", email)
         self.token = self.create_token(email)
-        self.process = subprocess.Popen([GITPAAS, "server", "--port", str(self.port)], env=home.env,
+        self.process = subprocess.Popen([GITPAAS, "server", "--port", str(self.port), *(["--publish"] if publish else [])],
+                                        env=home.env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while True:

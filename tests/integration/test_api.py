@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import threading
 import time
 
@@ -239,3 +240,48 @@ def test_bad_input_gets_a_json_4xx_and_changes_nothing(home, api):
         body = response.json()
         assert set(body) == {"id", "message"} and body["message"], (path, body)
     assert snapshot(home) == before
+
+
+def make_certificate(folder, *names: str) -> tuple[str, str]:
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "2", "-subj", "/CN=gitpaas test", "-keyout", str(key), "-out", str(cert),
+                    "-addext", "subjectAltName=" + ",".join(f"DNS:{n}" for n in names)],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+def test_https_with_the_operators_certificate_for_apps_the_api_and_git(tmp_path_factory, docker_client):
+    from harness import Home, free_port
+
+    home = Home.make(tmp_path_factory.mktemp("tls"), GITPAAS_HTTPS_PORT=str(free_port()))
+    https = int(home.env["GITPAAS_HTTPS_PORT"])
+    try:
+        home.gitpaas("apps:info", "-a", "nothing", check=False)  # first use records the ports
+        cert, key = make_certificate(tmp_path_factory.mktemp("certs"), "api.localhost", "secure.localhost")
+        other_cert, other_key = make_certificate(tmp_path_factory.mktemp("other"), "x.localhost")
+        mismatch = home.gitpaas("certs:add", cert, other_key, check=False)
+        assert mismatch.returncode == 2 and "is not the private key of" in mismatch.stderr
+        assert "No certificate" in home.gitpaas("certs").stdout
+        added = home.gitpaas("certs:add", cert, key)
+        assert f"Serving HTTPS on port {https}" in added.stdout
+        reserved = home.gitpaas("apps:create", "api", check=False)
+        assert reserved.returncode == 2 and "reserved" in reserved.stderr
+
+        api = ApiServer(home, publish=True)
+        try:
+            assert api.call("POST", "/apps", json={"name": "secure"}).status_code == 201
+            env = {"GIT_SSL_CAINFO": cert}
+            push = home.push("secure", "web", url=f"https://git:{api.token}@api.localhost:{https}/secure.git", env=env)
+            assert push.returncode == 0, push.stderr
+            assert "remote: -----> Release v1 created" in push.stderr
+            served = requests.get(f"https://127.0.0.1:{https}/", headers={"Host": "secure.localhost"}, verify=False,
+                                  timeout=10)
+            assert served.text == "hello v1 from web.1\n"
+            through_router = requests.get(f"https://127.0.0.1:{https}/apps/secure", verify=False, timeout=10,
+                                          headers={"Host": "api.localhost", "Authorization": f"Bearer {api.token}"})
+            assert through_router.json()["name"] == "secure"
+        finally:
+            api.stop()
+    finally:
+        home.purge()

@@ -210,8 +210,8 @@ BAD_PUSHES = {
         "build failed: buildpack nodejs: npm install failed"),
     "git URL cannot be cloned": (
         {".buildpacks": "file:///nonexistent/buildpack.git\n"},
-        "build failed: buildpack file:///nonexistent/buildpack.git: git clone failed: "
-        "fatal: '/nonexistent/buildpack.git' does not appear to be a git repository"),
+        ("build failed: buildpack file:///nonexistent/buildpack.git: git clone failed: "
+         "fatal: '/nonexistent/buildpack.git' does not appear to be a git repository")),
     "folder without bin/compile": (
         {".buildpacks": f"{BUILDPACKS / 'no-compile'}\n"},
         f"build failed: buildpack {BUILDPACKS / 'no-compile'}: bin/compile is missing"),

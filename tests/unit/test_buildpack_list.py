@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from gitpaas.build.buildpack_list import BUNDLED, BUNDLED_DIR, Buildpack, chosen_entries, kind_of, resolve
+from gitpaas.build.buildpack_list import (
+    BUNDLED,
+    BUNDLED_DIR,
+    Buildpack,
+    chosen_entries,
+    kind_of,
+    resolve,
+)
 from gitpaas.errors import BuildFailed
 
 TEST_BUILDPACKS = Path(__file__).resolve().parents[1] / "buildpacks"

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from gitpaas.build.buildpack_protocol import build_environment, parse_buildpacks_file, parse_release, route_line
+from gitpaas.build.buildpack_protocol import (
+    build_environment,
+    parse_buildpacks_file,
+    parse_release,
+    route_line,
+)
 from gitpaas.errors import BuildFailed
 
 

@@ -16,7 +16,8 @@ from gitpaas.build.buildpack_protocol import parse_release
 
 
 def detect(name: str, app: Path) -> tuple[int, str]:
-    result = subprocess.run([str(BUNDLED_DIR / name / "bin" / "detect"), str(app)], capture_output=True, text=True)
+    result = subprocess.run([str(BUNDLED_DIR / name / "bin" / "detect"), str(app)], check=False, capture_output=True,
+                            text=True)
     return result.returncode, result.stdout.strip()
 
 
