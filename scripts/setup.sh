@@ -118,11 +118,30 @@ setup_stack() {
     "$repo_root/.venv/bin/gitpaas" stack:build
 }
 
+# Where systemd runs the machine (a VM, a server; not a container), run the API server as a service.
+setup_service() {
+    if [ ! -d /run/systemd/system ] || ! is_root; then
+        return 0
+    fi
+    local unit=/etc/systemd/system/gitpaas.service
+    sed -e "s|@GITPAAS@|$repo_root/.venv/bin/gitpaas|" -e "s|@REPO@|$repo_root|" \
+        "$repo_root/packaging/gitpaas.service" > "$unit.new"
+    if ! cmp -s "$unit.new" "$unit"; then
+        mv "$unit.new" "$unit"
+        systemctl daemon-reload
+        systemctl enable --now gitpaas.service >/dev/null 2>&1 || systemctl restart gitpaas.service
+        step "gitpaas.service installed and started"
+    else
+        rm -f "$unit.new"
+    fi
+}
+
 main() {
     setup_python
     setup_docker
     setup_tools
     setup_stack
+    setup_service
     step "ready"
 }
 

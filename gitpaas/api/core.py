@@ -153,8 +153,9 @@ class Signer:
 
     def verify(self, token: str) -> dict:
         body, _, mac = token.partition(".")
-        expected = hmac.new(self.key, body.encode(), hashlib.sha256).hexdigest()[:32]
-        if not mac or not hmac.compare_digest(mac, expected):
+        raw_body = body.encode("utf-8", "surrogateescape")
+        expected = hmac.new(self.key, raw_body, hashlib.sha256).hexdigest()[:32].encode()
+        if not mac or not hmac.compare_digest(mac.encode("utf-8", "surrogateescape"), expected):
             raise ApiError(404, "not_found", "Couldn't find that stream.")
         return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
 

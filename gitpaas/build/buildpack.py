@@ -239,11 +239,17 @@ class _Build:
 
     def _compile(self, container: Container, index: int, buildpack: Buildpack, compiled: list[str]) -> None:
         started = time.monotonic()
+        last = [""]
+
+        def relay(line: str) -> None:
+            self.relay(line)
+            if line.strip():
+                last[0] = line
         status = self._exec(container, [f"{staged_path(index, buildpack)}/bin/compile", "/app", "/cache", ENV_DIR],
-                            self.relay, exports=compiled)
+                            relay, exports=compiled)
         if status != 0:
-            last = next((line for line in reversed(self.tail) if line.strip()), "")
-            kind, text = route_line(last)
+            # A buildpack says why it failed in a last " !     " line; else the exit status is all there is.
+            kind, text = route_line(last[0])
             cause = text if kind == "warn" and text else f"bin/compile exited with status {status}"
             raise BuildFailed(f"buildpack {buildpack.label}: {cause}", "\n".join(self.tail))
         self.say(f"{buildpack.label}: compiled in {time.monotonic() - started:.1f} s")

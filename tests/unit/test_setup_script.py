@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-SETUP = Path(__file__).resolve().parents[2] / "scripts" / "setup.sh"
+REPO = Path(__file__).resolve().parents[2]
+SETUP = REPO / "scripts" / "setup.sh"
 
 
 def test_setup_script_parses():
@@ -21,3 +22,15 @@ def test_setup_script_passes_shellcheck():
         pytest.skip("shellcheck is not installed")
     result = subprocess.run(["shellcheck", str(SETUP)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_systemd_unit_runs_the_api_server():
+    from configparser import ConfigParser
+
+    unit = ConfigParser(strict=False, interpolation=None)
+    unit.read(REPO / "packaging" / "gitpaas.service")
+    exec_start = unit["Service"]["ExecStart"].split()
+    assert exec_start[0] == "@GITPAAS@" and exec_start[1] == "server" and "--publish" in exec_start
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+    setup = (REPO / "scripts" / "setup.sh").read_text()
+    assert "packaging/gitpaas.service" in setup and "/run/systemd/system" in setup
