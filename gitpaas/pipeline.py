@@ -20,7 +20,7 @@ from gitpaas.errors import BootFailed, BuildFailed, GitpaasError, PushRefused, R
 from gitpaas.git.repo import DEPLOY_BRANCHES, note_ref_update
 from gitpaas.git.tree import PushedTree
 from gitpaas.output import Output
-from gitpaas.release import FAILED, SUCCEEDED, Release
+from gitpaas.release import FAILED, SUCCEEDED, Release, describe_timings
 from gitpaas.scheduler import Process, ProcessSpec
 from gitpaas.store.apps import App
 
@@ -54,6 +54,7 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
         manifest = appjson.parse(source.read_text("app.json"))
 
         builder = select_builder(source, platform.builders)
+        received = time.monotonic()
         build_id = uuid.uuid4().hex[:8]
         tag = f"{platform.settings.image_repository(app.name)}:build-{build_id}"
         log_path = apps.app_dir(app.name) / "builds" / f"{time.strftime('%Y%m%dT%H%M%S')}-{new[:7]}-{build_id}.log"
@@ -72,7 +73,8 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
             process_types.setdefault(name, command)
         if procfile.WEB not in process_types and image.runs_image_command:
             process_types[procfile.WEB] = None  # the image's own command
-        output.info(f"Built {tag.split(':')[0]} ({image.size / 1e6:.1f} MB) in {time.monotonic() - started:.1f} s")
+        built = time.monotonic()
+        output.info(f"Built {tag.split(':')[0]} ({image.size / 1e6:.1f} MB) in {built - received:.1f} s")
 
         try:
             release = create_release(platform, app, description=f"Deploy {new[:7]}", source_image=image.tag,
@@ -81,11 +83,13 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
                                      config_vars=platform.config.get(app.name), healthchecks=manifest.healthchecks)
         finally:
             platform.slugs.untag(image.tag)
-        release = release_and_swap(platform, app, release, output)
+        release.timings.update(receive=round(received - started, 2), build=round(built - received, 2))
+        release = release_and_swap(platform, app, release, output, started=started)
         note_ref_update(apps.app_dir(app.name), ref, new)
         if manifest.postdeploy and apps.get(app.name).postdeploy is None:
             run_postdeploy(platform, app.name, release, manifest.postdeploy, output)
-    output.stage(f"Deployed v{release.version} in {time.monotonic() - started:.1f} s")
+    summary = describe_timings(release.version, release.timings)
+    output.stage(summary[0].upper() + summary[1:])
     output.info(platform.settings.web_url(app.name))
     return release
 
@@ -127,7 +131,8 @@ def create_release(platform: Platform, app: App, *, description: str, source_ima
     return release
 
 
-def release_and_swap(platform: Platform, app: App, release: Release, output: Output) -> Release:
+def release_and_swap(platform: Platform, app: App, release: Release, output: Output,
+                     started: float | None = None) -> Release:
     """Run the release phase; on success swap the formation to ``release`` and make it current.
 
     Whatever goes wrong, the release is recorded as failed with the reason, and the formation the
@@ -135,10 +140,14 @@ def release_and_swap(platform: Platform, app: App, release: Release, output: Out
     """
     app = platform.apps.get(app.name)  # the caller's copy may predate a release that ran while it waited
     releases = platform.apps.releases(app.name)
+    started = time.monotonic() if started is None else started
     output.stage(f"Release v{release.version} created ({release.description})")
     try:
+        phase = time.monotonic()
         run_release_phase(platform, app, release, output)
+        release.timings["release"] = round(time.monotonic() - phase, 2)
         swap_formation(platform, app, release, output)
+        release.timings["total"] = round(time.monotonic() - started, 2)
     except ReleaseFailed as exc:
         _record_failure(platform, app, release, exc.reason, exc.exit_status)
         raise
@@ -261,11 +270,11 @@ def process_specs(app: App, release: Release, formation: Mapping[str, int],
 def swap_formation(platform: Platform, app: App, release: Release, output: Output) -> None:
     """Start the new release's processes, check them, route to them, retire the old ones."""
     formation = next_formation(app.formation, release.process_types)
-    converge(platform, app, release, formation, output)
+    converge(platform, app, release, formation, output, timings=release.timings)
 
 
 def converge(platform: Platform, app: App, release: Release, formation: Mapping[str, int], output: Output,
-             *, replace: Callable[[Process], bool] | None = None) -> None:
+             *, replace: Callable[[Process], bool] | None = None, timings: dict[str, float] | None = None) -> None:
     """Make the running processes ``formation`` of ``release``, with no request lost.
 
     Processes of ``release`` within the wanted quantities are kept (unless ``replace`` says so);
@@ -281,11 +290,15 @@ def converge(platform: Platform, app: App, release: Release, formation: Mapping[
     specs = process_specs(app, release, formation, skip={(p.type, p.index) for p in keep})
     if specs:
         output.stage("Starting " + ", ".join(f"{s.type}.{s.index}" for s in specs) + f" of v{release.version}")
+    timings = {} if timings is None else timings
+    phase = time.monotonic()
     new = scheduler.start(specs)
     try:
         checked = health.wait_until_healthy(
             scheduler, app.name, new, release.healthchecks, host=settings.app_host(app.name),
             boot_timeout=settings.boot_timeout, startup_window=settings.startup_window)
+        timings["health"] = round(time.monotonic() - phase, 2)
+        phase = time.monotonic()
         route(platform, app.name, keep + new)
     except BaseException:
         scheduler.stop(new, grace=0)
@@ -301,6 +314,7 @@ def converge(platform: Platform, app: App, release: Release, formation: Mapping[
             scheduler.retire(retire, grace=settings.stop_timeout, drain=settings.drain_seconds)
         except Exception as exc:  # noqa: BLE001 — reported; the next converge retires strays
             output.warn(f"Could not retire the old processes yet ({exc}); the next deploy or scale will")
+    timings["swap"] = round(time.monotonic() - phase, 2)
 
 
 def route(platform: Platform, app_name: str, processes: list[Process]) -> None:

@@ -63,6 +63,8 @@ class Release:
     build_log: str | None = None
     #: the retention policy removed this release's image tag: it can no longer be rolled back to
     slug_pruned: bool = False
+    #: seconds each phase took: receive, build, release, health, swap (and total)
+    timings: dict[str, float] = field(default_factory=dict)
     #: app.json's startup health checks, by process type (see gitpaas.health)
     healthchecks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -99,3 +101,13 @@ def parse_version(text: str | int) -> int | None:
         return text if text > 0 else None
     raw = text[1:] if text[:1] in ("v", "V") else text
     return int(raw) if raw.isdigit() and int(raw) > 0 else None
+
+
+PHASES = ("receive", "build", "release", "health", "swap")
+
+
+def describe_timings(version: int, timings: dict[str, float], verb: str = "deployed") -> str:
+    """``deployed v12 in 1.4 s: build 0.5, release 0.3, health 0.2, swap 0.1``."""
+    parts = ", ".join(f"{phase} {timings[phase]:.1f}" for phase in PHASES if phase in timings)
+    total = timings.get("total", sum(timings.get(phase, 0.0) for phase in PHASES))
+    return f"{verb} v{version} in {total:.1f} s" + (f": {parts}" if parts else "")

@@ -11,10 +11,14 @@ from gitpaas.errors import UsageError
 
 @cli.command("apps:create")
 @click.argument("name")
-def apps_create(name: str) -> None:
+@click.option("--owner", metavar="EMAIL", help="the account that owns it (may use it over the API, SSH and HTTPS)")
+def apps_create(name: str, owner: str | None) -> None:
     """Create an app: its git repository, its records, its URL."""
     plat = platform()
-    plat.create_app(name)
+    if owner:
+        from gitpaas.auth import Accounts
+        owner = Accounts(plat.settings).get_user(owner)["email"]
+    plat.create_app(name, owner=owner)
     click.echo(f"Creating {name}... done")
     click.echo(f"{plat.settings.web_url(name)} | {plat.git_url(name)}")
     click.echo(f"Deploy with: git push {plat.git_url(name)} main")

@@ -10,7 +10,7 @@ from gitpaas import events
 from gitpaas.cli import cli
 from gitpaas.cli.common import app_option, json_option, platform, print_json, print_table, release_output
 from gitpaas.errors import UsageError
-from gitpaas.release import FAILED, PENDING, Release, parse_version
+from gitpaas.release import FAILED, PENDING, Release, describe_timings, parse_version
 
 
 def _when(release: Release) -> str:
@@ -76,6 +76,7 @@ def releases_info(version: str | None, app: str, as_json: bool) -> None:
         ("Process types", ", ".join(release.process_types) or "-"),
         ("Config vars", ", ".join(sorted(release.config_vars)) or "-"),
         ("Output", release.output_stream_url),
+        ("Timings", describe_timings(release.version, release.timings, verb="released") if release.timings else None),
     ]
     for key, value in rows:
         click.echo(f"{key + ':':15}{value if value is not None else '-'}")

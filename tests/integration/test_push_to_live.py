@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -25,9 +26,15 @@ def test_first_deploy_answers_and_is_recorded(home, docker_client):
         assert header in out
     assert home.get("first").text == "hello v1 from web.1\n"
 
+    assert re.search(r"-----> Deployed v1 in \d+\.\d s: receive \d+\.\d, build \d+\.\d, release \d+\.\d, "
+                     r"health \d+\.\d, swap \d+\.\d", out), out[-600:]
+
     record = home.release("first", 1)
     assert record["status"] == "succeeded" and record["current"] is True
     assert record["description"] == f"Deploy {home.head('first')[:7]}"
+    assert set(record["timings"]) == {"receive", "build", "release", "health", "swap", "total"}
+    assert record["timings"]["total"] >= record["timings"]["build"] + record["timings"]["health"]
+    assert "Timings:" in home.gitpaas("releases:info", "v1", "-a", "first").stdout
     assert record["commit"] == home.head("first")
     assert set(record["process_types"]) == {"web", "release"}
     assert record["image"].endswith("/first:v1")

@@ -304,3 +304,12 @@ def test_explain_a_refused_push_is_one_line():
 def test_simple_commands_are_execd_so_the_app_gets_signals(command, expected):
     from gitpaas.scheduler.docker_local import shell_command
     assert shell_command(command) == ["/bin/sh", "-c", expected]
+
+
+def test_timings_are_recorded_and_described(platform):
+    from gitpaas.release import describe_timings
+    release = deploy(platform)
+    assert {"release", "health", "swap", "total"} <= set(release.timings)
+    assert platform.apps.releases("shop").get(1).timings == release.timings
+    line = describe_timings(12, {"receive": 0.04, "build": 0.5, "release": 0.3, "health": 0.2, "swap": 0.1, "total": 1.4})
+    assert line == "deployed v12 in 1.4 s: receive 0.0, build 0.5, release 0.3, health 0.2, swap 0.1"
