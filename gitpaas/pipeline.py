@@ -96,7 +96,7 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
 
 def describe_process_types(process_types: Mapping[str, str | None]) -> str:
     if not process_types:
-        return "none (a Dockerfile app runs the image's own command as web)"
+        return "none (the Dockerfile's command or the buildpack's defaults)"
     return ", ".join(process_types)
 
 

@@ -149,7 +149,7 @@ def test_build_failure_rejects_the_push_with_the_log_tail(home):
 
 @pytest.mark.parametrize("source, message", [
     ("bad-procfile", "Procfile line 3: expected 'name: command', got 'worker python3 worker.py'"),
-    ("no-dockerfile", "cannot tell how to build this app: gitpaas builds apps with a Dockerfile"),
+    ("undetectable", "cannot tell how to build this app: it has no Dockerfile, and no bundled buildpack detects it"),
 ])
 def test_unusable_push_is_refused_with_its_reason(home, source, message):
     home.create_app("refused")
