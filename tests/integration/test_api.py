@@ -12,20 +12,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from harness import ApiServer
+from harness import ApiServer, wait_for
 from schema import validate
 
 WEB = "web: python3 /app/server.py\n"
 
 
-def wait_for(predicate, what: str, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

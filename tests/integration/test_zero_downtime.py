@@ -10,18 +10,11 @@ from collections import Counter
 import requests
 
 from gitpaas import labels
+from harness import wait_for
 
 WEB = "web: python3 /app/server.py\n"
 
 
-def wait_for(predicate, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Load:
