@@ -1,7 +1,8 @@
 # The two commands a newcomer runs (see README.md):
 #   make demo   set everything up, deploy examples/example with git push, print its URL
 #   make test   set everything up, run the whole test suite
-.PHONY: setup demo test unit integration clean
+#   make bench  set everything up, run every benchmark (~15 min), write bench/results/
+.PHONY: setup demo test unit integration bench clean
 
 PYTEST = .venv/bin/pytest
 
@@ -19,6 +20,10 @@ unit:
 
 integration: setup
 	$(PYTEST) -m integration -ra
+
+bench: setup
+	.venv/bin/python -c 'import matplotlib' 2>/dev/null || .venv/bin/pip install -q -e '.[bench]'
+	.venv/bin/python bench/run_all.py
 
 clean:
 	rm -rf .venv .demo .pytest_cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Annotated, Optional
+from typing import Annotated, Optional, Union
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, RootModel
@@ -40,7 +40,10 @@ def _app_payload(request: Request, platform: Platform, app) -> dict:
 
 
 def _release_payload(request: Request, release: Release) -> dict:
-    return release_json(release, output_url(request, release.app["name"], release.version))
+    """A release, its output at a signed URL — or null when it has no release phase, which is what
+    clients (the Heroku CLI's rollback, retry and releases:output) expect."""
+    has_output = bool(release.process_types.get("release"))
+    return release_json(release, output_url(request, release.app["name"], release.version) if has_output else None)
 
 
 # --- account -----------------------------------------------------------------------------------
@@ -57,6 +60,14 @@ class AppCreate(Strict):
     region: Optional[str] = Field(default=None, max_length=64)
     stack: Optional[str] = Field(default=None, max_length=64)
     feature_flags: Optional[list[str]] = None
+
+
+@router.get("/users/{account}/apps")
+def user_apps(request: Request, user: User, account: str) -> list[dict]:
+    """The apps an account owns or collaborates on (``~`` = the caller's own)."""
+    if account not in ("~", user):
+        raise ApiError(403, "forbidden", "You can only list your own apps.")
+    return apps_list(request, user)
 
 
 @router.get("/apps")
@@ -234,8 +245,16 @@ def config_vars_update(request: Request, user: User, app: str, body: ConfigPatch
 # --- formation ---------------------------------------------------------------------------------
 
 class FormationUpdate(Strict):
-    quantity: Optional[int] = Field(default=None, ge=0, le=100)
+    #: a number, or (as the Heroku CLI sends it) a string: "2", or relative "+1" / "-1"
+    quantity: Optional[Union[int, Annotated[str, Field(pattern=r"^[+-]?\d{1,3}$")]]] = None
     size: Optional[str] = Field(default=None, max_length=32)
+
+    def resolve(self, current: int) -> int | None:
+        if self.quantity is None:
+            return None
+        if isinstance(self.quantity, str) and self.quantity[0] in "+-":
+            return max(0, current + int(self.quantity))
+        return int(self.quantity)
 
 
 class FormationBatchItem(FormationUpdate):
@@ -247,9 +266,14 @@ class FormationBatch(Strict):
 
 
 def _formation(platform: Platform, app) -> list[dict]:
+    """The formation's process types, plus ``release`` at quantity 0 when the release defines one
+    (as Heroku lists it; clients use it to know an app has a release phase)."""
     current = platform.current_release(app.name)
     commands = current.process_types if current else {}
-    return [formation_json(app, t, q, commands.get(t)) for t, q in app.formation.items()]
+    entries = [formation_json(app, t, q, commands.get(t)) for t, q in app.formation.items()]
+    if commands.get("release"):
+        entries.append(formation_json(app, "release", 0, commands["release"]))
+    return entries
 
 
 @router.get("/apps/{app}/formation")
@@ -268,7 +292,9 @@ def formation_info(request: Request, user: User, app: str, process_type: str) ->
     raise ApiError(404, "not_found", f"Couldn't find that formation ({process_type}).")
 
 
-def _scale(platform: Platform, app, changes: dict[str, int]) -> list[dict]:
+def _scale(platform: Platform, app, updates: dict[str, FormationUpdate]) -> list[dict]:
+    changes = {t: u.resolve(app.formation.get(t, 0)) for t, u in updates.items()}
+    changes = {t: q for t, q in changes.items() if q is not None}
     if changes:
         platform.scale(app.name, changes)
     return _formation(platform, platform.apps.get(app.name))
@@ -278,14 +304,14 @@ def _scale(platform: Platform, app, changes: dict[str, int]) -> list[dict]:
 def formation_batch_update(request: Request, user: User, app: str, body: FormationBatch) -> list[dict]:
     platform = _platform(request, user)
     found = visible_app(platform, user, app)
-    return _scale(platform, found, {u.type: u.quantity for u in body.updates if u.quantity is not None})
+    return _scale(platform, found, {u.type: u for u in body.updates})
 
 
 @router.patch("/apps/{app}/formation/{process_type}")
 def formation_update(request: Request, user: User, app: str, process_type: str, body: FormationUpdate) -> dict:
     platform = _platform(request, user)
     found = visible_app(platform, user, app)
-    entries = _scale(platform, found, {process_type: body.quantity} if body.quantity is not None else {})
+    entries = _scale(platform, found, {process_type: body})
     for entry in entries:
         if entry["type"] == process_type:
             return entry
@@ -325,6 +351,18 @@ def dynos_restart(request: Request, user: User, app: str, dyno: str) -> dict:
     return {}
 
 
+@router.delete("/apps/{app}/formations/{process_type}", status_code=202)
+def formation_restart(request: Request, user: User, app: str, process_type: str) -> dict:
+    platform = _platform(request, user)
+    platform.restart(visible_app(platform, user, app).name, process_type)
+    return {}
+
+
+@router.post("/apps/{app}/formations/{process_type}/actions/stop", status_code=202)
+def formation_stop(request: Request, user: User, app: str, process_type: str) -> dict:
+    return dynos_stop(request, user, app, process_type)
+
+
 @router.post("/apps/{app}/dynos/{dyno}/actions/stop", status_code=202)
 def dynos_stop(request: Request, user: User, app: str, dyno: str) -> dict:
     platform = _platform(request, user)
@@ -339,15 +377,37 @@ def dynos_stop(request: Request, user: User, app: str, dyno: str) -> dict:
 
 # --- what gitpaas does not have ----------------------------------------------------------------
 
+@router.get("/apps/{app}/collaborators")
+def collaborators(request: Request, user: User, app: str) -> list[dict]:
+    platform = _platform(request, user)
+    found = visible_app(platform, user, app)
+    from gitpaas.shapes import account_ref, derived_id
+    return [{"id": derived_id(found.id, "collaborator", email), "user": account_ref(email), "role": "collaborator",
+             "permissions": [], "app": {"id": found.id, "name": found.name}, "created_at": found.created_at,
+             "updated_at": found.updated_at} for email in found.collaborators]
+
+
+@router.get("/apps/{app}/pipeline-couplings")
+def pipeline_couplings(request: Request, user: User, app: str) -> dict:
+    platform = _platform(request, user)
+    visible_app(platform, user, app)
+    raise ApiError(404, "not_found", "This app is not in a pipeline (gitpaas has none).")
+
+
 @router.get("/apps/{app}/addons")
 @router.get("/apps/{app}/addon-attachments")
-@router.get("/apps/{app}/collaborators")
-@router.get("/apps/{app}/pipeline-couplings")
 @router.get("/apps/{app}/sni-endpoints")
 @router.get("/apps/{app}/buildpack-installations")
 def nothing_here(request: Request, user: User, app: str) -> list:
     platform = _platform(request, user)
     visible_app(platform, user, app)
+    return []
+
+
+@router.get("/addons")
+@router.get("/addon-attachments")
+def no_addons(request: Request, user: User) -> list:
+    """gitpaas has no add-ons: every list of them is empty."""
     return []
 
 

@@ -104,7 +104,9 @@ async def logs(request: Request, token: str) -> StreamingResponse:
             lines.put(None)
     threading.Thread(target=pump, name="gitpaas-logs", daemon=True).start()
 
-    async def chunks() -> AsyncIterator[bytes]:
+    async def events() -> AsyncIterator[bytes]:
+        """Server-Sent Events, as Heroku's log streams are: one ``data:`` line per log line, and a
+        comment every second while idle, so neither clients nor proxies give up on a quiet tail."""
         try:
             while True:
                 try:
@@ -112,10 +114,11 @@ async def logs(request: Request, token: str) -> StreamingResponse:
                 except queue.Empty:
                     if await request.is_disconnected():
                         return
+                    yield b": keepalive\n\n"
                     continue
                 if line is None:
                     return
-                yield (line + "\n").encode()
+                yield f"data: {line}\n\n".encode()
         finally:
             stop.set()
-    return StreamingResponse(chunks(), media_type="text/plain; charset=utf-8", headers=NO_BUFFERING)
+    return StreamingResponse(events(), media_type="text/event-stream", headers=NO_BUFFERING)

@@ -328,8 +328,9 @@ class DockerLocalScheduler:
 
     @staticmethod
     def _format_log(container: Container, raw: str) -> str:
+        """Heroku's log line: ``2024-05-01T12:00:00.000000+00:00 app[web.1]: message``."""
         stamp, _, text = raw.partition(" ")
-        return f"{stamp[:26]}Z app[{container.labels.get(labels.DYNO, '?')}]: {text}"
+        return f"{stamp[:26].ljust(26, '0')}+00:00 app[{container.labels.get(labels.DYNO, '?')}]: {text}"
 
     def destroy_app(self, app: str) -> None:
         """Remove the app's containers and images; the home's network too once no app uses it."""

@@ -1,0 +1,305 @@
+"""The benchmarks' report: the JSON results under bench/results/ → summary.json, the tables in
+bench/results/README.md (with the machine and each target met or missed) and the chart of where
+deploy time goes (deploy_phases.png).
+
+    .venv/bin/python bench/report.py     # redraw from the results already there
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+from common import RESULTS, ROOT
+
+NAMES = ("deploy_speed", "history", "buildpack_cache", "zero_downtime")
+CHART = RESULTS / "deploy_phases.png"
+#: "flat" listing: the largest history may cost at most this much more than the smallest (noise)
+FLAT = 1.5
+#: (key in the release record's timings or the benchmark, label, colour)
+SEGMENTS = (
+    ("outside", "git push / CLI start-up (before the record)", "#bdbdbd"),
+    ("receive", "receive (read the push, Procfile)", "#9ecae1"),
+    ("build", "build (docker build)", "#3182bd"),
+    ("release", "release phase (`release: true` container)", "#fd8d3c"),
+    ("health", "health (boot + startup window)", "#e6550d"),
+    ("swap", "swap (router reload, retire in background)", "#31a354"),
+    ("floor_build", "raw Docker: docker build", "#756bb1"),
+    ("floor_run", "raw Docker: docker run → first 200", "#bcbddc"),
+)
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _run(*args: str) -> str:
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    memory = next((int(line.split()[1]) // 1024 // 1024 for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal")), None) if Path("/proc/meminfo").exists() else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory, "kernel": platform.release(),
+            "system": platform.platform(), "python": platform.python_version(),
+            "docker": _run("docker", "version", "--format", "{{.Server.Version}}"),
+            "docker_storage": _run("docker", "info", "--format", "{{.Driver}}"),
+            "nginx": _run("/usr/sbin/nginx", "-v") or _nginx_version(),
+            "date": time.strftime("%Y-%m-%d", time.gmtime())}
+
+
+def _nginx_version() -> str:
+    try:
+        return subprocess.run(["nginx", "-v"], capture_output=True, text=True, timeout=10).stderr.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+# --- targets ---------------------------------------------------------------------------------
+
+def targets(results: dict) -> list[dict]:
+    """Each target of issue 7 with the measured figure: met or missed (never asserted anywhere)."""
+    out = []
+    speed = results.get("deploy_speed")
+    if speed:
+        for operation, limit, what in (("redeploy", 2.0, "Redeploy within 2× the raw-Docker floor"),
+                                       ("rollback", 1.5, "Rollback within 1.5× of a container start"),
+                                       ("config_set", 1.5, "config:set within 1.5× of a container start")):
+            ratio = speed["ratios"][operation]["default"]
+            figure = f"{ratio:.2f}× ({speed['seconds'][f'{operation}_default']['median']:.2f} s against " \
+                     f"{speed['seconds'][f'floor_{operation}']['median']:.2f} s)"
+            if "no_window" in speed["ratios"][operation]:
+                figure += f"; {speed['ratios'][operation]['no_window']:.2f}× with " \
+                          f"GITPAAS_STARTUP_WINDOW={speed['startup_window_row']}"
+            out.append({"target": what, "figure": figure, "met": ratio <= limit})
+    cache = results.get("buildpack_cache")
+    if cache:
+        speedup = 1 / cache["warm_over_cold_build"]
+        out.append({"target": "Warm buildpack build at least 5× faster than cold",
+                    "figure": f"{speedup:.1f}× faster (build to the slug image; the buildpack's compile step "
+                              f"alone {1 / cache['warm_over_cold_compile']:.1f}×)",
+                    "met": speedup >= 5})
+    zero = results.get("zero_downtime")
+    if zero:
+        during = zero["during_deploys"]
+        out.append({"target": "Zero failed requests during deploys",
+                    "figure": f"{during['failed']} failed of {during['requests']:,} during {zero['deploys']} deploys",
+                    "met": during["failed"] == 0})
+    history = results.get("history")
+    if history:
+        small, large = history["sizes"][0], history["sizes"][-1]
+        api = history[f"api_ratio_{large}_over_{small}"]
+        cli = history[f"cli_ratio_{large}_over_{small}"]
+        store = history[f"store_ratio_{large}_over_{small}"]
+        out.append({"target": f"Listing the latest releases flat from {small:,} to {large:,} releases "
+                              f"(at most {FLAT}× here)",
+                    "figure": f"{large:,}/{small:,}: API {api:.2f}×, store {store:.2f}×, CLI {cli:.2f}× "
+                              f"(API {history['api_ms'][str(large)]['median']:.0f} ms against "
+                              f"{history['api_ms'][str(small)]['median']:.0f} ms)",
+                    "met": max(api, store, cli) <= FLAT})
+    return out
+
+
+# --- tables ----------------------------------------------------------------------------------
+
+def _cell(stats: dict, unit: str = "s", digits: int = 2) -> str:
+    return f"{stats['median']:.{digits}f} {unit} ({stats['min']:.{digits}f}–{stats['max']:.{digits}f})"
+
+
+def deploy_speed_tables(speed: dict) -> str:
+    seconds, window = speed["seconds"], speed["startup_window_row"]
+    rows = [
+        ("redeploy", "Redeploy: `git push` → the new body answers through the router",
+         "`docker build` + `docker run` + first 200", "2"),
+        ("rollback", "Rollback: `gitpaas rollback vN` → vN's body answers", "`docker run` of a built image + first 200",
+         "1.5"),
+        ("config_set", "config:set: `gitpaas config:set K=V` → /env shows it", "`docker run -e K=V` + first 200",
+         "1.5"),
+    ]
+    lines = [f"| {speed['runs']} alternated runs, median (min–max) | gitpaas | raw-Docker floor | ratio | target |",
+             "|---|---:|---:|---:|---:|"]
+    for operation, label, floor_label, target in rows:
+        base = seconds[f"floor_{operation}"]
+        for home, suffix in (("default", ""), ("no_window", f", `GITPAAS_STARTUP_WINDOW={window}`")):
+            if f"{operation}_{home}" not in seconds:
+                continue
+            lines.append(f"| {label}{suffix} | {_cell(seconds[f'{operation}_{home}'])} | {floor_label}: {_cell(base)} "
+                         f"| {speed['ratios'][operation][home]:.2f} | ≤ {target} |")
+    lines += ["", "Where the time goes (median seconds of each phase in the release records; "
+              "\"outside\" is the time before the record starts: git and the pre-receive hook's start-up, or "
+              "the CLI's):", "",
+              "| | outside | receive | build | release | health | swap |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, phases in speed["phases_s"].items():
+        operation, home = name.rsplit("_", 1) if not name.endswith("no_window") else (name[:-10], "no_window")
+        label = operation.replace("config_set", "config:set") + (f", window {window}" if home == "no_window" else "")
+        lines.append(f"| {label} | " + " | ".join(f"{phases[key]:.2f}" for key in
+                                                  ("outside", "receive", "build", "release", "health", "swap")) + " |")
+    lines.append(f"| raw-Docker floor | | | {seconds['floor_build']['median']:.2f} | | "
+                 f"{seconds['floor_run_after_build']['median']:.2f} (run → 200) | |")
+    parallel = speed.get("parallel")
+    if parallel:
+        runs = parallel["seconds"]["sequential"]["runs"]
+        lines += ["", f"| {parallel['apps']} apps redeployed, {runs} alternated runs, median (min–max) "
+                  "| one after another | all at once | at once / one after another |", "|---|---:|---:|---:|",
+                  f"| wall time of the {parallel['apps']} `git push`es | {_cell(parallel['seconds']['sequential'], digits=1)} "
+                  f"| {_cell(parallel['seconds']['concurrent'], digits=1)} | {parallel['concurrent_over_sequential']:.2f} |"]
+    return "\n".join(lines)
+
+
+def history_table(history: dict) -> str:
+    sizes = history["sizes"]
+    small, large = sizes[0], sizes[-1]
+    lines = [f"| newest {history['limit']}, {history['runs']} rounds, median (min–max) | "
+             + " | ".join(f"{size:,} releases" for size in sizes) + f" | {large:,} / {small:,} |",
+             "|---|" + "---:|" * (len(sizes) + 1)]
+    for kind, label in (("api", "API `GET /apps/APP/releases`, `Range: version ..; max=15, order=desc`"),
+                        ("store", "in process: `ReleaseStore.list(limit=15)`"),
+                        ("cli", "`gitpaas releases -a APP -n 15` (a new process)"),
+                        ("cli_startup", "`gitpaas --version` (the CLI's start-up alone)")):
+        lines.append(f"| {label} | " + " | ".join(_cell(history[f'{kind}_ms'][str(size)], 'ms', 1) for size in sizes)
+                     + f" | {history[f'{kind}_ratio_{large}_over_{small}']:.2f} |")
+    return "\n".join(lines)
+
+
+def buildpack_table(cache: dict) -> str:
+    lines = [f"| {cache['runs']} runs, median (min–max) | cold | warm | warm/cold |", "|---|---:|---:|---:|"]
+    for what, label in (("compile", "compile (the buildpack)"), ("build", "build (to the slug image)"),
+                        ("push", "whole `git push`")):
+        lines.append(f"| {label} | {_cell(cache[f'cold_{what}_s'], digits=1)} | {_cell(cache[f'warm_{what}_s'], digits=1)} "
+                     f"| {cache[f'warm_over_cold_{what}']:.2f} |")
+    return "\n".join(lines)
+
+
+def zero_downtime_table(zero: dict) -> str:
+    lines = ["| | requests | failed | p50 ms | p99 ms |", "|---|---:|---:|---:|---:|"]
+    for key, label in (("at_rest", "at rest"), ("during_deploys", f"during {zero['deploys']} deploys ({zero['seconds']} s)")):
+        row = zero[key]
+        lines.append(f"| {label} | {row['requests']:,} | {row['failed']} | {row['p50_ms']} | {row['p99_ms']} |")
+    lines.append(f"\np99 during deploys / at rest: {zero['p99_ratio']} ({zero['workers']} threads).")
+    return "\n".join(lines)
+
+
+def markdown(results: dict, about: dict, checks: list[dict]) -> str:
+    parts = ["# Benchmark results", "",
+             "Written by `make bench` (`bench/run_all.py`); the JSON beside this file has every sample.", "",
+             "Measured on: " + describe_machine(about) + ".", ""]
+    if checks:
+        parts += ["| target | measured | |", "|---|---|---|"]
+        parts += [f"| {c['target']} | {c['figure']} | {'met' if c['met'] else '**missed**'} |" for c in checks]
+        parts.append("")
+    sections = (("deploy_speed", "Deploy speed (`bench/deploy_speed.py`)", deploy_speed_tables),
+                ("history", "History at scale (`bench/history.py`)", history_table),
+                ("buildpack_cache", "Build cache (`bench/buildpack_cache.py`)", buildpack_table),
+                ("zero_downtime", "Zero-downtime under load (`bench/zero_downtime.py`)", zero_downtime_table))
+    for name, title, render in sections:
+        if results.get(name):
+            measured = results[name].get("machine", {}).get("measured_at", "")
+            parts += [f"## {title}", "", f"Measured {measured}.", "", render(results[name]), ""]
+            if name == "deploy_speed" and CHART.exists():
+                parts += ["![where deploy time goes](deploy_phases.png)", ""]
+    return "\n".join(parts)
+
+
+def describe_machine(about: dict) -> str:
+    return (f"{about['cores']} cores ({about['cpu']}), {about['memory_gib']} GiB, Linux {about['kernel']}, "
+            f"Docker {about['docker']} ({about['docker_storage']}), Python {about['python']}, {about['date']}; "
+            "shared with other work, so the seconds are noisy: compare the ratios")
+
+
+# --- the chart -------------------------------------------------------------------------------
+
+def phase_chart(speed: dict, path: Path = CHART) -> Path:
+    """Horizontal stacked bars: the median of each phase of a redeploy and a rollback (default
+    startup window and minimal), beside the raw-Docker floors."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seconds, phases, window = speed["seconds"], speed["phases_s"], speed["startup_window_row"]
+    floor_redeploy = {"floor_build": seconds["floor_build"]["median"],
+                      "floor_run": seconds["floor_run_after_build"]["median"]}
+    # (label, segments, measured median, floor median, target ratio)
+    bars = [("gitpaas redeploy\n(git push → new version answers)", phases.get("redeploy_default"),
+             seconds["redeploy_default"]["median"], seconds["floor_redeploy"]["median"], 2.0)]
+    if "redeploy_no_window" in phases:
+        bars.append((f"gitpaas redeploy,\nGITPAAS_STARTUP_WINDOW={window}", phases["redeploy_no_window"],
+                     seconds["redeploy_no_window"]["median"], seconds["floor_redeploy"]["median"], 2.0))
+    bars.append(("raw Docker floor\n(docker build + run + first 200)", floor_redeploy,
+                 seconds["floor_redeploy"]["median"], None, None))
+    bars.append(("gitpaas rollback\n(→ target version answers)", phases.get("rollback_default"),
+                 seconds["rollback_default"]["median"], seconds["floor_rollback"]["median"], 1.5))
+    if "rollback_no_window" in phases:
+        bars.append((f"gitpaas rollback,\nGITPAAS_STARTUP_WINDOW={window}", phases["rollback_no_window"],
+                     seconds["rollback_no_window"]["median"], seconds["floor_rollback"]["median"], 1.5))
+    bars.append(("raw Docker floor\n(docker run + first 200)", {"floor_run": seconds["floor_rollback"]["median"]},
+                 seconds["floor_rollback"]["median"], None, None))
+
+    figure, axes = plt.subplots(figsize=(11, 0.75 * len(bars) + 2.2), dpi=110)
+    used = set()
+    for row, (label, parts, measured, floor, target) in enumerate(bars):
+        left = 0.0
+        for key, name, colour in SEGMENTS:
+            width = (parts or {}).get(key, 0.0)
+            if width <= 0:
+                continue
+            axes.barh(row, width, left=left, color=colour, edgecolor="white", height=0.6,
+                      label=name if key not in used else None)
+            if width >= 0.25:
+                axes.text(left + width / 2, row, f"{width:.1f}", ha="center", va="center", fontsize=8)
+            used.add(key)
+            left += width
+        if floor and target:
+            axes.plot([floor * target] * 2, [row - 0.38, row + 0.38], color="black", linestyle="--", linewidth=1.2,
+                      label="target (2× / 1.5× the floor)" if "target" not in used else None)
+            used.add("target")
+        note = f"{measured:.2f} s" + (f"  ({measured / floor:.1f}× floor)" if floor else "")
+        axes.text(left + 0.05, row, note, va="center", fontsize=9)
+    axes.set_yticks(range(len(bars)), [bar[0] for bar in bars], fontsize=9)
+    axes.invert_yaxis()
+    longest = max(sum((bar[1] or {}).values()) for bar in bars)
+    axes.set_xlim(0, longest * 1.3 + 0.5)
+    axes.set_xlabel("seconds (segments: median of each phase over the runs; label: median end to end)")
+    axes.set_title(f"Where deploy time goes — {speed['runs']} alternated runs, "
+                   f"{speed['machine']['cpus']} cores, {speed['machine']['measured_at'][:10]}", fontsize=11)
+    axes.grid(axis="x", alpha=0.3)
+    axes.set_axisbelow(True)
+    axes.legend(loc="lower center", bbox_to_anchor=(0.5, -0.02 - 1.6 / (0.75 * len(bars) + 2.2)), ncol=3,
+                fontsize=8, frameon=False)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def write_all(extra: dict | None = None) -> dict:
+    """summary.json, README.md and the chart from whatever results are there."""
+    results = {name: load(name) for name in NAMES}
+    about = machine()
+    checks = targets(results)
+    if results.get("deploy_speed"):
+        phase_chart(results["deploy_speed"])
+    summary = {"machine": about, "targets": checks, **(extra or {}),
+               "results": {name: {k: v for k, v in (data or {}).items() if not k.startswith(("samples", "timings"))}
+                           for name, data in results.items() if data}}
+    (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (RESULTS / "README.md").write_text(markdown(results, about, checks))
+    return summary
+
+
+if __name__ == "__main__":
+    written = write_all()
+    for check in written["targets"]:
+        print(f"{'met   ' if check['met'] else 'MISSED'}  {check['target']}: {check['figure']}")
+    print(f"written to {(RESULTS / 'README.md').relative_to(ROOT)}, summary.json and {CHART.name}")

@@ -1,0 +1,67 @@
+"""Every benchmark, one after another, then the report: `make bench` runs this.
+
+    .venv/bin/python bench/run_all.py [--only deploy_speed,history] [--quick]
+
+Each benchmark runs as its own process (its own scratch gitpaas homes, cleaned up by label) and
+writes bench/results/NAME.json; then bench/report.py writes summary.json, README.md (the tables,
+the machine, each target met or missed) and deploy_phases.png. Run counts are chosen so the whole
+run stays near 15 minutes on the project's 2-core machine; --quick does one run of each (a smoke
+test of the suite, not a measurement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+
+from common import ROOT
+from report import write_all
+
+#: name → (arguments, arguments with --quick)
+BENCHMARKS = {
+    "history": (["--runs", "15"], ["--sizes", "100,1000", "--runs", "2"]),
+    "deploy_speed": (["--runs", "5", "--parallel-runs", "3"], ["--runs", "1", "--parallel-runs", "1"]),
+    "buildpack_cache": (["--runs", "5"], ["--runs", "1"]),
+    "zero_downtime": (["--deploys", "5", "--workers", "6"], ["--deploys", "1", "--workers", "2"]),
+}
+TIME_LIMIT = 1800  # seconds per benchmark: a hung one must not hold the suite forever
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="comma-separated benchmarks to run (default: all): " + ", ".join(BENCHMARKS))
+    parser.add_argument("--quick", action="store_true", help="one run of each: checks the suite works")
+    args = parser.parse_args()
+    chosen = args.only.split(",") if args.only else list(BENCHMARKS)
+    unknown = sorted(set(chosen) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    wall: dict[str, float] = {}
+    failed: list[str] = []
+    for name in chosen:
+        arguments = BENCHMARKS[name][1 if args.quick else 0]
+        print(f"\n=== {name} {' '.join(arguments)}", flush=True)
+        started = time.monotonic()
+        try:
+            code = subprocess.run([sys.executable, str(ROOT / "bench" / f"{name}.py"), *arguments],
+                                  cwd=ROOT, timeout=TIME_LIMIT).returncode
+        except subprocess.TimeoutExpired:
+            code = "timed out"
+        wall[name] = round(time.monotonic() - started, 1)
+        print(f"=== {name}: {'done' if code == 0 else f'FAILED ({code})'} in {wall[name]:.0f} s", flush=True)
+        if code != 0:
+            failed.append(name)
+    summary = write_all({"wall_seconds": wall, "failed": failed, "quick": args.quick})
+    print("\n=== targets (reported, never asserted)")
+    for check in summary["targets"]:
+        print(f"{'met   ' if check['met'] else 'MISSED'}  {check['target']}: {check['figure']}")
+    print(f"\nbench/results/README.md, summary.json and deploy_phases.png written; "
+          f"{sum(wall.values()) / 60:.1f} min in all")
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()

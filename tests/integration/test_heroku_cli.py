@@ -1,0 +1,145 @@
+"""The official Heroku CLI (npm package `heroku`, v11), unchanged, against a real gitpaas server with
+real deploys: every everyday command works and prints what it prints against Heroku."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import ApiServer, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+CLI_DIR = REPO / ".cache" / "heroku-cli"
+CLI = CLI_DIR / "node_modules" / ".bin" / "heroku"
+WEB = "web: python3 /app/server.py\n"
+
+
+@pytest.fixture(scope="session")
+def heroku_cli() -> Path:
+    """Install the CLI from the npm registry once (into .cache/, which git ignores)."""
+    if not CLI.exists():
+        CLI_DIR.mkdir(parents=True, exist_ok=True)
+        (CLI_DIR / "package.json").write_text('{"private": true}\n')
+        result = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", "heroku@11"],
+                                cwd=CLI_DIR, capture_output=True, text=True, timeout=900)
+        if result.returncode != 0:
+            pytest.fail(f"could not install the Heroku CLI from npm: {result.stderr[-2000:]}")
+    return CLI
+
+
+@pytest.fixture
+def heroku(home, heroku_cli, tmp_path):
+    api = ApiServer(home)
+    cli_home = tmp_path / "cli-home"
+    (cli_home / ".cache" / "heroku").mkdir(parents=True)
+    (cli_home / ".cache" / "heroku" / "terms-of-service").touch()
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("HEROKU_") and key not in ("GITPAAS_HOME",)}
+    env.update({
+        "HOME": str(cli_home), "XDG_CONFIG_HOME": str(cli_home / ".config"),
+        "XDG_CACHE_HOME": str(cli_home / ".cache"), "XDG_DATA_HOME": str(cli_home / ".local/share"),
+        "HEROKU_HOST": api.url, "HEROKU_API_KEY": api.token, "HEROKU_PARTICLEBOARD_URL": api.url,
+        "HEROKU_SKIP_NEW_VERSION_CHECK": "true", "HEROKU_DISABLE_AUTOUPDATE": "1", "DISABLE_TELEMETRY": "true",
+        "NO_COLOR": "1",
+    })
+
+    def run(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+        result = subprocess.run([str(heroku_cli), *args], env=env, cwd=tmp_path, capture_output=True, text=True,
+                                stdin=subprocess.DEVNULL, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"heroku {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        return result
+    run.api = api
+    run.env = env
+    run.cwd = tmp_path
+    yield run
+    api.stop()
+
+
+def test_everyday_commands_of_the_heroku_cli(home, heroku):
+    api = heroku.api
+    created = heroku("apps:create", "herokuish")
+    assert "Creating herokuish... done" in created.stderr + created.stdout
+    push = home.push("herokuish", "web", url=api.git_url("herokuish"))
+    assert push.returncode == 0, push.stderr
+
+    assert "herokuish" in heroku("apps").stdout
+    info = heroku("apps:info", "-a", "herokuish").stdout
+    assert "=== herokuish" in info and "Owner:          dev@example.com" in info and "Dynos:          web: 1" in info
+    assert json.loads(heroku("apps:info", "-a", "herokuish", "--json").stdout)["app"]["name"] == "herokuish"
+
+    setting = heroku("config:set", "GREETING=hello world", "-a", "herokuish")
+    assert "Setting GREETING and restarting herokuish... done, v2" in setting.stderr
+    assert "=== herokuish Config Vars" in heroku("config", "-a", "herokuish").stdout
+    assert heroku("config:get", "GREETING", "-a", "herokuish").stdout == "hello world\n"
+
+    releases = heroku("releases", "-a", "herokuish").stdout
+    assert "=== herokuish Releases - Current: v2" in releases
+    assert "Set GREETING config vars" in releases and "Deploy " in releases
+    release_info = heroku("releases:info", "v2", "-a", "herokuish").stdout
+    assert "=== Release v2" in release_info and "GREETING: hello world" in release_info
+    assert heroku("releases:output", "v1", "-a", "herokuish").stdout == "release phase for hello v1\n"
+
+    unsetting = heroku("config:unset", "GREETING", "-a", "herokuish")
+    assert "Unsetting GREETING and restarting herokuish... done, v3" in unsetting.stderr
+
+    rollback = heroku("rollback", "v2", "-a", "herokuish")
+    assert "Rolling back herokuish to v2... done, v4" in rollback.stderr
+    assert "release phase for hello v1" in rollback.stdout, "the release command's output is streamed"
+    assert heroku("config:get", "GREETING", "-a", "herokuish").stdout == "hello world\n"
+    retry = heroku("releases:retry", "-a", "herokuish")
+    assert "Retrying v4 on herokuish... done, v5" in retry.stderr
+    wait_for(lambda: home.release("herokuish", 5)["status"] == "succeeded", "the retried release")
+
+    assert "web.1: up" in heroku("ps", "-a", "herokuish").stdout
+    scale = heroku("ps:scale", "web=2", "-a", "herokuish")
+    assert "now running web at 2" in scale.stderr
+    assert {home.get("herokuish").text for _ in range(8)} == {"hello v1 from web.1\n", "hello v1 from web.2\n"}
+    assert "now running web at 1" in heroku("ps:scale", "web-1", "-a", "herokuish").stderr
+    assert "Restarting all dynos on herokuish... done" in heroku("ps:restart", "-a", "herokuish").stderr
+    assert "Stopping dyno web.1 on herokuish... done" in heroku("ps:stop", "web.1", "-a", "herokuish").stderr
+    wait_for(lambda: home.get("herokuish").status_code == 200, "web.1 after ps:stop")
+
+    home.get("herokuish", "/seen-by-heroku-logs")
+    logs = heroku("logs", "-n", "50", "-a", "herokuish").stdout
+    assert "app[web.1]:" in logs and "/seen-by-heroku-logs" in logs
+    assert "No add-ons for app herokuish" in heroku("addons", "-a", "herokuish").stdout
+
+    destroyed = heroku("apps:destroy", "-a", "herokuish", "--confirm", "herokuish")
+    assert "Destroying herokuish (including all add-ons)... done" in destroyed.stderr
+    assert api.call("GET", "/apps/herokuish").status_code == 404
+
+
+def test_logs_tail_follows_live_and_a_release_command_output_streams(home, heroku):
+    api = heroku.api
+    heroku("apps:create", "tailing")
+    assert home.push("tailing", "web", url=api.git_url("tailing")).returncode == 0
+    tail = subprocess.Popen([str(CLI), "logs", "--tail", "-a", "tailing"], env=heroku.env, cwd=heroku.cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        time.sleep(3)
+        home.get("tailing", "/written-after-tail-started")
+        deadline = time.monotonic() + 30
+        seen = ""
+        os.set_blocking(tail.stdout.fileno(), False)
+        while "/written-after-tail-started" not in seen and time.monotonic() < deadline:
+            seen += tail.stdout.read() or ""
+            time.sleep(0.2)
+        assert "/written-after-tail-started" in seen, seen
+    finally:
+        tail.terminate()
+        tail.wait(timeout=10)
+
+    # a pending release's output, followed by `heroku releases:output` until the command ends
+    assert home.push("tailing", "web", url=api.git_url("tailing"),
+                     files={"Procfile": WEB + 'release: echo "phase of $STEP"; test -z "$SLOW" || sleep 4; echo end\n'}
+                     ).returncode == 0
+    heroku("config:set", "SLOW=1", "STEP=two", "-a", "tailing")
+    output = heroku("releases:output", "v3", "-a", "tailing")
+    assert output.stdout == "phase of two\nend\n"
+    wait_for(lambda: home.release("tailing", 3)["status"] == "succeeded", "v3 to succeed after its output ended")
