@@ -149,11 +149,12 @@ def deploy_speed_tables(speed: dict) -> str:
                  f"{seconds['floor_run_after_build']['median']:.2f} (run → 200) | |")
     parallel = speed.get("parallel")
     if parallel:
-        runs = parallel["seconds"]["sequential"]["runs"]
-        lines += ["", f"| {parallel['apps']} apps redeployed, {runs} alternated runs, median (min–max) "
+        runs, apps = parallel["seconds"]["sequential"]["runs"], parallel["apps"]
+        one_by_one, at_once = (_cell(parallel["seconds"][mode], digits=1) for mode in ("sequential", "concurrent"))
+        lines += ["", f"| {apps} apps redeployed, {runs} alternated runs, median (min–max) "
                   "| one after another | all at once | at once / one after another |", "|---|---:|---:|---:|",
-                  f"| wall time of the {parallel['apps']} `git push`es | {_cell(parallel['seconds']['sequential'], digits=1)} "
-                  f"| {_cell(parallel['seconds']['concurrent'], digits=1)} | {parallel['concurrent_over_sequential']:.2f} |"]
+                  f"| wall time of the {apps} `git push`es | {one_by_one} | {at_once} "
+                  f"| {parallel['concurrent_over_sequential']:.2f} |"]
     return "\n".join(lines)
 
 
@@ -176,14 +177,15 @@ def buildpack_table(cache: dict) -> str:
     lines = [f"| {cache['runs']} runs, median (min–max) | cold | warm | warm/cold |", "|---|---:|---:|---:|"]
     for what, label in (("compile", "compile (the buildpack)"), ("build", "build (to the slug image)"),
                         ("push", "whole `git push`")):
-        lines.append(f"| {label} | {_cell(cache[f'cold_{what}_s'], digits=1)} | {_cell(cache[f'warm_{what}_s'], digits=1)} "
-                     f"| {cache[f'warm_over_cold_{what}']:.2f} |")
+        cold, warm = _cell(cache[f"cold_{what}_s"], digits=1), _cell(cache[f"warm_{what}_s"], digits=1)
+        lines.append(f"| {label} | {cold} | {warm} | {cache[f'warm_over_cold_{what}']:.2f} |")
     return "\n".join(lines)
 
 
 def zero_downtime_table(zero: dict) -> str:
     lines = ["| | requests | failed | p50 ms | p99 ms |", "|---|---:|---:|---:|---:|"]
-    for key, label in (("at_rest", "at rest"), ("during_deploys", f"during {zero['deploys']} deploys ({zero['seconds']} s)")):
+    during = f"during {zero['deploys']} deploys ({zero['seconds']} s)"
+    for key, label in (("at_rest", "at rest"), ("during_deploys", during)):
         row = zero[key]
         lines.append(f"| {label} | {row['requests']:,} | {row['failed']} | {row['p50_ms']} | {row['p99_ms']} |")
     lines.append(f"\np99 during deploys / at rest: {zero['p99_ratio']} ({zero['workers']} threads).")

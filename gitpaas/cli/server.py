@@ -19,7 +19,7 @@ def server(host: str, port: int, publish: bool) -> None:
     from gitpaas.api import create_app
 
     plat = platform()
-    plat.init_home()
+    plat.init_home()  # releases a killed server left pending were settled by the CLI group already
     click.echo(f"gitpaas API for {plat.settings.home} on http://{host}:{port}/ (OpenAPI: /openapi.json)")
     if publish:
         api_host = f"api.{plat.settings.domain}"

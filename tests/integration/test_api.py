@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 import threading
@@ -89,7 +90,7 @@ def test_who_may_do_what(home, api):
     home.gitpaas("access:add", "other@example.com", "-a", "mine")
     assert api.call("GET", "/apps/mine", token=other).status_code == 200
     assert api.call("DELETE", "/apps/mine", token=other).status_code == 403, "only the owner destroys"
-    token_id = next(t["id"] for t in __import__("json").loads(
+    token_id = next(t["id"] for t in json.loads(
         home.gitpaas("tokens", "--user", "other@example.com", "--json").stdout))
     home.gitpaas("tokens:revoke", token_id)
     assert api.call("GET", "/apps/mine", token=other).status_code == 401
@@ -269,12 +270,12 @@ def test_https_with_the_operators_certificate_for_apps_the_api_and_git(tmp_path_
             push = home.push("secure", "web", url=f"https://git:{api.token}@api.localhost:{https}/secure.git", env=env)
             assert push.returncode == 0, push.stderr
             assert "remote: -----> Release v1 created" in push.stderr
-            served = requests.get(f"https://127.0.0.1:{https}/", headers={"Host": "secure.localhost"}, verify=False,
-                                  timeout=10)
-            assert served.text == "hello v1 from web.1\n"
-            through_router = requests.get(f"https://127.0.0.1:{https}/apps/secure", verify=False, timeout=10,
-                                          headers={"Host": "api.localhost", "Authorization": f"Bearer {api.token}"})
-            assert through_router.json()["name"] == "secure"
+            def curl(url: str, *headers: str) -> str:  # verifies the certificate against the test CA
+                return subprocess.run(["curl", "-sS", "--fail", "--cacert", cert, *[x for h in headers for x in ("-H", h)],
+                                       url], capture_output=True, text=True, check=True, timeout=30).stdout
+            assert curl(f"https://secure.localhost:{https}/") == "hello v1 from web.1\n"
+            info = json.loads(curl(f"https://api.localhost:{https}/apps/secure", f"Authorization: Bearer {api.token}"))
+            assert info["name"] == "secure"
         finally:
             api.stop()
     finally:
