@@ -5,16 +5,19 @@
 Each benchmark runs as its own process (its own scratch gitpaas homes, cleaned up by label) and
 writes bench/results/NAME.json; then bench/report.py writes summary.json, README.md (the tables,
 the machine, each target met or missed) and deploy_phases.png. Run counts are chosen so the whole
-run stays near 15 minutes on the project's 2-core machine; --quick does one run of each (a smoke
-test of the suite, not a measurement).
+run stays near 15 minutes on the project's 2-core machine (about 9 when last run); --quick does
+one run of each, a smoke test of the suite rather than a measurement, and puts the results that
+were in bench/results/ back afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 from common import RESULTS, ROOT
@@ -46,10 +49,24 @@ def main() -> None:
     unknown = sorted(set(chosen) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    if args.quick:
+        with tempfile.TemporaryDirectory(prefix="gitpaas-bench-results-") as kept:
+            shutil.copytree(RESULTS, kept, dirs_exist_ok=True)
+            try:
+                run(chosen, quick=True)
+            finally:
+                shutil.rmtree(RESULTS)
+                shutil.copytree(kept, RESULTS)
+        print("(quick run: the results in bench/results/ were put back as they were)")
+    else:
+        run(chosen, quick=False)
+
+
+def run(chosen: list[str], quick: bool) -> None:
     wall: dict[str, float] = {}
     failed: list[str] = []
     for name in chosen:
-        arguments = BENCHMARKS[name][1 if args.quick else 0]
+        arguments = BENCHMARKS[name][1 if quick else 0]
         print(f"\n=== {name} {' '.join(arguments)}", flush=True)
         started = time.monotonic()
         try:
@@ -63,7 +80,7 @@ def main() -> None:
             failed.append(name)
     previous = load_summary()  # with --only, keep what the other benchmarks took last time
     summary = write_all({"wall_seconds": {**previous.get("wall_seconds", {}), **wall}, "failed": failed,
-                         "quick": args.quick})
+                         "quick": quick})
     print("\n=== targets (reported, never asserted)")
     for check in summary["targets"]:
         print(f"{'met   ' if check['met'] else 'MISSED'}  {check['target']}: {check['figure']}")

@@ -6,8 +6,9 @@ pass the app's startup checks, if ``app.json`` declares any (Dokku's format)::
     "healthchecks": {"web": [{"type": "startup", "name": "ready", "path": "/health",
                               "content": "ok", "attempts": 3, "wait": 1, "timeout": 5}]}
 
-and every new process — web or not — must still be running, never restarted, at the end of its
-startup window (a worker that crashes at boot fails the release as surely as a deaf web).
+and every new process of another type (a worker, a clock) must still be running, never restarted,
+at the end of its startup window: a worker that crashes at boot fails the release as surely as a
+deaf web. (A web process is judged by what it does: accepting connections and passing checks.)
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ def wait_until_healthy(scheduler: Scheduler, app: str, processes: list[Process],
                 raise BootFailed(process.name, f"failed health check {check.label}after {check.attempts} "
                                  f"attempt{'s' if check.attempts != 1 else ''}: {problem}")
             passed.append(f"{process.name} passed health check {check.label}(GET {check.path})")
+    windowed = [process for process in processes if process.address is None]
     ids = {process.id for process in processes}
     while True:
         current = {p.id: p for p in scheduler.processes(app) if p.id in ids}
@@ -123,9 +125,9 @@ def wait_until_healthy(scheduler: Scheduler, app: str, processes: list[Process],
                     f"restarted {now.restarts} time{'s' if now.restarts != 1 else ''}" if now.restarts else now.state)
                 raise BootFailed(process.name, f"{state} within its {startup_window:g} s startup window",
                                  scheduler.tail(process) if now is not None else "")
-        if time.monotonic() - started >= startup_window:
+        if not windowed or time.monotonic() - started >= startup_window:
             break
         time.sleep(0.2)
-    if processes:
-        passed.append(f"all {len(processes)} new processes stayed up for their {startup_window:g} s startup window")
+    if windowed:
+        passed.append(f"{', '.join(p.name for p in windowed)} stayed up for the {startup_window:g} s startup window")
     return passed

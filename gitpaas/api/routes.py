@@ -141,7 +141,14 @@ def releases_list(request: Request, response: Response, user: User, app: str) ->
     platform = _platform(request, user)
     found = visible_app(platform, user, app)
     _, start, start_ex, end, end_ex, limit, desc = parse_range(request.headers.get("range"))
-    versions = platform.apps.releases(found.name).versions()
+    releases = platform.apps.releases(found.name)
+    if desc and end is None and (start is None or start_ex):  # the common case, flat in history length
+        page = releases.newest(limit + 1, below=start)
+        if len(page) > limit:
+            response.status_code = 206
+            response.headers["Next-Range"] = f"version ]{page[limit - 1].version}..; max={limit}, order=desc"
+        return [_release_payload(request, r) for r in page[:limit]]
+    versions = releases.versions()
     if desc:
         versions.reverse()
 
@@ -159,7 +166,6 @@ def releases_list(request: Request, response: Response, user: User, app: str) ->
     if len(chosen) > limit:
         response.status_code = 206
         response.headers["Next-Range"] = f"version ]{page[-1]}..; max={limit}, order={'desc' if desc else 'asc'}"
-    releases = platform.apps.releases(found.name)
     return [_release_payload(request, releases.get(v)) for v in page]
 
 

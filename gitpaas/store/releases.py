@@ -15,7 +15,10 @@ from filelock import FileLock
 
 from gitpaas.errors import ReleaseNotFound
 from gitpaas.release import Release
-from gitpaas.store.files import read_json, write_json
+from gitpaas.store.files import read_json, write_atomic, write_json
+
+#: the file naming the highest version allocated, so the newest records are found without a scan
+LATEST = "latest"
 
 
 class ReleaseStore:
@@ -45,13 +48,37 @@ class ReleaseStore:
         """Allocate the next version and write ``build(version)`` as its record, atomically."""
         self.root.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.root / ".version.lock")):
-            existing = [int(n[1:]) for n in os.listdir(self.root) if n[:1] == "v" and n[1:].isdigit()]
-            version = max(existing, default=0) + 1
+            version = self._allocated() + 1
             self.folder(version).mkdir()
+            write_atomic(self.root / LATEST, f"{version}\n".encode())
             release = build(version)
             self.folder(version).joinpath("output.log").touch()
             self.save(release)
         return release
+
+    def _allocated(self) -> int:
+        """The highest version allocated: from the ``latest`` file, checked against the folders."""
+        try:
+            version = int((self.root / LATEST).read_text())
+        except (FileNotFoundError, ValueError):
+            names = os.listdir(self.root) if self.root.is_dir() else []
+            return max((int(n[1:]) for n in names if n[:1] == "v" and n[1:].isdigit()), default=0)
+        while self.folder(version + 1).exists():  # a crash between mkdir and writing `latest`
+            version += 1
+        return version
+
+    def newest(self, limit: int, below: int | None = None) -> list[Release]:
+        """The newest ``limit`` records (below version ``below``), walking down from the latest:
+        as fast with 10,000 releases as with 10."""
+        found: list[Release] = []
+        version = self._allocated() if below is None else below - 1
+        while version > 0 and len(found) < limit:
+            try:
+                found.append(self.get(version))
+            except ReleaseNotFound:  # an allocation that crashed before its record was written
+                pass
+            version -= 1
+        return found
 
     def save(self, release: Release) -> None:
         # 0600: a record holds the config vars in force, which are secrets.
@@ -64,12 +91,11 @@ class ReleaseStore:
             raise ReleaseNotFound(self.app_name, version) from None
 
     def latest(self) -> Release | None:
-        versions = self.versions()
-        return self.get(versions[-1]) if versions else None
+        newest = self.newest(1)
+        return newest[0] if newest else None
 
     def list(self, limit: int | None = None) -> list[Release]:
         """Newest first; with ``limit`` only the newest ``limit`` records are read."""
-        versions = self.versions()[::-1]
         if limit is not None:
-            versions = versions[:limit]
-        return [self.get(version) for version in versions]
+            return self.newest(limit)
+        return [self.get(version) for version in reversed(self.versions())]

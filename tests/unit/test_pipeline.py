@@ -313,3 +313,18 @@ def test_timings_are_recorded_and_described(platform):
     assert platform.apps.releases("shop").get(1).timings == release.timings
     line = describe_timings(12, {"receive": 0.04, "build": 0.5, "release": 0.3, "health": 0.2, "swap": 0.1, "total": 1.4})
     assert line == "deployed v12 in 1.4 s: receive 0.0, build 0.5, release 0.3, health 0.2, swap 0.1"
+
+
+def test_listening_sockets_are_read_from_the_process_network_namespace():
+    import os
+    import socket
+
+    from gitpaas.scheduler.docker_local import listening_in_container
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        assert listening_in_container(os.getpid(), port) is False, "bound is not listening"
+        listener.listen()
+        assert listening_in_container(os.getpid(), port) is True
+    assert listening_in_container(0, port) is None
+    assert listening_in_container(2 ** 22 + 17, port) is None, "no such process: cannot tell"

@@ -272,3 +272,18 @@ def test_release_lock_does_not_call_on_wait_when_free(tmp_path):
     with store.release_lock("shop", on_wait=lambda: waits.append(True)):
         pass
     assert waits == []
+
+
+def test_newest_walks_down_from_the_latest_without_scanning(tmp_path):
+    store = ReleaseStore(tmp_path / "app" / "releases")
+    for _ in range(5):
+        store.create(make_release)
+    assert (store.root / "latest").read_text() == "5\n"
+    assert [r.version for r in store.newest(2)] == [5, 4]
+    assert [r.version for r in store.newest(2, below=4)] == [3, 2]
+    assert [r.version for r in store.newest(10, below=2)] == [1]
+    (store.folder(6)).mkdir()  # an allocation that crashed before its record and before `latest`
+    assert [r.version for r in store.newest(2)] == [5, 4]
+    assert store.create(make_release).version == 7, "never reuses a crashed allocation"
+    (store.root / "latest").unlink()  # a home from before the `latest` file
+    assert store.latest().version == 7 and store.create(make_release).version == 8
