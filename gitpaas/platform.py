@@ -333,26 +333,18 @@ class Platform:
     # --- cleanup of a whole home (tests, uninstall) --------------------------------------
     def purge_home(self) -> None:
         """Remove every container, image and network of this home, stop its router, delete its files."""
+        from docker.errors import NotFound
+
         client = self.docker
         selector = labels.filters(labels.for_home(self.settings))
-        for container in client.containers.list(all=True, filters=selector):
-            container.remove(force=True)
-        for image in client.images.list(filters=selector):
-            client.images.remove(image.id, force=True)
-        for network in client.networks.list(filters=selector):
-            network.remove()
+        for kind in ("containers", "images", "networks"):
+            collection = getattr(client, kind)
+            found = collection.list(all=True, filters=selector) if kind == "containers" else collection.list(
+                filters=selector)
+            for item in found:
+                try:  # something else (the background retirer) may have removed it meanwhile
+                    item.remove(force=True) if kind != "networks" else item.remove()
+                except NotFound:
+                    pass
         self.router.stop()
         shutil.rmtree(self.settings.home, ignore_errors=True)
-
-
-class _AppConfig:
-    """``platform.config.get(app)`` / ``.replace(app, values)``: each app's config vars store."""
-
-    def __init__(self, apps: AppStore) -> None:
-        self.apps = apps
-
-    def get(self, name: str) -> dict[str, str]:
-        return ConfigStore(self.apps.app_dir(name)).get()
-
-    def replace(self, name: str, values: dict[str, str]) -> None:
-        ConfigStore(self.apps.app_dir(name)).replace(values)

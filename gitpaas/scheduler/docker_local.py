@@ -253,7 +253,7 @@ class DockerLocalScheduler:
     def remove_release(self, app: str, version: int) -> None:
         """Remove every container of one release (a one-off or a half-started formation)."""
         for container in self._containers(app, **{labels.RELEASE: str(version)}):
-            container.remove(force=True)
+            _remove(container)
 
     def stop(self, processes: list[Process], grace: float) -> None:
         """SIGTERM each (through the init), SIGKILL after ``grace`` seconds; remove. In parallel."""
@@ -363,7 +363,7 @@ class DockerLocalScheduler:
     def destroy_app(self, app: str) -> None:
         """Remove the app's containers and images; the home's network too once no app uses it."""
         for container in self._containers(app):
-            container.remove(force=True)
+            _remove(container)
         for image in self.client.images.list(filters=labels.filters(labels.for_app(self.settings, app))):
             try:
                 self.client.images.remove(image.id, force=True)
@@ -375,6 +375,14 @@ class DockerLocalScheduler:
                     network.remove()
                 except (NotFound, APIError):
                     pass
+
+
+def _remove(container: Container) -> None:
+    """Remove a container, which the background retirer may have removed already."""
+    try:
+        container.remove(force=True)
+    except NotFound:
+        pass
 
 
 def _kill(container: Container) -> None:
