@@ -348,3 +348,16 @@ class Platform:
                     pass
         self.router.stop()
         shutil.rmtree(self.settings.home, ignore_errors=True)
+
+
+class _AppConfig:
+    """``platform.config.get(app)`` / ``.replace(app, values)``: each app's config vars store."""
+
+    def __init__(self, apps: AppStore) -> None:
+        self.apps = apps
+
+    def get(self, name: str) -> dict[str, str]:
+        return ConfigStore(self.apps.app_dir(name)).get()
+
+    def replace(self, name: str, values: dict[str, str]) -> None:
+        ConfigStore(self.apps.app_dir(name)).replace(values)
