@@ -59,7 +59,7 @@ def rollback(platform: Platform, app_name: str, output: Output, target_version: 
         if current is None:
             raise UsageError(f"{app_name} has no release to roll back from: deploy it with git push first")
         if target_version is None:
-            target = next((r for r in _older(platform, app_name, current.version)
+            target = next((r for r in releases.walk_down(below=current.version)
                            if ineligibility(platform, r) is None), None)
             if target is None:
                 raise UsageError(f"no release before v{current.version} is eligible for rollback")
@@ -99,12 +99,6 @@ def ineligibility(platform: Platform, release: Release) -> str | None:
     if release.slug_pruned or not platform.slugs.exists(release.image):
         return f"v{release.version}'s slug image was pruned, so it is not eligible for rollback"
     return None
-
-
-def _older(platform: Platform, app_name: str, version: int):
-    releases = platform.apps.releases(app_name)
-    for older in reversed([v for v in releases.versions() if v < version]):
-        yield releases.get(older)
 
 
 def _release_from(platform: Platform, app_name: str, source: Release, description: str,

@@ -106,8 +106,7 @@ def find_release(platform: Platform, app: str, identity: str) -> Release:
     version = parse_version(identity)
     if version is not None:
         return releases.get(version)
-    for number in reversed(releases.versions()):
-        release = releases.get(number)
+    for release in releases.walk_down():
         if release.id == identity:
             return release
     raise ReleaseNotFound(app, identity)
