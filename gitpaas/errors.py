@@ -2,16 +2,17 @@
 
 Every failure a user can cause or meet is one of these. Each carries the data that explains it,
 and knows the exit code the CLI returns and the HTTP status the API answers with. The shells
-(``cli``, the git hook, later ``api``) render them in one place; nothing else prints them.
+(``cli``, the git hook, ``api``) render them in one place; nothing else prints them.
 
     GitpaasError                      exit 1, HTTP 500
     ├── UsageError                    exit 2, HTTP 400   bad input on the command line or in a request
     │   ├── InvalidAppName
     │   └── InvalidProcessType
-    ├── AppNotFound                   exit 3, HTTP 404
+    ├── NotFound                      exit 3, HTTP 404
+    │   ├── AppNotFound
+    │   ├── ReleaseNotFound
+    │   └── UserNotFound
     ├── AppExists                     exit 4, HTTP 409
-    ├── ReleaseNotFound               exit 3, HTTP 404
-    ├── UserNotFound                  exit 3, HTTP 404   no account with that e-mail
     ├── PushRefused                   exit 5, HTTP 422   the push cannot be deployed as it is
     │   ├── ProcfileError(line, reason)
     │   └── UnsupportedApp
@@ -63,11 +64,15 @@ class InvalidProcessType(UsageError):
     pass
 
 
-class AppNotFound(GitpaasError):
+class NotFound(GitpaasError):
+    """Something named does not exist (or is not the asker's to see)."""
+
     exit_code = 3
     http_status = 404
     error_id = "not_found"
 
+
+class AppNotFound(NotFound):
     def __init__(self, name: str) -> None:
         super().__init__(f"app {name!r} not found (see `gitpaas apps`)")
         self.name = name
@@ -83,22 +88,14 @@ class AppExists(GitpaasError):
         self.name = name
 
 
-class ReleaseNotFound(GitpaasError):
-    exit_code = 3
-    http_status = 404
-    error_id = "not_found"
-
+class ReleaseNotFound(NotFound):
     def __init__(self, app: str, version: int | str) -> None:
         super().__init__(f"app {app!r} has no release v{version}")
         self.app = app
         self.version = version
 
 
-class UserNotFound(GitpaasError):
-    exit_code = 3
-    http_status = 404
-    error_id = "not_found"
-
+class UserNotFound(NotFound):
     def __init__(self, email: str) -> None:
         super().__init__(f"no user {email!r} (see `gitpaas users`)")
         self.email = email

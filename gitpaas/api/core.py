@@ -18,7 +18,7 @@ from typing import Any, Callable
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from gitpaas.errors import AppNotFound, GitpaasError, ReleaseNotFound
+from gitpaas.errors import GitpaasError, ReleaseNotFound
 from gitpaas.platform import Platform
 from gitpaas.release import Release, parse_version
 from gitpaas.settings import Settings
@@ -93,7 +93,7 @@ def visible_app(platform: Platform, user: str, identity: str) -> App:
             app = matches[0]
         else:
             app = platform.apps.get(identity)
-    except (AppNotFound, GitpaasError):
+    except GitpaasError:
         raise not_found from None
     if not platform.can_access(user, app.name):
         raise not_found

@@ -29,10 +29,6 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _platform(request: Request, user: str) -> Platform:
-    return platform_for(request, user)
-
-
 def _app_payload(request: Request, platform: Platform, app) -> dict:
     current = platform.current_release(app.name)
     return app_json(app, platform.settings, f"{base_url(request)}/{app.name}.git",
@@ -72,26 +68,26 @@ def user_apps(request: Request, user: User, account: str) -> list[dict]:
 
 @router.get("/apps")
 def apps_list(request: Request, user: User) -> list[dict]:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     return [_app_payload(request, platform, app) for app in platform.apps.list() if platform.can_access(user, app.name)]
 
 
 @router.post("/apps", status_code=201)
 def apps_create(request: Request, user: User, body: AppCreate | None = Body(default=None)) -> dict:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     name = (body.name if body else None) or f"app-{secrets.token_hex(3)}"
     return _app_payload(request, platform, platform.create_app(name, owner=user))
 
 
 @router.get("/apps/{app}")
 def apps_info(request: Request, user: User, app: str) -> dict:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     return _app_payload(request, platform, visible_app(platform, user, app))
 
 
 @router.delete("/apps/{app}")
 def apps_delete(request: Request, user: User, app: str) -> dict:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     found = visible_app(platform, user, app)
     if found.owner != user:
         raise ApiError(403, "forbidden", "Only the app's owner can destroy it.")
@@ -138,7 +134,7 @@ def parse_range(header: str | None) -> tuple[str, int | None, bool, int | None, 
 
 @router.get("/apps/{app}/releases")
 def releases_list(request: Request, response: Response, user: User, app: str) -> list[dict]:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     found = visible_app(platform, user, app)
     _, start, start_ex, end, end_ex, limit, desc = parse_range(request.headers.get("range"))
     releases = platform.apps.releases(found.name)
@@ -171,7 +167,7 @@ def releases_list(request: Request, response: Response, user: User, app: str) ->
 
 @router.get("/apps/{app}/releases/{release}")
 def releases_info(request: Request, user: User, app: str, release: str) -> dict:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     found = visible_app(platform, user, app)
     return _release_payload(request, find_release(platform, found.name, release))
 
@@ -185,7 +181,7 @@ class ReleaseCreate(Strict):
 @router.post("/apps/{app}/releases", status_code=201)
 def releases_create(request: Request, user: User, app: str, body: ReleaseCreate) -> dict:
     """``{"slug": id}`` creates a release of that slug; ``{"release": id}`` rolls back to a release."""
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     found = visible_app(platform, user, app)
     if (body.slug is None) == (body.release is None):
         raise ApiError(422, "invalid_params", "Send either slug (to create a release) or release (to roll back).")
@@ -214,7 +210,7 @@ def _release_slug(platform: Platform, app: str, slug_id: str, description: str |
 
 @router.get("/apps/{app}/releases/{release}/config-vars")
 def release_config_vars(request: Request, user: User, app: str, release: str) -> dict[str, str]:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     found = visible_app(platform, user, app)
     return find_release(platform, found.name, release).config_vars
 
@@ -227,14 +223,14 @@ class ConfigPatch(RootModel[dict[str, Optional[str]]]):
 
 @router.get("/apps/{app}/config-vars")
 def config_vars(request: Request, user: User, app: str) -> dict[str, str]:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     return platform.config.get(visible_app(platform, user, app).name)
 
 
 @router.patch("/apps/{app}/config-vars")
 def config_vars_update(request: Request, user: User, app: str, body: ConfigPatch) -> dict[str, str]:
     """Set (a string) or remove (``null``) keys; the release it creates continues in the background."""
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     found = visible_app(platform, user, app)
     changes = body.root
     if not changes:
@@ -284,13 +280,13 @@ def _formation(platform: Platform, app) -> list[dict]:
 
 @router.get("/apps/{app}/formation")
 def formation_list(request: Request, user: User, app: str) -> list[dict]:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     return _formation(platform, visible_app(platform, user, app))
 
 
 @router.get("/apps/{app}/formation/{process_type}")
 def formation_info(request: Request, user: User, app: str, process_type: str) -> dict:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     found = visible_app(platform, user, app)
     for entry in _formation(platform, found):
         if entry["type"] == process_type:
@@ -308,14 +304,14 @@ def _scale(platform: Platform, app, updates: dict[str, FormationUpdate]) -> list
 
 @router.patch("/apps/{app}/formation")
 def formation_batch_update(request: Request, user: User, app: str, body: FormationBatch) -> list[dict]:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     found = visible_app(platform, user, app)
     return _scale(platform, found, {u.type: u for u in body.updates})
 
 
 @router.patch("/apps/{app}/formation/{process_type}")
 def formation_update(request: Request, user: User, app: str, process_type: str, body: FormationUpdate) -> dict:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     found = visible_app(platform, user, app)
     entries = _scale(platform, found, {process_type: body})
     for entry in entries:
@@ -328,14 +324,14 @@ def formation_update(request: Request, user: User, app: str, process_type: str, 
 
 @router.get("/apps/{app}/dynos")
 def dynos_list(request: Request, user: User, app: str) -> list[dict]:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     found = visible_app(platform, user, app)
     return [dyno_json(p, found.id) for p in platform.processes(found.name)]
 
 
 @router.get("/apps/{app}/dynos/{dyno}")
 def dynos_info(request: Request, user: User, app: str, dyno: str) -> dict:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     found = visible_app(platform, user, app)
     for process in platform.processes(found.name):
         if dyno in (process.name, dyno_json(process, found.id)["id"]):
@@ -345,21 +341,21 @@ def dynos_info(request: Request, user: User, app: str, dyno: str) -> dict:
 
 @router.delete("/apps/{app}/dynos", status_code=202)
 def dynos_restart_all(request: Request, user: User, app: str) -> dict:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     platform.restart(visible_app(platform, user, app).name)
     return {}
 
 
 @router.delete("/apps/{app}/dynos/{dyno}", status_code=202)
 def dynos_restart(request: Request, user: User, app: str, dyno: str) -> dict:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     platform.restart(visible_app(platform, user, app).name, dyno)
     return {}
 
 
 @router.delete("/apps/{app}/formations/{process_type}", status_code=202)
 def formation_restart(request: Request, user: User, app: str, process_type: str) -> dict:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     platform.restart(visible_app(platform, user, app).name, process_type)
     return {}
 
@@ -371,7 +367,7 @@ def formation_stop(request: Request, user: User, app: str, process_type: str) ->
 
 @router.post("/apps/{app}/dynos/{dyno}/actions/stop", status_code=202)
 def dynos_stop(request: Request, user: User, app: str, dyno: str) -> dict:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     found = visible_app(platform, user, app)
     if dyno in [t for t in found.formation] and "." not in dyno:  # a type: stop (restart) each of its dynos
         for process in [p for p in platform.processes(found.name) if p.type == dyno]:
@@ -385,7 +381,7 @@ def dynos_stop(request: Request, user: User, app: str, dyno: str) -> dict:
 
 @router.get("/apps/{app}/collaborators")
 def collaborators(request: Request, user: User, app: str) -> list[dict]:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     found = visible_app(platform, user, app)
     from gitpaas.shapes import account_ref, derived_id
     return [{"id": derived_id(found.id, "collaborator", email), "user": account_ref(email), "role": "collaborator",
@@ -395,7 +391,7 @@ def collaborators(request: Request, user: User, app: str) -> list[dict]:
 
 @router.get("/apps/{app}/pipeline-couplings")
 def pipeline_couplings(request: Request, user: User, app: str) -> dict:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     visible_app(platform, user, app)
     raise ApiError(404, "not_found", "This app is not in a pipeline (gitpaas has none).")
 
@@ -405,7 +401,7 @@ def pipeline_couplings(request: Request, user: User, app: str) -> dict:
 @router.get("/apps/{app}/sni-endpoints")
 @router.get("/apps/{app}/buildpack-installations")
 def nothing_here(request: Request, user: User, app: str) -> list:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     visible_app(platform, user, app)
     return []
 
@@ -419,7 +415,7 @@ def no_addons(request: Request, user: User) -> list:
 
 @router.get("/apps/{app}/domains")
 def domains(request: Request, user: User, app: str) -> list[dict]:
-    platform = _platform(request, user)
+    platform = platform_for(request, user)
     found = visible_app(platform, user, app)
     from gitpaas.shapes import derived_id
     return [{"id": derived_id(found.id, "domain", host), "hostname": host, "kind": "heroku" if i == 0 else "custom",
