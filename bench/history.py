@@ -24,6 +24,8 @@ from pathlib import Path
 from common import summary, write_result
 from harness import GITPAAS, ApiServer, Home
 
+from gitpaas.identity import account_ref
+from gitpaas.operations import create_app
 from gitpaas.platform import Platform
 from gitpaas.release import SUCCEEDED, Release
 
@@ -45,7 +47,7 @@ def fill(platform: Platform, app_name: str, count: int) -> float:
         def build(version: int) -> Release:
             return Release(
                 version=version, description=f"Deploy {number:07x}", app={"id": app.id, "name": app.name},
-                user={"email": EMAIL, "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{EMAIL}"))},
+                user=account_ref(EMAIL),
                 slug={"id": slug_id}, artifacts=[{"type": "slug", "id": slug_id}],
                 output_stream_url=releases.output_path(version).as_uri(), commit=uuid.uuid4().hex + "00000000",
                 image=f"{image_repository}:v{version}", process_types={"web": "python3 /app/server.py"},
@@ -87,7 +89,7 @@ def main() -> None:
             servers[size] = ApiServer(homes[size], email=EMAIL)
             stack.callback(servers[size].stop)
             platform = Platform(homes[size].settings)
-            platform.create_app(APP, owner=EMAIL)
+            create_app(platform, APP, owner=EMAIL)
             written[size] = round(fill(platform, APP, size), 1)
             print(f"{size} records written in {written[size]} s", flush=True)
 

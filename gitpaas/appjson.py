@@ -6,12 +6,13 @@ import json
 from dataclasses import dataclass, field
 
 from gitpaas.errors import PushRefused
+from gitpaas.healthchecks import parse_checks
 
 
 @dataclass(frozen=True)
 class AppJson:
     postdeploy: str | None = None
-    #: Dokku's format: process type → list of checks (see gitpaas.health)
+    #: Dokku's format: process type → list of checks (see gitpaas.healthchecks)
     healthchecks: dict = field(default_factory=dict)
 
 
@@ -38,8 +39,6 @@ def parse(text: str | None) -> AppJson:
 
 
 def _healthchecks(value) -> dict:
-    from gitpaas.health import parse_checks
-
     if value is None:
         return {}
     try:

@@ -1,23 +1,78 @@
-"""The one place a Docker client is made, and Docker's connection failures translated."""
+"""The one place a Docker client is made, and the one place Docker's exceptions are translated.
+
+docker-py raises its own ``DockerException`` family for what the engine answers and ``requests``
+exceptions when the engine cannot be reached; every gitpaas module that calls the engine wraps
+its public operations with :func:`engine_call` (or a block with :func:`engine_errors`), so the
+shells only ever see :class:`~gitpaas.errors.GitpaasError`.
+"""
 
 from __future__ import annotations
 
-import docker
-from docker.errors import DockerException
+import contextlib
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
-from gitpaas.errors import EnvironmentProblem
+import docker
+import requests
+from docker.errors import APIError, DockerException
+
+from gitpaas.errors import EnvironmentProblem, GitpaasError
 
 # Long enough for a silent build step (a big pip install) between two streamed lines.
 API_TIMEOUT = 3600
+#: what talking to the engine can raise besides gitpaas's own errors
+ENGINE_ERRORS = (DockerException, requests.RequestException)
+
+F = TypeVar("F", bound=Callable)
 
 
 def docker_client() -> docker.DockerClient:
     try:
         client = docker.from_env(timeout=API_TIMEOUT)
         client.ping()
-    except DockerException as exc:
+    except ENGINE_ERRORS as exc:
         raise EnvironmentProblem(
             f"cannot reach the Docker engine ({exc.__class__.__name__}); "
             "run scripts/setup.sh or start dockerd"
         ) from exc
     return client
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong, in the engine's own words where it gave any."""
+    if isinstance(exc, APIError):
+        return str(exc.explanation or exc)
+    if isinstance(exc, requests.ConnectionError):
+        return "the Docker engine cannot be reached (is dockerd running?)"
+    return str(exc) or exc.__class__.__name__
+
+
+@contextlib.contextmanager
+def engine_errors(doing: str) -> Iterator[None]:
+    """Raise what Docker raises inside the block as EnvironmentProblem("Docker engine: DOING: …")."""
+    try:
+        yield
+    except GitpaasError:
+        raise
+    except ENGINE_ERRORS as exc:
+        raise EnvironmentProblem(f"Docker engine: {doing}: {describe(exc)}") from exc
+
+
+def engine_call(doing: str) -> Callable[[F], F]:
+    """Decorate a method that talks to the engine (a generator too) with :func:`engine_errors`."""
+    def decorate(function: F) -> F:
+        if inspect.isgeneratorfunction(function):
+            @functools.wraps(function)
+            def generator(*args, **kwargs):
+                with engine_errors(doing):
+                    yield from function(*args, **kwargs)
+            return generator  # type: ignore[return-value]
+
+        @functools.wraps(function)
+        def call(*args, **kwargs):
+            with engine_errors(doing):
+                return function(*args, **kwargs)
+        return call  # type: ignore[return-value]
+    return decorate

@@ -1,25 +1,34 @@
 """One exception tree for the whole of gitpaas.
 
 Every failure a user can cause or meet is one of these. Each carries the data that explains it,
-and knows the exit code the CLI returns and the HTTP status the API answers with. The shells
-(``cli``, the git hook, ``api``) render them in one place; nothing else prints them.
+and knows the exit code the CLI returns and the HTTP status (and error id) the API answers with.
+The shells (``cli``, the git hook, the SSH forced command, ``api``) render them in one place each;
+nothing else prints them. Third-party exceptions (Docker's, git's) are translated into these where
+gitpaas calls the library, with ``raise … from exc``.
 
     GitpaasError                      exit 1, HTTP 500
     ├── UsageError                    exit 2, HTTP 400   bad input on the command line or in a request
     │   ├── InvalidAppName
-    │   └── InvalidProcessType
+    │   ├── InvalidProcessType
+    │   ├── InvalidParams                     HTTP 422   a request whose fields do not fit together
+    │   ├── BadRange                          HTTP 400   an unreadable Range header
+    │   └── RequestTooLarge                   HTTP 413
     ├── NotFound                      exit 3, HTTP 404
     │   ├── AppNotFound
     │   ├── ReleaseNotFound
+    │   ├── ProcessNotFound
     │   └── UserNotFound
     ├── AppExists                     exit 4, HTTP 409
     ├── PushRefused                   exit 5, HTTP 422   the push cannot be deployed as it is
     │   ├── ProcfileError(line, reason)
     │   └── UnsupportedApp
-    ├── BuildFailed(reason, log_tail) exit 6, HTTP 422
-    ├── ReleaseFailed(version, reason, exit_status)     exit 7, HTTP 422
-    ├── BootFailed(process, reason, log_tail)           exit 7, HTTP 422   a new process did not come up
-    └── EnvironmentProblem            exit 8, HTTP 503   Docker, nginx or the stack is not usable
+    ├── BuildFailed(reason, log_tail, log_path)          exit 6, HTTP 422
+    ├── ReleaseFailed(version, reason, exit_status)      exit 7, HTTP 422
+    │   └── ConfigChangeFailed(app, version, reason, running)   the change is kept, its release failed
+    ├── BootFailed(process, reason, log_tail, version)   exit 7, HTTP 422   a new process did not come up
+    ├── EnvironmentProblem            exit 8, HTTP 503   Docker, nginx or the stack is not usable
+    ├── Unauthorized                  exit 9, HTTP 401   no credentials, or bad ones
+    └── Forbidden                     exit 9, HTTP 403   known, but not allowed to do this
 """
 
 from __future__ import annotations
@@ -35,14 +44,11 @@ class GitpaasError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        #: extra HTTP response headers the API sends with this error
+        self.http_headers: dict[str, str] = {}
 
     def __str__(self) -> str:
         return self.message
-
-    def with_exit_code(self, code: int) -> "GitpaasError":
-        """The same error, exiting with ``code`` (to keep the code of the failure it explains)."""
-        self.exit_code = code
-        return self
 
 
 class UsageError(GitpaasError):
@@ -62,6 +68,25 @@ class InvalidAppName(UsageError):
 
 class InvalidProcessType(UsageError):
     pass
+
+
+class InvalidParams(UsageError):
+    """A request that parses but whose fields do not make sense together."""
+
+    http_status = 422
+
+
+class BadRange(UsageError):
+    error_id = "invalid_range"
+
+
+class RequestTooLarge(UsageError):
+    http_status = 413
+    error_id = "request_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Request bodies are limited to {limit} bytes.")
+        self.limit = limit
 
 
 class NotFound(GitpaasError):
@@ -95,6 +120,13 @@ class ReleaseNotFound(NotFound):
         self.version = version
 
 
+class ProcessNotFound(NotFound):
+    def __init__(self, app: str, process: str) -> None:
+        super().__init__(f"no process {process!r} is running for {app} (see `gitpaas ps -a {app}`)")
+        self.app = app
+        self.process = process
+
+
 class UserNotFound(NotFound):
     def __init__(self, email: str) -> None:
         super().__init__(f"no user {email!r} (see `gitpaas users`)")
@@ -123,10 +155,12 @@ class BuildFailed(GitpaasError):
     http_status = 422
     error_id = "build_failed"
 
-    def __init__(self, reason: str, log_tail: str = "") -> None:
+    def __init__(self, reason: str, log_tail: str = "", log_path: str | None = None) -> None:
         super().__init__(f"build failed: {reason}")
         self.reason = reason
         self.log_tail = log_tail
+        #: where the whole build log is kept on the server
+        self.log_path = log_path
 
 
 class ReleaseFailed(GitpaasError):
@@ -141,19 +175,54 @@ class ReleaseFailed(GitpaasError):
         self.exit_status = exit_status
 
 
+class ConfigChangeFailed(ReleaseFailed):
+    """A config change was saved (as on Heroku) but the release it made failed: the processes keep
+    running the release before it, with the previous config."""
+
+    def __init__(self, app: str, version: int, reason: str, running: int | None,
+                 exit_status: int | None = None) -> None:
+        super().__init__(version, reason, exit_status)
+        keeps = (f"The processes keep running v{running} with the previous config"
+                 if running else "Nothing was running before it")
+        self.message = (f"the config change is saved, but release v{version} failed: {reason}. {keeps}; "
+                        f"see `gitpaas releases:output v{version} -a {app}`")
+        self.app = app
+        self.running = running
+
+
 class BootFailed(GitpaasError):
+    """A new process of ``version`` did not come up healthy; a release being deployed fails with it."""
+
     exit_code = 7
     http_status = 422
     error_id = "release_failed"
 
-    def __init__(self, process: str, reason: str, log_tail: str = "") -> None:
+    def __init__(self, process: str, reason: str, log_tail: str = "", version: int | None = None) -> None:
         super().__init__(f"{process} {reason}")
         self.process = process
         self.reason = reason
         self.log_tail = log_tail
+        self.version = version
 
 
 class EnvironmentProblem(GitpaasError):
     exit_code = 8
     http_status = 503
     error_id = "unavailable"
+
+
+class Unauthorized(GitpaasError):
+    exit_code = 9
+    http_status = 401
+    error_id = "unauthorized"
+
+    def __init__(self, message: str, challenge: str | None = None) -> None:
+        super().__init__(message)
+        if challenge:
+            self.http_headers["WWW-Authenticate"] = challenge
+
+
+class Forbidden(GitpaasError):
+    exit_code = 9
+    http_status = 403
+    error_id = "forbidden"

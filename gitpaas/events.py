@@ -1,61 +1,76 @@
-"""Release-creating events other than a deploy: a config change, a rollback, a retry.
+"""Release-creating events other than a deploy: a config change, a rollback, a retry, a release of
+a slug (the Platform API's ``POST /apps/{app}/releases``).
 
 Each creates vN from an existing slug (never a build), runs the release phase with vN's config,
 and swaps only when it exits zero — the same ``create_release`` → ``release_and_swap`` as a deploy.
+Each comes in two halves: ``begin_*`` takes the app's lock, checks, and records vN ``pending``
+(errors before that are raised at once); the :class:`~gitpaas.pipeline.PendingRelease` it returns
+finishes the release. ``rollback``, ``retry`` and ``change_config`` do both, for the CLI.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from gitpaas import config as config_vars
 from gitpaas.errors import UsageError
+from gitpaas.identity import Actor
+from gitpaas.locks import AppLock, release_lock
 from gitpaas.output import Output
-from gitpaas.pipeline import create_release, release_and_swap
+from gitpaas.pipeline import PendingRelease, create_release
+from gitpaas.platform import Platform
 from gitpaas.release import FAILED, PENDING, SUCCEEDED, Release
-
-if TYPE_CHECKING:
-    from gitpaas.platform import Platform
 
 
 @dataclass
 class ConfigChange:
     config: dict[str, str]
-    release: Release | None  # None when the app has no release yet (it applies at the first deploy)
+    #: the release that applies the change; None when nothing changed or the app has no release yet
+    #: (it then applies at the first deploy)
+    pending: PendingRelease | None
     changed: bool
 
 
-def change_config(platform: Platform, app_name: str, output: Output, *, set_values: dict[str, str] | None = None,
-                  unset_keys: list[str] | None = None) -> ConfigChange:
+def begin_config_change(platform: Platform, app_name: str, actor: Actor, output: Output, *,
+                        set_values: dict[str, str] | None = None,
+                        unset_keys: list[str] | None = None) -> ConfigChange:
     """Store the change first (it stays even if the release fails, as on Heroku), then release it."""
     set_values = set_values or {}
     unset_keys = [config_vars.validate_key(key) for key in (unset_keys or [])]
-    platform.apps.get(app_name)
-    with platform.release_lock(app_name, output):
-        before = platform.config.get(app_name)
+    for key in set_values:
+        config_vars.validate_key(key)
+    with _held(release_lock(platform, app_name, output)) as lock:
+        store = platform.apps.config(app_name)
+        before = store.get()
         after = {**before, **set_values}
         for key in unset_keys:
             after.pop(key, None)
         if after == before:
             return ConfigChange(before, None, changed=False)
-        platform.config.replace(app_name, after)
-        current = platform.current_release(app_name)
+        store.replace(after)
+        current = _current(platform, app_name)
         if current is None:
             return ConfigChange(after, None, changed=True)
         removed = [key for key in unset_keys if key in before]
         description = config_vars.describe_change(list(set_values), removed)
-        release = _release_from(platform, app_name, current, description, config=after)
-        release_and_swap(platform, platform.apps.get(app_name), release, output)
-        return ConfigChange(after, release, changed=True)
+        release = _release_from(platform, app_name, actor, current, description, config=after)
+        return ConfigChange(after, lock.hand_over(platform, release), changed=True)
 
 
-def rollback(platform: Platform, app_name: str, output: Output, target_version: int | None = None) -> Release:
+def change_config(platform: Platform, app_name: str, actor: Actor, output: Output, *,
+                  set_values: dict[str, str] | None = None, unset_keys: list[str] | None = None) -> ConfigChange:
+    change = begin_config_change(platform, app_name, actor, output, set_values=set_values, unset_keys=unset_keys)
+    if change.pending is not None:
+        change.pending.finish(output)
+    return change
+
+
+def begin_rollback(platform: Platform, app_name: str, actor: Actor, output: Output,
+                   target_version: int | None = None) -> PendingRelease:
     """New release with the slug and config vars of ``target_version`` (default: the previous eligible one)."""
-    platform.apps.get(app_name)
-    with platform.release_lock(app_name, output):
+    with _held(release_lock(platform, app_name, output)) as lock:
         releases = platform.apps.releases(app_name)
-        current = platform.current_release(app_name)
+        current = _current(platform, app_name)
         if current is None:
             raise UsageError(f"{app_name} has no release to roll back from: deploy it with git push first")
         if target_version is None:
@@ -68,23 +83,45 @@ def rollback(platform: Platform, app_name: str, output: Output, target_version: 
             reason = ineligibility(platform, target)
             if reason:
                 raise UsageError(f"cannot roll back to v{target.version}: {reason}")
-        platform.config.replace(app_name, target.config_vars)
-        release = _release_from(platform, app_name, target, f"Rollback to v{target.version}",
+        platform.apps.config(app_name).replace(target.config_vars)
+        release = _release_from(platform, app_name, actor, target, f"Rollback to v{target.version}",
                                 config=target.config_vars)
-        return release_and_swap(platform, platform.apps.get(app_name), release, output)
+        return lock.hand_over(platform, release)
 
 
-def retry(platform: Platform, app_name: str, output: Output) -> Release:
+def rollback(platform: Platform, app_name: str, actor: Actor, output: Output,
+             target_version: int | None = None) -> Release:
+    return begin_rollback(platform, app_name, actor, output, target_version).finish(output)
+
+
+def begin_retry(platform: Platform, app_name: str, actor: Actor, output: Output) -> PendingRelease:
     """Run the release phase again for the latest release's slug and config, as a new release."""
-    platform.apps.get(app_name)
-    with platform.release_lock(app_name, output):
+    with _held(release_lock(platform, app_name, output)) as lock:
         latest = platform.apps.releases(app_name).latest()
         if latest is None:
             raise UsageError(f"{app_name} has no releases to retry")
         if not platform.slugs.exists(latest.image):
             raise UsageError(f"cannot retry v{latest.version}: its slug image was pruned")
-        release = _release_from(platform, app_name, latest, f"Retry of v{latest.version}", config=latest.config_vars)
-        return release_and_swap(platform, platform.apps.get(app_name), release, output)
+        release = _release_from(platform, app_name, actor, latest, f"Retry of v{latest.version}",
+                                config=latest.config_vars)
+        return lock.hand_over(platform, release)
+
+
+def retry(platform: Platform, app_name: str, actor: Actor, output: Output) -> Release:
+    return begin_retry(platform, app_name, actor, output).finish(output)
+
+
+def begin_slug_release(platform: Platform, app_name: str, actor: Actor, output: Output, slug_id: str,
+                       description: str | None = None) -> PendingRelease:
+    """A release of a slug this app has released before, with the app's current config vars."""
+    with _held(release_lock(platform, app_name, output)) as lock:
+        source = next((r for r in platform.apps.releases(app_name).walk_down()
+                       if (r.slug or {}).get("id") == slug_id), None)
+        if source is None or not platform.slugs.exists(source.image):
+            raise UsageError(f"no slug {slug_id} on this server")
+        release = _release_from(platform, app_name, actor, source, description or f"Release of slug {slug_id[:8]}",
+                                config=platform.apps.config(app_name).get())
+        return lock.hand_over(platform, release)
 
 
 def ineligibility(platform: Platform, release: Release) -> str | None:
@@ -101,11 +138,37 @@ def ineligibility(platform: Platform, release: Release) -> str | None:
     return None
 
 
-def _release_from(platform: Platform, app_name: str, source: Release, description: str,
+def _current(platform: Platform, app_name: str) -> Release | None:
+    app = platform.apps.get(app_name)
+    return platform.apps.releases(app_name).get(app.current_release) if app.current_release else None
+
+
+def _release_from(platform: Platform, app_name: str, actor: Actor, source: Release, description: str,
                   config: dict[str, str]) -> Release:
     return create_release(
-        platform, platform.apps.get(app_name), description=description, source_image=source.image,
+        platform, platform.apps.get(app_name), actor, description=description, source_image=source.image,
         slug_id=(source.slug or {}).get("id", ""), commit=source.commit,
         process_types=dict(source.process_types), config_vars=config, build_log=source.build_log,
         healthchecks=source.healthchecks,
     )
+
+
+class _held:
+    """Hold an AppLock for a block that either hands it over (to a PendingRelease, which releases
+    it when the release finishes) or ends, releasing it — also when the block raises."""
+
+    def __init__(self, lock: AppLock) -> None:
+        self.lock = lock
+        self.handed_over = False
+
+    def __enter__(self) -> "_held":
+        self.lock.acquire()
+        return self
+
+    def hand_over(self, platform: Platform, release: Release) -> PendingRelease:
+        self.handed_over = True
+        return PendingRelease(platform, self.lock, release)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self.handed_over:
+            self.lock.release()

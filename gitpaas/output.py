@@ -67,17 +67,3 @@ class NullOutput:
     def warn(self, text: str) -> None:
         pass
 
-
-def explain_failure(output: Output, exc: Exception, app: str, running: int | None) -> None:
-    """Tell a person what failed, what is still running, and where to look next."""
-    from gitpaas.errors import BuildFailed, ReleaseFailed
-
-    output.warn(str(exc))
-    if isinstance(exc, BuildFailed):
-        log_path = getattr(exc, "log_path", None)
-        if log_path:
-            output.warn(f"Full build log: {log_path}")
-    if isinstance(exc, ReleaseFailed):
-        output.warn(f"v{exc.version} is recorded as failed; see `gitpaas releases:output v{exc.version} -a {app}`")
-    if isinstance(exc, (BuildFailed, ReleaseFailed)):
-        output.warn(f"{app} keeps running v{running}, untouched." if running else f"{app} has nothing running yet.")

@@ -1,13 +1,11 @@
 """The release record: Heroku Platform API release fields plus what gitpaas needs to rerun it.
 
 A record is plain data. It is written as ``releases/vN/release.json`` by the store and printed by
-the CLI; the Platform API fields (see ../shared/reference) come first, gitpaas's own after.
+the CLI; the Platform API fields (Heroku's release schema; tests/data holds it) come first, gitpaas's own after.
 """
 
 from __future__ import annotations
 
-import getpass
-import socket
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -26,16 +24,6 @@ API_FIELDS = (
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def local_user() -> dict[str, str]:
-    """Who is acting, as a Platform API user: the OS user at this host (until accounts exist)."""
-    try:
-        name = getpass.getuser()
-    except (KeyError, OSError):
-        name = "unknown"
-    email = f"{name}@{socket.gethostname() or 'localhost'}"
-    return {"email": email, "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{email}"))}
 
 
 @dataclass
@@ -65,7 +53,7 @@ class Release:
     slug_pruned: bool = False
     #: seconds each phase took: receive, build, release, health, swap (and total)
     timings: dict[str, float] = field(default_factory=dict)
-    #: app.json's startup health checks, by process type (see gitpaas.health)
+    #: app.json's startup health checks, by process type (see gitpaas.healthchecks)
     healthchecks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property

@@ -17,6 +17,8 @@ from typing import Mapping
 from gitpaas.errors import UsageError
 
 DEFAULT_STACK_IMAGE = "gitpaas/stack:bookworm"
+#: the schedulers gitpaas has (gitpaas.scheduler); the first is the default
+SCHEDULERS = ("docker-local",)
 
 
 def _is_root() -> bool:
@@ -50,6 +52,13 @@ def _port(environ: Mapping[str, str], default: int, key: str = "GITPAAS_HTTP_POR
     return port
 
 
+def _choice(environ: Mapping[str, str], key: str, recorded: str | None, choices: tuple[str, ...]) -> str:
+    value = environ.get(key) or recorded or choices[0]
+    if value not in choices:
+        raise UsageError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -64,6 +73,8 @@ class Settings:
     startup_window: float = 2.0
     #: seconds between taking old processes out of the router and sending them SIGTERM
     drain_seconds: float = 1.0
+    #: which scheduler runs the apps' processes (one of SCHEDULERS)
+    scheduler: str = SCHEDULERS[0]
     # Extra environment given to the process that runs (for example) the release phase.
     environ: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -84,6 +95,7 @@ class Settings:
             stop_timeout=_number(env, "GITPAAS_STOP_TIMEOUT", 30.0),
             startup_window=_number(env, "GITPAAS_STARTUP_WINDOW", 2.0),
             drain_seconds=_number(env, "GITPAAS_DRAIN_SECONDS", 1.0),
+            scheduler=_choice(env, "GITPAAS_SCHEDULER", recorded.get("scheduler"), SCHEDULERS),
             environ=env,
         )
 

@@ -1,12 +1,13 @@
-"""gitpaas's objects in the Heroku Platform API's shapes (../shared/reference), for the API and
-the CLI's ``--json``. Pure: records in, dicts out. Ids gitpaas has no record of (a formation
-entry, a dyno, the stack) are stable UUIDs derived from what identifies them."""
+"""gitpaas's objects in the Heroku Platform API's shapes (the schema in tests/data validates them),
+for the API and the CLI's ``--json``. Pure: records in, dicts out. Ids gitpaas has no record of (a
+formation entry, a dyno, a domain, the stack) are stable UUIDs derived from what identifies them."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
+from gitpaas.identity import account_ref
 from gitpaas.release import Release
 from gitpaas.scheduler import Process
 from gitpaas.settings import Settings
@@ -21,18 +22,12 @@ def derived_id(*parts: object) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "gitpaas:" + ":".join(str(p) for p in parts)))
 
 
-def account_ref(email: str | None) -> dict[str, str] | None:
-    if not email:
-        return None
-    return {"email": email, "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{email}"))}
-
-
 def app_json(app: App, settings: Settings, git_url: str, released_at: str | None) -> dict[str, Any]:
     return {
         "acm": False, "archived_at": None, "build_stack": STACK, "buildpack_provided_description": None,
         "created_at": app.created_at, "generation": GENERATION, "git_url": git_url, "id": app.id,
         "internal_routing": None, "maintenance": False, "name": app.name, "organization": None,
-        "owner": account_ref(app.owner) or {"email": "operator@localhost", "id": derived_id("operator")},
+        "owner": account_ref(app.owner) if app.owner else {"email": "operator@localhost", "id": derived_id("operator")},
         "region": REGION, "released_at": released_at, "repo_size": None, "slug_size": None, "space": None,
         "stack": STACK, "team": None, "updated_at": app.updated_at, "web_url": settings.web_url(app.name),
     }
@@ -55,11 +50,34 @@ def formation_json(app: App, process_type: str, quantity: int, command: str | No
 
 
 def dyno_json(process: Process, app_id: str) -> dict[str, Any]:
-    raw = process.id.ljust(32, "0")[:32]
     return {
         "attach_url": None, "command": process.command, "created_at": process.created_at,
-        "id": f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:32]}", "name": process.name,
+        "id": derived_id(app_id, "dyno", process.id), "name": process.name,
         "release": {"id": process.release_id, "version": process.release_version},
         "app": {"name": process.app, "id": app_id}, "size": "standard", "state": process.state,
         "type": process.type, "updated_at": process.created_at,
     }
+
+
+def account_json(user: dict) -> dict[str, Any]:
+    """An account record (``Accounts.get_user``) as a Platform API ``account`` (GET /account)."""
+    return {
+        "allow_tracking": False, "beta": False, "created_at": user["created_at"], "email": user["email"],
+        "federated": False, "id": user["id"], "identity_provider": None, "last_login": None,
+        "name": user.get("name"), "sms_number": None, "suspended_at": None, "delinquent_at": None,
+        "two_factor_authentication": False, "updated_at": user["updated_at"], "verified": False,
+        "country_of_residence": None, "default_organization": None, "default_team": None,
+    }
+
+
+def collaborator_json(app: App, email: str) -> dict[str, Any]:
+    return {"id": derived_id(app.id, "collaborator", email), "user": account_ref(email), "role": "collaborator",
+            "permissions": [], "app": {"id": app.id, "name": app.name}, "created_at": app.created_at,
+            "updated_at": app.updated_at}
+
+
+def domain_json(app: App, host: str, *, default: bool) -> dict[str, Any]:
+    """One of the app's host names: its own (``APP.$GITPAAS_DOMAIN``, Heroku's kind "heroku") or a custom one."""
+    return {"id": derived_id(app.id, "domain", host), "hostname": host, "kind": "heroku" if default else "custom",
+            "cname": None, "status": "succeeded", "app": {"id": app.id, "name": app.name},
+            "created_at": app.created_at, "updated_at": app.updated_at}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Deploy examples/example to gitpaas with a real `git push`, then print its URL and releases.
-# Run by `make demo` after scripts/setup.sh. Safe to run again: each run deploys a new release.
+# Run by `make demo` after scripts/setup.sh. Safe to run again, from any checkout: each run deploys
+# a new release on top of the last one.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,9 +15,15 @@ web_url="$("$gitpaas" apps:info -a "$app" --json | "$repo_root/.venv/bin/python"
 
 # A work tree of the example, as a user would have: copy, commit, push.
 mkdir -p "$work"
-cp -a "$repo_root/examples/example/." "$work/"
 cd "$work"
 [ -d .git ] || git init -q -b main
+# Commit on top of what the app runs now, whichever checkout pushed it, so the push is a
+# fast-forward: fetch the app's main and point this work repo's main at it (files untouched).
+if git ls-remote --exit-code "$git_url" refs/heads/main >/dev/null; then
+    git fetch -q "$git_url" main
+    git reset -q FETCH_HEAD
+fi
+cp -a "$repo_root/examples/example/." "$work/"
 git add -A
 git -c user.name="gitpaas demo" -c user.email="demo@gitpaas.invalid" \
     commit -q --allow-empty -m "Deploy the example app ($(date -u +%Y-%m-%dT%H:%M:%SZ))"

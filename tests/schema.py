@@ -1,4 +1,4 @@
-"""Validate gitpaas's JSON against the Heroku Platform API schema in ../shared/reference.
+"""Validate gitpaas's JSON against the Heroku Platform API schema (the part kept in tests/data).
 
 The schema is draft-04 hyper-schema plus Heroku's ``strictProperties`` keyword (no property
 outside ``properties``), which plain jsonschema ignores: it is enforced here too.
@@ -13,7 +13,8 @@ from pathlib import Path
 import jsonschema
 from jsonschema import validators
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "heroku-platform-api-schema.json"
+#: the definitions the tests use, extracted from Heroku's full schema (see tests/data/README.md)
+SCHEMA_PATH = Path(__file__).resolve().parent / "data" / "heroku-platform-api-schema.json"
 
 
 def _strict_properties(validator, strict, instance, schema):

@@ -1,5 +1,7 @@
 """What every API route shares: JSON errors in Heroku's shape, the acting account, the app it may
-see, releases that continue in the background, and signed stream URLs."""
+see, releases that finish in the background, and signed stream URLs.
+
+Errors are GitpaasErrors like everywhere else; ``error_response`` is the one shape they take."""
 
 from __future__ import annotations
 
@@ -8,17 +10,20 @@ import hashlib
 import hmac
 import json
 import logging
-import queue
-import re
 import secrets
 import threading
 from pathlib import Path
-from typing import Any, Callable
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from gitpaas.errors import GitpaasError, ReleaseNotFound
+from gitpaas.accounts import Accounts
+from gitpaas.errors import GitpaasError, NotFound, ReleaseNotFound, Unauthorized
+from gitpaas.identity import Actor
+from gitpaas.names import is_app_name, is_uuid
+from gitpaas.operations import can_access
+from gitpaas.output import NullOutput
+from gitpaas.pipeline import PendingRelease
 from gitpaas.platform import Platform
 from gitpaas.release import Release, parse_version
 from gitpaas.settings import Settings
@@ -26,27 +31,21 @@ from gitpaas.store.apps import App
 from gitpaas.store.files import write_atomic
 
 log = logging.getLogger("gitpaas.api")
-_APP_IDENTITY = re.compile(r"^[a-z][a-z0-9-]{0,29}$|^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-class ApiError(Exception):
-    """An error answered as ``{"id": ..., "message": ...}`` with ``status``."""
-
-    def __init__(self, status: int, error_id: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.error_id, self.message, self.headers = status, error_id, message, headers
 
 
 def error_response(status: int, error_id: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"id": error_id, "message": message}, status_code=status, headers=headers)
+    return JSONResponse({"id": error_id, "message": message}, status_code=status, headers=headers or None)
 
 
 def settings_of(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def accounts_of(request: Request):
-    from gitpaas.auth import Accounts
+def platform_of(request: Request) -> Platform:
+    return Platform(settings_of(request))
+
+
+def accounts_of(request: Request) -> Accounts:
     return Accounts(settings_of(request))
 
 
@@ -68,34 +67,22 @@ def current_user(request: Request) -> str:
     token = bearer_token(request)
     email = accounts_of(request).authenticate(token) if token else None
     if email is None:
-        raise ApiError(401, "unauthorized", "Invalid credentials provided: send `Authorization: Bearer <token>`"
-                       " with a token from `gitpaas tokens:create`.")
+        raise Unauthorized("Invalid credentials provided: send `Authorization: Bearer <token>`"
+                           " with a token from `gitpaas tokens:create`.")
     return email
-
-
-def platform_for(request: Request, user: str) -> Platform:
-    platform = Platform(settings_of(request))
-    platform.actor = user
-    return platform
 
 
 def visible_app(platform: Platform, user: str, identity: str) -> App:
     """The app named (or with the id) ``identity`` if ``user`` may use it; otherwise the same 404
     whether it does not exist or is someone else's, so nothing about it leaks."""
-    not_found = ApiError(404, "not_found", "Couldn't find that app.")
-    if not _APP_IDENTITY.match(identity):
-        raise not_found
-    try:
-        if "-" in identity and len(identity) == 36:
-            matches = [app for app in platform.apps.list() if app.id == identity]
-            if not matches:
-                raise not_found
-            app = matches[0]
-        else:
-            app = platform.apps.get(identity)
-    except GitpaasError:
-        raise not_found from None
-    if not platform.can_access(user, app.name):
+    not_found = NotFound("Couldn't find that app.")
+    if is_uuid(identity):
+        app = next((app for app in platform.apps.list() if app.id == identity), None)
+    elif is_app_name(identity) and platform.apps.exists(identity):
+        app = platform.apps.get(identity)
+    else:
+        app = None
+    if app is None or not can_access(platform, Actor(user), app.name):
         raise not_found
     return app
 
@@ -112,28 +99,19 @@ def find_release(platform: Platform, app: str, identity: str) -> Release:
     raise ReleaseNotFound(app, identity)
 
 
-def in_background(platform: Platform, work: Callable[[], Any], wait: float = 600.0) -> Release | None:
-    """Run ``work`` (something that creates a release) in a thread; return the release as soon as it
-    is recorded ``pending`` — its release phase goes on in the server, as on Heroku. An error before
-    the release exists is raised here; None when ``work`` finished without creating one."""
-    outcome: queue.Queue = queue.Queue()
-    platform.on_release_created = lambda release: outcome.put(("created", release))
-
+def finish_in_background(pending: PendingRelease) -> Release:
+    """Let ``pending``'s release phase and swap go on in the server, as on Heroku, and answer now
+    with the release as recorded (``pending``). Its outcome is in its record and output."""
     def run() -> None:
         try:
-            work()
-        except BaseException as exc:  # recorded in the release when one exists
-            outcome.put(("error", exc))
-            if not isinstance(exc, GitpaasError):
-                log.exception("background release failed")
-        else:
-            outcome.put(("done", None))
+            pending.finish(NullOutput())
+        except GitpaasError:
+            pass  # expected failures are recorded in the release (status, failure reason)
+        except Exception:
+            log.exception("release v%s of %s failed unexpectedly", pending.release.version, pending.lock.app)
 
-    threading.Thread(target=run, name="gitpaas-release", daemon=True).start()
-    kind, value = outcome.get(timeout=wait)
-    if kind == "error":
-        raise value
-    return value
+    threading.Thread(target=run, name=f"gitpaas-release-{pending.lock.app}", daemon=True).start()
+    return pending.release
 
 
 class Signer:
@@ -155,7 +133,7 @@ class Signer:
         raw_body = body.encode("utf-8", "surrogateescape")
         expected = hmac.new(self.key, raw_body, hashlib.sha256).hexdigest()[:32].encode()
         if not mac or not hmac.compare_digest(mac.encode("utf-8", "surrogateescape"), expected):
-            raise ApiError(404, "not_found", "Couldn't find that stream.")
+            raise NotFound("Couldn't find that stream.")
         return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
 
 

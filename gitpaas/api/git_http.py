@@ -16,7 +16,8 @@ from typing import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from gitpaas.api.core import ApiError, accounts_of, bearer_token, platform_for, settings_of, visible_app
+from gitpaas.api.core import accounts_of, bearer_token, platform_of, settings_of, visible_app
+from gitpaas.errors import NotFound, Unauthorized
 
 router = APIRouter()
 SERVICES = {"info/refs", "git-receive-pack", "git-upload-pack"}
@@ -25,13 +26,13 @@ SERVICES = {"info/refs", "git-receive-pack", "git-upload-pack"}
 @router.api_route("/{app}.git/{rest:path}", methods=["GET", "POST"], include_in_schema=False)
 async def smart_http(request: Request, app: str, rest: str) -> Response:
     if rest not in SERVICES:
-        raise ApiError(404, "not_found", "Not a git endpoint.")
+        raise NotFound("Not a git endpoint.")
     token = bearer_token(request)
     user = accounts_of(request).authenticate(token) if token else None
     if user is None:
-        raise ApiError(401, "unauthorized", "Authentication required: use a gitpaas token as the password.",
-                       headers={"WWW-Authenticate": 'Basic realm="gitpaas"'})
-    platform = platform_for(request, user)
+        raise Unauthorized("Authentication required: use a gitpaas token as the password.",
+                           challenge='Basic realm="gitpaas"')
+    platform = platform_of(request)
     found = visible_app(platform, user, app)
     settings = settings_of(request)
     env = {

@@ -10,15 +10,18 @@ from typing import Annotated, Optional, Union
 from fastapi import APIRouter, Body, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from gitpaas import events
-from gitpaas.api.core import ApiError, accounts_of, base_url, current_user, find_release, in_background, output_url, platform_for, visible_app
-from gitpaas.config import validate_key
-from gitpaas.errors import UsageError
+from gitpaas import events, operations
+from gitpaas.api.core import (
+    accounts_of, base_url, current_user, find_release, finish_in_background, output_url, platform_of, visible_app,
+)
+from gitpaas.errors import BadRange, Forbidden, InvalidParams, NotFound
+from gitpaas.identity import Actor
 from gitpaas.output import NullOutput
-from gitpaas.pipeline import create_release, release_and_swap
 from gitpaas.platform import Platform
 from gitpaas.release import Release
-from gitpaas.shapes import app_json, dyno_json, formation_json, release_json
+from gitpaas.shapes import (
+    account_json, app_json, collaborator_json, domain_json, dyno_json, formation_json, release_json,
+)
 
 router = APIRouter()
 User = Annotated[str, Depends(current_user)]
@@ -30,7 +33,7 @@ class Strict(BaseModel):
 
 
 def _app_payload(request: Request, platform: Platform, app) -> dict:
-    current = platform.current_release(app.name)
+    current = operations.current_release(platform, app.name)
     return app_json(app, platform.settings, f"{base_url(request)}/{app.name}.git",
                     current.updated_at if current else None)
 
@@ -46,7 +49,7 @@ def _release_payload(request: Request, release: Release) -> dict:
 
 @router.get("/account")
 def account(request: Request, user: User) -> dict:
-    return accounts_of(request).account_payload(user)
+    return account_json(accounts_of(request).get_user(user))
 
 
 # --- apps --------------------------------------------------------------------------------------
@@ -62,37 +65,38 @@ class AppCreate(Strict):
 def user_apps(request: Request, user: User, account: str) -> list[dict]:
     """The apps an account owns or collaborates on (``~`` = the caller's own)."""
     if account not in ("~", user):
-        raise ApiError(403, "forbidden", "You can only list your own apps.")
+        raise Forbidden("You can only list your own apps.")
     return apps_list(request, user)
 
 
 @router.get("/apps")
 def apps_list(request: Request, user: User) -> list[dict]:
-    platform = platform_for(request, user)
-    return [_app_payload(request, platform, app) for app in platform.apps.list() if platform.can_access(user, app.name)]
+    platform, actor = platform_of(request), Actor(user)
+    return [_app_payload(request, platform, app) for app in platform.apps.list()
+            if actor.may_use(app.owner, app.collaborators)]
 
 
 @router.post("/apps", status_code=201)
 def apps_create(request: Request, user: User, body: AppCreate | None = Body(default=None)) -> dict:
-    platform = platform_for(request, user)
+    platform = platform_of(request)
     name = (body.name if body else None) or f"app-{secrets.token_hex(3)}"
-    return _app_payload(request, platform, platform.create_app(name, owner=user))
+    return _app_payload(request, platform, operations.create_app(platform, name, owner=user))
 
 
 @router.get("/apps/{app}")
 def apps_info(request: Request, user: User, app: str) -> dict:
-    platform = platform_for(request, user)
+    platform = platform_of(request)
     return _app_payload(request, platform, visible_app(platform, user, app))
 
 
 @router.delete("/apps/{app}")
 def apps_delete(request: Request, user: User, app: str) -> dict:
-    platform = platform_for(request, user)
+    platform = platform_of(request)
     found = visible_app(platform, user, app)
     if found.owner != user:
-        raise ApiError(403, "forbidden", "Only the app's owner can destroy it.")
+        raise Forbidden("Only the app's owner can destroy it.")
     payload = _app_payload(request, platform, found)
-    platform.destroy_app(found.name)
+    operations.destroy_app(platform, found.name)
     return payload
 
 
@@ -107,17 +111,16 @@ def parse_range(header: str | None) -> tuple[str, int | None, bool, int | None, 
         return "version", None, False, None, False, 200, False
     match = _RANGE.match(header)
     if not match or match["field"] not in ("version", "id"):
-        raise ApiError(400, "invalid_range", f"Invalid Range header: {header[:80]!r} "
-                       "(use `version ..; max=N, order=asc|desc`).")
+        raise BadRange(f"Invalid Range header: {header[:80]!r} (use `version ..; max=N, order=asc|desc`).")
     options = dict(part.strip().split("=", 1) for part in (match["options"] or ";").strip(";").split(",")
                    if "=" in part)
     try:
         limit = int(options.get("max", 200))
     except ValueError:
-        raise ApiError(400, "invalid_range", "Range max must be a number.") from None
+        raise BadRange("Range max must be a number.") from None
     order = options.get("order", "asc")
     if order not in ("asc", "desc") or not 1 <= limit <= MAX_RANGE:
-        raise ApiError(400, "invalid_range", f"Range order must be asc or desc and max 1-{MAX_RANGE}.")
+        raise BadRange(f"Range order must be asc or desc and max 1-{MAX_RANGE}.")
 
     def bound(text: str) -> tuple[int | None, bool]:
         exclusive = text.startswith("]") or text.endswith("[")
@@ -125,7 +128,7 @@ def parse_range(header: str | None) -> tuple[str, int | None, bool, int | None, 
         if not text:
             return None, exclusive
         if not text.isdigit():
-            raise ApiError(400, "invalid_range", "Range bounds must be release versions.")
+            raise BadRange("Range bounds must be release versions.")
         return int(text), exclusive
     start, start_ex = bound(match["start"])
     end, end_ex = bound(match["end"])
@@ -134,7 +137,7 @@ def parse_range(header: str | None) -> tuple[str, int | None, bool, int | None, 
 
 @router.get("/apps/{app}/releases")
 def releases_list(request: Request, response: Response, user: User, app: str) -> list[dict]:
-    platform = platform_for(request, user)
+    platform = platform_of(request)
     found = visible_app(platform, user, app)
     _, start, start_ex, end, end_ex, limit, desc = parse_range(request.headers.get("range"))
     releases = platform.apps.releases(found.name)
@@ -167,7 +170,7 @@ def releases_list(request: Request, response: Response, user: User, app: str) ->
 
 @router.get("/apps/{app}/releases/{release}")
 def releases_info(request: Request, user: User, app: str, release: str) -> dict:
-    platform = platform_for(request, user)
+    platform = platform_of(request)
     found = visible_app(platform, user, app)
     return _release_payload(request, find_release(platform, found.name, release))
 
@@ -181,36 +184,22 @@ class ReleaseCreate(Strict):
 @router.post("/apps/{app}/releases", status_code=201)
 def releases_create(request: Request, user: User, app: str, body: ReleaseCreate) -> dict:
     """``{"slug": id}`` creates a release of that slug; ``{"release": id}`` rolls back to a release."""
-    platform = platform_for(request, user)
+    platform = platform_of(request)
     found = visible_app(platform, user, app)
     if (body.slug is None) == (body.release is None):
-        raise ApiError(422, "invalid_params", "Send either slug (to create a release) or release (to roll back).")
+        raise InvalidParams("Send either slug (to create a release) or release (to roll back).")
     if body.release is not None:
         target = find_release(platform, found.name, body.release)
-        release = in_background(platform, lambda: events.rollback(platform, found.name, NullOutput(), target.version))
+        pending = events.begin_rollback(platform, found.name, Actor(user), NullOutput(), target.version)
     else:
-        release = in_background(platform, lambda: _release_slug(platform, found.name, body.slug, body.description))
-    return _release_payload(request, release)
-
-
-def _release_slug(platform: Platform, app: str, slug_id: str, description: str | None) -> Release:
-    with platform.release_lock(app):
-        releases = platform.apps.releases(app)
-        source = next((releases.get(v) for v in reversed(releases.versions())
-                       if (releases.get(v).slug or {}).get("id") == slug_id), None)
-        if source is None or not platform.slugs.exists(source.image):
-            raise UsageError(f"no slug {slug_id} on this server")
-        release = create_release(
-            platform, platform.apps.get(app), description=description or f"Release of slug {slug_id[:8]}",
-            source_image=source.image, slug_id=slug_id, commit=source.commit,
-            process_types=dict(source.process_types), config_vars=platform.config.get(app),
-            healthchecks=source.healthchecks)
-        return release_and_swap(platform, platform.apps.get(app), release, NullOutput())
+        pending = events.begin_slug_release(platform, found.name, Actor(user), NullOutput(), body.slug,
+                                            body.description)
+    return _release_payload(request, finish_in_background(pending))
 
 
 @router.get("/apps/{app}/releases/{release}/config-vars")
 def release_config_vars(request: Request, user: User, app: str, release: str) -> dict[str, str]:
-    platform = platform_for(request, user)
+    platform = platform_of(request)
     found = visible_app(platform, user, app)
     return find_release(platform, found.name, release).config_vars
 
@@ -223,25 +212,25 @@ class ConfigPatch(RootModel[dict[str, Optional[str]]]):
 
 @router.get("/apps/{app}/config-vars")
 def config_vars(request: Request, user: User, app: str) -> dict[str, str]:
-    platform = platform_for(request, user)
-    return platform.config.get(visible_app(platform, user, app).name)
+    platform = platform_of(request)
+    return platform.apps.config(visible_app(platform, user, app).name).get()
 
 
 @router.patch("/apps/{app}/config-vars")
 def config_vars_update(request: Request, user: User, app: str, body: ConfigPatch) -> dict[str, str]:
     """Set (a string) or remove (``null``) keys; the release it creates continues in the background."""
-    platform = platform_for(request, user)
+    platform = platform_of(request)
     found = visible_app(platform, user, app)
     changes = body.root
     if not changes:
-        raise ApiError(422, "invalid_params", "Send at least one config var.")
-    for key in changes:
-        validate_key(key)
-    set_values = {k: v for k, v in changes.items() if v is not None}
-    unset_keys = [k for k, v in changes.items() if v is None]
-    in_background(platform, lambda: events.change_config(platform, found.name, NullOutput(), set_values=set_values,
-                                                         unset_keys=unset_keys))
-    return platform.config.get(found.name)
+        raise InvalidParams("Send at least one config var.")
+    change = events.begin_config_change(
+        platform, found.name, Actor(user), NullOutput(),
+        set_values={k: v for k, v in changes.items() if v is not None},
+        unset_keys=[k for k, v in changes.items() if v is None])
+    if change.pending is not None:
+        finish_in_background(change.pending)
+    return change.config
 
 
 # --- formation ---------------------------------------------------------------------------------
@@ -270,7 +259,7 @@ class FormationBatch(Strict):
 def _formation(platform: Platform, app) -> list[dict]:
     """The formation's process types, plus ``release`` at quantity 0 when the release defines one
     (as Heroku lists it; clients use it to know an app has a release phase)."""
-    current = platform.current_release(app.name)
+    current = operations.current_release(platform, app.name)
     commands = current.process_types if current else {}
     entries = [formation_json(app, t, q, commands.get(t)) for t, q in app.formation.items()]
     if commands.get("release"):
@@ -280,83 +269,83 @@ def _formation(platform: Platform, app) -> list[dict]:
 
 @router.get("/apps/{app}/formation")
 def formation_list(request: Request, user: User, app: str) -> list[dict]:
-    platform = platform_for(request, user)
+    platform = platform_of(request)
     return _formation(platform, visible_app(platform, user, app))
 
 
 @router.get("/apps/{app}/formation/{process_type}")
 def formation_info(request: Request, user: User, app: str, process_type: str) -> dict:
-    platform = platform_for(request, user)
+    platform = platform_of(request)
     found = visible_app(platform, user, app)
     for entry in _formation(platform, found):
         if entry["type"] == process_type:
             return entry
-    raise ApiError(404, "not_found", f"Couldn't find that formation ({process_type}).")
+    raise NotFound(f"Couldn't find that formation ({process_type}).")
 
 
 def _scale(platform: Platform, app, updates: dict[str, FormationUpdate]) -> list[dict]:
     changes = {t: u.resolve(app.formation.get(t, 0)) for t, u in updates.items()}
     changes = {t: q for t, q in changes.items() if q is not None}
     if changes:
-        platform.scale(app.name, changes)
+        operations.scale(platform, app.name, changes)
     return _formation(platform, platform.apps.get(app.name))
 
 
 @router.patch("/apps/{app}/formation")
 def formation_batch_update(request: Request, user: User, app: str, body: FormationBatch) -> list[dict]:
-    platform = platform_for(request, user)
+    platform = platform_of(request)
     found = visible_app(platform, user, app)
     return _scale(platform, found, {u.type: u for u in body.updates})
 
 
 @router.patch("/apps/{app}/formation/{process_type}")
 def formation_update(request: Request, user: User, app: str, process_type: str, body: FormationUpdate) -> dict:
-    platform = platform_for(request, user)
+    platform = platform_of(request)
     found = visible_app(platform, user, app)
     entries = _scale(platform, found, {process_type: body})
     for entry in entries:
         if entry["type"] == process_type:
             return entry
-    raise ApiError(404, "not_found", f"Couldn't find that formation ({process_type}).")
+    raise NotFound(f"Couldn't find that formation ({process_type}).")
 
 
 # --- dynos -------------------------------------------------------------------------------------
 
 @router.get("/apps/{app}/dynos")
 def dynos_list(request: Request, user: User, app: str) -> list[dict]:
-    platform = platform_for(request, user)
+    platform = platform_of(request)
     found = visible_app(platform, user, app)
-    return [dyno_json(p, found.id) for p in platform.processes(found.name)]
+    return [dyno_json(p, found.id) for p in operations.processes(platform, found.name)]
 
 
 @router.get("/apps/{app}/dynos/{dyno}")
 def dynos_info(request: Request, user: User, app: str, dyno: str) -> dict:
-    platform = platform_for(request, user)
+    platform = platform_of(request)
     found = visible_app(platform, user, app)
-    for process in platform.processes(found.name):
+    for process in operations.processes(platform, found.name):
         if dyno in (process.name, dyno_json(process, found.id)["id"]):
             return dyno_json(process, found.id)
-    raise ApiError(404, "not_found", f"Couldn't find that process ({dyno}).")
+    raise NotFound(f"Couldn't find that process ({dyno}).")
 
 
 @router.delete("/apps/{app}/dynos", status_code=202)
 def dynos_restart_all(request: Request, user: User, app: str) -> dict:
-    platform = platform_for(request, user)
-    platform.restart(visible_app(platform, user, app).name)
+    platform = platform_of(request)
+    operations.restart(platform, visible_app(platform, user, app).name)
     return {}
 
 
 @router.delete("/apps/{app}/dynos/{dyno}", status_code=202)
 def dynos_restart(request: Request, user: User, app: str, dyno: str) -> dict:
-    platform = platform_for(request, user)
-    platform.restart(visible_app(platform, user, app).name, dyno)
+    platform = platform_of(request)
+    operations.restart(platform, visible_app(platform, user, app).name, dyno)
     return {}
 
 
 @router.delete("/apps/{app}/formations/{process_type}", status_code=202)
 def formation_restart(request: Request, user: User, app: str, process_type: str) -> dict:
-    platform = platform_for(request, user)
-    platform.restart(visible_app(platform, user, app).name, process_type)
+    platform = platform_of(request)
+    operations.restart(platform, visible_app(platform, user, app).name, process_type)
     return {}
 
 
@@ -367,13 +356,13 @@ def formation_stop(request: Request, user: User, app: str, process_type: str) ->
 
 @router.post("/apps/{app}/dynos/{dyno}/actions/stop", status_code=202)
 def dynos_stop(request: Request, user: User, app: str, dyno: str) -> dict:
-    platform = platform_for(request, user)
+    platform = platform_of(request)
     found = visible_app(platform, user, app)
-    if dyno in [t for t in found.formation] and "." not in dyno:  # a type: stop (restart) each of its dynos
-        for process in [p for p in platform.processes(found.name) if p.type == dyno]:
-            platform.stop_process(found.name, process.name)
+    if dyno in found.formation and "." not in dyno:  # a type: stop (restart) each of its dynos
+        for process in [p for p in operations.processes(platform, found.name) if p.type == dyno and not p.retiring]:
+            operations.stop_process(platform, found.name, process.name)
     else:
-        platform.stop_process(found.name, dyno)
+        operations.stop_process(platform, found.name, dyno)
     return {}
 
 
@@ -381,19 +370,16 @@ def dynos_stop(request: Request, user: User, app: str, dyno: str) -> dict:
 
 @router.get("/apps/{app}/collaborators")
 def collaborators(request: Request, user: User, app: str) -> list[dict]:
-    platform = platform_for(request, user)
+    platform = platform_of(request)
     found = visible_app(platform, user, app)
-    from gitpaas.shapes import account_ref, derived_id
-    return [{"id": derived_id(found.id, "collaborator", email), "user": account_ref(email), "role": "collaborator",
-             "permissions": [], "app": {"id": found.id, "name": found.name}, "created_at": found.created_at,
-             "updated_at": found.updated_at} for email in found.collaborators]
+    return [collaborator_json(found, email) for email in found.collaborators]
 
 
 @router.get("/apps/{app}/pipeline-couplings")
 def pipeline_couplings(request: Request, user: User, app: str) -> dict:
-    platform = platform_for(request, user)
+    platform = platform_of(request)
     visible_app(platform, user, app)
-    raise ApiError(404, "not_found", "This app is not in a pipeline (gitpaas has none).")
+    raise NotFound("This app is not in a pipeline (gitpaas has none).")
 
 
 @router.get("/apps/{app}/addons")
@@ -401,7 +387,7 @@ def pipeline_couplings(request: Request, user: User, app: str) -> dict:
 @router.get("/apps/{app}/sni-endpoints")
 @router.get("/apps/{app}/buildpack-installations")
 def nothing_here(request: Request, user: User, app: str) -> list:
-    platform = platform_for(request, user)
+    platform = platform_of(request)
     visible_app(platform, user, app)
     return []
 
@@ -415,11 +401,8 @@ def no_addons(request: Request, user: User) -> list:
 
 @router.get("/apps/{app}/domains")
 def domains(request: Request, user: User, app: str) -> list[dict]:
-    platform = platform_for(request, user)
+    platform = platform_of(request)
     found = visible_app(platform, user, app)
-    from gitpaas.shapes import derived_id
-    return [{"id": derived_id(found.id, "domain", host), "hostname": host, "kind": "heroku" if i == 0 else "custom",
-             "cname": None, "status": "succeeded", "app": {"id": found.id, "name": found.name},
-             "created_at": found.created_at, "updated_at": found.updated_at}
-            for i, host in enumerate(platform.hosts(found.name))]
+    return [domain_json(found, host, default=index == 0)
+            for index, host in enumerate(operations.app_hosts(platform, found.name))]
 

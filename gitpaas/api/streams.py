@@ -18,9 +18,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 
-from gitpaas.api.core import ApiError, Signer, base_url, current_user, platform_for, settings_of, visible_app
+from gitpaas.api.core import Signer, base_url, current_user, platform_of, settings_of, visible_app
 from gitpaas.api.routes import Strict
-from gitpaas.platform import Platform
+from gitpaas.errors import NotFound
 from gitpaas.release import PENDING
 from gitpaas.shapes import derived_id
 
@@ -33,8 +33,7 @@ NO_BUFFERING = {"X-Accel-Buffering": "no", "Cache-Control": "no-cache"}
 @router.get("/streams/release-output/{token}")
 async def release_output(request: Request, token: str) -> StreamingResponse:
     claims = Signer(settings_of(request)).verify(token)
-    platform = Platform(settings_of(request))
-    releases = platform.apps.releases(claims["app"])
+    releases = platform_of(request).apps.releases(claims["app"])
     path = releases.output_path(claims["v"])
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -72,8 +71,7 @@ class LogSessionCreate(Strict):
 @router.post("/apps/{app}/log-sessions", status_code=201)
 def log_session(request: Request, app: str, body: LogSessionCreate | None = None) -> dict:
     user = current_user(request)
-    platform = platform_for(request, user)
-    found = visible_app(platform, user, app)
+    found = visible_app(platform_of(request), user, app)
     body = body or LogSessionCreate()
     claims = {"app": found.name, "lines": body.lines or 100, "tail": bool(body.tail),
               "dyno": body.dyno or body.dyno_name or body.type, "t": int(time.time())}
@@ -87,8 +85,8 @@ def log_session(request: Request, app: str, body: LogSessionCreate | None = None
 async def logs(request: Request, token: str) -> StreamingResponse:
     claims = Signer(settings_of(request)).verify(token)
     if not claims.get("tail") and time.time() - claims.get("t", 0) > 3600:
-        raise ApiError(404, "not_found", "This log session has expired.")
-    scheduler = Platform(settings_of(request)).scheduler
+        raise NotFound("This log session has expired.")
+    scheduler = platform_of(request).scheduler
     wanted = claims.get("dyno")
     lines: queue.Queue = queue.Queue(maxsize=10000)
     stop = threading.Event()

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO
 
 import docker
-from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.errors import APIError, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.types import Mount
 
@@ -49,7 +49,9 @@ from gitpaas.build.buildpack_protocol import (
     route_line,
 )
 from gitpaas.build.stack import CA_BUNDLE, CONTAINER_PATH, SUITE
+from gitpaas.dockerutil import ENGINE_ERRORS, describe
 from gitpaas.errors import BuildFailed, EnvironmentProblem, GitpaasError, UnsupportedApp
+from gitpaas.lines import iter_lines
 from gitpaas.settings import Settings
 
 BUILD_ROOT = "/gitpaas"
@@ -97,8 +99,14 @@ class BuildpackBuilder:
                 else:
                     chosen = [bundled(name) for name in BUNDLED]
                 return build.run(chosen, detect_first_match=not entries)
-            except GitpaasError as exc:
+            except BuildFailed as exc:
                 build.record(f" !     {exc}")  # the log ends with what the push was told
+                if exc.log_path is None:  # raised by a helper that does not know where the log is
+                    raise BuildFailed(exc.reason, exc.log_tail or build.tail_text(),
+                                      log_path=str(request.log_path)) from exc
+                raise
+            except GitpaasError as exc:
+                build.record(f" !     {exc}")
                 raise
 
 
@@ -115,6 +123,12 @@ class _Build:
         self.stack_image = request.build_args.get("GITPAAS_STACK_IMAGE") or settings.stack_image
 
     # --- telling ---------------------------------------------------------------------------
+    def failed(self, reason: str) -> BuildFailed:
+        return BuildFailed(reason, self.tail_text(), log_path=str(self.request.log_path))
+
+    def tail_text(self) -> str:
+        return "\n".join(self.tail)
+
     def record(self, line: str) -> None:
         self.log.write(line + "\n")
         self.log.flush()
@@ -136,10 +150,10 @@ class _Build:
 
     # --- the build ---------------------------------------------------------------------------
     def run(self, buildpacks: list[Buildpack], detect_first_match: bool) -> BuiltImage:
-        self._remove_leftover_containers()
         container = None
         built = None
         try:
+            self._remove_leftover_containers()
             container = self._create_container()
             self._copy_in(container, buildpacks)
             container.start()
@@ -148,10 +162,8 @@ class _Build:
             self._exec_as_root(container, f"rm -rf {BUILD_ROOT}")  # ENV_DIR holds secrets: never in the slug
             built = self._commit(container, process_types)
             return built
-        except APIError as exc:
-            raise BuildFailed(f"Docker: {exc.explanation or exc}", "\n".join(self.tail)) from exc
-        except DockerException as exc:
-            raise BuildFailed(f"Docker: {exc}", "\n".join(self.tail)) from exc
+        except ENGINE_ERRORS as exc:
+            raise self.failed(f"Docker: {describe(exc)}") from exc
         finally:
             if container is not None and built is not None:
                 # Deleting the container's layer takes about a second that the release need not wait
@@ -215,8 +227,8 @@ class _Build:
                 if len(selected) > 1:
                     self.stage(f"Buildpack {position + 1} of {len(selected)}: {buildpack.label}")
                 if self._detect(container, index, buildpack) is None:
-                    raise BuildFailed(f"buildpack {buildpack.label} does not apply to this app "
-                                      f"(its bin/detect found nothing to build)", "\n".join(self.tail))
+                    raise self.failed(f"buildpack {buildpack.label} does not apply to this app "
+                                      "(its bin/detect found nothing to build)")
             self._compile(container, index, buildpack, compiled)
             compiled.append(staged_path(index, buildpack))
             process_types.update(self._release(container, index, buildpack))
@@ -251,7 +263,7 @@ class _Build:
             # A buildpack says why it failed in a last " !     " line; else the exit status is all there is.
             kind, text = route_line(last[0])
             cause = text if kind == "warn" and text else f"bin/compile exited with status {status}"
-            raise BuildFailed(f"buildpack {buildpack.label}: {cause}", "\n".join(self.tail))
+            raise self.failed(f"buildpack {buildpack.label}: {cause}")
         self.say(f"{buildpack.label}: compiled in {time.monotonic() - started:.1f} s")
 
     def _release(self, container: Container, index: int, buildpack: Buildpack) -> dict[str, str]:
@@ -263,8 +275,7 @@ class _Build:
         for line in out:
             self.record(f"       {buildpack.label} bin/release: {line}")
         if status != 0:
-            raise BuildFailed(f"buildpack {buildpack.label}: bin/release exited with status {status}",
-                              "\n".join(self.tail))
+            raise self.failed(f"buildpack {buildpack.label}: bin/release exited with status {status}")
         return parse_release("\n".join(out), buildpack.label)
 
     def _exec(self, container: Container, command: list[str], on_line: Callable[[str], None], *,
@@ -284,14 +295,8 @@ class _Build:
         exec_id = api.exec_create(container.id, ["/bin/bash", "-c", script, "gitpaas-build", *command],
                                   user=f"{self.uid}:{self.gid}", environment=env, workdir="/app")["Id"]
         if merge_stderr:
-            pending = b""
-            for chunk in api.exec_start(exec_id, stream=True):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for raw in lines:
-                    on_line(raw.decode("utf-8", "replace").rstrip("\r"))
-            if pending:
-                on_line(pending.decode("utf-8", "replace").rstrip("\r"))
+            for line in iter_lines(api.exec_start(exec_id, stream=True)):
+                on_line(line)
         else:
             stdout, stderr = api.exec_start(exec_id, demux=True)
             for line in (stdout or b"").decode("utf-8", "replace").splitlines():
@@ -304,8 +309,7 @@ class _Build:
         result = container.exec_run(["/bin/sh", "-c", shell], user="0:0")
         if result.exit_code != 0:
             output = result.output.decode("utf-8", "replace").strip()
-            raise BuildFailed(f"preparing the build container failed ({shell.split()[0]}): {output}",
-                              "\n".join(self.tail))
+            raise self.failed(f"preparing the build container failed ({shell.split()[0]}): {output}")
 
     def _commit(self, container: Container, process_types: dict[str, str]) -> BuiltImage:
         """The slug image: the stack plus one layer holding /app."""
@@ -318,8 +322,8 @@ class _Build:
         total = image.attrs.get("Size", 0)
         try:
             slug = total - self.client.images.get(self.stack_image).attrs.get("Size", 0)
-        except DockerException:
-            slug = total
+        except ENGINE_ERRORS:
+            slug = total  # the stack image went away meanwhile: report the whole image
         self.stage("Slug image")
         self.say(f"/app is {cache.describe_size(slug)} (the image, stack included: {cache.describe_size(total)})")
         return BuiltImage(image_id=image.id, tag=self.request.tag, size=total,
@@ -330,10 +334,9 @@ def _remove(container: Container) -> None:
     try:
         container.remove(force=True)
     except NotFound:
-        pass
-    except APIError as exc:
-        if exc.status_code != 409:  # 409: the previous build's process is removing it already
-            raise
+        pass  # removed already
+    except APIError:
+        pass  # 409: being removed already; otherwise the app's next build removes it as a leftover
 
 
 def staged_path(index: int, buildpack: Buildpack) -> str:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import collections
 import tempfile
+from collections.abc import Iterator
 
 import docker
-from docker.errors import APIError, DockerException
 
 from gitpaas.build.base import BuildRequest, BuiltImage
+from gitpaas.dockerutil import ENGINE_ERRORS, describe
 from gitpaas.errors import BuildFailed
 from gitpaas.git.tree import PushedTree
+from gitpaas.lines import iter_lines
 
 LOG_TAIL_LINES = 30
 
@@ -27,6 +29,23 @@ class DockerfileBuilder:
     def build(self, request: BuildRequest) -> BuiltImage:
         tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         image_id = None
+
+        def failed(reason: str) -> BuildFailed:
+            return BuildFailed(reason, "\n".join(tail), log_path=str(request.log_path))
+
+        def streamed_text(stream: Iterator[dict]) -> Iterator[str]:
+            nonlocal image_id
+            for chunk in stream:
+                if "error" in chunk:
+                    message = chunk["error"].strip()
+                    log.write(message + "\n")
+                    tail.append(message)
+                    request.output.warn(message)
+                    raise failed(message.splitlines()[-1] if message else "docker build failed")
+                if "aux" in chunk and "ID" in chunk["aux"]:
+                    image_id = chunk["aux"]["ID"]
+                yield chunk.get("stream", "")
+
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile() as context, open(request.log_path, "w", encoding="utf-8") as log:
             request.source.write_tar(context)
@@ -36,34 +55,17 @@ class DockerfileBuilder:
                     fileobj=context, custom_context=True, tag=request.tag, labels=request.labels,
                     buildargs=request.build_args, rm=True, forcerm=True, pull=False, decode=True,
                 )
-                pending = ""
-                for chunk in stream:
-                    if "error" in chunk:
-                        message = chunk["error"].strip()
-                        log.write(message + "\n")
-                        tail.append(message)
-                        request.output.warn(message)
-                        raise BuildFailed(message.splitlines()[-1] if message else "docker build failed", "\n".join(tail))
-                    if "aux" in chunk and "ID" in chunk["aux"]:
-                        image_id = chunk["aux"]["ID"]
-                    text = pending + chunk.get("stream", "")
-                    *lines, pending = text.split("\n")
-                    for line in lines:
-                        log.write(line + "\n")
-                        log.flush()
-                        tail.append(line)
-                        if line.strip():
-                            request.output.info(line)
-                if pending:
-                    log.write(pending + "\n")
-                    request.output.info(pending)
-            except APIError as exc:
-                raise BuildFailed(exc.explanation or str(exc), "\n".join(tail)) from exc
-            except DockerException as exc:
-                raise BuildFailed(str(exc), "\n".join(tail)) from exc
+                for line in iter_lines(streamed_text(stream)):
+                    log.write(line + "\n")
+                    log.flush()
+                    tail.append(line)
+                    if line.strip():
+                        request.output.info(line)
+            except ENGINE_ERRORS as exc:
+                raise failed(describe(exc)) from exc
         try:
             image = self.client.images.get(request.tag)
-        except DockerException as exc:
-            raise BuildFailed("the build finished but produced no image", "\n".join(tail)) from exc
+        except ENGINE_ERRORS as exc:
+            raise failed("the build finished but produced no image") from exc
         return BuiltImage(image_id=image_id or image.id, tag=request.tag, size=image.attrs.get("Size", 0),
                           runs_image_command=True)

@@ -1,26 +1,58 @@
-"""Slug images in the engine: each release's ``gitpaas-<home>/APP:vN`` tag."""
+"""The slug store: where each release's slug image lives, under its own ``gitpaas-<home>/APP:vN`` tag.
+
+Every release has its own tag, so pruning an old release's tag never touches a newer release that
+shares the same slug (a rollback, a config change). ``publish`` makes a tag runnable by the
+scheduler: with docker-local the engine that built it runs it, so the tag itself is the answer; a
+Swarm scheduler's store pushes it to the registry its nodes pull from.
+"""
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import docker
 from docker.errors import ImageNotFound, NotFound
 
+from gitpaas import labels
+from gitpaas.dockerutil import engine_call
+from gitpaas.settings import Settings
+
+
+class SlugStore(Protocol):
+    def tag(self, source: str, target: str) -> None: ...
+    def publish(self, tag: str) -> str: ...
+    def untag(self, tag: str) -> None: ...
+    def exists(self, tag: str | None) -> bool: ...
+    def destroy(self, app: str) -> None: ...
+    def purge(self) -> None: ...
+
 
 class SlugImages:
-    def __init__(self, client: docker.DockerClient) -> None:
-        self.client = client
+    """Slugs as images in the local engine."""
 
+    def __init__(self, client: docker.DockerClient, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+
+    @engine_call("tagging the slug")
     def tag(self, source: str, target: str) -> None:
         repository, _, tag = target.rpartition(":")
         self.client.images.get(source).tag(repository, tag)
 
-    def untag(self, tag: str) -> None:
-        """Remove one tag; the image itself goes only when no other tag or container needs it."""
-        try:
-            self.client.images.remove(tag, noprune=False)
-        except (ImageNotFound, NotFound):
-            pass
+    def publish(self, tag: str) -> str:
+        """The reference the scheduler runs: the local tag itself (docker-local runs on this engine)."""
+        return tag
 
+    @engine_call("removing a slug tag")
+    def untag(self, tag: str) -> None:
+        """Remove one tag, even while a container (one being retired, say) still runs the image: the
+        image itself goes only once no tag and no container needs it."""
+        try:
+            self.client.images.remove(tag, force=True, noprune=False)
+        except (ImageNotFound, NotFound):
+            pass  # pruned already
+
+    @engine_call("looking up a slug")
     def exists(self, tag: str | None) -> bool:
         if not tag:
             return False
@@ -30,8 +62,17 @@ class SlugImages:
             return False
         return True
 
-    def image_id(self, tag: str) -> str | None:
-        try:
-            return self.client.images.get(tag).id
-        except (ImageNotFound, NotFound):
-            return None
+    @engine_call("removing an app's slugs")
+    def destroy(self, app: str) -> None:
+        self._remove(labels.for_app(self.settings, app))
+
+    @engine_call("removing the home's images")
+    def purge(self) -> None:
+        self._remove(labels.for_home(self.settings))
+
+    def _remove(self, wanted: dict[str, str]) -> None:
+        for image in self.client.images.list(filters=labels.filters(wanted)):
+            try:
+                self.client.images.remove(image.id, force=True)
+            except NotFound:
+                pass  # an image that shared layers went with another one

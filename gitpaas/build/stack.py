@@ -316,7 +316,7 @@ def _remove_old_image(client, old_id: str, image: str) -> None:
     try:
         client.images.remove(old_id)
     except docker.errors.APIError:
-        pass
+        pass  # still used by a container or another tag: the old stack stays until nothing needs it
 
 
 def _stack_image_id(client, image: str) -> str | None:

@@ -7,11 +7,12 @@ import sys
 
 import click
 
-from gitpaas.auth import Accounts, configure_sshd
-from gitpaas.cli import cli
+from gitpaas.accounts import Accounts
+from gitpaas.cli.group import cli
 from gitpaas.cli.common import app_option, json_option, platform, print_json, print_table
-from gitpaas.errors import UsageError
+from gitpaas.operations import add_collaborator, init_home, remove_collaborator
 from gitpaas.output import StreamOutput
+from gitpaas.sshd import configure_sshd
 
 user_option = click.option("--user", "email", required=True, metavar="EMAIL", help="the account")
 user_filter = click.option("--user", "email", default=None, metavar="EMAIL", help="only this account's")
@@ -149,13 +150,7 @@ def access_list(app: str, as_json: bool) -> None:
 def access_add(email: str, app: str) -> None:
     """Let another account use the app (push, config, releases...)."""
     user = accounts().get_user(email)
-    plat = platform()
-    with plat.release_lock(app, StreamOutput(sys.stderr)):
-        record = plat.apps.get(app)
-        if user["email"] == record.owner or user["email"] in record.collaborators:
-            raise UsageError(f"{user['email']} already has access to {app}")
-        record.collaborators.append(user["email"])
-        plat.apps.save(record)
+    add_collaborator(platform(), app, user["email"], StreamOutput(sys.stderr))
     click.echo(f"Adding {user['email']} access to the app {app}... done")
 
 
@@ -164,16 +159,7 @@ def access_add(email: str, app: str) -> None:
 @app_option
 def access_remove(email: str, app: str) -> None:
     """Take a collaborator's access to the app away."""
-    wanted = email.strip().lower()
-    plat = platform()
-    with plat.release_lock(app, StreamOutput(sys.stderr)):
-        record = plat.apps.get(app)
-        if wanted == record.owner:
-            raise UsageError(f"{wanted} owns {app}; an owner's access cannot be removed")
-        if wanted not in record.collaborators:
-            raise UsageError(f"{wanted} is not a collaborator on {app} (see `gitpaas access -a {app}`)")
-        record.collaborators.remove(wanted)
-        plat.apps.save(record)
+    wanted = remove_collaborator(platform(), app, email, StreamOutput(sys.stderr))
     click.echo(f"Removing {wanted} access to the app {app}... done")
 
 
@@ -190,7 +176,7 @@ def access_remove(email: str, app: str) -> None:
 def sshd_config(port: int, listen: str, os_user: str | None, strict_modes: bool) -> None:
     """Write an sshd config that serves git push to this home, and print how to start it."""
     plat = platform()
-    plat.init_home()
+    init_home(plat)
     user = os_user or getpass.getuser()
     setup = configure_sshd(plat.settings, Accounts(plat.settings), port, listen, user, strict_modes)
     host = "HOST" if listen in ("0.0.0.0", "::") else listen

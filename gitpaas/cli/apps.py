@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 
-from gitpaas.cli import cli
+from gitpaas.cli.group import cli
+from gitpaas.accounts import Accounts
 from gitpaas.cli.common import json_option, platform, print_json, print_table
 from gitpaas.errors import UsageError
+from gitpaas.operations import app_info, create_app, destroy_app
 
 
 @cli.command("apps:create")
@@ -16,12 +18,12 @@ def apps_create(name: str, owner: str | None) -> None:
     """Create an app: its git repository, its records, its URL."""
     plat = platform()
     if owner:
-        from gitpaas.auth import Accounts
         owner = Accounts(plat.settings).get_user(owner)["email"]
-    plat.create_app(name, owner=owner)
+    create_app(plat, name, owner=owner)
+    git_url = plat.apps.repo_path(name)
     click.echo(f"Creating {name}... done")
-    click.echo(f"{plat.settings.web_url(name)} | {plat.git_url(name)}")
-    click.echo(f"Deploy with: git push {plat.git_url(name)} main")
+    click.echo(f"{plat.settings.web_url(name)} | {git_url}")
+    click.echo(f"Deploy with: git push {git_url} main")
 
 
 @cli.command("apps")
@@ -31,7 +33,7 @@ def apps_list(as_json: bool) -> None:
     plat = platform()
     apps = plat.apps.list()
     if as_json:
-        print_json([plat.app_info(app.name) for app in apps])
+        print_json([app_info(plat, app.name) for app in apps])
         return
     if not apps:
         click.echo("No apps yet. Create one with `gitpaas apps:create NAME`.")
@@ -46,7 +48,7 @@ def apps_list(as_json: bool) -> None:
 @json_option
 def apps_info(app: str, as_json: bool) -> None:
     """Show an app: URLs, current release, formation."""
-    info = platform().app_info(app)
+    info = app_info(platform(), app)
     if as_json:
         print_json(info)
         return
@@ -74,5 +76,5 @@ def apps_destroy(name: str | None, app: str | None, confirm: str | None) -> None
     plat.apps.get(target)
     if confirm != target:
         raise UsageError(f"this permanently destroys {target}; to proceed, run again with --confirm {target}")
-    plat.destroy_app(target)
+    destroy_app(plat, target)
     click.echo(f"Destroying {target} (including all its releases)... done")

@@ -6,8 +6,10 @@ import sys
 
 import click
 
-from gitpaas.cli import cli
+from gitpaas.cli.group import cli
+from gitpaas.build.cache import describe_size
 from gitpaas.cli.common import app_option, platform
+from gitpaas.operations import clear_build_cache
 from gitpaas.output import StreamOutput
 
 
@@ -15,7 +17,5 @@ from gitpaas.output import StreamOutput
 @app_option
 def builds_cache_clear(app: str) -> None:
     """Empty the app's build cache (pip and npm caches, virtualenv, node_modules): the next build starts cold."""
-    from gitpaas.build.cache import describe_size
-
-    freed = platform().clear_build_cache(app, StreamOutput(sys.stderr))
+    freed = clear_build_cache(platform(), app, StreamOutput(sys.stderr))
     click.echo(f"Clearing the build cache of {app}... done, freed {describe_size(freed)}")

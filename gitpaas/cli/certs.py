@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gitpaas.cli import cli
+from gitpaas.cli.group import cli
 from gitpaas.cli.common import platform
 from gitpaas.errors import UsageError
 

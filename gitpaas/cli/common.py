@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table, box
 
+from gitpaas.identity import OPERATOR, Actor
 from gitpaas.output import StreamOutput
 from gitpaas.platform import Platform
 from gitpaas.settings import Settings
@@ -22,6 +23,11 @@ def platform() -> Platform:
     if root.obj is None:
         root.obj = Platform(Settings.from_env())
     return root.obj
+
+
+def actor() -> Actor:
+    """Who a command typed on the server acts as: the server's operator (who may use every app)."""
+    return OPERATOR
 
 
 app_option = click.option("-a", "--app", "app", required=True, metavar="APP", help="the app to act on")

@@ -7,9 +7,9 @@ import shlex
 import click
 
 from gitpaas import config as config_vars
-from gitpaas.cli import cli
-from gitpaas.cli.common import app_option, platform, print_json, release_output
-from gitpaas.errors import ReleaseFailed, UsageError
+from gitpaas.cli.group import cli
+from gitpaas.cli.common import actor, app_option, platform, print_json, release_output
+from gitpaas.errors import BootFailed, ConfigChangeFailed, ReleaseFailed, UsageError
 from gitpaas.events import change_config
 
 
@@ -21,7 +21,7 @@ def config_show(app: str, as_json: bool, as_shell: bool) -> None:
     """Show the app's config vars."""
     plat = platform()
     plat.apps.get(app)
-    values = plat.config.get(app)
+    values = plat.apps.config(app).get()
     if as_json:
         print_json(values)
     elif as_shell:
@@ -43,7 +43,7 @@ def config_get(key: str, app: str) -> None:
     """Print one config var's value, exactly."""
     plat = platform()
     plat.apps.get(app)
-    values = plat.config.get(app)
+    values = plat.apps.config(app).get()
     if key not in values:
         raise UsageError(f"{key} is not set for {app}")
     click.echo(values[key])
@@ -70,15 +70,13 @@ def _apply(app: str, doing: str, **change) -> None:
     plat = platform()
     previous = plat.apps.get(app).current_release
     try:
-        result = change_config(plat, app, release_output(), **change)
-    except ReleaseFailed as exc:
-        raise UsageError(
-            f"the config change is saved, but release v{exc.version} failed: {exc.reason}. The processes keep "
-            f"running v{previous} with the previous config; see `gitpaas releases:output v{exc.version} -a {app}`"
-        ).with_exit_code(exc.exit_code) from exc
+        result = change_config(plat, app, actor(), release_output(), **change)
+    except (ReleaseFailed, BootFailed) as exc:
+        reason = exc.reason if isinstance(exc, ReleaseFailed) else str(exc)
+        raise ConfigChangeFailed(app, exc.version, reason, previous, getattr(exc, "exit_status", None)) from exc
     if not result.changed:
         click.echo(f"{doing} for {app}... nothing changed, no new release")
-    elif result.release is None:
+    elif result.pending is None:
         click.echo(f"{doing} for {app}... done; it takes effect with the first deploy")
     else:
-        click.echo(f"{doing} and restarting {app}... done, v{result.release.version}")
+        click.echo(f"{doing} and restarting {app}... done, v{result.pending.release.version}")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from gitpaas.cli import cli
-from gitpaas.cli.common import app_option, json_option, platform, print_json
+from gitpaas.cli.group import cli
+from gitpaas.cli.common import app_option, json_option, platform, print_json, release_output
+from gitpaas.operations import add_domain, app_hosts, remove_domain
 
 
 @cli.command("domains")
@@ -13,7 +14,7 @@ from gitpaas.cli.common import app_option, json_option, platform, print_json
 @json_option
 def domains_list(app: str, as_json: bool) -> None:
     """List the host names routed to the app."""
-    hosts = platform().hosts(app)
+    hosts = app_hosts(platform(), app)
     if as_json:
         print_json([{"hostname": host, "kind": "default" if index == 0 else "custom"}
                     for index, host in enumerate(hosts)])
@@ -28,7 +29,7 @@ def domains_list(app: str, as_json: bool) -> None:
 @app_option
 def domains_add(host: str, app: str) -> None:
     """Route another host name to the app."""
-    hosts = platform().add_domain(app, host)
+    hosts = add_domain(platform(), app, host, release_output())
     click.echo(f"Adding {hosts[-1]} to {app}... done")
 
 
@@ -37,5 +38,5 @@ def domains_add(host: str, app: str) -> None:
 @app_option
 def domains_remove(host: str, app: str) -> None:
     """Stop routing a host name to the app."""
-    platform().remove_domain(app, host)
+    remove_domain(platform(), app, host, release_output())
     click.echo(f"Removing {host} from {app}... done")

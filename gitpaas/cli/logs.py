@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gitpaas.cli import cli
+from gitpaas.cli.group import cli
 from gitpaas.cli.common import app_option, platform
 
 
@@ -21,4 +21,4 @@ def logs(app: str, lines: int, follow: bool) -> None:
         for line in plat.scheduler.logs(app, lines, follow):
             click.echo(line)
     except KeyboardInterrupt:
-        pass
+        pass  # Ctrl-C is how a person stops `logs --tail`: end quietly

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 
-from gitpaas.cli import cli
+from gitpaas.cli.group import cli
 from gitpaas.cli.common import app_option, json_option, platform, print_json, print_table, release_output
 from gitpaas.errors import UsageError
+from gitpaas.operations import processes as list_processes
+from gitpaas.operations import restart, scale, stop_process
 from gitpaas.shapes import dyno_json
 
 
@@ -16,7 +18,7 @@ from gitpaas.shapes import dyno_json
 def ps(app: str, as_json: bool) -> None:
     """List the app's running processes."""
     plat = platform()
-    processes = plat.processes(app)
+    processes = list_processes(plat, app)
     if as_json:
         app_id = plat.apps.get(app).id
         print_json([dyno_json(p, app_id) for p in processes])
@@ -40,7 +42,7 @@ def ps_scale(changes: tuple[str, ...], app: str) -> None:
         if not sep or not name or not raw.isdigit():
             raise UsageError(f"cannot read {change!r}: write TYPE=N, e.g. web=2")
         wanted[name] = int(raw)
-    formation = platform().scale(app, wanted, release_output())
+    formation = scale(platform(), app, wanted, release_output())
     click.echo(f"Scaling {app}... done, now running " + ", ".join(f"{t}={q}" for t, q in formation.items()))
 
 
@@ -49,7 +51,7 @@ def ps_scale(changes: tuple[str, ...], app: str) -> None:
 @app_option
 def ps_stop(dyno: str, app: str) -> None:
     """Stop a process: a running release command (release.NNNN) is cancelled; web.1 etc. restart."""
-    outcome = platform().stop_process(app, dyno)
+    outcome = stop_process(platform(), app, dyno, release_output())
     if outcome == "stopped":
         click.echo(f"Stopping {dyno} of {app}... done (the release it was running fails: release command stopped)")
     else:
@@ -61,5 +63,5 @@ def ps_stop(dyno: str, app: str) -> None:
 @app_option
 def ps_restart(target: str | None, app: str) -> None:
     """Restart the formation (or one type, or one process) with fresh processes, no downtime."""
-    names = platform().restart(app, target, release_output())
+    names = restart(platform(), app, target, release_output())
     click.echo(f"Restarting {', '.join(names)} of {app}... done")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import click
-
 import time
 
+import click
+
 from gitpaas import events
-from gitpaas.cli import cli
-from gitpaas.cli.common import app_option, json_option, platform, print_json, print_table, release_output
+from gitpaas.cli.group import cli
+from gitpaas.cli.common import actor, app_option, json_option, platform, print_json, print_table, release_output
 from gitpaas.errors import UsageError
+from gitpaas.operations import set_retention
 from gitpaas.release import FAILED, PENDING, Release, describe_timings, parse_version
 
 
@@ -49,7 +50,7 @@ def releases_list(app: str, as_json: bool, limit: int) -> None:
         print_json([release.to_dict() for release in found])
         return
     if not found:
-        click.echo(f"{app} has no releases yet. Deploy with: git push {plat.git_url(app)} main")
+        click.echo(f"{app} has no releases yet. Deploy with: git push {plat.apps.repo_path(app)} main")
         return
     print_table(["version", "change", "by", "when", "status"], (
         (f"v{r.version}" + (" (current)" if r.current else ""), r.description, r.user.get("email"), _when(r), r.status)
@@ -126,7 +127,7 @@ def _print_from(path, offset: int) -> int:
 def rollback(version: str | None, app: str) -> None:
     """Roll back to a release (default: the one before the current): a new release with its slug and config."""
     target = None if version is None else _version_number(version)
-    release = events.rollback(platform(), app, release_output(), target)
+    release = events.rollback(platform(), app, actor(), release_output(), target)
     click.echo(f"Rolling back {app}... done, v{release.version} ({release.description})")
 
 
@@ -134,7 +135,7 @@ def rollback(version: str | None, app: str) -> None:
 @app_option
 def releases_retry(app: str) -> None:
     """Run the latest release's release phase again, as a new release (no build)."""
-    release = events.retry(platform(), app, release_output())
+    release = events.retry(platform(), app, actor(), release_output())
     click.echo(f"Retrying the release phase of {app}... done, v{release.version} ({release.description})")
 
 
@@ -146,6 +147,6 @@ def releases_retention(app: str, keep: str) -> None:
     """Prune old releases' slug images (records stay; pruned releases cannot be rolled back to)."""
     if keep != "all" and not keep.isdigit():
         raise UsageError(f"--keep takes a number or 'all', not {keep!r}")
-    pruned = platform().set_retention(app, None if keep == "all" else int(keep))
+    pruned = set_retention(platform(), app, None if keep == "all" else int(keep))
     policy = "every release's slug" if keep == "all" else f"the slugs of the newest {keep} releases"
     click.echo(f"{app} keeps {policy}." + (" Pruned: " + ", ".join(f"v{v}" for v in pruned) if pruned else ""))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from gitpaas.cli import cli
+from gitpaas.cli.group import cli
 from gitpaas.cli.common import platform
+from gitpaas.operations import init_home
 
 
 @cli.command("server")
@@ -14,12 +15,13 @@ from gitpaas.cli.common import platform
 @click.option("--publish", is_flag=True, help="also route api.$GITPAAS_DOMAIN on the router's port(s) to it")
 def server(host: str, port: int, publish: bool) -> None:
     """Serve the Heroku-shaped Platform API and git smart HTTP (Ctrl-C stops it)."""
+    # Imported when the command runs: every other command starts without loading FastAPI and uvicorn.
     import uvicorn
 
-    from gitpaas.api import create_app
+    from gitpaas.api.application import create_app
 
     plat = platform()
-    plat.init_home()  # releases a killed server left pending were settled by the CLI group already
+    init_home(plat)  # releases a killed server left pending were settled by the CLI group already
     click.echo(f"gitpaas API for {plat.settings.home} on http://{host}:{port}/ (OpenAPI: /openapi.json)")
     if publish:
         api_host = f"api.{plat.settings.domain}"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from gitpaas.cli import cli
+from gitpaas.cli.group import cli
 from gitpaas.cli.common import app_option, json_option, platform, print_json, print_table
 from gitpaas.errors import UsageError
-from gitpaas.notify import DEFAULT_SMTP, Notifications
+from gitpaas.notify.store import DEFAULT_SMTP, Notifications
 
 
 def _notifications(app: str) -> Notifications:

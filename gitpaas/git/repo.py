@@ -12,12 +12,14 @@ from pathlib import Path
 from dulwich.repo import Repo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from gitpaas.errors import EnvironmentProblem
+from gitpaas.errors import EnvironmentProblem, PushRefused
 from gitpaas.settings import Settings
 
 #: The repository's ``hooks/`` folder: templates of the hooks installed into every app repo.
 HOOK_TEMPLATES = Path(__file__).resolve().parents[2] / "hooks"
 DEPLOY_BRANCHES = ("refs/heads/main", "refs/heads/master")
+#: the "no commit" git reports as the old value of a new branch, or the new value of a deleted one
+ZERO_SHA = "0" * 40
 
 
 def init_bare(path: Path) -> None:
@@ -78,6 +80,15 @@ def wait_for_noted_ref_update(app_dir: Path, repo_path: Path, timeout: float = 6
             break
         time.sleep(0.02)
     note.unlink(missing_ok=True)
+
+
+def ensure_ref_unmoved(app_dir: Path, repo_path: Path, ref: str, old: str) -> None:
+    """Refuse a push whose branch moved while it waited for the release lock."""
+    wait_for_noted_ref_update(app_dir, repo_path)
+    current = read_ref(repo_path, ref) or ZERO_SHA
+    if current != old:
+        raise PushRefused(f"{ref.removeprefix('refs/heads/')} moved to {current[:7]} while this push waited; "
+                          "fetch, merge and push again")
 
 
 def _alive(pid: int) -> bool:

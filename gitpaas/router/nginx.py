@@ -1,4 +1,4 @@
-"""The router: one nginx master process per gitpaas home, configured from jinja2 templates.
+"""The running router: one nginx master process per gitpaas home, started, reloaded and stopped.
 
 Everything nginx reads or writes lives under ``settings.router_dir``::
 
@@ -7,200 +7,43 @@ Everything nginx reads or writes lives under ``settings.router_dir``::
     apps/APP.conf       one upstream + server block per app
     logs/ tmp/          error and access logs, temp files
     nginx.pid
+    certs/              the operator's certificate and key, when HTTPS is on (see ``tls``)
 
-Rendering is pure (``render_main_config``, ``render_app_config``); ``NginxRouter`` does the I/O.
-A new app file is tested with ``nginx -t`` before it replaces the old one, so a bad change never
-reaches the running nginx, which goes on serving the configuration it has.
+Rendering is pure (``render_main_config``, ``render_app_config`` in ``render``); ``NginxRouter``
+does the I/O, and reads nginx's processes through ``processes``. A new app file is tested with
+``nginx -t`` before it replaces the old one, so a bad change never reaches the running nginx,
+which goes on serving the configuration it has.
 """
 
 from __future__ import annotations
 
-import grp
 import http.client
-import ipaddress
 import os
-import pwd
-import re
 import secrets
 import signal
 import socket
-import stat
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import jinja2
 from filelock import FileLock
 
-from gitpaas.errors import EnvironmentProblem, InvalidAppName, UsageError
+from gitpaas.errors import EnvironmentProblem
+from gitpaas.names import validate_app_name
+from gitpaas.router.processes import children, is_accepting_worker, process_title, worker_user
+from gitpaas.router.render import render_app_config, render_main_config
+from gitpaas.router.tls import CertificateFiles
 from gitpaas.settings import Settings
 from gitpaas.store.files import write_atomic
 
-TEMPLATES_DIR = Path(__file__).parent / "templates"
 GENERATION_PATH = "/__gitpaas/generation"
 # Sent when polling the generation: no app can claim it, because app hosts have no underscore.
 GENERATION_HOST = "__gitpaas_router"
 
-_APP_NAME = re.compile(r"[a-z][a-z0-9-]{0,29}")
-_HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_HOST_NAME = re.compile(rf"(?:\*\.)?{_HOST_LABEL}(?:\.{_HOST_LABEL})*")
-
 START_TIMEOUT = 10.0
 RELOAD_TIMEOUT = 10.0
 NGINX_COMMAND_TIMEOUT = 30.0
-
-
-# --- rendering (pure) ----------------------------------------------------------------------
-
-
-def _nginx_quote(value: object) -> str:
-    """A double-quoted nginx string. nginx has no escape for ``$``: callers keep it out."""
-    text = str(value)
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-_environment = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-    autoescape=False,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-    undefined=jinja2.StrictUndefined,
-)
-_environment.filters["q"] = _nginx_quote
-
-
-def render_main_config(
-    settings: Settings,
-    *,
-    worker_user: str | None = None,
-    app_includes: list[Path] | None = None,
-    tls: dict | None = None,
-) -> str:
-    """The main nginx.conf of ``settings``' home.
-
-    ``worker_user`` ("user group") is given when nginx starts as root. ``app_includes`` replaces
-    the ``apps/*.conf`` include with these files, to test a candidate configuration.
-    """
-    router_dir = str(settings.router_dir)
-    if "$" in router_dir or any(ord(char) < 32 for char in router_dir):
-        raise UsageError(f"the gitpaas home {str(settings.home)!r} must not contain '$' or control characters")
-    page = (TEMPLATES_DIR / "404.html").read_text(encoding="utf-8")
-    return _environment.get_template("nginx.conf.j2").render(
-        router_dir=router_dir,
-        port=settings.http_port,
-        worker_user=worker_user,
-        not_found_page=page.replace("$", "&#36;"),
-        app_includes=app_includes,
-        tls=tls,
-    )
-
-
-def render_app_config(app: str, hosts: list[str], backends: list[tuple[str, int]], *, port: int,
-                      max_body: str = "100m") -> str:
-    """The upstream and server block that route ``hosts`` on ``port`` to ``backends``.
-
-    With no backends the app's hosts answer 503, so an app scaled to zero is not a 404.
-    """
-    if not _APP_NAME.fullmatch(app):
-        raise InvalidAppName(app)
-    return _environment.get_template("app.conf.j2").render(
-        app=app,
-        upstream=f"gitpaas-app-{app}",
-        hosts=_valid_hosts(hosts),
-        backends=[_backend_address(host, backend_port) for host, backend_port in backends],
-        port=port,
-        max_body=max_body if re.fullmatch(r"\d+[kmg]?", max_body) else "100m",
-    )
-
-
-def _valid_hosts(hosts: list[str]) -> list[str]:
-    valid: list[str] = []
-    for host in hosts:
-        name = host.strip().lower().rstrip(".")
-        if len(name) > 253 or not _HOST_NAME.fullmatch(name):
-            raise UsageError(f"invalid host name {host!r}")
-        if name not in valid:
-            valid.append(name)
-    if not valid:
-        raise UsageError("an app needs at least one host name")
-    return valid
-
-
-def _backend_address(host: str, port: int) -> str:
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise UsageError(f"invalid backend port {port!r}")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        if not _HOST_NAME.fullmatch(host) or host.startswith("*"):
-            raise UsageError(f"invalid backend host {host!r}") from None
-        return f"{host}:{port}"
-    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
-
-
-# --- processes, read from /proc ------------------------------------------------------------
-
-
-def _process_title(pid: int) -> str:
-    """What ``ps`` shows for ``pid``; "" when it is gone or a zombie (nobody may reap it)."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return ""
-    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
-
-
-def _children(pid: int) -> list[int]:
-    children = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if len(fields) > 1 and fields[1] == str(pid) and fields[0] not in ("Z", "X"):
-            children.append(int(entry.name))
-    return children
-
-
-def _is_accepting_worker(pid: int) -> bool:
-    # An old worker retitles itself "worker process is shutting down" as it closes its
-    # listening sockets; from then on only the new workers accept connections.
-    return _process_title(pid) == "nginx: worker process"
-
-
-def _reachable_by_others(path: Path) -> bool:
-    for folder in [path, *path.parents]:
-        try:
-            if not folder.stat().st_mode & stat.S_IXOTH:
-                return False
-        except OSError:
-            return False
-    return True
-
-
-def _worker_user(router_dir: Path) -> str | None:
-    """Who nginx's workers run as, when gitpaas runs as root.
-
-    ``nobody`` if it can reach the router folder (workers write the temp files there),
-    otherwise the owner of the folder: a home hidden from other users keeps its workers too.
-    """
-    if os.geteuid() != 0:
-        return None
-    if _reachable_by_others(router_dir):
-        try:
-            nobody = pwd.getpwnam("nobody")
-            return f"nobody {grp.getgrgid(nobody.pw_gid).gr_name}"
-        except KeyError:
-            pass
-    owner = router_dir.stat()
-    return f"{pwd.getpwuid(owner.st_uid).pw_name} {grp.getgrgid(owner.st_gid).gr_name}"
-
-
-# --- the router ----------------------------------------------------------------------------
 
 
 class NginxRouter:
@@ -223,53 +66,15 @@ class NginxRouter:
         self.pid_path = self.router_dir / "nginx.pid"
         self.error_log_path = self.router_dir / "logs" / "error.log"
         self._lock = FileLock(str(self.router_dir / "router.lock"))
+        self._certificates = CertificateFiles(self.router_dir, settings.https_port)
 
     def app_config_path(self, app: str) -> Path:
-        if not _APP_NAME.fullmatch(app):
-            raise InvalidAppName(app)
-        return self.router_dir / "apps" / f"{app}.conf"
+        return self.router_dir / "apps" / f"{validate_app_name(app)}.conf"
 
     # --- public operations --------------------------------------------------------------
 
     def is_running(self) -> bool:
         return self._master_pid() is not None
-
-    # --- TLS ----------------------------------------------------------------------------
-
-    @property
-    def certs_dir(self) -> Path:
-        return self.router_dir / "certs"
-
-    def tls(self) -> dict | None:
-        """The HTTPS listener's settings when the operator added a certificate, else None."""
-        certificate, key = self.certs_dir / "server.crt", self.certs_dir / "server.key"
-        if not (certificate.exists() and key.exists()):
-            return None
-        return {"port": self.settings.https_port, "certificate": str(certificate), "key": str(key)}
-
-    def set_certificate(self, certificate_pem: bytes, key_pem: bytes) -> None:
-        """Serve HTTPS with this certificate; if nginx refuses it, the previous state stays."""
-        self._prepare_dirs()
-        self.certs_dir.mkdir(mode=0o700, exist_ok=True)
-        paths = {self.certs_dir / "server.crt": (certificate_pem, 0o644), self.certs_dir / "server.key": (key_pem, 0o600)}
-        previous = {path: path.read_bytes() if path.exists() else None for path in paths}
-        try:
-            for path, (data, mode) in paths.items():
-                write_atomic(path, data, mode=mode)
-            self.reload()
-        except BaseException:
-            for path, data in previous.items():
-                if data is None:
-                    path.unlink(missing_ok=True)
-                else:
-                    write_atomic(path, data, mode=paths[path][1])
-            raise
-
-    def remove_certificate(self) -> None:
-        for name in ("server.crt", "server.key"):
-            (self.certs_dir / name).unlink(missing_ok=True)
-        if self.is_running():
-            self.reload()
 
     def ensure_running(self) -> None:
         """Start nginx if it is not running; reload it if the main configuration was outdated."""
@@ -320,18 +125,39 @@ class NginxRouter:
             if master is None:
                 self.pid_path.unlink(missing_ok=True)
                 return
-            workers = _children(master)
+            workers = children(master)
             for sig, wait in ((signal.SIGQUIT, timeout), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
                 for pid in [master, *workers] if sig == signal.SIGKILL else [master]:
                     try:
                         os.kill(pid, sig)
                     except ProcessLookupError:
-                        pass
-                if self._wait(lambda: not any(_process_title(pid) for pid in [master, *workers]), wait):
+                        pass  # exited already: that is what we are waiting for
+                if self._wait(lambda: not any(process_title(pid) for pid in [master, *workers]), wait):
                     break
             else:
                 raise EnvironmentProblem(f"nginx (pid {master}) of {self.router_dir} did not stop")
             self.pid_path.unlink(missing_ok=True)
+
+    # --- TLS ----------------------------------------------------------------------------
+
+    @property
+    def certs_dir(self) -> Path:
+        return self._certificates.directory
+
+    def tls(self) -> dict | None:
+        """The HTTPS listener's settings when the operator added a certificate, else None."""
+        return self._certificates.https_listener()
+
+    def set_certificate(self, certificate_pem: bytes, key_pem: bytes) -> None:
+        """Serve HTTPS with this certificate; if nginx refuses it, the previous state stays."""
+        self._prepare_dirs()
+        with self._certificates.replacing(certificate_pem, key_pem):
+            self.reload()
+
+    def remove_certificate(self) -> None:
+        self._certificates.remove()
+        if self.is_running():
+            self.reload()
 
     # --- configuration files ------------------------------------------------------------
 
@@ -344,12 +170,12 @@ class NginxRouter:
         generation = self.router_dir / "generation.conf"
         if not generation.exists():
             write_atomic(generation, _generation_config("0").encode())
-        text = render_main_config(self.settings, worker_user=_worker_user(self.router_dir), tls=self.tls())
+        text = render_main_config(self.settings, worker_user=worker_user(self.router_dir), tls=self.tls())
         try:
             if self.main_config_path.read_text(encoding="utf-8") == text:
                 return False
         except FileNotFoundError:
-            pass
+            pass  # no config yet: write the first one
         candidate = self.router_dir / ".nginx.conf.candidate"
         write_atomic(candidate, text.encode())
         try:
@@ -371,7 +197,7 @@ class NginxRouter:
             path for path in target.parent.glob("*.conf") if path != target and not path.name.startswith(".")
         )
         includes = sorted([*others, candidate], key=lambda path: path.name.lstrip(".").removesuffix(".candidate"))
-        main = render_main_config(self.settings, worker_user=_worker_user(self.router_dir), app_includes=includes)
+        main = render_main_config(self.settings, worker_user=worker_user(self.router_dir), app_includes=includes)
         try:
             write_atomic(candidate, text.encode())
             write_atomic(main_candidate, main.encode())
@@ -423,7 +249,7 @@ class NginxRouter:
             pid = int(self.pid_path.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        title = _process_title(pid)
+        title = process_title(pid)
         if title.startswith("nginx: master process") and title.endswith(f" -c {self.main_config_path}"):
             return pid
         return None
@@ -455,11 +281,11 @@ class NginxRouter:
         token = secrets.token_hex(8)
         write_atomic(self.router_dir / "generation.conf", _generation_config(token).encode())
         self._test(self.main_config_path)
-        old_workers = _children(master)
+        old_workers = children(master)
         os.kill(master, signal.SIGHUP)
 
         def live() -> bool:
-            return self._served_generation() == token and not any(_is_accepting_worker(pid) for pid in old_workers)
+            return self._served_generation() == token and not any(is_accepting_worker(pid) for pid in old_workers)
 
         if not self._wait(live, RELOAD_TIMEOUT):
             raise EnvironmentProblem(

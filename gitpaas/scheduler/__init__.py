@@ -1,21 +1,97 @@
-"""Where processes run. The pipeline only sees :class:`Scheduler`; docker-local implements it
-now, Docker Swarm can later without touching the pipeline."""
+"""Where processes run: the seam between the story of a release and the engine that runs it.
+
+The seam is cut at the level of a whole deploy, the way Dokku's ``scheduler-deploy APP IMAGE_TAG``
+trigger is: the pipeline says *which release, how many of each process type, on which host names*
+(:class:`Deployment`) and the scheduler makes it so — starting, checking, telling the router and
+retiring in its own way. docker-local (``docker_local/``) converges containers one by one behind
+nginx; a Docker Swarm scheduler would hand the same request to Swarm's rolling update. Nothing
+above this module imports ``docker``.
+
+    deploy(deployment, output)        make the formation run ``deployment`` (zero downtime); raises BootFailed
+    run_once(job, on_line, timeout)   a run-to-completion process: the release phase, postdeploy
+    processes(app)                    what runs now, as dynos (``web.1``, ``release.4821``)
+    stop(app, name)                   kill a one-off process (a release command being cancelled)
+    remove_release(app, version)      remove whatever of one release is left (after a crash)
+    logs(app, lines, follow)          the app's output as Heroku-format lines
+    destroy(app) / purge()            remove one app's resources / every resource of the home
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
-#: Port every web process listens on inside its container (given to it as ``$PORT``).
-WEB_PORT = 5000
+from gitpaas.output import Output
+
 #: Process types that run once and exit: the release phase and app.json's postdeploy script.
 ONE_OFF_TYPES = ("release", "postdeploy")
+
+
+@dataclass(frozen=True)
+class ReleaseSpec:
+    """What a scheduler needs of a release to run its processes."""
+
+    app: str
+    version: int
+    id: str
+    #: the slug, as the slug store published it for this scheduler
+    image: str
+    #: process type → command (None: the image's own command)
+    process_types: Mapping[str, str | None]
+    #: the config vars every process gets
+    env: Mapping[str, str]
+    #: app.json's startup checks by process type (gitpaas.healthchecks.Check fields)
+    healthchecks: Mapping[str, list[dict]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Run ``formation`` of ``release``, routing ``hosts`` to its web processes."""
+
+    release: ReleaseSpec
+    #: process type → quantity
+    formation: Mapping[str, int]
+    #: the host names the router sends to the web processes (the first one is the app's own)
+    hosts: Sequence[str]
+    #: names of running processes (``web.1``) to replace with fresh ones even if they are current
+    replace: frozenset[str] = frozenset()
+
+    @property
+    def app(self) -> str:
+        return self.release.app
+
+
+@dataclass
+class DeployReport:
+    """What a deploy did, for the person watching and the release's timings."""
+
+    started: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+    #: seconds spent starting and checking the new processes, and switching the router
+    health_seconds: float = 0.0
+    swap_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class OneOff:
+    """A process that runs once, to completion: ``release.4821``, ``postdeploy.1234``."""
+
+    release: ReleaseSpec
+    type: str
+    number: int
+    command: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.type}.{self.number}"
 
 
 @dataclass
 class Process:
     """One running process of an app: a dyno in Heroku's words (``web.1``)."""
 
+    #: the scheduler's own id for it (opaque to everything above the scheduler)
     id: str
     app: str
     type: str
@@ -23,10 +99,8 @@ class Process:
     release_version: int
     release_id: str
     command: str
-    state: str  # Heroku's dyno states: starting, up, crashed, down
+    state: str  # Heroku's dyno states: starting, up, crashed, down; and stopping (being retired)
     created_at: str
-    #: (host, port) the router reaches a web process at; None for other types
-    address: tuple[str, int] | None = None
     restarts: int = 0
 
     @property
@@ -38,19 +112,10 @@ class Process:
         """A run-to-completion process (``release.1234``), not part of the formation."""
         return self.type in ONE_OFF_TYPES
 
-
-@dataclass
-class ProcessSpec:
-    """What to start: one process of a release."""
-
-    app: str
-    type: str
-    index: int
-    release_version: int
-    release_id: str
-    image: str
-    command: str | None  # None: the image's own command
-    env: dict[str, str] = field(default_factory=dict)
+    @property
+    def retiring(self) -> bool:
+        """Taken out of service: it will never serve again, whatever it is doing meanwhile."""
+        return self.state == "stopping"
 
 
 @dataclass
@@ -61,15 +126,19 @@ class RunResult:
 
 
 class Scheduler(Protocol):
-    def start(self, specs: list[ProcessSpec]) -> list[Process]: ...
-    def wait_until_serving(self, processes: list[Process], timeout: float) -> None: ...  # accepts on $PORT
+    name: str
+
+    def deploy(self, deployment: Deployment, output: Output) -> DeployReport: ...
+    def run_once(self, job: OneOff, on_line: Callable[[str], None], timeout: float) -> RunResult: ...
     def processes(self, app: str) -> list[Process]: ...
-    def stop(self, processes: list[Process], grace: float) -> None: ...
-    def retire(self, processes: list[Process], grace: float, drain: float) -> None: ...
-    def tail(self, process: Process) -> str: ...
-    def kill(self, process: Process) -> None: ...
-    def restart(self, process: Process, grace: float) -> None: ...
+    def stop(self, app: str, name: str) -> None: ...
     def remove_release(self, app: str, version: int) -> None: ...
-    def run_once(self, spec: ProcessSpec, on_line: Callable[[str], None], timeout: float) -> RunResult: ...
     def logs(self, app: str, lines: int | None, follow: bool) -> Iterator[str]: ...
-    def destroy_app(self, app: str) -> None: ...
+    def destroy(self, app: str) -> None: ...
+    def purge(self) -> None: ...
+
+
+class Router(Protocol):
+    """What a scheduler tells the router: where an app's host names go now."""
+
+    def set_app(self, app: str, hosts: list[str], backends: list[tuple[str, int]]) -> None: ...

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
 from gitpaas.errors import AppExists, AppNotFound
 from gitpaas.names import validate_app_name, validate_new_app_name
 from gitpaas.release import now_iso
 from gitpaas.settings import Settings
+from gitpaas.store.config import ConfigStore
 from gitpaas.store.files import read_json, write_json
 from gitpaas.store.releases import ReleaseStore
 
@@ -64,6 +63,9 @@ class AppStore:
     def releases(self, name: str) -> ReleaseStore:
         return ReleaseStore(self.app_dir(name) / "releases")
 
+    def config(self, name: str) -> ConfigStore:
+        return ConfigStore(self.app_dir(name))
+
     # --- records -------------------------------------------------------------------------
     def exists(self, name: str) -> bool:
         return (self.app_dir(name) / "app.json").is_file()
@@ -107,25 +109,11 @@ class AppStore:
         self.locks.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self.locks / "home.lock"))
 
-    @contextlib.contextmanager
-    def release_lock(self, name: str, on_wait: Callable[[], None] | None = None,
-                     blocking: bool = True) -> Iterator[bool]:
-        """Serialize everything that changes what an app runs. Calls ``on_wait`` if it must wait.
+    def release_lock(self, name: str) -> FileLock:
+        """The lock that serializes everything changing what an app runs (see ``gitpaas.locks``).
 
-        With ``blocking=False`` it does not wait, and yields False when another process holds it.
+        Not tied to a thread: the API takes it in the request and lets the release it protects
+        finish in another thread, which releases it.
         """
         self.locks.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.locks / f"{name}.lock"))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            if not blocking:
-                yield False
-                return
-            if on_wait:
-                on_wait()
-            lock.acquire()
-        try:
-            yield True
-        finally:
-            lock.release()
+        return FileLock(str(self.locks / f"{name}.lock"), thread_local=False)

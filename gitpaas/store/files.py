@@ -23,7 +23,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
-            pass
+            pass  # the failure came before the temporary file existed
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:

@@ -17,6 +17,7 @@ import docker
 import requests
 
 from gitpaas import labels
+from gitpaas.operations import purge_home
 from gitpaas.platform import Platform
 from gitpaas.settings import Settings
 
@@ -135,7 +136,7 @@ class Home:
         }
 
     def purge(self) -> None:
-        Platform(self.settings).purge_home()
+        purge_home(Platform(self.settings))
 
 
 class ApiServer:
@@ -147,9 +148,12 @@ class ApiServer:
         self.url = f"http://127.0.0.1:{self.port}"
         home.gitpaas("users:add", email)
         self.token = self.create_token(email)
+        #: what the server printed (uvicorn's access log, tracebacks of unexpected errors): read it when a test fails
+        self.log_path = home.path.parent / f"server-{self.port}.log"
+        log = open(self.log_path, "ab")
         self.process = subprocess.Popen([GITPAAS, "server", "--port", str(self.port), *(["--publish"] if publish else [])],
-                                        env=home.env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                        env=home.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
         deadline = time.monotonic() + 30
         while True:
             try:

@@ -201,7 +201,8 @@ def test_log_sessions_stream_the_apps_output(home, api):
                     return
     follower = threading.Thread(target=follow, daemon=True)
     follower.start()
-    time.sleep(1)
+    # A tail starts with the last line already written: once that arrives, the stream is following.
+    wait_for(lambda: any("app[web.1]:" in line for line in seen), "the tail to start with the last line")
     home.get("logs", "/later-request")
     follower.join(timeout=30)
     assert any("/later-request" in line for line in seen), "the tail received a line written after it started"
@@ -289,6 +290,6 @@ def test_schemathesis_finds_no_server_error(home, api):
     result = subprocess.run(
         [schemathesis, "run", f"{api.url}/openapi.json", "-H", f"Authorization: Bearer {api.token}",
          "--checks", "not_a_server_error", "--max-examples", "40", "--no-color", "--seed", "1"],
-        capture_output=True, text=True, timeout=900)
+        capture_output=True, text=True, timeout=900, cwd=home.path.parent)  # its .schemathesis cache goes there
     assert result.returncode == 0, result.stdout[-4000:]
     assert "generated" in result.stdout

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -121,16 +121,18 @@ def test_logs_tail_follows_live_and_a_release_command_output_streams(home, herok
     assert home.push("tailing", "web", url=api.git_url("tailing")).returncode == 0
     tail = subprocess.Popen([str(CLI), "logs", "--tail", "-a", "tailing"], env=heroku.env, cwd=heroku.cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    seen: list[str] = []
+
+    def read_tail() -> None:
+        for line in tail.stdout:
+            seen.append(line)
+    threading.Thread(target=read_tail, daemon=True).start()
     try:
-        time.sleep(3)
+        # `logs --tail` starts with the lines already written: once one arrives, it is following.
+        wait_for(lambda: any("app[web.1]:" in line for line in seen), "heroku logs --tail to print", timeout=30)
         home.get("tailing", "/written-after-tail-started")
-        deadline = time.monotonic() + 30
-        seen = ""
-        os.set_blocking(tail.stdout.fileno(), False)
-        while "/written-after-tail-started" not in seen and time.monotonic() < deadline:
-            seen += tail.stdout.read() or ""
-            time.sleep(0.2)
-        assert "/written-after-tail-started" in seen, seen
+        wait_for(lambda: any("/written-after-tail-started" in line for line in seen),
+                 "the tail to print a line written after it started", timeout=30)
     finally:
         tail.terminate()
         tail.wait(timeout=10)

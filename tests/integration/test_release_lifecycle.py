@@ -208,7 +208,7 @@ def hook_pid(home) -> int | None:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if b"gitpaas.git.hook" in cmdline and f"GITPAAS_HOME={home.path}".encode() in environ:
+        if b"gitpaas.hook" in cmdline and f"GITPAAS_HOME={home.path}".encode() in environ:
             return int(entry.name)
     return None
 
@@ -255,6 +255,24 @@ def test_retention_prunes_old_slugs_but_keeps_records(home, docker_client):
     # the policy holds for new releases too: v5 (rollback) and v4 are kept, v3's tag goes
     assert home.release("keep", 3)["slug_pruned"] is True
     assert home.get("keep").text == "three from web.1\n", "v5 shares v3's image and still runs"
+
+
+def test_processes_being_retired_do_not_keep_old_releases_eligible(home, docker_client):
+    """--keep 2 means the current and the previous release, even while the old processes are still
+    being stopped in the background (here: a long drain keeps them around)."""
+    home.create_app("drain")
+    home.gitpaas("releases:retention", "--keep", "2", "-a", "drain")
+    slow_retirement = {"GITPAAS_DRAIN_SECONDS": "120"}
+    for body in ("one", "two", "three", "four"):
+        assert home.push("drain", "web", files={"BODY": body}, env=slow_retirement).returncode == 0
+    states = sorted((d["name"], d["release"]["version"], d["state"]) for d in home.json("ps", "-a", "drain"))
+    assert states == [("web.1", 1, "stopping"), ("web.1", 2, "stopping"), ("web.1", 3, "stopping"),
+                      ("web.1", 4, "up")]
+    eligible = [r["version"] for r in home.json("releases", "-a", "drain") if r["eligible_for_rollback"]]
+    assert eligible == [4, 3]
+    for version in (1, 2):
+        assert not docker_client.images.list(name=home.release("drain", version)["image"])
+    assert home.get("drain").text == "four from web.1\n"
 
 
 # --- app.json --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import requests
 
 from gitpaas.errors import EnvironmentProblem, UsageError
 from gitpaas.router import NginxRouter
-from gitpaas.router.nginx import _children, _process_title
+from gitpaas.router.processes import children, process_title
 from gitpaas.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -225,13 +225,13 @@ def test_stop_leaves_no_nginx_of_that_home(make_router):
     router.ensure_running()
     other.ensure_running()
     master = router._master_pid()
-    processes = [master, *_children(master)]
+    processes = [master, *children(master)]
     assert len(processes) == 2
 
     router.stop()
 
     assert not router.is_running()
-    assert not any(_process_title(pid) for pid in processes)
+    assert not any(process_title(pid) for pid in processes)
     assert other.is_running()
     with pytest.raises(requests.ConnectionError):
         get(router, "x.localhost")

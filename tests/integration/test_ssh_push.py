@@ -19,6 +19,7 @@ import pytest
 from harness import APPS, Home, free_port
 
 from gitpaas.git.repo import read_ref
+from gitpaas.operations import create_app
 from gitpaas.platform import Platform
 
 ALICE = "alice@example.com"
@@ -121,7 +122,7 @@ def nothing_received(home: Home, app: str) -> bool:
 
 def test_push_over_ssh_deploys_with_the_same_pipeline(sshd, home, tmp_path):
     key = add_user_with_key(home, tmp_path, ALICE)
-    Platform(home.settings).create_app("viassh", owner=ALICE)
+    create_app(Platform(home.settings), "viassh", owner=ALICE)
     repo = commit(home, "viassh", "web")
 
     push = ssh_push(sshd, key, "viassh", repo)
@@ -159,7 +160,7 @@ def test_push_over_ssh_deploys_with_the_same_pipeline(sshd, home, tmp_path):
 def test_a_push_to_an_app_the_key_may_not_use_is_refused_before_anything_is_received(sshd, home, tmp_path):
     alice = add_user_with_key(home, tmp_path, ALICE)
     add_user_with_key(home, tmp_path, BOB)
-    Platform(home.settings).create_app("bobs", owner=BOB)
+    create_app(Platform(home.settings), "bobs", owner=BOB)
     repo = commit(home, "alice-work", "web")
 
     answers = []
@@ -183,7 +184,7 @@ def test_a_push_to_an_app_the_key_may_not_use_is_refused_before_anything_is_rece
 
 def test_a_removed_key_is_refused(sshd, home, tmp_path):
     key = add_user_with_key(home, tmp_path, ALICE)
-    Platform(home.settings).create_app("keyless", owner=ALICE)
+    create_app(Platform(home.settings), "keyless", owner=ALICE)
     fingerprint = home.json("keys")[0]["fingerprint"]
     home.gitpaas("keys:remove", fingerprint)
 

@@ -72,7 +72,8 @@ def test_no_request_fails_through_deploys_rollback_config_and_scaling(home):
         assert {answers() for _ in range(6)} == {"v3 from web.1\n"}
         home.gitpaas("ps:restart", "-a", "steady")
         assert answers() == "v3 from web.1\n"
-        time.sleep(2)  # traffic continues while the last old processes retire
+        stopping = lambda: [d for d in home.json("ps", "-a", "steady") if d["state"] == "stopping"]  # noqa: E731
+        wait_for(lambda: not stopping(), "the old processes to retire (while the traffic continues)")
     assert len(load.results) > 100, "the load really ran"
     assert load.failures() == [], Counter(str(f[0]) for f in load.failures())
     bodies = {text for _, text in load.results}

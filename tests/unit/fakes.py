@@ -1,86 +1,32 @@
-"""In-memory fakes of the Scheduler protocol and the router, for unit tests of the pipeline and CLI."""
+"""The one set of in-memory fakes the unit tests share: a scheduler, a router, a slug store and a
+builder, each keeping what a user could observe (which processes run, where the router sends
+traffic, which slugs exist, what a build printed), plus helpers that make a platform, a release
+and a real pushed commit.
+
+The fake scheduler implements the deploy-level seam the way any scheduler must: keep the current
+processes within the wanted quantities, start the missing ones, check them, tell the router the new
+endpoints, and retire the rest — which then show as ``stopping`` until ``finish_retiring()``.
+"""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+import subprocess
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from gitpaas.errors import BootFailed
-from gitpaas.release import now_iso
-from gitpaas.scheduler import Process, ProcessSpec, RunResult
+from gitpaas import pipeline
+from gitpaas.build.base import BuildRequest, BuiltImage
+from gitpaas.errors import BootFailed, BuildFailed
+from gitpaas.identity import OPERATOR, Actor
+from gitpaas.output import Output, RecordingOutput
+from gitpaas.platform import Platform
+from gitpaas.release import Release, now_iso
+from gitpaas.scheduler import DeployReport, Deployment, OneOff, Process, RunResult
+from gitpaas.settings import Settings
 
-
-class FakeScheduler:
-    """The Scheduler protocol in memory. The release phase prints ``run_output`` and returns ``run_result``."""
-
-    def __init__(self) -> None:
-        self.running: list[Process] = []
-        self.run_output = ["Migrating…", "done"]
-        self.run_result = RunResult(exit_status=0)
-        self.run_raises: BaseException | None = None
-        self.boot_failure: BootFailed | None = None
-        self.runs: list[tuple[ProcessSpec, float]] = []
-        self.started: list[Process] = []
-        self.stopped: list[tuple[list[str], float]] = []
-        self.destroyed: list[str] = []
-        self.restarted: list[str] = []
-        self._ids = itertools.count(1)
-
-    def start(self, specs: list[ProcessSpec]) -> list[Process]:
-        new = []
-        for spec in specs:
-            number = next(self._ids)
-            new.append(Process(
-                id=f"{number:064x}", app=spec.app, type=spec.type, index=spec.index,
-                release_version=spec.release_version, release_id=spec.release_id, command=spec.command or "",
-                state="up", created_at=now_iso(), address=("127.0.0.1", 40000 + number) if spec.type == "web" else None,
-            ))
-        self.running.extend(new)
-        self.started.extend(new)
-        return new
-
-    def wait_until_serving(self, processes: list[Process], timeout: float) -> None:
-        if self.boot_failure is not None and processes:
-            raise self.boot_failure
-
-    def processes(self, app: str) -> list[Process]:
-        return [p for p in self.running if p.app == app]
-
-    def stop(self, processes: list[Process], grace: float) -> None:
-        ids = {p.id for p in processes}
-        self.stopped.append(([f"{p.name}@v{p.release_version}" for p in processes], grace))
-        self.running = [p for p in self.running if p.id not in ids]
-
-    def run_once(self, spec: ProcessSpec, on_line: Callable[[str], None], timeout: float) -> RunResult:
-        self.runs.append((spec, timeout))
-        for line in self.run_output:
-            on_line(line)
-        if self.run_raises is not None:
-            raise self.run_raises
-        return self.run_result
-
-    def logs(self, app: str, lines: int | None, follow: bool) -> Iterator[str]:
-        yield from []
-
-    def retire(self, processes: list[Process], grace: float, drain: float) -> None:
-        self.stop(processes, grace)
-
-    def tail(self, process: Process) -> str:
-        return ""
-
-    def kill(self, process: Process) -> None:
-        self.running = [p for p in self.running if p.id != process.id]
-
-    def restart(self, process: Process, grace: float) -> None:
-        self.restarted.append(process.name)
-
-    def remove_release(self, app: str, version: int) -> None:
-        self.running = [p for p in self.running if not (p.app == app and p.release_version == version)]
-
-    def destroy_app(self, app: str) -> None:
-        self.destroyed.append(app)
-        self.running = [p for p in self.running if p.app != app]
+SLUG_ID = "01234567-89ab-4def-8123-456789abcdef"
+PROCESS_TYPES = {"web": "python3 app.py", "worker": "python3 worker.py", "release": "./migrate.sh"}
 
 
 class FakeRouter:
@@ -90,11 +36,12 @@ class FakeRouter:
         self.root = root
         self.routes: dict[str, tuple[list[str], list[tuple[str, int]]]] = {}
         self.failure: Exception | None = None
+        self.stopped = False
 
     def app_config_path(self, app: str) -> Path:
         return self.root / f"{app}.conf"
 
-    def set_app(self, app: str, hosts: list[str], backends: list[tuple[str, int]]) -> None:
+    def set_app(self, app: str, hosts: list[str], backends: list[tuple[str, int]], max_body: str = "100m") -> None:
         if self.failure is not None:
             raise self.failure
         self.routes[app] = (list(hosts), list(backends))
@@ -104,6 +51,111 @@ class FakeRouter:
     def remove_app(self, app: str) -> None:
         self.routes.pop(app, None)
         self.app_config_path(app).unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+class FakeScheduler:
+    """The Scheduler seam in memory. The release phase prints ``run_output`` and returns
+    ``run_result`` (or raises ``run_raises``); ``boot_failure`` fails the next deploy that starts
+    processes, the way a process that never listens does."""
+
+    name = "fake"
+
+    def __init__(self, router: FakeRouter) -> None:
+        self.router = router
+        self.running: list[Process] = []
+        self.addresses: dict[str, tuple[str, int]] = {}
+        self.run_output = ["Migrating…", "done"]
+        self.run_result = RunResult(exit_status=0)
+        self.run_raises: BaseException | None = None
+        self.boot_failure: str | None = None
+        self.runs: list[tuple[OneOff, float]] = []
+        self.deployments: list[Deployment] = []
+        self.started: list[Process] = []
+        self.destroyed: list[str] = []
+        self.killed: list[str] = []
+        self._ids = itertools.count(1)
+
+    # --- the seam --------------------------------------------------------------------------
+    def deploy(self, deployment: Deployment, output: Output) -> DeployReport:
+        self.deployments.append(deployment)
+        release, formation = deployment.release, deployment.formation
+        current = [p for p in self.processes(deployment.app) if not p.one_off and not p.retiring]
+        keep = [p for p in current if p.release_version == release.version
+                and p.index <= formation.get(p.type, 0) and p.name not in deployment.replace]
+        kept = {(p.type, p.index) for p in keep}
+        new = [self._start(deployment, process_type, index) for process_type, quantity in formation.items()
+               for index in range(1, quantity + 1) if (process_type, index) not in kept]
+        try:
+            if new and self.boot_failure is not None:
+                raise BootFailed(new[0].name, self.boot_failure, "Traceback…", version=release.version)
+            serving = keep + new
+            self.router.set_app(deployment.app, list(deployment.hosts),
+                                [self.addresses[p.id] for p in serving if p.type == "web"])
+        except BaseException:
+            self.running = [p for p in self.running if p not in new]
+            raise
+        retire = [p for p in current if p not in keep]
+        for process in retire:
+            process.state = "stopping"
+        output.info(f"Routing to v{release.version}")
+        return DeployReport(started=[p.name for p in new], retired=[p.name for p in retire],
+                            health_seconds=0.01, swap_seconds=0.01)
+
+    def run_once(self, job: OneOff, on_line: Callable[[str], None], timeout: float) -> RunResult:
+        self.runs.append((job, timeout))
+        for line in self.run_output:
+            on_line(line)
+        if self.run_raises is not None:
+            raise self.run_raises
+        return self.run_result
+
+    def processes(self, app: str) -> list[Process]:
+        return [p for p in self.running if p.app == app]
+
+    def stop(self, app: str, name: str) -> None:
+        self.killed.append(name)
+        self.running = [p for p in self.running if not (p.app == app and p.name == name)]
+
+    def remove_release(self, app: str, version: int) -> None:
+        self.running = [p for p in self.running if not (p.app == app and p.release_version == version)]
+
+    def logs(self, app: str, lines: int | None, follow: bool) -> Iterator[str]:
+        yield from []
+
+    def destroy(self, app: str) -> None:
+        self.destroyed.append(app)
+        self.running = [p for p in self.running if p.app != app]
+
+    def purge(self) -> None:
+        self.running = []
+
+    # --- what tests look at and do ---------------------------------------------------------
+    def finish_retiring(self) -> None:
+        """The background retirer is done: the processes it was stopping are gone."""
+        self.running = [p for p in self.running if not p.retiring]
+
+    def add_one_off(self, app: str, process_type: str, number: int, version: int) -> Process:
+        process = Process(id=f"{next(self._ids):064x}", app=app, type=process_type, index=number,
+                          release_version=version, release_id="", command="./migrate.sh", state="up",
+                          created_at=now_iso())
+        self.running.append(process)
+        return process
+
+    def _start(self, deployment: Deployment, process_type: str, index: int) -> Process:
+        number = next(self._ids)
+        release = deployment.release
+        process = Process(
+            id=f"{number:064x}", app=release.app, type=process_type, index=index, release_version=release.version,
+            release_id=release.id, command=release.process_types.get(process_type) or "", state="up",
+            created_at=now_iso())
+        if process_type == "web":
+            self.addresses[process.id] = ("127.0.0.1", 40000 + number)
+        self.running.append(process)
+        self.started.append(process)
+        return process
 
 
 class FakeSlugs:
@@ -115,6 +167,9 @@ class FakeSlugs:
     def tag(self, source: str, target: str) -> None:
         self.tags[target] = self.tags.get(source, source)
 
+    def publish(self, tag: str) -> str:
+        return tag
+
     def untag(self, tag: str) -> None:
         self.tags.pop(tag, None)
 
@@ -123,3 +178,103 @@ class FakeSlugs:
 
     def image_id(self, tag: str) -> str | None:
         return self.tags.get(tag)
+
+    def destroy(self, app: str) -> None:
+        self.tags = {tag: image for tag, image in self.tags.items() if f"/{app}:" not in tag}
+
+    def purge(self) -> None:
+        self.tags.clear()
+
+
+class FakeBuilder:
+    """Builds any tree into a made-up image, printing ``lines``; ``failure`` makes the build fail."""
+
+    name = "a fake builder"
+
+    def __init__(self, slugs: FakeSlugs) -> None:
+        self.slugs = slugs
+        self.lines = ["Step 1/1 : COPY . /app"]
+        self.failure: str | None = None
+        self.default_process_types: dict[str, str] = {}
+        self.requests: list[BuildRequest] = []
+
+    def detect(self, source) -> bool:
+        return True
+
+    def build(self, request: BuildRequest) -> BuiltImage:
+        self.requests.append(request)
+        request.log_path.parent.mkdir(parents=True, exist_ok=True)
+        request.log_path.write_text("\n".join(self.lines) + "\n")
+        for line in self.lines:
+            request.output.info(line)
+        if self.failure is not None:
+            raise BuildFailed(self.failure, self.lines[-1], log_path=str(request.log_path))
+        image_id = f"sha256:{request.source.commit_sha}"
+        self.slugs.tags[request.tag] = image_id
+        return BuiltImage(image_id=image_id, tag=request.tag, size=12_000_000,
+                          default_process_types=dict(self.default_process_types))
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+def make_platform(tmp_path: Path, **settings: object) -> Platform:
+    """A platform on the fakes, its home in ``tmp_path/home``, with an app named "shop"."""
+    values = {"http_port": 8080, "release_timeout": 9, "boot_timeout": 5, "stop_timeout": 3, "startup_window": 0}
+    values.update(settings)
+    router = FakeRouter(tmp_path / "routes")
+    slugs = FakeSlugs()
+    platform = Platform(Settings(home=tmp_path / "home", **values), scheduler=FakeScheduler(router), router=router,
+                        slugs=slugs, builders=[FakeBuilder(slugs)])
+    return platform
+
+
+def deploy(platform: Platform, process_types: Mapping[str, str | None] = PROCESS_TYPES, *,
+           config_vars: Mapping[str, str] | None = None, image: str = "gitpaas-test/shop:build-1",
+           output: Output | None = None, actor: Actor = OPERATOR, app: str = "shop") -> Release:
+    """A release of a made-up slug through the real release phase and swap (no build)."""
+    platform.slugs.tags.setdefault(image, f"sha256:{image}")
+    release = pipeline.create_release(
+        platform, platform.apps.get(app), actor, description="Deploy abc1234", source_image=image, slug_id=SLUG_ID,
+        commit="abc1234" + "0" * 33, process_types=dict(process_types),
+        config_vars=dict(platform.apps.config(app).get() if config_vars is None else config_vars))
+    return pipeline.release_and_swap(platform, app, release, output or RecordingOutput())
+
+
+def running(platform: Platform) -> list[str]:
+    """What runs, as ``web.1@v2`` (and ``web.1@v1 stopping`` while being retired)."""
+    return sorted(f"{p.name}@v{p.release_version}" + (" stopping" if p.retiring else "")
+                  for p in platform.scheduler.running)
+
+
+def routed(platform: Platform, app: str = "shop") -> list[int]:
+    """The versions of the web processes the router sends ``app``'s traffic to."""
+    scheduler = platform.scheduler
+    backends = platform.router.routes.get(app, ([], []))[1]
+    by_address = {address: pid for pid, address in scheduler.addresses.items()}
+    versions = {p.id: p.release_version for p in scheduler.running}
+    return sorted(versions[by_address[address]] for address in backends if by_address.get(address) in versions)
+
+
+def commit(repo: Path, files: Mapping[str, str], message: str = "push") -> tuple[str, str]:
+    """Commit ``files`` on top of ``main`` in the bare repository ``repo`` (with git's plumbing, as
+    a push would leave it): returns (old, new) shas, old being zeros for the first commit."""
+    def git(*args: str, stdin: str | None = None, env: dict | None = None) -> str:
+        return subprocess.run(["git", "--git-dir", str(repo), *args], input=stdin, capture_output=True, text=True,
+                              check=True, env=env).stdout.strip()
+    old = subprocess.run(["git", "--git-dir", str(repo), "rev-parse", "--verify", "-q", "refs/heads/main"],
+                         capture_output=True, text=True).stdout.strip() or "0" * 40
+    entries = []
+    for name, text in files.items():
+        blob = git("hash-object", "-w", "--stdin", stdin=text)
+        entries.append(f"100644 blob {blob}\t{name}")
+    tree = git("mktree", stdin="\n".join(entries) + "\n")
+    identity = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+                "GIT_COMMITTER_EMAIL": "t@example.com", "PATH": "/usr/bin:/bin"}
+    parents = ["-p", old] if old != "0" * 40 else []
+    new = git("commit-tree", tree, *parents, "-m", message, env=identity)
+    return old, new
+
+
+def move_branch(repo: Path, new: str) -> None:
+    """What git does after pre-receive accepted a push: move main to ``new``."""
+    subprocess.run(["git", "--git-dir", str(repo), "update-ref", "refs/heads/main", new], check=True)

@@ -1,4 +1,5 @@
-"""Accounts, tokens and SSH keys (gitpaas/auth.py), the SSH forced command and their CLI commands."""
+"""Accounts, tokens and SSH keys (gitpaas/accounts.py), the sshd config (gitpaas/sshd.py), the SSH
+forced command and their CLI commands."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ import pytest
 from click.testing import CliRunner
 from schema import validate
 
-from gitpaas import auth
-from gitpaas.auth import Accounts, account_id, configure_sshd, parse_public_key
-from gitpaas.cli import cli
+from gitpaas.accounts import Accounts, parse_public_key
+from gitpaas.cli.main import cli
 from gitpaas.errors import UsageError, UserNotFound
-from gitpaas.git import ssh_shell
+from gitpaas.identity import account_id
+from gitpaas import ssh_shell
+from gitpaas.operations import create_app
 from gitpaas.platform import Platform
 from gitpaas.settings import Settings
+from gitpaas.shapes import account_json
+from gitpaas.sshd import configure_sshd, insecure_directories
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
@@ -76,8 +80,8 @@ def test_account_files_are_private(accounts, settings):
         assert stat.S_IMODE((settings.home / "accounts" / name).stat().st_mode) == 0o600
 
 
-def test_account_payload_is_a_platform_api_account(accounts):
-    payload = accounts.account_payload(ALICE)
+def test_account_json_is_a_platform_api_account(accounts):
+    payload = account_json(accounts.get_user(ALICE))
     validate("account", payload)
     assert payload["email"] == ALICE and payload["id"] == account_id(ALICE)
 
@@ -123,7 +127,7 @@ def test_authenticate_compares_every_digest_in_constant_time(accounts, monkeypat
     def spy(a, b):
         compared.append((a, b))
         return a == b
-    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    monkeypatch.setattr("gitpaas.accounts.hmac.compare_digest", spy)
     assert accounts.authenticate("gp_guess") is None
     guess = hashlib.sha256(b"gp_guess").hexdigest()
     assert compared == [(r["sha256"], guess) for r in records]
@@ -178,7 +182,7 @@ def test_authorized_keys_force_the_git_shell(accounts, keypair, settings):
     assert lines == [line for line in accounts.authorized_keys_text().splitlines() if not line.startswith("#")]
     assert len(lines) == 1
     assert lines[0].startswith(f'command="env GITPAAS_HOME={settings.home} PATH=')
-    assert f" -m gitpaas.git.ssh_shell {ALICE}\",restrict {key['public_key']} alice@laptop" in lines[0]
+    assert f" -m gitpaas.ssh_shell {ALICE}\",restrict {key['public_key']} alice@laptop" in lines[0]
     # ssh-keygen reads the line (options and all) as a valid authorized_keys entry
     check = subprocess.run(["ssh-keygen", "-l", "-f", str(path)], check=False, capture_output=True, text=True)
     assert check.returncode == 0 and key["fingerprint"] in check.stdout
@@ -205,7 +209,7 @@ def test_sshd_config_allows_only_public_keys(tmp_path, accounts, settings):
     import getpass
 
     user = getpass.getuser()
-    if auth.insecure_directories(tmp_path / "x", os.getuid()):  # /tmp: sshd's StrictModes would refuse
+    if insecure_directories(tmp_path / "x", os.getuid()):  # /tmp: sshd's StrictModes would refuse
         with pytest.raises(UsageError, match="no-strict-modes"):
             configure_sshd(settings, accounts, 2222, "127.0.0.1", user)
     setup = configure_sshd(settings, accounts, 2222, "127.0.0.1", user, strict_modes=False)
@@ -239,7 +243,7 @@ def test_git_commands_are_understood(original, expected):
                                       "git-receive-pack 'unterminated"])
 def test_anything_else_is_refused(original, settings, capsys, monkeypatch):
     monkeypatch.setattr(ssh_shell.os, "execvpe", pytest.fail)
-    Platform(settings).create_app("shop", owner=ALICE)
+    create_app(Platform(settings), "shop", owner=ALICE)
     Accounts(settings).add_user(ALICE)
     environ = {"GITPAAS_HOME": str(settings.home)} | ({} if original is None else {"SSH_ORIGINAL_COMMAND": original})
     assert ssh_shell.run([ALICE], environ) == 1
@@ -250,7 +254,7 @@ def test_anything_else_is_refused(original, settings, capsys, monkeypatch):
 @pytest.fixture
 def shop(settings, accounts):
     """App ``shop`` owned by alice; bob has an account but no access."""
-    Platform(settings).create_app("shop", owner=ALICE)
+    create_app(Platform(settings), "shop", owner=ALICE)
     return "shop"
 
 

@@ -7,7 +7,7 @@ import os
 from click.testing import CliRunner
 
 from gitpaas.build import cache
-from gitpaas.cli import cli
+from gitpaas.cli.main import cli
 
 
 def test_clear_empties_the_folder_and_says_how_much(tmp_path):

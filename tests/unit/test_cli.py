@@ -11,26 +11,11 @@ import json
 import pytest
 from click.testing import CliRunner, Result
 
-from gitpaas import pipeline
-from gitpaas.cli import cli
+from fakes import deploy, make_platform
+from gitpaas.cli.main import cli
 from gitpaas.errors import ReleaseFailed
-from gitpaas.output import NullOutput
 from gitpaas.platform import Platform
-from gitpaas.release import Release
 from gitpaas.scheduler import RunResult
-from gitpaas.settings import Settings
-from fakes import FakeRouter, FakeScheduler, FakeSlugs
-
-
-PROCESS_TYPES = {"web": "python3 app.py", "worker": "python3 worker.py", "release": "./migrate.sh"}
-
-
-def deploy(platform: Platform, process_types=PROCESS_TYPES) -> Release:
-    """A release of a made-up image, through the real release phase and swap (no build)."""
-    app = platform.apps.get("shop")
-    release = pipeline.create_release(platform, app, description="Deploy abc1234", source_image="img", slug_id="0" * 8 + "-0000-4000-8000-" + "0" * 12, commit=None,
-                                      process_types=dict(process_types), config_vars={})
-    return pipeline.release_and_swap(platform, app, release, NullOutput())
 
 
 @pytest.fixture
@@ -50,9 +35,9 @@ def run(home):
 
 
 @pytest.fixture
-def fake_platform(home, tmp_path) -> Platform:
-    settings = Settings(home=home, http_port=8080, stop_timeout=3, startup_window=0)
-    return Platform(settings, scheduler=FakeScheduler(), router=FakeRouter(tmp_path / "routes"), docker_client=object(), slugs=FakeSlugs())
+def fake_platform(tmp_path) -> Platform:
+    """The home the commands see (tmp_path/home), on the shared fakes."""
+    return make_platform(tmp_path)
 
 
 def assert_one_line_error(result: Result, exit_code: int, words: str) -> None:
@@ -220,7 +205,7 @@ def test_ps_scale_and_ps_with_a_fake_scheduler(run, fake_platform):
     scaled = run("ps:scale", "web=2", "worker=1", "-a", "shop", obj=fake_platform)
     assert scaled.exit_code == 0, scaled.output
     assert scaled.stdout.splitlines()[-1] == "Scaling shop... done, now running web=2, worker=1"
-    assert "-----> Starting web.2, worker.1 of v1" in scaled.stdout
+    assert "Routing to v1" in scaled.stdout
     assert sorted(p.name for p in fake_platform.scheduler.running) == ["web.1", "web.2", "worker.1"]
     assert len(fake_platform.router.routes["shop"][1]) == 2
     assert json.loads(run("apps:info", "-a", "shop", "--json").stdout)["formation"] == [

@@ -215,7 +215,7 @@ def test_install_hooks_renders_an_executable_pre_receive_with_quoted_paths(tmp_p
     # The shell reads the quoted values back exactly, spaces and quotes included.
     done = subprocess.run([str(hook)], input=b"old new refs/heads/main\n", capture_output=True, check=True)
     assert done.stdout.decode().splitlines() == [
-        f"home={home}", "-m", "gitpaas.git.hook", "pre-receive", "old new refs/heads/main",
+        f"home={home}", "-m", "gitpaas.hook", "pre-receive", "old new refs/heads/main",
     ]
 
 
@@ -226,6 +226,6 @@ def test_install_hooks_defaults_to_the_running_python(tmp_path):
     repo = tmp_path / "repo.git"
     install_hooks(repo, Settings(home=tmp_path / "home"))
     text = (repo / "hooks" / "pre-receive").read_text()
-    assert f"exec {shlex.quote(sys.executable)} -m gitpaas.git.hook pre-receive" in text
+    assert f"exec {shlex.quote(sys.executable)} -m gitpaas.hook pre-receive" in text
     assert f"GITPAAS_HOME={shlex.quote(str(tmp_path / 'home'))}" in text
     assert not (repo / "hooks" / "README.md").exists()

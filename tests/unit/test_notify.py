@@ -12,10 +12,12 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from gitpaas import notify
-from gitpaas.cli import cli
+from gitpaas.cli.main import cli
 from gitpaas.errors import UsageError
-from gitpaas.notify import Notifications, announce_release, release_event, sign, webhook_headers, webhook_payload
+from gitpaas.notify import announce, deliver
+from gitpaas.notify.announce import announce_release
+from gitpaas.notify.event import release_event, sign, webhook_headers, webhook_payload
+from gitpaas.notify.store import Notifications
 from gitpaas.release import FAILED, SUCCEEDED, Release
 from gitpaas.settings import Settings
 
@@ -51,7 +53,7 @@ def spawned(monkeypatch) -> list:
 
         def wait(self) -> int:
             return 0
-    monkeypatch.setattr(notify.subprocess, "Popen", NoProcess)
+    monkeypatch.setattr(announce.subprocess, "Popen", NoProcess)
     return calls
 
 
@@ -177,7 +179,7 @@ def test_announce_never_raises(settings, notes, monkeypatch):
 
     def unwritable(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
-    monkeypatch.setattr(notify, "write_json", unwritable)
+    monkeypatch.setattr(announce, "write_json", unwritable)
     announce_release(settings, "shop", made_up_release(), "")
     assert "Permission denied" in (settings.home / "logs" / "notify.log").read_text()
 
@@ -194,10 +196,10 @@ def test_deliverer_retries_with_backoff_and_records_attempts(settings, notes, sp
     [record] = notes.deliveries()
     outcomes = iter([{"at": "t1", "error": "Connection refused"}, {"at": "t2", "status_code": 503},
                      {"at": "t3", "status_code": 204}])
-    monkeypatch.setattr(notify, "post_webhook", lambda *args, **kwargs: next(outcomes))
+    monkeypatch.setattr(deliver, "post_webhook", lambda *args, **kwargs: next(outcomes))
     delays = []
-    done = notify.deliver(notes.deliveries_dir / f"{record['id']}.json",
-                          environ={"GITPAAS_WEBHOOK_RETRY_BASE": "0.5"}, sleep=delays.append)
+    done = deliver.deliver(notes.deliveries_dir / f"{record['id']}.json",
+                           environ={"GITPAAS_WEBHOOK_RETRY_BASE": "0.5"}, sleep=delays.append)
     assert delays == [0.5, 1.0]
     assert done["status"] == "delivered" and done["webhooks"][0]["status"] == "delivered"
     assert [a.get("status_code") or a.get("error") for a in done["webhooks"][0]["attempts"]] == [
@@ -208,11 +210,11 @@ def test_deliverer_retries_with_backoff_and_records_attempts(settings, notes, sp
 def test_deliverer_gives_up_after_the_last_attempt(settings, notes, spawned, monkeypatch):
     notes.add_webhook("https://example.com/hook")
     announce_release(settings, "shop", made_up_release(), "")
-    monkeypatch.setattr(notify, "post_webhook", lambda *args, **kwargs: {"at": "t", "status_code": 500})
+    monkeypatch.setattr(deliver, "post_webhook", lambda *args, **kwargs: {"at": "t", "status_code": 500})
     delays = []
     [record] = notes.deliveries()
-    done = notify.deliver(notes.deliveries_dir / f"{record['id']}.json",
-                          environ={"GITPAAS_WEBHOOK_ATTEMPTS": "3"}, sleep=delays.append)
+    done = deliver.deliver(notes.deliveries_dir / f"{record['id']}.json",
+                           environ={"GITPAAS_WEBHOOK_ATTEMPTS": "3"}, sleep=delays.append)
     assert delays == [2.0, 4.0]
     assert done["status"] == "failed" and len(done["webhooks"][0]["attempts"]) == 3
 

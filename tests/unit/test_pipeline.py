@@ -1,71 +1,140 @@
-"""The release half of the pipeline (release phase → swap → record) against an in-memory scheduler and router.
-
-No build and no Docker: a release is created with ``pipeline.create_release`` for a made-up image,
-then ``pipeline.release_and_swap`` runs it. The fakes keep what a user could observe: which
-processes run, what the router sends traffic to, and the records on disk.
+"""The story of a release against the shared in-memory fakes: ``deploy_push`` end to end (a real
+bare repository and commit, a fake builder, a fake scheduler and router), then the release half
+(release phase → swap → record) case by case. Milliseconds each; what is asserted is what a user
+could observe: the push's output, the records on disk, which processes run, where traffic goes.
 """
 
 from __future__ import annotations
 
-
 import pytest
 
+from fakes import PROCESS_TYPES, SLUG_ID, commit, deploy, move_branch, routed, running
 from gitpaas import pipeline
-from gitpaas.errors import (
-    BootFailed,
-    BuildFailed,
-    EnvironmentProblem,
-    PushRefused,
-    ReleaseFailed,
-)
-from gitpaas.output import RecordingOutput, explain_failure
-from gitpaas.platform import Platform
-from gitpaas.release import Release
+from gitpaas.errors import BootFailed, BuildFailed, EnvironmentProblem, ProcfileError, PushRefused, ReleaseFailed
+from gitpaas.formation import next_formation
+from gitpaas.hook import explain_failure
+from gitpaas.identity import OPERATOR, Actor, account_id
+from gitpaas.operations import create_app, scale
+from gitpaas.output import RecordingOutput
+from gitpaas.release import describe_timings
 from gitpaas.scheduler import RunResult
-from gitpaas.settings import Settings
-from fakes import FakeRouter, FakeScheduler, FakeSlugs
 
-SLUG_ID = "01234567-89ab-4def-8123-456789abcdef"
-PROCESS_TYPES = {"web": "python3 app.py", "worker": "python3 worker.py", "release": "./migrate.sh"}
+APP_FILES = {"Procfile": "web: python3 app.py\nrelease: ./migrate.sh\n", "app.py": "print('hi')\n"}
 
 
 @pytest.fixture
-def scheduler() -> FakeScheduler:
-    return FakeScheduler()
+def pushed(tmp_path):
+    """A platform whose app "web" has a real bare repository; ``push(files)`` deploys a commit of them."""
+    from fakes import make_platform
+
+    platform = make_platform(tmp_path)
+    create_app(platform, "web")
+    repo = platform.apps.repo_path("web")
+
+    def push(files=APP_FILES, ref="refs/heads/main", actor=OPERATOR):
+        old, new = commit(repo, files)
+        output = RecordingOutput()
+        try:
+            release = pipeline.deploy_push(platform, "web", old, new, ref, output, actor)
+        except Exception as exc:
+            exc.output = output  # type: ignore[attr-defined]  (for the test to read)
+            raise
+        move_branch(repo, new)
+        return release, output
+    push.platform = platform  # type: ignore[attr-defined]
+    return push
 
 
-@pytest.fixture
-def router(tmp_path) -> FakeRouter:
-    return FakeRouter(tmp_path / "routes")
+# --- deploy_push: what happens on git push -------------------------------------------------------
 
 
-@pytest.fixture
-def platform(tmp_path, scheduler, router) -> Platform:
-    settings = Settings(home=tmp_path / "home", http_port=8080, release_timeout=9, boot_timeout=5, stop_timeout=3,
-                        startup_window=0)
-    platform = Platform(settings, scheduler=scheduler, router=router, docker_client=object(), slugs=FakeSlugs())
-    platform.apps.create("shop")
-    return platform
+def test_a_push_builds_releases_and_routes_to_the_new_release(pushed):
+    platform = pushed.platform
+    release, output = pushed()
+
+    assert (release.version, release.status, release.current) == (1, "succeeded", True)
+    assert release.description.startswith("Deploy ") and release.commit
+    assert release.process_types == {"web": "python3 app.py", "release": "./migrate.sh"}
+    assert release.build_log and release.build_log.endswith(".log")
+    assert {"receive", "build", "release", "health", "swap", "total"} <= set(release.timings)
+    assert running(platform) == ["web.1@v1"] and routed(platform, "web") == [1]
+    (job, _timeout), = platform.scheduler.runs
+    assert (job.type, job.command) == ("release", "./migrate.sh")
+    assert output.lines[0].startswith("-----> Deploying web: main at ")
+    assert "       Procfile: web, release" in output.lines
+    assert "-----> Building with a fake builder" in output.lines
+    assert "       Step 1/1 : COPY . /app" in output.lines
+    assert output.lines[-2].startswith("-----> Deployed v1 in ")
+    assert output.lines[-1] == "       http://web.localhost:8080/"
 
 
-def deploy(platform: Platform, process_types=PROCESS_TYPES, config_vars=None, output=None) -> Release:
-    app = platform.apps.get("shop")
-    release = pipeline.create_release(
-        platform, app, description="Deploy abc1234", source_image="gitpaas-test/shop:build-1", slug_id=SLUG_ID,
-        commit="abc1234" + "0" * 33,
-        process_types=dict(process_types), config_vars=config_vars or {})
-    return pipeline.release_and_swap(platform, app, release, output or RecordingOutput())
+def test_the_pusher_is_recorded_as_the_release_user(pushed):
+    release, _ = pushed(actor=Actor("dev@example.com"))
+    assert release.user == {"email": "dev@example.com", "id": account_id("dev@example.com")}
+    operator, _ = pushed()
+    assert operator.user["email"].partition("@")[0]  # the local OS user at this host
 
 
-def running(scheduler: FakeScheduler) -> list[str]:
-    return sorted(f"{p.name}@v{p.release_version}" for p in scheduler.running)
+def test_a_second_push_swaps_and_retires_the_first(pushed):
+    pushed()
+    second, _ = pushed({**APP_FILES, "app.py": "print('v2')\n"})
+    assert second.version == 2
+    assert running(pushed.platform) == ["web.1@v1 stopping", "web.1@v2"]
+    assert routed(pushed.platform, "web") == [2]
 
 
-def web_backends(scheduler: FakeScheduler, version: int) -> list[tuple[str, int]]:
-    return [p.address for p in scheduler.running if p.type == "web" and p.release_version == version]
+def test_a_failed_build_refuses_the_push_with_its_log_and_releases_nothing(pushed):
+    pushed()
+    pushed.platform.builders[0].failure = "step 3 exited 1"
+    with pytest.raises(BuildFailed) as caught:
+        pushed({**APP_FILES, "app.py": "broken"})
+    assert caught.value.log_path and caught.value.log_path.endswith(".log")
+    assert pushed.platform.apps.releases("web").versions() == [1]
+    assert running(pushed.platform) == ["web.1@v1"]
 
 
-# --- success -----------------------------------------------------------------------------------
+def test_a_bad_procfile_is_refused_before_the_build(pushed):
+    with pytest.raises(ProcfileError) as caught:
+        pushed({"Procfile": "web python3 app.py\n"})
+    assert caught.value.line == 1
+    assert pushed.platform.builders[0].requests == []
+
+
+def test_other_branches_and_deletions_are_refused(pushed):
+    with pytest.raises(PushRefused, match="only the main or master branch, not 'feature'"):
+        pushed(ref="refs/heads/feature")
+    repo = pushed.platform.apps.repo_path("web")
+    with pytest.raises(PushRefused, match="deleting main is not supported"):
+        pipeline.deploy_push(pushed.platform, "web", "1" * 40, "0" * 40, "refs/heads/main", RecordingOutput(), OPERATOR)
+    assert repo.is_dir()
+
+
+def test_a_push_whose_branch_moved_while_it_waited_is_refused(pushed):
+    pushed()
+    repo = pushed.platform.apps.repo_path("web")
+    stale_old, late = commit(repo, {**APP_FILES, "app.py": "print('late')\n"})
+    pushed({**APP_FILES, "app.py": "print('first')\n"})  # someone else's push landed while this one waited
+    with pytest.raises(PushRefused, match="moved to .* while this push waited"):
+        pipeline.deploy_push(pushed.platform, "web", stale_old, late, "refs/heads/main", RecordingOutput(), OPERATOR)
+    assert pushed.platform.apps.releases("web").versions() == [1, 2]
+
+
+def test_postdeploy_runs_once_after_the_first_release(pushed):
+    files = {**APP_FILES, "app.json": '{"scripts": {"postdeploy": "./seed.sh"}}'}
+    pushed(files)
+    pushed({**files, "app.py": "print('v2')\n"})
+    jobs = [job.type for job, _ in pushed.platform.scheduler.runs]
+    assert jobs == ["release", "postdeploy", "release"]
+    assert pushed.platform.apps.get("web").postdeploy["status"] == "succeeded"
+
+
+def test_buildpack_default_process_types_fill_what_the_procfile_lacks(pushed):
+    pushed.platform.builders[0].default_process_types = {"web": "gunicorn app:app", "worker": "celery"}
+    release, _ = pushed({"Procfile": "worker: python3 worker.py\n", "app.py": ""})
+    assert release.process_types == {"worker": "python3 worker.py", "web": "gunicorn app:app"}
+
+
+# --- the release half: release phase → swap → record ----------------------------------------------
 
 
 def test_first_release_runs_the_release_phase_then_serves(platform, scheduler, router):
@@ -81,46 +150,48 @@ def test_first_release_runs_the_release_phase_then_serves(platform, scheduler, r
     assert app.current_release == 1
     assert app.formation == {"web": 1, "worker": 0}
 
-    (spec, timeout), = scheduler.runs
-    assert (spec.type, spec.command, spec.image, spec.release_version) == ("release", "./migrate.sh", record.image, 1)
-    assert spec.env == {"DATABASE_URL": "postgres://db"}
+    (job, timeout), = scheduler.runs
+    assert (job.type, job.command, job.release.image, job.release.version) == ("release", "./migrate.sh", record.image, 1)
+    assert dict(job.release.env) == {"DATABASE_URL": "postgres://db"}
     assert timeout == 9
     assert platform.apps.releases("shop").output_path(1).read_text() == "Migrating…\ndone\n"
     assert "       Migrating…" in output.lines
 
-    assert running(scheduler) == ["web.1@v1"]
-    assert router.routes["shop"] == (["shop.localhost"], web_backends(scheduler, 1))
-    assert "       Routing http://shop.localhost:8080/ to v1 (1 web)" in output.lines
+    assert running(platform) == ["web.1@v1"]
+    assert router.routes["shop"][0] == ["shop.localhost"] and routed(platform) == [1]
+    (deployment,) = scheduler.deployments
+    assert (deployment.release.version, dict(deployment.formation)) == (1, {"web": 1, "worker": 0})
 
 
-def test_second_release_replaces_the_first_and_clears_its_current_flag(platform, scheduler, router):
+def test_second_release_replaces_the_first_and_clears_its_current_flag(platform, scheduler):
     deploy(platform)
     deploy(platform)
     releases = platform.apps.releases("shop")
     assert [(r.version, r.status, r.current) for r in releases.list()] == [(2, "succeeded", True), (1, "succeeded", False)]
     assert platform.apps.get("shop").current_release == 2
-    assert running(scheduler) == ["web.1@v2"]
-    assert scheduler.stopped == [(["web.1@v1"], 3)]  # the old processes, with the stop grace
-    assert router.routes["shop"][1] == web_backends(scheduler, 2)
+    assert running(platform) == ["web.1@v1 stopping", "web.1@v2"]
+    assert routed(platform) == [2]
 
 
 def test_scaled_quantities_are_kept_and_new_types_get_defaults(platform, scheduler):
     deploy(platform)
-    platform.scale("shop", {"web": 2, "worker": 1})
-    assert running(scheduler) == ["web.1@v1", "web.2@v1", "worker.1@v1"]
+    scale(platform, "shop", {"web": 2, "worker": 1})
+    assert running(platform) == ["web.1@v1", "web.2@v1", "worker.1@v1"]
 
     deploy(platform, {"web": "python3 app.py", "worker": "python3 worker.py", "clock": "python3 clock.py"})
+    scheduler.finish_retiring()
 
     assert platform.apps.get("shop").formation == {"web": 2, "worker": 1, "clock": 0}
-    assert running(scheduler) == ["web.1@v2", "web.2@v2", "worker.1@v2"]
+    assert running(platform) == ["web.1@v2", "web.2@v2", "worker.1@v2"]
 
 
 def test_a_type_dropped_from_the_procfile_leaves_the_formation(platform, scheduler):
     deploy(platform)
-    platform.scale("shop", {"worker": 1})
+    scale(platform, "shop", {"worker": 1})
     deploy(platform, {"web": "python3 app.py"})
+    scheduler.finish_retiring()
     assert platform.apps.get("shop").formation == {"web": 1}
-    assert running(scheduler) == ["web.1@v2"]
+    assert running(platform) == ["web.1@v2"]
 
 
 def test_no_release_command_skips_the_release_phase(platform, scheduler):
@@ -129,13 +200,13 @@ def test_no_release_command_skips_the_release_phase(platform, scheduler):
     assert scheduler.runs == []
     assert "-----> No release command in the Procfile: skipping the release phase" in output.lines
     assert platform.apps.releases("shop").get(1).status == "succeeded"
-    assert running(scheduler) == ["web.1@v1"]
+    assert running(platform) == ["web.1@v1"]
 
 
 def test_a_dockerfile_web_without_a_command_runs_the_image_default(platform, scheduler):
     deploy(platform, {"web": None})
-    (web,) = scheduler.running
-    assert web.command == ""  # the fake's rendering of "no command": the image's own
+    (deployment,) = scheduler.deployments
+    assert deployment.release.process_types == {"web": None}
     assert platform.apps.get("shop").formation == {"web": 1}
 
 
@@ -150,25 +221,27 @@ def test_a_stale_app_record_does_not_undo_what_happened_while_waiting(platform, 
     """deploy_push reads the app before it waits for the release lock; another release may finish meanwhile."""
     read_before_waiting = platform.apps.get("shop")
     deploy(platform)
-    platform.scale("shop", {"web": 2})
+    scale(platform, "shop", {"web": 2})
 
-    release = pipeline.create_release(platform, read_before_waiting, description="Deploy def5678", source_image="img", slug_id=SLUG_ID,
-                                      commit=None, process_types={"web": "python3 app.py"}, config_vars={})
-    pipeline.release_and_swap(platform, read_before_waiting, release, RecordingOutput())
+    release = pipeline.create_release(platform, read_before_waiting, OPERATOR, description="Deploy def5678",
+                                      source_image="gitpaas-test/shop:build-1", slug_id=SLUG_ID, commit=None,
+                                      process_types={"web": "python3 app.py"}, config_vars={})
+    pipeline.release_and_swap(platform, "shop", release, RecordingOutput())
+    scheduler.finish_retiring()
 
     releases = platform.apps.releases("shop")
     assert [(r.version, r.current) for r in releases.list()] == [(2, True), (1, False)]
     assert platform.apps.get("shop").formation == {"web": 2}
-    assert running(scheduler) == ["web.1@v2", "web.2@v2"]
+    assert running(platform) == ["web.1@v2", "web.2@v2"]
 
 
-# --- failures ----------------------------------------------------------------------------------
+# --- failures ------------------------------------------------------------------------------------
 
 
 def test_release_command_exiting_1_fails_the_release_and_touches_nothing(platform, scheduler, router):
     deploy(platform)
     before, routes_before = list(scheduler.running), dict(router.routes)
-    started_before = len(scheduler.started)
+    deployments_before = len(scheduler.deployments)
     scheduler.run_result = RunResult(exit_status=1)
 
     with pytest.raises(ReleaseFailed) as caught:
@@ -183,7 +256,7 @@ def test_release_command_exiting_1_fails_the_release_and_touches_nothing(platfor
     assert platform.apps.releases("shop").get(1).current is True
     assert platform.apps.get("shop").current_release == 1
     assert scheduler.running == before
-    assert len(scheduler.started) == started_before
+    assert len(scheduler.deployments) == deployments_before, "the scheduler was never asked to swap"
     assert router.routes == routes_before
 
 
@@ -218,31 +291,30 @@ def test_timed_out_or_stopped_release_command(platform, scheduler, result, reaso
 def test_a_process_that_does_not_boot_fails_the_release_and_is_stopped(platform, scheduler, router):
     deploy(platform)
     routes_before = dict(router.routes)
-    scheduler.boot_failure = BootFailed("web.1", "exited before accepting connections on PORT 5000", "Traceback…")
+    scheduler.boot_failure = "exited before accepting connections on PORT 5000"
 
-    with pytest.raises(ReleaseFailed) as caught:
+    with pytest.raises(BootFailed) as caught:
         deploy(platform)
 
-    assert caught.value.reason == "web.1 exited before accepting connections on PORT 5000"
-    assert isinstance(caught.value.__cause__, BootFailed)
+    assert str(caught.value) == "web.1 exited before accepting connections on PORT 5000"
+    assert (caught.value.version, caught.value.log_tail) == (2, "Traceback…")
     record = platform.apps.releases("shop").get(2)
     assert record.status == "failed"
     assert record.failure == {"reason": "web.1 exited before accepting connections on PORT 5000", "exit_status": None}
-    assert scheduler.stopped == [(["web.1@v2"], 0)]  # the new process, at once
-    assert running(scheduler) == ["web.1@v1"]
+    assert running(platform) == ["web.1@v1"]
     assert router.routes == routes_before
     assert platform.apps.get("shop").current_release == 1
     assert platform.apps.releases("shop").get(1).current is True
 
 
-def test_a_router_failure_stops_the_new_processes_and_records_why(platform, scheduler, router):
+def test_a_router_failure_records_why_and_keeps_the_old_release(platform, scheduler, router):
     deploy(platform)
     router.failure = EnvironmentProblem("nginx -t failed: bad config")
     with pytest.raises(EnvironmentProblem):
         deploy(platform)
     record = platform.apps.releases("shop").get(2)
     assert record.failure == {"reason": "nginx -t failed: bad config", "exit_status": None}
-    assert running(scheduler) == ["web.1@v1"]
+    assert running(platform) == ["web.1@v1"]
     assert platform.apps.get("shop").current_release == 1
 
 
@@ -255,13 +327,7 @@ def test_an_interrupted_release_phase_is_recorded_as_failed(platform, scheduler)
     assert scheduler.started == []
 
 
-# --- pure parts --------------------------------------------------------------------------------
-
-
-def test_next_formation():
-    assert pipeline.next_formation({}, PROCESS_TYPES) == {"web": 1, "worker": 0}
-    assert pipeline.next_formation({"web": 3, "old": 2}, {"web": "a", "new": "b"}) == {"web": 3, "new": 0}
-    assert pipeline.next_formation({"web": 0}, {"web": "a"}) == {"web": 0}
+# --- what the git hook tells the pusher ----------------------------------------------------------
 
 
 def test_explain_release_failure_names_the_output_and_what_keeps_running():
@@ -274,11 +340,20 @@ def test_explain_release_failure_names_the_output_and_what_keeps_running():
     ]
 
 
-def test_explain_build_failure_points_at_the_log():
-    error = BuildFailed("step 3 exited 1", "tail")
-    error.log_path = "/home/apps/shop/builds/x.log"  # type: ignore[attr-defined]
+def test_explain_boot_failure_names_the_release_too():
     output = RecordingOutput()
-    explain_failure(output, error, "shop", None)
+    explain_failure(output, BootFailed("web.1", "did not accept connections", version=5), "shop", 4)
+    assert output.lines == [
+        " !     web.1 did not accept connections",
+        " !     v5 is recorded as failed; see `gitpaas releases:output v5 -a shop`",
+        " !     shop keeps running v4, untouched.",
+    ]
+
+
+def test_explain_build_failure_points_at_the_log():
+    output = RecordingOutput()
+    explain_failure(output, BuildFailed("step 3 exited 1", "tail", log_path="/home/apps/shop/builds/x.log"),
+                    "shop", None)
     assert output.lines == [
         " !     build failed: step 3 exited 1",
         " !     Full build log: /home/apps/shop/builds/x.log",
@@ -292,39 +367,18 @@ def test_explain_a_refused_push_is_one_line():
     assert output.lines == [" !     gitpaas deploys only the main or master branch"]
 
 
-@pytest.mark.parametrize("command, expected", [
-    ("python3 app.py --port $PORT", "exec python3 app.py --port $PORT"),
-    ("gunicorn app:app > /dev/null", "exec gunicorn app:app > /dev/null"),
-    ("./migrate && ./serve", "./migrate && ./serve"),
-    ("trap '' TERM; sleep 10", "trap '' TERM; sleep 10"),
-    ("FOO=1 python3 app.py", "FOO=1 python3 app.py"),
-    ("echo $(date)", "echo $(date)"),
-    ("if true; then x; fi", "if true; then x; fi"),
-])
-def test_simple_commands_are_execd_so_the_app_gets_signals(command, expected):
-    from gitpaas.scheduler.docker_local import shell_command
-    assert shell_command(command) == ["/bin/sh", "-c", expected]
+# --- pure parts ----------------------------------------------------------------------------------
+
+
+def test_next_formation():
+    assert next_formation({}, PROCESS_TYPES) == {"web": 1, "worker": 0}
+    assert next_formation({"web": 3, "old": 2}, {"web": "a", "new": "b"}) == {"web": 3, "new": 0}
+    assert next_formation({"web": 0}, {"web": "a"}) == {"web": 0}
 
 
 def test_timings_are_recorded_and_described(platform):
-    from gitpaas.release import describe_timings
     release = deploy(platform)
     assert {"release", "health", "swap", "total"} <= set(release.timings)
     assert platform.apps.releases("shop").get(1).timings == release.timings
     line = describe_timings(12, {"receive": 0.04, "build": 0.5, "release": 0.3, "health": 0.2, "swap": 0.1, "total": 1.4})
     assert line == "deployed v12 in 1.4 s: receive 0.0, build 0.5, release 0.3, health 0.2, swap 0.1"
-
-
-def test_listening_sockets_are_read_from_the_process_network_namespace():
-    import os
-    import socket
-
-    from gitpaas.scheduler.docker_local import listening_in_container
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        port = listener.getsockname()[1]
-        assert listening_in_container(os.getpid(), port) is False, "bound is not listening"
-        listener.listen()
-        assert listening_in_container(os.getpid(), port) is True
-    assert listening_in_container(0, port) is None
-    assert listening_in_container(2 ** 22 + 17, port) is None, "no such process: cannot tell"

@@ -49,6 +49,12 @@ def test_app_config_rejects_hosts_that_could_break_the_config(host):
         render_app_config("shop", [host], [], port=80)
 
 
+@pytest.mark.parametrize("host", ["-shop.test", "shop-.test", "a" * 64 + ".test", ".".join(["a" * 63] * 4)])
+def test_app_config_rejects_hosts_dns_would_not_resolve(host):
+    with pytest.raises(UsageError, match="invalid host name"):
+        render_app_config("shop", [host], [], port=80)
+
+
 def test_app_config_needs_a_host():
     with pytest.raises(UsageError, match="at least one host"):
         render_app_config("shop", [], [], port=80)
@@ -60,9 +66,23 @@ def test_app_config_rejects_bad_backends(backend):
         render_app_config("shop", ["shop.localhost"], [backend], port=80)
 
 
-def test_app_config_rejects_bad_app_names():
+@pytest.mark.parametrize("app", ["../etc", "Shop", "1shop", "a" * 31])
+def test_app_config_rejects_bad_app_names(app):
     with pytest.raises(InvalidAppName):
-        render_app_config("../etc", ["shop.localhost"], [], port=80)
+        render_app_config(app, ["shop.localhost"], [], port=80)
+
+
+def test_app_config_refuses_an_app_name_ending_with_a_dash_as_heroku_does():
+    with pytest.raises(InvalidAppName):
+        render_app_config("shop-", ["shop.localhost"], [], port=80)
+
+
+def test_app_config_takes_a_30_character_app_name_with_inner_dashes():
+    name = "my-shop-" + "a" * 22
+
+    text = render_app_config(name, ["shop.localhost"], [("127.0.0.1", 80)], port=80)
+
+    assert f"upstream gitpaas-app-{name} {{" in text
 
 
 def test_main_config_keeps_everything_inside_the_router_dir(tmp_path):

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from gitpaas.errors import AppExists, AppNotFound, InvalidAppName, ReleaseNotFound
+from gitpaas.locks import AppLock
+from gitpaas.output import RecordingOutput
+from gitpaas.platform import Platform
 from gitpaas.release import Release
 from gitpaas.settings import Settings
 from gitpaas.store import files
@@ -241,37 +244,39 @@ def _hold_release_lock(home: str, held, release_now) -> None:
         release_now.wait(10)
 
 
-def test_release_lock_calls_on_wait_while_another_process_holds_it(tmp_path):
-    store = AppStore(Settings(home=tmp_path / "home"))
+def test_the_app_lock_says_so_while_another_process_holds_it(tmp_path):
+    settings = Settings(home=tmp_path / "home")
+    store = AppStore(settings)
     context = multiprocessing.get_context("fork")
     held, release_now = context.Event(), context.Event()
-    holder = context.Process(target=_hold_release_lock, args=(str(store.settings.home), held, release_now))
+    holder = context.Process(target=_hold_release_lock, args=(str(settings.home), held, release_now))
     holder.start()
-    try:
-        assert held.wait(10)
-        waits = []
 
-        def on_wait() -> None:
-            waits.append(True)
+    class Waiting(RecordingOutput):
+        def info(self, text: str) -> None:
+            super().info(text)
             release_now.set()  # let the holder go, so the acquire below can finish
 
-        with store.release_lock("shop", on_wait=on_wait):
+    try:
+        assert held.wait(10)
+        output = Waiting()
+        with AppLock(Platform(settings), "shop", output):
             assert release_now.is_set()
-        assert waits == [True]
+        assert output.lines == ["       Waiting for another release of shop to finish…"]
     finally:
         release_now.set()
         holder.join(10)
     assert holder.exitcode == 0
+    assert store.releases("shop").versions() == []
 
 
-def test_release_lock_does_not_call_on_wait_when_free(tmp_path):
-    store = AppStore(Settings(home=tmp_path / "home"))
-    waits = []
-    with store.release_lock("shop", on_wait=lambda: waits.append(True)):
-        pass
-    with store.release_lock("shop", on_wait=lambda: waits.append(True)):
-        pass
-    assert waits == []
+def test_the_app_lock_says_nothing_when_free(tmp_path):
+    settings = Settings(home=tmp_path / "home")
+    output = RecordingOutput()
+    for _ in range(2):
+        with AppLock(Platform(settings), "shop", output):
+            pass
+    assert output.lines == []
 
 
 def test_newest_walks_down_from_the_latest_without_scanning(tmp_path):

@@ -1,4 +1,4 @@
-"""Entry point of the git hooks: ``python -m gitpaas.git.hook pre-receive``.
+"""Entry point of the git hooks: ``python -m gitpaas.hook pre-receive``.
 
 Transport-neutral: git runs the same hook for a push to a local path, over SSH or over smart
 HTTP, with the pushed refs on standard input and the output relayed to the pusher as ``remote:``
@@ -14,8 +14,9 @@ import sys
 import traceback
 from pathlib import Path
 
-from gitpaas.errors import GitpaasError
-from gitpaas.output import StreamOutput, explain_failure
+from gitpaas.errors import BootFailed, BuildFailed, GitpaasError, ReleaseFailed
+from gitpaas.identity import Actor
+from gitpaas.output import Output, StreamOutput
 from gitpaas.pipeline import deploy_push
 from gitpaas.platform import Platform
 from gitpaas.settings import Settings
@@ -26,18 +27,35 @@ def app_name_of(git_dir: Path) -> str:
     return git_dir.resolve().parent.name
 
 
-def pre_receive(stdin_lines: list[str], platform: Platform, git_dir: Path, output: StreamOutput) -> int:
+def explain_failure(output: Output, exc: GitpaasError, app: str, running: int | None) -> None:
+    """Tell the pusher what failed, what is still running, and where to look next."""
+    output.warn(str(exc))
+    if isinstance(exc, BuildFailed) and exc.log_path:
+        output.warn(f"Full build log: {exc.log_path}")
+    version = getattr(exc, "version", None) if isinstance(exc, (ReleaseFailed, BootFailed)) else None
+    if version is not None:
+        output.warn(f"v{version} is recorded as failed; see `gitpaas releases:output v{version} -a {app}`")
+    if isinstance(exc, (BuildFailed, ReleaseFailed, BootFailed)):
+        output.warn(f"{app} keeps running v{running}, untouched." if running else f"{app} has nothing running yet.")
+
+
+def pre_receive(stdin_lines: list[str], platform: Platform, git_dir: Path, output: StreamOutput,
+                environ: dict[str, str] | None = None) -> int:
+    """Deploy each pushed ref, as the account git says pushed it (``GITPAAS_USER``, set by the SSH
+    and HTTPS shells) or else the server's operator (a local push); 0 when all went live."""
+    environ = dict(os.environ if environ is None else environ)
     app = app_name_of(git_dir)
+    actor = Actor(environ.get("GITPAAS_USER") or None)
     updates = [line.split() for line in stdin_lines if line.strip()]
     try:
         for old, new, ref in updates:
-            deploy_push(platform, app, old, new, ref, output, environ=os.environ)
+            deploy_push(platform, app, old, new, ref, output, actor, environ=environ)
     except GitpaasError as exc:
         running = None
         try:
             running = platform.apps.get(app).current_release
         except GitpaasError:
-            pass
+            pass  # the app itself is gone or unreadable: say only what failed
         explain_failure(output, exc, app, running)
         return 1
     except KeyboardInterrupt as exc:
@@ -60,7 +78,7 @@ def _interrupt(signum, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] != ["pre-receive"]:
-        print("usage: python -m gitpaas.git.hook pre-receive", file=sys.stderr)
+        print("usage: python -m gitpaas.hook pre-receive", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING)
     # A hang-up or terminate (the pusher's connection dropped, an admin's kill) unwinds the deploy like

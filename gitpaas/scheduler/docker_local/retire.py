@@ -1,4 +1,4 @@
-"""Retire old processes in the background: ``python -m gitpaas.scheduler.retire``.
+"""Retire old processes in the background: ``python -m gitpaas.scheduler.docker_local.retire``.
 
 Started detached by docker-local once the router no longer sends the processes anything, so a
 deploy returns as soon as the new release serves. For each container: wait ``drain`` seconds
@@ -51,7 +51,7 @@ def retire_one(client: docker.DockerClient, container_id: str, grace: float, dra
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gitpaas.scheduler.retire")
+    parser = argparse.ArgumentParser(prog="python -m gitpaas.scheduler.docker_local.retire")
     parser.add_argument("--log", required=True, type=Path)
     parser.add_argument("--grace", type=float, default=30.0)
     parser.add_argument("--drain", type=float, default=1.0)

@@ -6,17 +6,17 @@ Three files, each 0600 in a 0700 folder, readable with ``cat``:
 - ``tokens.json``   API tokens: id, user, the sha256 of the token, description, created_at,
                     revoked_at. The token itself is shown once, when created, and never stored;
 - ``ssh_keys.json`` public keys (Platform API ``key`` shape), from which ``ssh/authorized_keys`` is
-                    rewritten on every change: each key may run only ``gitpaas.git.ssh_shell``.
+                    rewritten on every change: each key may run only ``gitpaas.ssh_shell``.
 
 An app belongs to the account that created it (``App.owner``) and its collaborators;
-``Platform.can_access`` decides. This module only says who a token or a key belongs to.
+``operations.can_access`` decides. This module only says who a token or a key belongs to; the sshd
+that reads ``authorized_keys`` is configured by ``gitpaas.sshd``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import shlex
@@ -25,13 +25,12 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock
 
 from gitpaas.errors import EnvironmentProblem, UsageError, UserNotFound
+from gitpaas.identity import account_id
 from gitpaas.release import now_iso
 from gitpaas.settings import Settings
 from gitpaas.store.files import read_json, write_atomic, write_json
@@ -46,11 +45,6 @@ _EMAIL = re.compile(rf"[A-Za-z0-9._%+-]+@{_LABEL}(?:\.{_LABEL})*")
 _KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
               "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
-
-
-def account_id(email: str) -> str:
-    """The account's id: stable, derived from the e-mail (the same id releases record as their user)."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{email}"))
 
 
 def normalize_email(email: str) -> str:
@@ -94,17 +88,6 @@ class Accounts:
             if user["email"] == wanted:
                 return user
         raise UserNotFound(email)
-
-    def account_payload(self, email: str) -> dict[str, Any]:
-        """The user as a Platform API ``account`` (GET /account)."""
-        user = self.get_user(email)
-        return {
-            "allow_tracking": False, "beta": False, "created_at": user["created_at"], "email": user["email"],
-            "federated": False, "id": user["id"], "identity_provider": None, "last_login": None,
-            "name": user.get("name"), "sms_number": None, "suspended_at": None, "delinquent_at": None,
-            "two_factor_authentication": False, "updated_at": user["updated_at"], "verified": False,
-            "country_of_residence": None, "default_organization": None, "default_team": None,
-        }
 
     # --- tokens --------------------------------------------------------------------------
     def create_token(self, email: str, description: str = "") -> tuple[dict, str]:
@@ -189,7 +172,7 @@ class Accounts:
             command = " ".join([
                 "env", f"GITPAAS_HOME={shlex.quote(str(self.settings.home))}",
                 f"PATH={FORCED_COMMAND_PATH}",
-                shlex.quote(sys.executable), "-m", "gitpaas.git.ssh_shell", shlex.quote(key["email"]),
+                shlex.quote(sys.executable), "-m", "gitpaas.ssh_shell", shlex.quote(key["email"]),
             ])
             quoted = command.replace("\\", "\\\\").replace('"', '\\"')
             comment = f" {key['comment']}" if key.get("comment") else ""
@@ -254,106 +237,3 @@ def _fingerprint(line: str) -> str:
     if result.returncode != 0 or len(fields) < 2 or not fields[1].startswith("SHA256:"):
         raise UsageError("not a valid public key: ssh-keygen cannot read it")
     return fields[1]
-
-
-# --- the sshd that serves git push over SSH ---------------------------------------------------
-
-@dataclass(frozen=True)
-class SshdSetup:
-    config_path: Path
-    host_key_path: Path
-    authorized_keys_path: Path
-    port: int
-    listen: str
-    user: str
-    sshd: str
-
-    @property
-    def command(self) -> list[str]:
-        return [self.sshd, "-f", str(self.config_path)]
-
-
-SSHD_CONFIG = """\
-# Written by `gitpaas sshd:config`: an sshd that only serves `git push` to gitpaas.
-# Start it as root: {sshd} -f {config}   (foreground: add -D -e)
-Port {port}
-ListenAddress {listen}
-HostKey {host_key}
-PidFile {pid_file}
-AllowUsers {user}
-PermitRootLogin {root_login}
-AuthenticationMethods publickey
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-HostbasedAuthentication no
-UsePAM no
-AuthorizedKeysFile {authorized_keys}
-AuthorizedPrincipalsFile none
-StrictModes {strict_modes}
-DisableForwarding yes
-PermitTTY no
-PermitUserRC no
-PermitUserEnvironment no
-AcceptEnv GIT_PROTOCOL
-PrintMotd no
-PrintLastLog no
-"""
-
-
-def insecure_directories(path: Path, uid: int) -> list[Path]:
-    """The folders above ``path`` that sshd's StrictModes refuses: writable by group or others, or
-    owned by someone else than root and ``uid``."""
-    found = []
-    for folder in path.parents:
-        info = folder.stat()
-        if info.st_uid not in (0, uid) or info.st_mode & 0o022:
-            found.append(folder)
-    return found
-
-
-def configure_sshd(settings: Settings, accounts: Accounts, port: int, listen: str, user: str,
-                   strict_modes: bool = True) -> SshdSetup:
-    """Write ``$GITPAAS_HOME/ssh/``: sshd_config, a host key (kept when present) and authorized_keys."""
-    import pwd
-
-    folder = settings.home / "ssh"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        uid = pwd.getpwnam(user).pw_uid
-    except KeyError:
-        raise UsageError(f"there is no OS user {user!r} to accept git pushes as (see README: SSH)") from None
-    authorized_keys = accounts.write_authorized_keys()
-    if strict_modes and (bad := insecure_directories(authorized_keys, uid)):
-        owners = "root" if uid == 0 else f"root or {user}"
-        raise UsageError(f"sshd would refuse {authorized_keys}: {bad[0]} is writable by others or not owned by "
-                         f"{owners}; move GITPAAS_HOME or use --no-strict-modes")
-    host_key = folder / "ssh_host_ed25519_key"
-    if not host_key.exists():
-        keygen = shutil.which("ssh-keygen")
-        if keygen is None:
-            raise EnvironmentProblem("ssh-keygen is missing: install openssh-client (scripts/setup.sh does)")
-        subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", f"gitpaas@{settings.home_id}",
-                        "-f", str(host_key)], check=True, capture_output=True, timeout=60)
-    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
-    config = folder / "sshd_config"
-    write_atomic(config, SSHD_CONFIG.format(
-        sshd=sshd, config=config, port=port, listen=listen, host_key=host_key, pid_file=folder / "sshd.pid",
-        user=user, root_login="prohibit-password" if uid == 0 else "no", authorized_keys=authorized_keys,
-        strict_modes="yes" if strict_modes else "no",
-    ).encode(), PRIVATE)
-    setup = SshdSetup(config, host_key, authorized_keys, port, listen, user, sshd)
-    _check_config(setup)
-    return setup
-
-
-def _check_config(setup: SshdSetup) -> None:
-    """``sshd -t``: the config is valid (when sshd is installed and we may run it)."""
-    if not os.path.exists(setup.sshd) or os.geteuid() != 0:
-        return
-    # sshd needs its privilege separation folder, which Debian's service unit would create.
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    result = subprocess.run([setup.sshd, "-t", "-f", str(setup.config_path)], check=False, capture_output=True,
-                            text=True, timeout=30)
-    if result.returncode != 0:
-        raise EnvironmentProblem(f"sshd -t refused {setup.config_path}: {result.stderr.strip()}")

@@ -1,4 +1,4 @@
-"""The forced command of every gitpaas SSH key: ``python -m gitpaas.git.ssh_shell EMAIL``.
+"""The forced command of every gitpaas SSH key: ``python -m gitpaas.ssh_shell EMAIL``.
 
 sshd runs it (from ``authorized_keys``) instead of whatever the client asked for, which it leaves in
 ``SSH_ORIGINAL_COMMAND``. Only ``git-receive-pack 'APP.git'`` (push) and ``git-upload-pack
@@ -16,9 +16,11 @@ import shlex
 import sys
 from collections.abc import Mapping
 
-from gitpaas.auth import Accounts
+from gitpaas.accounts import Accounts
 from gitpaas.errors import GitpaasError
+from gitpaas.identity import Actor
 from gitpaas.names import validate_app_name
+from gitpaas.operations import can_access
 from gitpaas.platform import Platform
 from gitpaas.settings import Settings
 
@@ -53,7 +55,7 @@ def authorize(platform: Platform, email: str, command: str, app: str) -> None:
     try:
         validate_app_name(app)
         Accounts(platform.settings).get_user(email)
-        allowed = platform.can_access(email, app)
+        allowed = can_access(platform, Actor(email), app)
     except GitpaasError:
         raise refusal from None
     if not allowed:
@@ -62,7 +64,7 @@ def authorize(platform: Platform, email: str, command: str, app: str) -> None:
 
 def run(argv: list[str], environ: Mapping[str, str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m gitpaas.git.ssh_shell EMAIL (run by sshd from gitpaas's authorized_keys)",
+        print("usage: python -m gitpaas.ssh_shell EMAIL (run by sshd from gitpaas's authorized_keys)",
               file=sys.stderr)
         return 2
     email = argv[0]

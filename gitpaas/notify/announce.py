@@ -1,0 +1,69 @@
+"""Announcing a release, inside the deploy: queue the event and hand it to a detached deliverer.
+
+``announce_release`` writes ``deliveries/ID.json`` and starts ``python -m gitpaas.notify deliver
+FILE``; it never waits for a receiver and never raises, so notifications can neither slow nor
+fail a deploy. Problems go to ``$GITPAAS_HOME/logs/notify.log`` instead.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+from gitpaas.notify.event import release_event
+from gitpaas.notify.store import PENDING, Notifications
+from gitpaas.release import FAILED, Release, now_iso
+from gitpaas.settings import Settings
+from gitpaas.store.files import write_json
+
+
+def announce_release(settings: Settings, app_name: str, release: Release, output_tail: str) -> None:
+    """Queue the event for ``release`` and start a detached deliverer. Never raises, never waits."""
+    try:
+        notes = Notifications.for_app(settings, app_name)
+        hooks = notes.webhooks()
+        email = notes.email() if release.status == FAILED else None
+        if not hooks and email is None:
+            return
+        event = release_event(release, output_tail)
+        record = {
+            "id": event["id"], "app": app_name, "release": release.version, "release_status": release.status,
+            "created_at": event["created_at"], "status": PENDING, "deliverer_pid": None,
+            "failure": release.failure,
+            "webhooks": [{"webhook_id": hook.id, "url": hook.url, "delivery_id": str(uuid.uuid4()),
+                          "status": PENDING, "attempts": []} for hook in hooks],
+            "email": None if email is None else {"to": email.to, "smtp": email.smtp, "status": PENDING, "attempts": []},
+            "event": event,
+        }
+        path = notes.deliveries_dir / f"{event['id']}.json"
+        write_json(path, record, mode=0o600)
+        deliverer = subprocess.Popen(
+            [sys.executable, "-m", "gitpaas.notify", "deliver", str(path)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, close_fds=True, env={**os.environ, "GITPAAS_HOME": str(settings.home)},
+        )
+        # Reap it when it ends, so a long-lived caller (the API) collects no zombies; a caller that
+        # exits first (the git hook) leaves it running on its own.
+        threading.Thread(target=deliverer.wait, name="gitpaas-deliverer-reaper", daemon=True).start()
+    except Exception as exc:
+        # Best effort on purpose: the release is already decided and recorded; a broken settings
+        # file, a full disk or a failed spawn must never fail the deploy, so it is only logged.
+        version = getattr(release, "version", "?")
+        log_problem(settings.home, f"{app_name} v{version}: could not announce the release: {exc!r}")
+
+
+def log_problem(home: Path, message: str) -> None:
+    """Append one line to ``$GITPAAS_HOME/logs/notify.log``; silently give up if that fails too."""
+    try:
+        path = Path(home) / "logs" / "notify.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"{now_iso()} {message}\n")
+    except Exception:
+        # The last resort of a best-effort path: with no log to write to there is nowhere left to
+        # report, and raising would fail the deploy (or the deliverer) over a notification.
+        pass

@@ -1,0 +1,92 @@
+"""A release event in Heroku's app-webhook shape, its signature, and the failure e-mail.
+
+Pure: records in, dicts, headers and messages out. The deliverer sends them; nothing here
+touches the disk or the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import uuid
+from email.message import EmailMessage
+from typing import Any
+
+from gitpaas.release import Release, now_iso
+
+OUTPUT_TAIL_LINES = 20
+SIGNATURE_HEADER = "Heroku-Webhook-Hmac-SHA256"
+API_VERSION = "application/vnd.heroku+json; version=3"
+
+
+def tail_lines(text: str, lines: int = OUTPUT_TAIL_LINES) -> str:
+    kept = text.splitlines()[-lines:]
+    return "\n".join(kept) + ("\n" if kept else "")
+
+
+def release_event(release: Release, output_tail: str, *, event_id: str | None = None) -> dict[str, Any]:
+    """The app-webhook event for ``release``, without the per-delivery ``webhook_metadata``."""
+    created = now_iso()
+    return {
+        "id": event_id or str(uuid.uuid4()),
+        "created_at": created,
+        "published_at": created,
+        "resource": "release",
+        "action": "update",
+        "actor": dict(release.user),
+        "previous_data": {},
+        "data": release.to_api(),
+        "version": API_VERSION,
+        "output_tail": tail_lines(output_tail),
+    }
+
+
+def webhook_payload(event: dict[str, Any], webhook_id: str, delivery_id: str, attempt_id: str) -> dict[str, Any]:
+    """``event`` as one attempt of one delivery to one webhook sends it."""
+    payload = dict(event, published_at=now_iso())
+    payload["webhook_metadata"] = {
+        "attempt": {"id": attempt_id},
+        "delivery": {"id": delivery_id},
+        "event": {"id": event["id"], "include": "api:release"},
+        "webhook": {"id": webhook_id},
+    }
+    return payload
+
+
+def sign(secret: str, body: bytes) -> str:
+    """Heroku's webhook signature: base64 of the HMAC-SHA256 of the body, keyed by the secret."""
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def webhook_headers(secret: str, event_id: str, body: bytes) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "gitpaas-webhooks",
+        "Heroku-Webhook-Id": event_id,
+        SIGNATURE_HEADER: sign(secret, body),
+    }
+
+
+def failure_email(record: dict[str, Any], sender: str) -> EmailMessage:
+    """The plain-text message about a failed release, from its delivery record."""
+    app, data, version = record["app"], record["event"]["data"], record["release"]
+    failure = record.get("failure") or {}
+    reason = failure.get("reason") or "unknown reason"
+    exit_status = failure.get("exit_status")
+    tail = record["event"].get("output_tail") or "(no output)\n"
+    message = EmailMessage()
+    message["Subject"] = f"gitpaas: {app} v{version} failed: {reason}"
+    message["From"] = sender
+    message["To"] = ", ".join(record["email"]["to"])
+    message.set_content(
+        f"Release v{version} of {app} failed; the previous release keeps running.\n\n"
+        f"Release:      v{version} ({data.get('description')})\n"
+        f"By:           {(data.get('user') or {}).get('email', '-')}\n"
+        f"Reason:       {reason}\n"
+        f"Exit status:  {'-' if exit_status is None else exit_status}\n\n"
+        f"Last {OUTPUT_TAIL_LINES} lines of the release command's output:\n\n"
+        + "".join(f"    {line}\n" for line in tail.splitlines())
+        + f"\nThe whole output: gitpaas releases:output v{version} -a {app}\n"
+    )
+    return message

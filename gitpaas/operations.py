@@ -1,0 +1,237 @@
+"""What a team member does to an app besides releasing it: create and destroy it, scale, restart
+and stop its processes, route domains to it, share it, prune its slugs, clear its build cache.
+
+Each operation takes the platform (the parts) and the names it acts on, holds the app's release
+lock where it changes what runs, and asks the scheduler for a whole deployment
+(``gitpaas.formation``) rather than container by container. The shells (CLI, API) call these.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from gitpaas.build import cache
+from gitpaas.errors import ProcessNotFound, UsageError
+from gitpaas.formation import check_quantities, deployment, hosts
+from gitpaas.git.repo import init_bare, install_hooks
+from gitpaas.identity import Actor
+from gitpaas.locks import release_lock
+from gitpaas.names import validate_host
+from gitpaas.output import NullOutput, Output
+from gitpaas.platform import Platform
+from gitpaas.release import Release
+from gitpaas.retention import apply_retention
+from gitpaas.scheduler import Process
+from gitpaas.settings import read_home_record
+from gitpaas.store.apps import App
+from gitpaas.store.files import write_json
+
+
+# --- the home --------------------------------------------------------------------------------
+
+def init_home(platform: Platform) -> None:
+    """Create the home and record its router settings, so later commands find the same router."""
+    settings = platform.settings
+    settings.home.mkdir(parents=True, exist_ok=True)
+    if not read_home_record(settings.home):
+        write_json(settings.home / "home.json", {
+            "home": str(settings.home), "domain": settings.domain, "http_port": settings.http_port,
+            "https_port": settings.https_port, "home_id": settings.home_id, "scheduler": settings.scheduler,
+        })
+
+
+def purge_home(platform: Platform) -> None:
+    """Remove every container, image and network of this home, stop its router, delete its files."""
+    platform.scheduler.purge()
+    platform.slugs.purge()
+    platform.router.stop()
+    shutil.rmtree(platform.settings.home, ignore_errors=True)
+
+
+# --- apps ------------------------------------------------------------------------------------
+
+def create_app(platform: Platform, name: str, owner: str | None = None) -> App:
+    init_home(platform)
+    app = platform.apps.create(name)
+    if owner:
+        app.owner = owner
+        platform.apps.save(app)
+    try:
+        init_bare(platform.apps.repo_path(name))
+        install_hooks(platform.apps.repo_path(name), platform.settings)
+    except BaseException:
+        platform.apps.delete(name)
+        raise
+    return app
+
+
+def destroy_app(platform: Platform, name: str) -> None:
+    with release_lock(platform, name):
+        platform.scheduler.destroy(name)
+        platform.slugs.destroy(name)
+        platform.router.remove_app(name)
+        platform.apps.delete(name)
+
+
+def can_access(platform: Platform, actor: Actor, name: str) -> bool:
+    """May ``actor`` use app ``name``? The server's operator may use every app."""
+    app = platform.apps.get(name)
+    return actor.may_use(app.owner, app.collaborators)
+
+
+def current_release(platform: Platform, name: str) -> Release | None:
+    app = platform.apps.get(name)
+    return platform.apps.releases(name).get(app.current_release) if app.current_release else None
+
+
+def app_info(platform: Platform, name: str) -> dict[str, Any]:
+    app = platform.apps.get(name)
+    release = current_release(platform, name)
+    commands = release.process_types if release else {}
+    return {
+        "id": app.id, "name": app.name, "git_url": str(platform.apps.repo_path(name)),
+        "web_url": platform.settings.web_url(name), "created_at": app.created_at, "updated_at": app.updated_at,
+        "current_release": app.current_release and f"v{app.current_release}",
+        "formation": [{"type": t, "quantity": q, "command": commands.get(t)} for t, q in app.formation.items()],
+        "domains": app.domains, "retention": app.retention, "postdeploy": app.postdeploy,
+    }
+
+
+def add_collaborator(platform: Platform, name: str, email: str, output: Output | None = None) -> None:
+    with release_lock(platform, name, output):
+        app = platform.apps.get(name)
+        if email == app.owner or email in app.collaborators:
+            raise UsageError(f"{email} already has access to {name}")
+        app.collaborators.append(email)
+        platform.apps.save(app)
+
+
+def remove_collaborator(platform: Platform, name: str, email: str, output: Output | None = None) -> str:
+    wanted = email.strip().lower()
+    with release_lock(platform, name, output):
+        app = platform.apps.get(name)
+        if wanted == app.owner:
+            raise UsageError(f"{wanted} owns {name}; an owner's access cannot be removed")
+        if wanted not in app.collaborators:
+            raise UsageError(f"{wanted} is not a collaborator on {name} (see `gitpaas access -a {name}`)")
+        app.collaborators.remove(wanted)
+        platform.apps.save(app)
+    return wanted
+
+
+def clear_build_cache(platform: Platform, name: str, output: Output | None = None) -> int:
+    """Empty the app's build cache (the next build starts cold); returns the bytes freed. Under the
+    release lock, so never while one of the app's builds is using it."""
+    with release_lock(platform, name, output):
+        return cache.clear(platform.apps.app_dir(name) / "cache")
+
+
+# --- domains ---------------------------------------------------------------------------------
+
+def app_hosts(platform: Platform, name: str) -> list[str]:
+    return hosts(platform.settings, platform.apps.get(name))
+
+
+def add_domain(platform: Platform, name: str, host: str, output: Output | None = None) -> list[str]:
+    host = validate_host(host)
+    with release_lock(platform, name, output):
+        for other in platform.apps.list():
+            if host in hosts(platform.settings, other):
+                raise UsageError(f"{host} is already routed to {other.name}" + (
+                    "" if other.name != name else " (it is one of its domains)"))
+        app = platform.apps.get(name)
+        app.domains.append(host)
+        platform.apps.save(app)
+        _reroute(platform, app, output or NullOutput())
+        return hosts(platform.settings, app)
+
+
+def remove_domain(platform: Platform, name: str, host: str, output: Output | None = None) -> list[str]:
+    with release_lock(platform, name, output):
+        app = platform.apps.get(name)
+        if host not in app.domains:
+            raise UsageError(f"{host} is not a domain of {name} (see `gitpaas domains -a {name}`)")
+        app.domains.remove(host)
+        platform.apps.save(app)
+        _reroute(platform, app, output or NullOutput())
+        return hosts(platform.settings, app)
+
+
+def _reroute(platform: Platform, app: App, output: Output) -> None:
+    """The same formation, routed on the app's new host names (nothing is restarted)."""
+    release = current_release(platform, app.name)
+    if release is not None:
+        platform.scheduler.deploy(deployment(platform.settings, app, release, app.formation), output)
+
+
+# --- the formation ---------------------------------------------------------------------------
+
+def processes(platform: Platform, name: str) -> list[Process]:
+    platform.apps.get(name)
+    return platform.scheduler.processes(name)
+
+
+def scale(platform: Platform, name: str, changes: dict[str, int], output: Output | None = None) -> dict[str, int]:
+    """Change quantities and apply them to the running release (no new release)."""
+    check_quantities(changes)
+    with release_lock(platform, name, output):
+        app = platform.apps.get(name)
+        release = _released(platform, name)
+        unknown = sorted(set(changes) - set(app.formation))
+        if unknown:
+            raise UsageError(f"no process type {unknown[0]!r} in v{release.version}'s Procfile "
+                             f"(it has: {', '.join(app.formation) or 'none'})")
+        formation = {**app.formation, **changes}
+        platform.scheduler.deploy(deployment(platform.settings, app, release, formation), output or NullOutput())
+        app.formation = formation
+        platform.apps.save(app)
+    return formation
+
+
+def restart(platform: Platform, name: str, target: str | None = None, output: Output | None = None) -> list[str]:
+    """Replace processes (all, one type, or one ``type.N``) with fresh ones, with no downtime."""
+    with release_lock(platform, name, output):
+        app = platform.apps.get(name)
+        release = _released(platform, name)
+        chosen = {p.name for p in platform.scheduler.processes(name)
+                  if not p.one_off and not p.retiring and target in (None, p.type, p.name)}
+        if not chosen:
+            if target is None:
+                raise UsageError(f"{name} has no processes running (scale it with `gitpaas ps:scale web=1 -a {name}`)")
+            raise ProcessNotFound(name, target)
+        platform.scheduler.deploy(deployment(platform.settings, app, release, app.formation, replace=chosen),
+                                  output or NullOutput())
+        return sorted(chosen)
+
+
+def stop_process(platform: Platform, name: str, dyno: str, output: Output | None = None) -> str:
+    """``ps:stop``: a one-off (``release.1234``) is killed — a release command then fails as
+    "release command stopped"; a formation process is restarted, as Heroku does."""
+    matches = [p for p in processes(platform, name) if p.name == dyno and not p.retiring]
+    if not matches:
+        raise ProcessNotFound(name, dyno)
+    if matches[0].one_off:
+        platform.scheduler.stop(name, dyno)
+        return "stopped"
+    restart(platform, name, dyno, output)
+    return "restarted"
+
+
+def _released(platform: Platform, name: str) -> Release:
+    release = current_release(platform, name)
+    if release is None:
+        raise UsageError(f"{name} has no release yet: deploy it with git push first")
+    return release
+
+
+# --- retention -------------------------------------------------------------------------------
+
+def set_retention(platform: Platform, name: str, keep: int | None) -> list[int]:
+    if keep is not None and keep < 1:
+        raise UsageError("--keep must be at least 1 (the current release)")
+    with release_lock(platform, name):
+        app = platform.apps.get(name)
+        app.retention = keep
+        platform.apps.save(app)
+        return apply_retention(platform, name)

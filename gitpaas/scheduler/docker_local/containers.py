@@ -1,0 +1,238 @@
+"""docker-local's containers: one per process, on this machine's Docker engine.
+
+Every container runs with ``--init`` (so signals reach the app), on the home's own bridge network,
+labelled with the home, app, release and process type, and named
+``gp-<home id>-APP.web.1.vN-xxxx``. Formation processes restart ``unless-stopped``; web ones get
+``$PORT`` (5000 inside) published on a free loopback port, which the router proxies to.
+
+A container being retired is renamed with the ``-retiring`` suffix first, so every gitpaas process
+sees it as ``stopping`` from then on, whatever the detached retirer is doing to it.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shlex
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import docker
+from docker.errors import APIError, NotFound
+from docker.models.containers import Container
+from filelock import FileLock
+
+from gitpaas import labels
+from gitpaas.errors import BootFailed, EnvironmentProblem
+from gitpaas.scheduler import ONE_OFF_TYPES, Process, ReleaseSpec
+from gitpaas.settings import Settings
+
+#: Port every web process listens on inside its container (given to it as ``$PORT``).
+WEB_PORT = 5000
+#: suffix of the name of a container being retired (SIGTERM, then SIGKILL) in the background
+RETIRING = "-retiring"
+#: container label holding the release's id, and the Procfile command as written
+RELEASE_ID = "gitpaas.release-id"
+COMMAND = "gitpaas.command"
+LOG_TAIL = 20
+_STATES = {"created": "starting", "running": "up", "restarting": "crashed", "exited": "crashed", "dead": "crashed",
+           "paused": "down", "removing": "down"}
+
+_COMPOUND = re.compile(r"[;&|()`\n]|\$\(")
+_KEYWORDS = {"if", "for", "while", "until", "case", "{", "!", "[[", "function", "exec", "time"}
+
+
+def shell_command(command: str) -> list[str]:
+    """``/bin/sh -c COMMAND``, with a simple command exec'd (as bash does) so that the app itself,
+    not a shell, is the init's child: it gets SIGTERM first hand and its exit status is the process's."""
+    words = command.split(maxsplit=1)
+    simple = words and not _COMPOUND.search(command) and "=" not in words[0] and words[0] not in _KEYWORDS
+    return ["/bin/sh", "-c", f"exec {command}" if simple else command]
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Dyno:
+    """A process as docker-local knows it: the dyno, its container, and where the router reaches it."""
+
+    process: Process
+    container: Container
+    #: the loopback (host, port) its $PORT is published on; None for processes that are not web
+    address: tuple[str, int] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.process.name
+
+
+def to_dyno(container: Container) -> Dyno:
+    tags = container.labels
+    state = container.attrs.get("State", {})
+    address = None
+    ports = (container.attrs.get("HostConfig", {}).get("PortBindings") or {}).get(f"{WEB_PORT}/tcp")
+    if ports:
+        address = (ports[0].get("HostIp") or "127.0.0.1", int(ports[0]["HostPort"]))
+    status = "crashed" if state.get("Restarting") else _STATES.get(container.status, container.status)
+    if container.name.endswith(RETIRING):
+        status = "stopping"
+    process = Process(
+        id=container.id, app=tags[labels.APP], type=tags[labels.PROCESS_TYPE],
+        index=int(tags[labels.DYNO].rsplit(".", 1)[1]), release_version=int(tags[labels.RELEASE]),
+        release_id=tags.get(RELEASE_ID, ""),
+        command=tags.get(COMMAND) or shlex.join(container.attrs.get("Config", {}).get("Cmd") or []),
+        state=status, created_at=container.attrs.get("Created", "")[:19] + "Z",
+        restarts=int(container.attrs.get("RestartCount", 0)),
+    )
+    return Dyno(process, container, address)
+
+
+class Containers:
+    """The containers of one gitpaas home: find them by label, start, stop and tail them."""
+
+    def __init__(self, client: docker.DockerClient, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self._network_ready = False
+
+    # --- finding ---------------------------------------------------------------------------
+    def find(self, app: str | None = None, **extra: str) -> list[Container]:
+        """Containers with these labels; one removed while being listed is simply not listed."""
+        wanted = labels.for_home(self.settings) if app is None else labels.for_app(self.settings, app)
+        wanted.update(extra)
+        found = []
+        for summary in self.client.api.containers(all=True, filters=labels.filters(wanted)):
+            try:
+                found.append(self.client.containers.get(summary["Id"]))
+            except NotFound:
+                pass  # removed while being listed: it is simply not listed
+        return found
+
+    def dynos(self, app: str) -> list[Dyno]:
+        """The app's formation processes and any running one-off (``release.1234``)."""
+        roles = ("process", *ONE_OFF_TYPES)
+        found = [to_dyno(c) for c in self.find(app) if c.labels.get(labels.ROLE) in roles]
+        return sorted(found, key=lambda d: (d.process.one_off, d.process.type != "web", d.process.type,
+                                            d.process.index, d.process.release_version))
+
+    def refresh(self, dyno: Dyno) -> Dyno | None:
+        """The dyno as its container is now; None when it is gone."""
+        try:
+            return to_dyno(self.client.containers.get(dyno.process.id))
+        except NotFound:
+            return None
+
+    # --- starting --------------------------------------------------------------------------
+    def network(self) -> str:
+        """The home's bridge network, created once (under a lock: Docker allows duplicate names)."""
+        name = self.settings.network_name
+        if self._network_ready:
+            return name
+        locks = self.settings.home / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(locks / "network.lock")):
+            if not self.client.networks.list(names=[name]):
+                try:
+                    self.client.networks.create(name, driver="bridge", check_duplicate=True,
+                                                labels=labels.for_home(self.settings))
+                except APIError as exc:
+                    if exc.status_code != 409:
+                        raise EnvironmentProblem(f"cannot create network {name}: {exc.explanation}") from exc
+        self._network_ready = True
+        return name
+
+    def run_args(self, release: ReleaseSpec, process_type: str, index: int, command: str | None,
+                 role: str) -> dict:
+        """``containers.run``/``create`` arguments for one process of ``release``."""
+        dyno = f"{process_type}.{index}"
+        env: dict[str, str] = dict(release.env)
+        env["DYNO"] = dyno
+        # docker stop signals PID 1, the init (tini); this makes it signal the whole process group,
+        # so `sh -c "a && b"` commands get SIGTERM too, as every process of a Heroku dyno does.
+        env.setdefault("TINI_KILL_PROCESS_GROUP", "1")
+        return dict(
+            image=release.image,
+            command=shell_command(command) if command else None,
+            name=f"gp-{self.settings.home_id}-{release.app}.{dyno}.v{release.version}-{secrets.token_hex(2)}",
+            hostname=f"{release.app}-{process_type}-{index}"[:63],
+            environment=env,
+            labels=labels.for_app(
+                self.settings, release.app, **{
+                    labels.RELEASE: release.version, RELEASE_ID: release.id,
+                    labels.PROCESS_TYPE: process_type, labels.DYNO: dyno, labels.ROLE: role,
+                    COMMAND: command or "",
+                }),
+            network=self.network(),
+            init=True,
+            detach=True,
+        )
+
+    def start(self, release: ReleaseSpec, process_type: str, index: int) -> Dyno:
+        """Start one formation process; a web one gets ``$PORT`` published on a free loopback port."""
+        args = self.run_args(release, process_type, index, release.process_types.get(process_type), role="process")
+        args["restart_policy"] = {"Name": "unless-stopped"}
+        last_error: APIError | None = None
+        for _attempt in range(5):
+            if process_type == "web":
+                args["environment"]["PORT"] = str(WEB_PORT)
+                args["ports"] = {f"{WEB_PORT}/tcp": ("127.0.0.1", free_loopback_port())}
+            try:
+                container = self.client.containers.run(**args)
+            except APIError as exc:
+                last_error = exc
+                for leftover in self.client.containers.list(all=True, filters={"name": args["name"]}):
+                    remove(leftover)
+                if "port is already allocated" in str(exc) or "address already in use" in str(exc):
+                    continue  # another program took the free port meanwhile: pick another
+                raise BootFailed(f"{process_type}.{index}", f"could not start: {exc.explanation or exc}",
+                                 version=release.version) from exc
+            container.reload()
+            return to_dyno(container)
+        raise BootFailed(f"{process_type}.{index}", f"could not get a free port: {last_error}", version=release.version)
+
+    # --- stopping --------------------------------------------------------------------------
+    def stop(self, dynos: list[Dyno], grace: float) -> None:
+        """SIGTERM each (through the init), SIGKILL after ``grace`` seconds; remove. In parallel."""
+        def stop_one(dyno: Dyno) -> None:
+            try:
+                dyno.container.stop(timeout=int(grace))
+                dyno.container.remove(force=True)
+            except NotFound:
+                pass  # stopped and removed by someone else already
+        if dynos:
+            with ThreadPoolExecutor(max_workers=min(8, len(dynos))) as pool:
+                list(pool.map(stop_one, dynos))
+
+    def mark_retiring(self, dyno: Dyno) -> None:
+        """From now on every gitpaas process sees it as ``stopping``."""
+        try:
+            if not dyno.container.name.endswith(RETIRING):
+                dyno.container.rename(dyno.container.name + RETIRING)
+        except (NotFound, APIError):
+            pass  # gone already, or being removed: either way it serves no more
+
+    def tail(self, container: Container, lines: int = LOG_TAIL) -> str:
+        try:
+            return container.logs(tail=lines).decode("utf-8", "replace")
+        except APIError:
+            return ""  # the container is going away: there is no tail to show
+
+
+def remove(container: Container) -> None:
+    """Remove a container, which the background retirer may have removed already."""
+    try:
+        container.remove(force=True)
+    except NotFound:
+        pass  # removed already
+
+
+def kill(container: Container) -> None:
+    try:
+        container.kill()
+    except APIError:
+        pass  # it exited already (409) or is gone (404): nothing left to kill

@@ -1,0 +1,166 @@
+"""docker-local's health checks: are a deploy's new containers fit to take over?
+
+In order, for the new containers of one deploy (see ``gitpaas.healthchecks`` for what an app
+declares):
+
+1. every web process accepts connections on ``$PORT`` within the boot timeout — read from the
+   container's own network namespace (``/proc/PID/net/tcp``: exact, no traffic), or, when that
+   cannot be seen, by connecting to its published loopback port;
+2. every app.json startup check of its type answers 2xx (with ``content``) on that port;
+3. every new process is still up, never restarted, at the end of the startup window (which only
+   non-web processes wait out: a web one has proven itself by serving).
+
+Any failure raises :class:`BootFailed` naming the process, the reason and its output's tail.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import time
+from collections.abc import Mapping
+
+from gitpaas.errors import BootFailed
+from gitpaas.healthchecks import Check
+from gitpaas.scheduler.docker_local.containers import WEB_PORT, Containers, Dyno
+
+POLL = 0.05
+
+
+def listening_in_container(pid: int, port: int) -> bool | None:
+    """Does the container whose init is ``pid`` have a socket listening on ``port``? Read from its
+    own network namespace (/proc/PID/net/tcp and tcp6): exact, and no traffic at all. None when
+    that cannot be read (not root, or the engine is on another machine)."""
+    if not pid:
+        return None
+    wanted = f":{port:04X}"
+    try:
+        for table in ("tcp", "tcp6"):
+            with open(f"/proc/{pid}/net/{table}", encoding="ascii") as handle:
+                next(handle)
+                for line in handle:
+                    fields = line.split()
+                    if fields[1].endswith(wanted) and fields[3] == "0A":  # local address, state LISTEN
+                        return True
+    except (OSError, StopIteration):
+        return None
+    return False
+
+
+def accepts_connections(address: tuple[str, int], wait: float = 0.3) -> bool:
+    """True when something listens behind ``address``.
+
+    Docker's userland proxy accepts every connection on a published port and closes it at once
+    when nothing listens in the container, so a bare connect proves nothing: a live server keeps
+    the connection open (waiting for a request) or speaks first; a dead one gets it closed.
+    """
+    try:
+        with socket.create_connection(address, timeout=1.0) as sock:
+            sock.settimeout(wait)
+            try:
+                return sock.recv(1) != b""
+            except socket.timeout:
+                return True
+    except OSError:
+        return False
+
+
+def http_check(address: tuple[str, int], host: str, check: Check) -> str | None:
+    """One attempt: None when it passes, else what went wrong."""
+    connection = http.client.HTTPConnection(*address, timeout=check.timeout)
+    try:
+        connection.request("GET", check.path, headers={"Host": host, "User-Agent": "gitpaas-healthcheck"})
+        response = connection.getresponse()
+        body = response.read(1 << 20).decode("utf-8", "replace")
+    except (OSError, http.client.HTTPException) as exc:
+        return f"GET {check.path} failed: {exc.__class__.__name__}: {exc}"
+    finally:
+        connection.close()
+    if not 200 <= response.status < 300:
+        return f"GET {check.path} answered {response.status}"
+    if check.content is not None and check.content not in body:
+        return f"GET {check.path} answered {response.status} without {check.content!r}"
+    return None
+
+
+class HealthCheck:
+    """Checks one deploy's new containers; ``version`` names the release in what it raises."""
+
+    def __init__(self, containers: Containers, version: int, *, host: str, boot_timeout: float,
+                 startup_window: float) -> None:
+        self.containers = containers
+        self.version = version
+        self.host = host
+        self.boot_timeout = boot_timeout
+        self.startup_window = startup_window
+
+    def run(self, dynos: list[Dyno], checks: Mapping[str, list[dict]]) -> list[str]:
+        """Raise BootFailed unless every new process comes up healthy; return what was checked."""
+        started = time.monotonic()
+        self.wait_until_serving(dynos)
+        passed = [f"{d.name} accepts connections on $PORT" for d in dynos if d.address]
+        for dyno in dynos:
+            if dyno.address is None:
+                continue
+            for raw in checks.get(dyno.process.type, []):
+                passed.append(self.pass_check(dyno, Check(**raw)))
+        self.wait_out_startup_window(dynos, started)
+        windowed = [d.name for d in dynos if d.address is None]
+        if windowed:
+            passed.append(f"{', '.join(windowed)} stayed up for the {self.startup_window:g} s startup window")
+        return passed
+
+    def _failed(self, dyno: Dyno, reason: str, tail: str = "") -> BootFailed:
+        return BootFailed(dyno.name, reason, tail, version=self.version)
+
+    def wait_until_serving(self, dynos: list[Dyno]) -> None:
+        deadline = time.monotonic() + self.boot_timeout
+        for dyno in dynos:
+            if dyno.address is None:
+                continue
+            pid = dyno.container.attrs.get("State", {}).get("Pid", 0)
+            while not self._serving(dyno, pid):
+                dyno.container.reload()
+                if dyno.container.status != "running" or dyno.container.attrs["State"].get("Restarting"):
+                    raise self._failed(dyno, f"exited before accepting connections on PORT {WEB_PORT}",
+                                       self.containers.tail(dyno.container))
+                if time.monotonic() > deadline:
+                    raise self._failed(dyno, f"did not accept connections on PORT {WEB_PORT} "
+                                       f"within {self.boot_timeout:g} s", self.containers.tail(dyno.container))
+                time.sleep(POLL)
+
+    @staticmethod
+    def _serving(dyno: Dyno, pid: int) -> bool:
+        listening = listening_in_container(pid, WEB_PORT)
+        if listening is None:  # cannot see into the container: ask the published port instead
+            return accepts_connections(dyno.address)
+        return listening
+
+    def pass_check(self, dyno: Dyno, check: Check) -> str:
+        time.sleep(check.initial_delay)
+        problem = None
+        for attempt in range(check.attempts):
+            problem = http_check(dyno.address, self.host, check)
+            if problem is None:
+                return f"{dyno.name} passed health check {check.label}(GET {check.path})"
+            if attempt + 1 < check.attempts:
+                time.sleep(check.wait)
+        raise self._failed(dyno, f"failed health check {check.label}after {check.attempts} "
+                           f"attempt{'s' if check.attempts != 1 else ''}: {problem}")
+
+    def wait_out_startup_window(self, dynos: list[Dyno], started: float) -> None:
+        """Every new process must be up and never restarted; the non-web ones for the whole window."""
+        windowed = any(d.address is None for d in dynos)
+        while True:
+            for dyno in dynos:
+                now = self.containers.refresh(dyno)
+                state = None if now is None else now.process.state
+                restarts = 0 if now is None else now.process.restarts
+                if now is None or state != "up" or restarts:
+                    what = "disappeared" if now is None else (
+                        f"restarted {restarts} time{'s' if restarts != 1 else ''}" if restarts else state)
+                    raise self._failed(dyno, f"{what} within its {self.startup_window:g} s startup window",
+                                       self.containers.tail(now.container) if now is not None else "")
+            if not windowed or time.monotonic() - started >= self.startup_window:
+                return
+            time.sleep(0.2)
