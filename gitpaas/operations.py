@@ -9,8 +9,10 @@ lock where it changes what runs, and asks the scheduler for a whole deployment
 from __future__ import annotations
 
 import shutil
+import sys
 from typing import Any
 
+from gitpaas.accounts import Accounts
 from gitpaas.build import cache
 from gitpaas.errors import ProcessNotFound, UsageError
 from gitpaas.formation import check_quantities, deployment, hosts
@@ -30,6 +32,11 @@ from gitpaas.store.files import write_json
 
 # --- the home --------------------------------------------------------------------------------
 
+#: changes whenever the commands gitpaas writes into a home (each app's git hook, the SSH keys'
+#: forced command) change: homes made before are rewritten by :func:`refresh_entry_points`
+ENTRY_POINTS = "2:gitpaas.hook,gitpaas.ssh_shell"
+
+
 def init_home(platform: Platform) -> None:
     """Create the home and record its router settings, so later commands find the same router."""
     settings = platform.settings
@@ -38,7 +45,28 @@ def init_home(platform: Platform) -> None:
         write_json(settings.home / "home.json", {
             "home": str(settings.home), "domain": settings.domain, "http_port": settings.http_port,
             "https_port": settings.https_port, "home_id": settings.home_id, "scheduler": settings.scheduler,
+            **_entry_points(),
         })
+
+
+def _entry_points() -> dict[str, str]:
+    return {"entry_points": ENTRY_POINTS, "python": sys.executable}
+
+
+def refresh_entry_points(platform: Platform) -> bool:
+    """Rewrite every app's git hook and the SSH keys' forced commands when the home was made by a
+    gitpaas whose commands differ (an upgrade, or a new Python); True if anything was rewritten.
+    Cheap when nothing changed: one small file read."""
+    record = read_home_record(platform.settings.home)
+    if not record or {key: record.get(key) for key in _entry_points()} == _entry_points():
+        return False
+    for app in platform.apps.list():
+        install_hooks(platform.apps.repo_path(app.name), platform.settings)
+    accounts = Accounts(platform.settings)
+    if accounts.keys():
+        accounts.write_authorized_keys()
+    write_json(platform.settings.home / "home.json", {**record, **_entry_points()})
+    return True
 
 
 def purge_home(platform: Platform) -> None:
@@ -141,9 +169,7 @@ def add_domain(platform: Platform, name: str, host: str, output: Output | None =
                 raise UsageError(f"{host} is already routed to {other.name}" + (
                     "" if other.name != name else " (it is one of its domains)"))
         app = platform.apps.get(name)
-        app.domains.append(host)
-        platform.apps.save(app)
-        _reroute(platform, app, output or NullOutput())
+        _change_domains(platform, app, [*app.domains, host], output or NullOutput())
         return hosts(platform.settings, app)
 
 
@@ -152,17 +178,18 @@ def remove_domain(platform: Platform, name: str, host: str, output: Output | Non
         app = platform.apps.get(name)
         if host not in app.domains:
             raise UsageError(f"{host} is not a domain of {name} (see `gitpaas domains -a {name}`)")
-        app.domains.remove(host)
-        platform.apps.save(app)
-        _reroute(platform, app, output or NullOutput())
+        _change_domains(platform, app, [d for d in app.domains if d != host], output or NullOutput())
         return hosts(platform.settings, app)
 
 
-def _reroute(platform: Platform, app: App, output: Output) -> None:
-    """The same formation, routed on the app's new host names (nothing is restarted)."""
+def _change_domains(platform: Platform, app: App, domains: list[str], output: Output) -> None:
+    """Route the app's formation on its new host names (nothing running is restarted), then record
+    them: if the router cannot take them, the app keeps its old ones."""
+    app.domains = domains
     release = current_release(platform, app.name)
     if release is not None:
         platform.scheduler.deploy(deployment(platform.settings, app, release, app.formation), output)
+    platform.apps.save(app)
 
 
 # --- the formation ---------------------------------------------------------------------------

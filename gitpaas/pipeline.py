@@ -277,9 +277,23 @@ class PendingRelease:
         self.platform = platform
         self.lock = lock
         self.release = release
+        self._finished = False
 
     def finish(self, output: Output) -> Release:
+        if self._finished:
+            raise RuntimeError(f"release v{self.release.version} was finished already (its lock is gone)")
+        self._finished = True
         try:
             return release_and_swap(self.platform, self.lock.app, self.release, output)
+        finally:
+            self.lock.release()
+
+    def abandon(self, reason: str) -> None:
+        """Record the release failed without running it (it could not be started), and let the lock go."""
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            _record_failure(self.platform, self.lock.app, self.release, reason, None)
         finally:
             self.lock.release()

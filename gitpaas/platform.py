@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from gitpaas.errors import EnvironmentProblem
 from gitpaas.router import NginxRouter
 from gitpaas.settings import Settings
 from gitpaas.store.apps import AppStore
@@ -38,7 +39,9 @@ class Platform:
     @property
     def scheduler(self):
         """The scheduler the settings choose (``GITPAAS_SCHEDULER``; docker-local by default)."""
-        if self._scheduler is None and self.settings.scheduler == "docker-local":
+        if self._scheduler is None:
+            if self.settings.scheduler != "docker-local":
+                raise EnvironmentProblem(f"no scheduler {self.settings.scheduler!r} (gitpaas has docker-local)")
             # Imported here, on first use: it loads docker-py (see the module docstring).
             from gitpaas.scheduler.docker_local import DockerLocalScheduler
             self._scheduler = DockerLocalScheduler(self.engine(), self.settings, self.router)

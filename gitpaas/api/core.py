@@ -102,6 +102,8 @@ def find_release(platform: Platform, app: str, identity: str) -> Release:
 def finish_in_background(pending: PendingRelease) -> Release:
     """Let ``pending``'s release phase and swap go on in the server, as on Heroku, and answer now
     with the release as recorded (``pending``). Its outcome is in its record and output."""
+    answer = Release.from_dict(pending.release.to_dict())  # the thread goes on changing the original
+
     def run() -> None:
         try:
             pending.finish(NullOutput())
@@ -110,8 +112,12 @@ def finish_in_background(pending: PendingRelease) -> Release:
         except Exception:
             log.exception("release v%s of %s failed unexpectedly", pending.release.version, pending.lock.app)
 
-    threading.Thread(target=run, name=f"gitpaas-release-{pending.lock.app}", daemon=True).start()
-    return pending.release
+    try:
+        threading.Thread(target=run, name=f"gitpaas-release-{pending.lock.app}", daemon=True).start()
+    except BaseException as exc:  # no thread to run it: it must not hold the app's lock forever
+        pending.abandon(f"could not be started: {exc}")
+        raise
+    return answer
 
 
 class Signer:

@@ -25,6 +25,7 @@ import requests
 from docker.utils import parse_repository_tag
 
 from gitpaas import labels
+from gitpaas.dockerutil import engine_call
 from gitpaas.errors import EnvironmentProblem
 
 SUITE = "bookworm"
@@ -137,6 +138,7 @@ def import_changes(fingerprint: str) -> list[str]:
 # --- the image in the engine --------------------------------------------------------------------
 
 
+@engine_call("looking up the stack image")
 def stack_status(client, image: str) -> str:
     """"missing", "current" or "outdated" (built from another recipe, or not by gitpaas)."""
     try:
@@ -146,6 +148,7 @@ def stack_status(client, image: str) -> str:
     return "current" if (found.labels or {}).get(labels.STACK) == stack_fingerprint() else "outdated"
 
 
+@engine_call("building the stack image")
 def build_stack(
     client,
     image: str,

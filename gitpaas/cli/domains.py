@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gitpaas.cli.group import cli
-from gitpaas.cli.common import app_option, json_option, platform, print_json, release_output
+from gitpaas.cli.common import app_option, json_option, platform, print_json
 from gitpaas.operations import add_domain, app_hosts, remove_domain
 
 
@@ -29,7 +29,7 @@ def domains_list(app: str, as_json: bool) -> None:
 @app_option
 def domains_add(host: str, app: str) -> None:
     """Route another host name to the app."""
-    hosts = add_domain(platform(), app, host, release_output())
+    hosts = add_domain(platform(), app, host)
     click.echo(f"Adding {hosts[-1]} to {app}... done")
 
 
@@ -38,5 +38,5 @@ def domains_add(host: str, app: str) -> None:
 @app_option
 def domains_remove(host: str, app: str) -> None:
     """Stop routing a host name to the app."""
-    remove_domain(platform(), app, host, release_output())
+    remove_domain(platform(), app, host)
     click.echo(f"Removing {host} from {app}... done")

@@ -10,6 +10,7 @@ import click
 from gitpaas.cli.common import platform
 from gitpaas.errors import GitpaasError
 from gitpaas.locks import recover_all
+from gitpaas.operations import refresh_entry_points
 from gitpaas.output import StreamOutput
 
 #: commands that must not wait on recovery (it may need the Docker engine they are setting up)
@@ -43,5 +44,6 @@ def cli(ctx: click.Context) -> None:
 
     State lives in $GITPAAS_HOME; the router answers on $GITPAAS_HTTP_PORT for *.$GITPAAS_DOMAIN.
     """
+    refresh_entry_points(platform())
     if ctx.invoked_subcommand not in NO_RECOVERY:
         recover_all(platform(), StreamOutput(sys.stderr))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from gitpaas import pipeline
 from gitpaas.build.base import BuildRequest, BuiltImage
-from gitpaas.errors import BootFailed, BuildFailed
+from gitpaas.errors import BootFailed, BuildFailed, ProcessNotFound
 from gitpaas.identity import OPERATOR, Actor
 from gitpaas.output import Output, RecordingOutput
 from gitpaas.platform import Platform
@@ -86,8 +86,11 @@ class FakeScheduler:
         keep = [p for p in current if p.release_version == release.version
                 and p.index <= formation.get(p.type, 0) and p.name not in deployment.replace]
         kept = {(p.type, p.index) for p in keep}
-        new = [self._start(deployment, process_type, index) for process_type, quantity in formation.items()
-               for index in range(1, quantity + 1) if (process_type, index) not in kept]
+        wanted = [(process_type, index) for process_type, quantity in formation.items()
+                  for index in range(1, quantity + 1) if (process_type, index) not in kept]
+        if wanted:  # what docker-local says, so the shells' output reads the same
+            output.stage("Starting " + ", ".join(f"{t}.{i}" for t, i in wanted) + f" of v{release.version}")
+        new = [self._start(deployment, process_type, index) for process_type, index in wanted]
         try:
             if new and self.boot_failure is not None:
                 raise BootFailed(new[0].name, self.boot_failure, "Traceback…", version=release.version)
@@ -116,6 +119,9 @@ class FakeScheduler:
         return [p for p in self.running if p.app == app]
 
     def stop(self, app: str, name: str) -> None:
+        """Kill a running one-off; like docker-local, anything else is not a process it stops."""
+        if not any(p.app == app and p.name == name and p.one_off for p in self.running):
+            raise ProcessNotFound(app, name)
         self.killed.append(name)
         self.running = [p for p in self.running if not (p.app == app and p.name == name)]
 
@@ -218,7 +224,7 @@ class FakeBuilder:
 # --- helpers -------------------------------------------------------------------------------------
 
 def make_platform(tmp_path: Path, **settings: object) -> Platform:
-    """A platform on the fakes, its home in ``tmp_path/home``, with an app named "shop"."""
+    """A platform on the fakes, its home in ``tmp_path/home`` (the conftest's ``platform`` fixture adds an app "shop")."""
     values = {"http_port": 8080, "release_timeout": 9, "boot_timeout": 5, "stop_timeout": 3, "startup_window": 0}
     values.update(settings)
     router = FakeRouter(tmp_path / "routes")

@@ -205,7 +205,7 @@ def test_ps_scale_and_ps_with_a_fake_scheduler(run, fake_platform):
     scaled = run("ps:scale", "web=2", "worker=1", "-a", "shop", obj=fake_platform)
     assert scaled.exit_code == 0, scaled.output
     assert scaled.stdout.splitlines()[-1] == "Scaling shop... done, now running web=2, worker=1"
-    assert "Routing to v1" in scaled.stdout
+    assert "-----> Starting web.2, worker.1 of v1" in scaled.stdout
     assert sorted(p.name for p in fake_platform.scheduler.running) == ["web.1", "web.2", "worker.1"]
     assert len(fake_platform.router.routes["shop"][1]) == 2
     assert json.loads(run("apps:info", "-a", "shop", "--json").stdout)["formation"] == [
@@ -230,3 +230,21 @@ def test_ps_of_an_app_with_nothing_running(run, fake_platform):
     run("apps:create", "shop")
     result = run("ps", "-a", "shop", obj=fake_platform)
     assert (result.exit_code, result.stdout) == (0, "No processes are running for shop.\n")
+
+
+def test_a_home_made_by_an_older_gitpaas_gets_its_entry_points_rewritten(run, home):
+    """After an upgrade that moved the hook's module, pushes to existing apps keep working."""
+    from gitpaas.operations import ENTRY_POINTS
+
+    run("apps:create", "shop")
+    hook = home / "apps/shop/repo.git/hooks/pre-receive"
+    hook.write_text(hook.read_text().replace("-m gitpaas.hook ", "-m gitpaas.git.hook "))
+    record = json.loads((home / "home.json").read_text())
+    del record["entry_points"]
+    (home / "home.json").write_text(json.dumps(record))
+
+    assert run("apps").exit_code == 0
+    assert "-m gitpaas.hook pre-receive" in hook.read_text()
+    assert json.loads((home / "home.json").read_text())["entry_points"] == ENTRY_POINTS
+    before = hook.stat().st_mtime_ns
+    assert run("apps").exit_code == 0 and hook.stat().st_mtime_ns == before, "nothing to do the second time"

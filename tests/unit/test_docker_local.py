@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 
 import pytest
 
@@ -33,6 +34,17 @@ class FakeContainer:
         return b"Traceback: it broke\n"
 
 
+def answer_503(listener: socket.socket) -> None:
+    """A server that answers at once (so "accepts connections" is known without waiting), but never healthy."""
+    while True:
+        try:
+            connection, _ = listener.accept()
+        except OSError:
+            return  # closed at the end of the test
+        with connection:
+            connection.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+
+
 class FakeContainers:
     """Containers in memory; a web one listens on a real loopback socket unless told it never will."""
 
@@ -56,6 +68,7 @@ class FakeContainers:
             listener.bind(("127.0.0.1", 0))
             if name not in self.deaf:
                 listener.listen()
+                threading.Thread(target=answer_503, args=(listener,), daemon=True).start()
             self.sockets.append(listener)
             address = listener.getsockname()
         process = Process(id=f"{name}@v{release.version}", app=release.app, type=process_type, index=index,
@@ -85,7 +98,7 @@ def world(tmp_path, monkeypatch):
     retired: list[str] = []
     monkeypatch.setattr(swap, "retire_in_background",
                         lambda _containers, _settings, dynos: retired.extend(d.process.id for d in dynos))
-    settings = Settings(home=tmp_path / "home", http_port=8080, boot_timeout=1, startup_window=0)
+    settings = Settings(home=tmp_path / "home", http_port=8080, boot_timeout=0.3, startup_window=0)
 
     def converge(version: int, formation: dict[str, int], replace=frozenset(), checks=None):
         release = ReleaseSpec(app="shop", version=version, id=f"id-{version}", image=f"img:v{version}",
@@ -129,7 +142,7 @@ def test_a_new_process_that_never_listens_is_stopped_and_nothing_else_changes(wo
     containers.deaf.add("web.1")
     with pytest.raises(BootFailed) as caught:
         converge(2, {"web": 1})
-    assert caught.value.version == 2 and "did not accept connections on PORT 5000 within 1 s" in str(caught.value)
+    assert caught.value.version == 2 and "did not accept connections on PORT 5000 within 0.3 s" in str(caught.value)
     assert caught.value.log_tail == "Traceback: it broke"
     assert containers.stopped == ["web.1@v2"]
     assert router.routes == routes_before and retired == []
@@ -140,7 +153,7 @@ def test_a_failing_app_json_check_fails_the_swap(world):
     containers, router, retired, converge = world
     checks = {"web": [{"path": "/health", "name": "ready", "content": None, "attempts": 1, "wait": 0,
                        "timeout": 0.5, "initial_delay": 0}]}
-    with pytest.raises(BootFailed, match="failed health check 'ready' after 1 attempt"):
+    with pytest.raises(BootFailed, match="failed health check 'ready' after 1 attempt: GET /health answered 503"):
         converge(1, {"web": 1}, checks=checks)
     assert router.routes == {}
 

@@ -13,7 +13,7 @@ from gitpaas import pipeline
 from gitpaas.errors import BootFailed, BuildFailed, EnvironmentProblem, ProcfileError, PushRefused, ReleaseFailed
 from gitpaas.formation import next_formation
 from gitpaas.hook import explain_failure
-from gitpaas.identity import OPERATOR, Actor, account_id
+from gitpaas.identity import OPERATOR, Actor, account_id, account_ref, local_email
 from gitpaas.operations import create_app, scale
 from gitpaas.output import RecordingOutput
 from gitpaas.release import describe_timings
@@ -72,7 +72,7 @@ def test_the_pusher_is_recorded_as_the_release_user(pushed):
     release, _ = pushed(actor=Actor("dev@example.com"))
     assert release.user == {"email": "dev@example.com", "id": account_id("dev@example.com")}
     operator, _ = pushed()
-    assert operator.user["email"].partition("@")[0]  # the local OS user at this host
+    assert operator.user == account_ref(local_email())  # a local push: the OS user at this host
 
 
 def test_a_second_push_swaps_and_retires_the_first(pushed):

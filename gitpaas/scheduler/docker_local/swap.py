@@ -75,9 +75,12 @@ def converge(containers: Containers, router: Router, settings: Settings, deploym
 
 
 def retire_in_background(containers: Containers, settings: Settings, dynos: list[Dyno]) -> None:
-    """Mark ``dynos`` stopping and hand them to a detached ``python -m …docker_local.retire``; return at once."""
-    for dyno in dynos:
-        containers.mark_retiring(dyno)
+    """Hand ``dynos`` to a detached ``python -m …docker_local.retire``, then mark them stopping; return at once.
+
+    In that order: if the retirer cannot be started, they are not marked, so the next converge
+    still sees them running and retires them; once marked, a retirer owns them (it drains first,
+    so the mark always comes before the SIGTERM).
+    """
     log = settings.home / "logs" / "retire.log"
     subprocess.Popen(
         [sys.executable, "-m", "gitpaas.scheduler.docker_local.retire", "--log", str(log),
@@ -85,3 +88,5 @@ def retire_in_background(containers: Containers, settings: Settings, dynos: list
          *[d.process.id for d in dynos]],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
+    for dyno in dynos:
+        containers.mark_retiring(dyno)
