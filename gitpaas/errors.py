@@ -26,7 +26,9 @@ gitpaas calls the library, with ``raise … from exc``.
     ├── ReleaseFailed(version, reason, exit_status)      exit 7, HTTP 422
     │   └── ConfigChangeFailed(app, version, reason, running)   the change is kept, its release failed
     ├── BootFailed(process, reason, log_tail, version)   exit 7, HTTP 422   a new process did not come up
-    ├── EnvironmentProblem            exit 8, HTTP 503   Docker, nginx or the stack is not usable
+    ├── EnvironmentProblem            exit 8, HTTP 503   Docker, nginx, the disk or the stack is not usable
+    │   └── DiskFull
+    ├── DamagedRecord(app, record, reason)  exit 10, HTTP 500   a file of the home cannot be read
     ├── Unauthorized                  exit 9, HTTP 401   no credentials, or bad ones
     └── Forbidden                     exit 9, HTTP 403   known, but not allowed to do this
 """
@@ -209,6 +211,27 @@ class EnvironmentProblem(GitpaasError):
     exit_code = 8
     http_status = 503
     error_id = "unavailable"
+
+
+class DiskFull(EnvironmentProblem):
+    def __init__(self) -> None:
+        super().__init__("the disk holding gitpaas's home is full: free some space and try again "
+                         "(nothing was changed that cannot be redone)")
+
+
+class DamagedRecord(GitpaasError):
+    """A record on disk that cannot be read (truncated by a crash or a full disk, edited by hand)."""
+
+    exit_code = 10
+    http_status = 500
+    error_id = "damaged_record"
+
+    def __init__(self, app: str, record: str, reason: str) -> None:
+        super().__init__(f"{app}: {record} is damaged ({reason}); the other records are unaffected: "
+                         "restore it from a backup, or remove it")
+        self.app = app
+        self.record = record
+        self.reason = reason
 
 
 class Unauthorized(GitpaasError):

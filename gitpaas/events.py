@@ -34,11 +34,11 @@ class ConfigChange:
 def begin_config_change(platform: Platform, app_name: str, actor: Actor, output: Output, *,
                         set_values: dict[str, str] | None = None,
                         unset_keys: list[str] | None = None) -> ConfigChange:
-    """Store the change first (it stays even if the release fails, as on Heroku), then release it."""
-    set_values = set_values or {}
+    """Store the change first (it stays even if the release fails, as on Heroku), then release it.
+    Every name and value is checked first (``gitpaas.config``), whichever shell sent it."""
+    set_values = {config_vars.validate_key(key): config_vars.validate_value(key, value)
+                  for key, value in (set_values or {}).items()}
     unset_keys = [config_vars.validate_key(key) for key in (unset_keys or [])]
-    for key in set_values:
-        config_vars.validate_key(key)
     with _held(release_lock(platform, app_name, output)) as lock:
         store = platform.apps.config(app_name)
         before = store.get()

@@ -48,4 +48,4 @@ def release_spec(release: Release) -> ReleaseSpec:
 def deployment(settings: Settings, app: App, release: Release, formation: Mapping[str, int],
                replace: Iterable[str] = ()) -> Deployment:
     return Deployment(release=release_spec(release), formation=dict(formation), hosts=hosts(settings, app),
-                      replace=frozenset(replace))
+                      replace=frozenset(replace), sizes=dict(app.sizes))

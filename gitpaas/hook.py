@@ -7,6 +7,7 @@ lines. A non-zero exit rejects the push and git leaves the ref where it was.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -14,12 +15,13 @@ import sys
 import traceback
 from pathlib import Path
 
-from gitpaas.errors import BootFailed, BuildFailed, GitpaasError, ReleaseFailed
+from gitpaas.errors import BootFailed, BuildFailed, DiskFull, GitpaasError, ReleaseFailed
 from gitpaas.identity import Actor
 from gitpaas.output import Output, StreamOutput
 from gitpaas.pipeline import deploy_push
 from gitpaas.platform import Platform
 from gitpaas.settings import Settings
+from gitpaas.store.files import PRIVATE_UMASK
 
 
 def app_name_of(git_dir: Path) -> str:
@@ -28,10 +30,11 @@ def app_name_of(git_dir: Path) -> str:
 
 
 def explain_failure(output: Output, exc: GitpaasError, app: str, running: int | None) -> None:
-    """Tell the pusher what failed, what is still running, and where to look next."""
+    """Tell the pusher what failed, what is still running, and where to look next (never a server path:
+    the pusher may be on another machine)."""
     output.warn(str(exc))
     if isinstance(exc, BuildFailed) and exc.log_path:
-        output.warn(f"Full build log: {exc.log_path}")
+        output.warn(f"Full build log: builds/{Path(exc.log_path).name} in {app}'s folder on the server")
     version = getattr(exc, "version", None) if isinstance(exc, (ReleaseFailed, BootFailed)) else None
     if version is not None:
         output.warn(f"v{version} is recorded as failed; see `gitpaas releases:output v{version} -a {app}`")
@@ -61,14 +64,28 @@ def pre_receive(stdin_lines: list[str], platform: Platform, git_dir: Path, outpu
     except KeyboardInterrupt as exc:
         output.warn(f"Deploy interrupted ({exc or 'SIGINT'}); the release in progress is recorded as failed")
         return 1
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            return _unexpected(platform, output)
+        explain_failure(output, DiskFull(), app, None)
+        return 1
     except Exception:  # an unexpected failure: log it whole, tell the pusher one line
+        return _unexpected(platform, output)
+    return 0
+
+
+def _unexpected(platform: Platform, output: Output) -> int:
+    """Log the traceback on the server; tell the pusher one line, with no server path in it."""
+    kind = sys.exc_info()[0].__name__
+    try:
         log = platform.settings.home / "logs" / "hook.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "a", encoding="utf-8") as handle:
             handle.write(traceback.format_exc())
-        output.warn(f"gitpaas failed unexpectedly: {sys.exc_info()[1]!r} (details in {log})")
-        return 1
-    return 0
+    except OSError:
+        pass  # (a full disk, say): the pusher still gets the line below
+    output.warn(f"gitpaas failed unexpectedly ({kind}); the server's logs/hook.log has the details")
+    return 1
 
 
 def _interrupt(signum, frame) -> None:
@@ -81,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m gitpaas.hook pre-receive", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING)
+    os.umask(PRIVATE_UMASK)
     # A hang-up or terminate (the pusher's connection dropped, an admin's kill) unwinds the deploy like
     # Ctrl-C does: the release is recorded as failed and its containers removed. kill -9 cannot be
     # caught: recovery settles that release the next time gitpaas runs.

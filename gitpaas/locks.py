@@ -29,8 +29,7 @@ INTERRUPTED = "interrupted: the process running this release stopped before it f
 
 
 class AppLock:
-    """The release lock of one app, held from :meth:`acquire` to :meth:`release` (which may be
-    called from another thread: the API lets a release finish in the background)."""
+    """The release lock of one app, held from :meth:`acquire` to :meth:`release`, in one thread."""
 
     def __init__(self, platform: Platform, app: str, output: Output | None = None) -> None:
         self.platform = platform

@@ -18,6 +18,8 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOST = re.compile(rf"(?=.{{1,253}}$)(?:\*\.)?{_HOST_LABEL}(?:\.{_HOST_LABEL})*")
 
+_NUMBER = re.compile(r"[0-9]{1,12}")
+
 #: names that route to gitpaas itself: api.$GITPAAS_DOMAIN is the Platform API (`gitpaas server --publish`)
 RESERVED_APP_NAMES = frozenset({"api"})
 
@@ -56,3 +58,33 @@ def validate_host(host: str) -> str:
     if not is_host(candidate):
         raise UsageError(f"invalid host name {host!r}: use letters, digits, dashes and dots, e.g. www.example.com")
     return candidate
+
+
+def validate_custom_domain(host: str, domain: str) -> str:
+    """A host name an app may add as a custom domain on a server whose apps live at ``*.{domain}``.
+
+    Refused: names under ``domain`` (``APP.{domain}`` and ``api.{domain}`` are gitpaas's to give out,
+    and claiming one would take over another app, or the API), ``localhost`` names (this machine),
+    and wildcards that cover ``domain``'s names (``*.example.com`` on a server at example.com).
+    """
+    host = validate_host(host)
+    domain = domain.lower().rstrip(".")
+    bare = host.removeprefix("*.")
+    if bare == "localhost" or bare.endswith(".localhost"):
+        raise UsageError(f"{host} names this machine itself, not a domain people can reach")
+    if bare == domain or bare.endswith(f".{domain}"):
+        raise UsageError(f"{host} is under {domain}, whose names are gitpaas's own (each app's APP.{domain}, "
+                         f"and api.{domain}): use a domain of yours")
+    if host.startswith("*.") and domain.endswith(f".{bare}"):
+        raise UsageError(f"{host} would take every app's APP.{domain} address")
+    return host
+
+
+def parse_number(text: str, digits: int = 12) -> int | None:
+    """``text`` as a whole number written with ASCII digits only, at most ``digits`` of them; else
+    None. (``str.isdigit`` also accepts "²", which ``int`` then refuses; and ``int`` of a long
+    enough string meets Python's digit limit.)"""
+    if not isinstance(text, str) or len(text) > digits or not _NUMBER.fullmatch(text):
+        return None
+    return int(text)
+

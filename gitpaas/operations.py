@@ -13,13 +13,14 @@ import sys
 from typing import Any
 
 from gitpaas.accounts import Accounts
+from gitpaas import procfile, sizes
 from gitpaas.build import cache
 from gitpaas.errors import ProcessNotFound, UsageError
 from gitpaas.formation import check_quantities, deployment, hosts
 from gitpaas.git.repo import init_bare, install_hooks
 from gitpaas.identity import Actor
 from gitpaas.locks import release_lock
-from gitpaas.names import validate_host
+from gitpaas.names import validate_custom_domain
 from gitpaas.output import NullOutput, Output
 from gitpaas.platform import Platform
 from gitpaas.release import Release
@@ -40,7 +41,10 @@ ENTRY_POINTS = "2:gitpaas.hook,gitpaas.ssh_shell"
 def init_home(platform: Platform) -> None:
     """Create the home and record its router settings, so later commands find the same router."""
     settings = platform.settings
-    settings.home.mkdir(parents=True, exist_ok=True)
+    if not settings.home.exists():
+        # Private: release output echoes config vars, and build logs, repositories and the router's
+        # access log are nobody else's business either.
+        settings.home.mkdir(mode=0o700, parents=True)
     if not read_home_record(settings.home):
         write_json(settings.home / "home.json", {
             "home": str(settings.home), "domain": settings.domain, "http_port": settings.http_port,
@@ -81,6 +85,10 @@ def purge_home(platform: Platform) -> None:
 
 def create_app(platform: Platform, name: str, owner: str | None = None) -> App:
     init_home(platform)
+    host = platform.settings.app_host(name)
+    for other in platform.apps.list():
+        if host in other.domains:  # (a domain added before gitpaas refused names under its own)
+            raise UsageError(f"{host} is a custom domain of {other.name}: choose another name")
     app = platform.apps.create(name)
     if owner:
         app.owner = owner
@@ -162,7 +170,7 @@ def app_hosts(platform: Platform, name: str) -> list[str]:
 
 
 def add_domain(platform: Platform, name: str, host: str, output: Output | None = None) -> list[str]:
-    host = validate_host(host)
+    host = validate_custom_domain(host, platform.settings.domain)
     with release_lock(platform, name, output):
         for other in platform.apps.list():
             if host in hosts(platform.settings, other):
@@ -243,6 +251,34 @@ def stop_process(platform: Platform, name: str, dyno: str, output: Output | None
         return "stopped"
     restart(platform, name, dyno, output)
     return "restarted"
+
+
+def resize(platform: Platform, name: str, changes: dict[str, str], output: Output | None = None) -> dict[str, str]:
+    """``ps:type web=standard-2x``: set process types' dyno sizes; the processes of a changed type are
+    replaced by fresh ones at the new size, with no downtime. ``release`` is a type too, once the
+    app has a release phase (its size applies to the next release command). Returns every type's size."""
+    wanted = {process_type: sizes.parse(size) for process_type, size in changes.items()}
+    with release_lock(platform, name, output):
+        app = platform.apps.get(name)
+        release = _released(platform, name)
+        for process_type in wanted:
+            if process_type == procfile.RELEASE:
+                if not release.process_types.get(procfile.RELEASE):
+                    raise UsageError(f"{name} has no release phase yet: set the release size after a release "
+                                     "whose Procfile has a release command")
+            elif process_type not in app.formation:
+                raise UsageError(f"no process type {process_type!r} in v{release.version}'s Procfile "
+                                 f"(it has: {', '.join(app.formation) or 'none'})")
+        app.sizes = {**app.sizes, **wanted}
+        platform.scheduler.deploy(deployment(platform.settings, app, release, app.formation), output or NullOutput())
+        platform.apps.save(app)
+        return type_sizes(app, release)
+
+
+def type_sizes(app: App, release: Release | None) -> dict[str, str]:
+    """Every process type's dyno size: the formation's, then ``release`` when the app has a release phase."""
+    types = list(app.formation) + ([procfile.RELEASE] if release and release.process_types.get(procfile.RELEASE) else [])
+    return {process_type: sizes.get(app.sizes.get(process_type)).name for process_type in types}
 
 
 def _released(platform: Platform, name: str) -> Release:

@@ -16,7 +16,7 @@ import uuid
 from contextlib import ExitStack
 from typing import Mapping
 
-from gitpaas import appjson, labels, procfile
+from gitpaas import appjson, faults, labels, procfile, sizes
 from gitpaas.build.base import BuildRequest, select_builder
 from gitpaas.errors import BootFailed, GitpaasError, PushRefused, ReleaseFailed
 from gitpaas.formation import deployment, next_formation, release_spec
@@ -63,6 +63,7 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
         tag = f"{platform.settings.image_repository(app.name)}:build-{build_id}"
         log_path = apps.app_dir(app.name) / "builds" / f"{time.strftime('%Y%m%dT%H%M%S')}-{new[:7]}-{build_id}.log"
         output.stage(f"Building with {builder.name}")
+        faults.reached(platform.settings, "build")
         image = builder.build(BuildRequest(
             app=app.name, source=source, tag=tag, log_path=log_path, output=output,
             labels=labels.for_app(platform.settings, app.name, **{labels.ROLE: "slug"}),
@@ -215,8 +216,9 @@ def run_release_phase(platform: Platform, release: Release, output: Output) -> N
         output.stage("No release command in the Procfile: skipping the release phase")
         return
     timeout = platform.settings.release_timeout
+    size = platform.apps.get(release.app["name"]).sizes.get(procfile.RELEASE)
     job = OneOff(release=release_spec(release), type=procfile.RELEASE, number=1000 + secrets.randbelow(9000),
-                 command=command)
+                 command=command, size=size)
     output.stage(f"Running release command ({job.name}): {command}")
     output_path = platform.apps.releases(release.app["name"]).output_path(release.version)
     with ExitStack() as stack:
@@ -226,10 +228,16 @@ def run_release_phase(platform: Platform, release: Release, output: Output) -> N
             log.write(line + "\n")
             log.flush()
             output.info(line)
+            faults.reached(platform.settings, "release")
 
         result = platform.scheduler.run_once(job, on_line, timeout)
     if result.timed_out:
         raise ReleaseFailed(release.version, f"release command timed out after {timeout:g} s and was killed",
+                            result.exit_status)
+    if result.out_of_memory:
+        limit = sizes.get(size)
+        raise ReleaseFailed(release.version, f"release command ran out of memory: killed at its {limit.memory_mb} MB "
+                            f"limit ({limit.name}; R15). Give it more with `gitpaas ps:type release=standard-2x`",
                             result.exit_status)
     if result.stopped:
         raise ReleaseFailed(release.version, "release command stopped", result.exit_status)
@@ -246,7 +254,7 @@ def run_postdeploy(platform: Platform, app_name: str, release: Release, command:
     log_path = platform.apps.releases(app_name).folder(release.version) / "postdeploy.log"
     output.stage(f"Running app.json's postdeploy script: {command}")
     job = OneOff(release=release_spec(release), type="postdeploy", number=1000 + secrets.randbelow(9000),
-                 command=command)
+                 command=command, size=platform.apps.get(app_name).sizes.get(procfile.RELEASE))
     with open(log_path, "a", encoding="utf-8") as log:
         def on_line(line: str) -> None:
             log.write(line + "\n")
@@ -262,15 +270,15 @@ def run_postdeploy(platform: Platform, app_name: str, release: Release, command:
         output.info("postdeploy succeeded (exit 0)")
     else:
         output.warn(f"postdeploy failed (exit status {result.exit_status}); v{release.version} stays live. "
-                    f"Output: {log_path}")
+                    f"Its output: releases/v{release.version}/postdeploy.log in {app_name}'s folder on the server")
 
 
 class PendingRelease:
     """A release recorded ``pending`` while its app's release lock is held, its release phase and
-    swap still to run: :meth:`finish` runs them and lets the lock go.
+    swap still to run: :meth:`finish` runs them and lets the lock go (in the thread that began it).
 
     The events (``gitpaas.events``) create these; the CLI finishes one at once, while the API
-    answers with the pending release and finishes it in the background, as Heroku does.
+    answers with the pending release as soon as it exists and lets it finish, as Heroku does.
     """
 
     def __init__(self, platform: Platform, lock: AppLock, release: Release) -> None:
@@ -285,15 +293,5 @@ class PendingRelease:
         self._finished = True
         try:
             return release_and_swap(self.platform, self.lock.app, self.release, output)
-        finally:
-            self.lock.release()
-
-    def abandon(self, reason: str) -> None:
-        """Record the release failed without running it (it could not be started), and let the lock go."""
-        if self._finished:
-            return
-        self._finished = True
-        try:
-            _record_failure(self.platform, self.lock.app, self.release, reason, None)
         finally:
             self.lock.release()

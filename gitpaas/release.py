@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from gitpaas.names import parse_number
+
 PENDING = "pending"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
@@ -87,8 +89,8 @@ def parse_version(text: str | int) -> int | None:
     """``"v12"``, ``"12"`` or ``12`` → 12; anything else → None."""
     if isinstance(text, int):
         return text if text > 0 else None
-    raw = text[1:] if text[:1] in ("v", "V") else text
-    return int(raw) if raw.isdigit() and int(raw) > 0 else None
+    number = parse_number(text[1:] if text[:1] in ("v", "V") else text)
+    return number or None  # versions start at 1
 
 
 PHASES = ("receive", "build", "release", "health", "swap")

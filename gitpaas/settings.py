@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -52,6 +53,28 @@ def _port(environ: Mapping[str, str], default: int, key: str = "GITPAAS_HTTP_POR
     return port
 
 
+def _flag(environ: Mapping[str, str], key: str) -> bool:
+    raw = (environ.get(key) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise UsageError(f"{key} must be 1 or 0, not {environ[key]!r}")
+
+
+#: where GITPAAS_BUILDPACK_ALLOW splits: commas, and colons that start a folder or a URL (as in PATH)
+_ALLOW_SEPARATOR = re.compile(r",|:(?=/(?!/))|:(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def _buildpack_allow(environ: Mapping[str, str], key: str = "GITPAAS_BUILDPACK_ALLOW") -> tuple[str, ...]:
+    """The operator's buildpack allow-list: absolute folders and URL prefixes, in the order given."""
+    entries = tuple(entry.strip() for entry in _ALLOW_SEPARATOR.split(environ.get(key) or "") if entry.strip())
+    for entry in entries:
+        if not entry.startswith("/") and ":" not in entry:  # a URL prefix has a scheme, or is git@host:
+            raise UsageError(f"{key}: {entry!r} is neither an absolute folder nor a URL prefix")
+    return entries
+
+
 def _choice(environ: Mapping[str, str], key: str, recorded: str | None, choices: tuple[str, ...]) -> str:
     value = environ.get(key) or recorded or choices[0]
     if value not in choices:
@@ -75,6 +98,10 @@ class Settings:
     drain_seconds: float = 1.0
     #: which scheduler runs the apps' processes (one of SCHEDULERS)
     scheduler: str = SCHEDULERS[0]
+    #: folders and URL prefixes a buildpack may come from besides the bundled ones and public https:// URLs
+    buildpack_allow: tuple[str, ...] = ()
+    #: whether webhooks may target loopback, link-local and private addresses (a receiver on this network)
+    webhook_private_targets: bool = False
     # Extra environment given to the process that runs (for example) the release phase.
     environ: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -96,6 +123,8 @@ class Settings:
             startup_window=_number(env, "GITPAAS_STARTUP_WINDOW", 2.0),
             drain_seconds=_number(env, "GITPAAS_DRAIN_SECONDS", 1.0),
             scheduler=_choice(env, "GITPAAS_SCHEDULER", recorded.get("scheduler"), SCHEDULERS),
+            buildpack_allow=_buildpack_allow(env),
+            webhook_private_targets=_flag(env, "GITPAAS_WEBHOOK_PRIVATE_TARGETS"),
             environ=env,
         )
 
@@ -110,9 +139,9 @@ class Settings:
     def home_label(self) -> str:
         return str(self.home)
 
-    @property
-    def network_name(self) -> str:
-        return f"gitpaas-{self.home_id}"
+    def app_network(self, app: str) -> str:
+        """The app's own Docker network: its processes (and add-ons) only."""
+        return f"gitpaas-{self.home_id}-{app}"
 
     def image_repository(self, app: str) -> str:
         return f"gitpaas-{self.home_id}/{app}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from gitpaas import sizes
 from gitpaas.identity import account_ref
 from gitpaas.release import Release
 from gitpaas.scheduler import Process
@@ -41,10 +42,11 @@ def release_json(release: Release, output_stream_url: str | None = None) -> dict
 
 
 def formation_json(app: App, process_type: str, quantity: int, command: str | None) -> dict[str, Any]:
+    size = sizes.get(app.sizes.get(process_type))
     return {
         "app": {"id": app.id, "name": app.name}, "command": command or "", "created_at": app.created_at,
-        "dyno_size": {"id": derived_id("size", "standard"), "name": "standard"},
-        "id": derived_id(app.id, "formation", process_type), "quantity": quantity, "size": "standard",
+        "dyno_size": {"id": derived_id("size", size.name), "name": size.display},
+        "id": derived_id(app.id, "formation", process_type), "quantity": quantity, "size": size.display,
         "type": process_type, "updated_at": app.updated_at,
     }
 
@@ -54,7 +56,7 @@ def dyno_json(process: Process, app_id: str) -> dict[str, Any]:
         "attach_url": None, "command": process.command, "created_at": process.created_at,
         "id": derived_id(app_id, "dyno", process.id), "name": process.name,
         "release": {"id": process.release_id, "version": process.release_version},
-        "app": {"name": process.app, "id": app_id}, "size": "standard", "state": process.state,
+        "app": {"name": process.app, "id": app_id}, "size": sizes.get(process.size).display, "state": process.state,
         "type": process.type, "updated_at": process.created_at,
     }
 

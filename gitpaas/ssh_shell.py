@@ -23,6 +23,7 @@ from gitpaas.names import validate_app_name
 from gitpaas.operations import can_access
 from gitpaas.platform import Platform
 from gitpaas.settings import Settings
+from gitpaas.store.files import PRIVATE_UMASK
 
 GIT_COMMANDS = {"git-receive-pack": "push to", "git-upload-pack": "fetch from"}
 
@@ -85,6 +86,7 @@ def run(argv: list[str], environ: Mapping[str, str]) -> int:
 
 
 def main() -> None:
+    os.umask(PRIVATE_UMASK)  # for what git writes into the (private) home too
     sys.exit(run(sys.argv[1:], os.environ))
 
 

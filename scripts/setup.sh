@@ -118,21 +118,29 @@ setup_stack() {
     "$repo_root/.venv/bin/gitpaas" stack:build
 }
 
-# Where systemd runs the machine (a VM, a server; not a container), run the API server as a service.
+# Where systemd runs the machine (a VM, a server; not a container): the API server as a service, and
+# gitpaas-boot, which brings the apps back after a reboot (without systemd: run `gitpaas boot` at startup).
 setup_service() {
     if [ ! -d /run/systemd/system ] || ! is_root; then
         return 0
     fi
-    local unit=/etc/systemd/system/gitpaas.service
-    sed -e "s|@GITPAAS@|$repo_root/.venv/bin/gitpaas|" -e "s|@REPO@|$repo_root|" \
-        "$repo_root/packaging/gitpaas.service" > "$unit.new"
-    if ! cmp -s "$unit.new" "$unit"; then
-        mv "$unit.new" "$unit"
+    local name unit changed=no
+    for name in gitpaas-boot gitpaas; do
+        unit="/etc/systemd/system/$name.service"
+        sed -e "s|@GITPAAS@|$repo_root/.venv/bin/gitpaas|" -e "s|@REPO@|$repo_root|" \
+            "$repo_root/packaging/$name.service" > "$unit.new"
+        if ! cmp -s "$unit.new" "$unit"; then
+            mv "$unit.new" "$unit"
+            changed=yes
+        else
+            rm -f "$unit.new"
+        fi
+    done
+    if [ "$changed" = yes ]; then
         systemctl daemon-reload
+        systemctl enable gitpaas-boot.service >/dev/null 2>&1
         systemctl enable --now gitpaas.service >/dev/null 2>&1 || systemctl restart gitpaas.service
-        step "gitpaas.service installed and started"
-    else
-        rm -f "$unit.new"
+        step "gitpaas-boot.service and gitpaas.service installed and enabled"
     fi
 }
 

@@ -2,45 +2,90 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gitpaas.api import git_http, routes, streams
-from gitpaas.api.core import error_response
+from gitpaas.api.core import BODY_ALLOWED, error_response, render, token_user, unauthorized
 from gitpaas.errors import GitpaasError, RequestTooLarge
 from gitpaas.settings import Settings
 
-#: the largest JSON body accepted (git pushes, on the *.git routes, are not limited)
+#: the largest body accepted, except by git's own endpoints once the pusher is known
 MAX_BODY = 1024 * 1024
+_LENGTH = re.compile(rb"[0-9]{1,19}")
 
 
 class BodyLimit:
-    """Refuse request bodies over MAX_BODY with 413, whether Content-Length says so or the body
-    turns out longer (chunked)."""
+    """Keep request bodies out of memory until the server knows who sends them.
+
+    A request with a body needs a valid token before any of it is read (every route that reads a
+    body is an authenticated one), else 401. Bodies over MAX_BODY get 413, whether Content-Length
+    says so or the body turns out longer (chunked). Only git's smart HTTP endpoints
+    (``git_http.is_git_route``) may send more, and only once ``git_http`` has checked the token and
+    the access to the app (it marks the request ``BODY_ALLOWED`` then, and reads nothing before):
+    their 401 must come from git_http, with the challenge that makes git ask for credentials."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or ".git/" in scope.get("path", ""):
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        too_big = error_response(RequestTooLarge.http_status, RequestTooLarge.error_id,
-                                 RequestTooLarge(MAX_BODY).message)
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
-            return await too_big(scope, receive, send)
-        seen = 0
+        headers = dict(scope.get("headers") or [])
+        raw_length = headers.get(b"content-length")
+        declared = int(raw_length) if raw_length is not None and _LENGTH.fullmatch(raw_length) else None
+        if raw_length is not None and declared is None:
+            return await _too_large(scope, receive, send)
+        git = git_http.is_git_route(scope.get("path", ""))
+        if not git:
+            if declared is not None and declared > MAX_BODY:
+                return await _too_large(scope, receive, send)
+            has_body = bool(declared) or b"transfer-encoding" in headers
+            if has_body and token_user(scope) is None:
+                return await render(unauthorized())(scope, receive, send)
+        seen, exceeded, started, replaced = 0, False, False, False
 
-        async def limited() -> dict:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > MAX_BODY:
+        def unlimited() -> bool:
+            return git and bool(scope.get(BODY_ALLOWED))
+
+        async def limited_receive() -> Message:
+            nonlocal seen, exceeded
+            if not unlimited() and declared is not None and declared > MAX_BODY:
+                exceeded = True
                 raise RequestTooLarge(MAX_BODY)
+            message = await receive()
+            if not unlimited():
+                seen += len(message.get("body", b""))
+                if seen > MAX_BODY:
+                    exceeded = True
+                    raise RequestTooLarge(MAX_BODY)
             return message
-        await self.app(scope, limited, send)
+
+        async def limited_send(message: Message) -> None:
+            """Once a body was too large, the app's own answer (FastAPI's 400 for a body it could
+            not read) is replaced by the 413."""
+            nonlocal started, replaced
+            if message["type"] == "http.response.start":
+                started = True
+                if exceeded:
+                    replaced = True
+                    return await _too_large(scope, receive, send)
+            if not replaced:
+                await send(message)
+        try:
+            await self.app(scope, limited_receive, limited_send)
+        except RequestTooLarge:
+            if not started:  # else the answer was under way: it just ends here
+                await _too_large(scope, receive, send)
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    await error_response(RequestTooLarge.http_status, RequestTooLarge.error_id,
+                         RequestTooLarge(MAX_BODY).message)(scope, receive, send)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -51,7 +96,7 @@ def create_app(settings: Settings) -> FastAPI:
     @api.exception_handler(GitpaasError)
     async def gitpaas_error(request: Request, exc: GitpaasError):
         """Every expected failure, rendered once: Heroku's ``{"id", "message"}`` with its status."""
-        return error_response(exc.http_status, exc.error_id, exc.message, exc.http_headers)
+        return render(exc)
 
     @api.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -64,7 +109,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @api.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        error_id = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+        error_id = {404: "not_found", 405: "method_not_allowed", 422: "invalid_params"}.get(exc.status_code,
+                                                                                           "bad_request")
         return error_response(exc.status_code, error_id, str(exc.detail))
 
     @api.middleware("http")

@@ -6,16 +6,22 @@ Errors are GitpaasErrors like everywhere else; ``error_response`` is the one sha
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import hmac
 import json
 import logging
+import queue
 import secrets
 import threading
+import time
 from pathlib import Path
+from typing import Any, Callable, Coroutine, TypeVar
 
-from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi import HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.types import Scope
 
 from gitpaas.accounts import Accounts
 from gitpaas.errors import GitpaasError, NotFound, ReleaseNotFound, Unauthorized
@@ -31,10 +37,49 @@ from gitpaas.store.apps import App
 from gitpaas.store.files import write_atomic
 
 log = logging.getLogger("gitpaas.api")
+T = TypeVar("T")
+
+
+#: the request scope's mark, set by ``git_http`` once it checked the token and the access to the app,
+#: that lets the body limit (``application.BodyLimit``) pass a push's body on, however large
+BODY_ALLOWED = "gitpaas.body_allowed"
 
 
 def error_response(status: int, error_id: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    # A message may quote what a client sent: lone surrogates from a JSON "\ud800" cannot be UTF-8.
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return JSONResponse({"id": error_id, "message": message}, status_code=status, headers=headers or None)
+
+
+def render(exc: GitpaasError) -> JSONResponse:
+    """An expected failure as the API answers it: Heroku's ``{"id", "message"}`` with its status."""
+    return error_response(exc.http_status, exc.error_id, exc.message, exc.http_headers)
+
+
+class _UnicodeJsonRequest(Request):
+    """A request whose JSON body is refused (422) if a string in it is not valid Unicode."""
+
+    async def json(self) -> Any:
+        value = await super().json()
+        try:  # json.loads takes "\ud800"; nothing can store or print such a string
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise HTTPException(422, "The request body has a string that is not valid Unicode"
+                                     " (a lone surrogate such as \\ud800).") from None
+        return value
+
+
+class JsonRoute(APIRoute):
+    """A route whose JSON body must be valid Unicode throughout: every string in it may end up in a
+    file, an environment or a message. (Raised as an HTTPException: FastAPI turns anything else
+    raised while it reads a body into a 400.)"""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def unicode_only(request: Request) -> Response:
+            return await handler(_UnicodeJsonRequest(request.scope, request.receive))
+        return unicode_only
 
 
 def settings_of(request: Request) -> Settings:
@@ -62,13 +107,23 @@ def bearer_token(request: Request) -> str | None:
     return None
 
 
+def token_user(scope: Scope) -> str | None:
+    """The account behind the request's token; None when it has none, or a bad or revoked one."""
+    request = Request(scope)
+    token = bearer_token(request)
+    return accounts_of(request).authenticate(token) if token else None
+
+
+def unauthorized() -> Unauthorized:
+    return Unauthorized("Invalid credentials provided: send `Authorization: Bearer <token>`"
+                        " with a token from `gitpaas tokens:create`.")
+
+
 def current_user(request: Request) -> str:
     """The account behind the request's token; 401 when it has none or a bad one."""
-    token = bearer_token(request)
-    email = accounts_of(request).authenticate(token) if token else None
+    email = token_user(request.scope)
     if email is None:
-        raise Unauthorized("Invalid credentials provided: send `Authorization: Bearer <token>`"
-                           " with a token from `gitpaas tokens:create`.")
+        raise unauthorized()
     return email
 
 
@@ -99,29 +154,53 @@ def find_release(platform: Platform, app: str, identity: str) -> Release:
     raise ReleaseNotFound(app, identity)
 
 
-def finish_in_background(pending: PendingRelease) -> Release:
-    """Let ``pending``'s release phase and swap go on in the server, as on Heroku, and answer now
-    with the release as recorded (``pending``). Its outcome is in its record and output."""
-    answer = Release.from_dict(pending.release.to_dict())  # the thread goes on changing the original
+def release_in_background(app: str, begin: Callable[[], tuple[T, PendingRelease | None]]) -> T:
+    """Run ``begin`` — an event's first half: it takes the app's lock and records vN ``pending`` —
+    in a thread of its own, answer with what it returned as soon as it did, and let the release
+    phase and swap go on in that thread, as on Heroku. Its outcome is in the release's record.
+
+    One thread takes the app's lock and lets it go: a request thread that took it could serve the
+    next request for the same app while the release still holds it, and wait on itself.
+    An error before the release exists is raised here, to the caller's request."""
+    handoff: queue.Queue = queue.Queue(maxsize=1)
 
     def run() -> None:
+        try:
+            answer, pending = begin()
+        except BaseException as exc:  # handed to the request, which renders it
+            handoff.put((None, exc))
+            return
+        if pending is not None:  # the answer is the record as it is now; the release goes on changing
+            answer = copy.deepcopy(answer)
+        handoff.put((answer, None))
+        if pending is None:
+            return
         try:
             pending.finish(NullOutput())
         except GitpaasError:
             pass  # expected failures are recorded in the release (status, failure reason)
         except Exception:
-            log.exception("release v%s of %s failed unexpectedly", pending.release.version, pending.lock.app)
+            log.exception("release v%s of %s failed unexpectedly", pending.release.version, app)
 
-    try:
-        threading.Thread(target=run, name=f"gitpaas-release-{pending.lock.app}", daemon=True).start()
-    except BaseException as exc:  # no thread to run it: it must not hold the app's lock forever
-        pending.abandon(f"could not be started: {exc}")
-        raise
+    threading.Thread(target=run, name=f"gitpaas-release-{app}", daemon=True).start()
+    answer, error = handoff.get()
+    if error is not None:
+        raise error
     return answer
 
 
+#: how long a release's output URL may be opened (each listing of the release issues a new one)
+RELEASE_OUTPUT_TTL = 24 * 3600
+#: how long a log session's URL may be opened; a tail, once open, stays open
+LOG_SESSION_TTL = 3600
+
+
 class Signer:
-    """Unguessable, unforgeable URLs for streams (release output, log sessions), like Heroku's."""
+    """Unguessable, unforgeable URLs for streams (release output, log sessions), like Heroku's.
+
+    The Heroku CLI fetches them without credentials, so a URL carries its own limits: what it
+    streams (``kind``), the app's name *and id* (an app that reuses the name is another app), the
+    account it was issued to (``stream_app`` checks it may still use the app) and when it expires."""
 
     def __init__(self, settings: Settings) -> None:
         path = settings.home / "accounts" / "server-secret"
@@ -129,18 +208,47 @@ class Signer:
             write_atomic(path, secrets.token_bytes(32), mode=0o600)
         self.key = Path(path).read_bytes()
 
-    def sign(self, payload: dict) -> str:
+    def sign(self, kind: str, claims: dict, ttl: float) -> str:
+        payload = {"kind": kind, **claims, "exp": int(time.time() + ttl)}
         body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
-        mac = hmac.new(self.key, body.encode(), hashlib.sha256).hexdigest()[:32]
-        return f"{body}.{mac}"
+        return f"{body}.{self._mac(body.encode())}"
 
-    def verify(self, token: str) -> dict:
+    def verify(self, token: str, kind: str) -> dict:
+        """The claims of a token this server signed for ``kind`` that has not expired; otherwise 404
+        (tokens of older gitpaas versions, without an expiry, included)."""
+        not_found = NotFound("Couldn't find that stream.")
         body, _, mac = token.partition(".")
-        raw_body = body.encode("utf-8", "surrogateescape")
-        expected = hmac.new(self.key, raw_body, hashlib.sha256).hexdigest()[:32].encode()
-        if not mac or not hmac.compare_digest(mac.encode("utf-8", "surrogateescape"), expected):
-            raise NotFound("Couldn't find that stream.")
-        return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        if not body.isascii() or not mac.isascii() or not hmac.compare_digest(mac, self._mac(body.encode())):
+            raise not_found
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors too
+            raise not_found from None
+        if not isinstance(claims, dict) or claims.get("kind") != kind or type(claims.get("exp")) is not int:
+            raise not_found
+        if claims["exp"] < time.time():
+            raise NotFound("This stream's URL has expired: ask the API for a new one.")
+        return claims
+
+    def _mac(self, body: bytes) -> str:
+        return hmac.new(self.key, body, hashlib.sha256).hexdigest()[:32]
+
+
+def stream_app(platform: Platform, claims: dict) -> App:
+    """The app a verified stream URL names — if it is still that app (its id: not a new app that
+    reuses the name) and the account the URL was issued to may still use it; otherwise 404."""
+    not_found = NotFound("Couldn't find that stream.")
+    name, user = claims.get("app"), claims.get("user")
+    if not isinstance(name, str) or not isinstance(user, str) or not is_app_name(name):
+        raise not_found
+    try:
+        app = platform.apps.get(name)
+        allowed = app.id == claims.get("app_id") and can_access(platform, Actor(user), name)
+    except NotFound:  # gone, or going
+        raise not_found from None
+    if not allowed:
+        raise not_found
+    return app
 
 
 def base_url(request: Request) -> str:
@@ -149,6 +257,8 @@ def base_url(request: Request) -> str:
     return f"{scheme}://{request.headers.get('host') or request.url.netloc}"
 
 
-def output_url(request: Request, app: str, version: int) -> str:
-    token = Signer(settings_of(request)).sign({"app": app, "v": version})
+def output_url(request: Request, app: App, version: int, user: str) -> str:
+    """A signed URL of release ``version``'s output, for ``user`` (see Signer)."""
+    claims = {"app": app.name, "app_id": app.id, "user": user, "v": version}
+    token = Signer(settings_of(request)).sign("release-output", claims, RELEASE_OUTPUT_TTL)
     return f"{base_url(request)}/streams/release-output/{token}"

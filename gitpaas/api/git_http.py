@@ -10,17 +10,38 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 from typing import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from gitpaas.api.core import accounts_of, bearer_token, platform_of, settings_of, visible_app
+from gitpaas.api.core import BODY_ALLOWED, accounts_of, bearer_token, platform_of, settings_of, visible_app
 from gitpaas.errors import NotFound, Unauthorized
+from gitpaas.names import is_app_name
 
 router = APIRouter()
 SERVICES = {"info/refs", "git-receive-pack", "git-upload-pack"}
+_GIT_PATH = re.compile(r"/(?P<app>[^/]+)\.git/(?P<service>[a-z/-]+)")
+
+
+def is_git_route(path: str) -> bool:
+    """Is ``path`` one of git's smart HTTP endpoints for a valid app name? Only these may receive
+    bodies over the API's limit (a push), and only once the pusher was checked (``BODY_ALLOWED``)."""
+    match = _GIT_PATH.fullmatch(path)
+    return match is not None and match["service"] in SERVICES and is_app_name(match["app"])
+
+
+class _GitAnswer(StreamingResponse):
+    """git's answer, passed on as it comes. Unlike a StreamingResponse it does not listen for the
+    client going away meanwhile: that listener reads the request's messages, so it would take chunks
+    of a push away from ``feed`` (and git would find its pack corrupt). git sends the whole request
+    before it reads the answer, so there is nothing to listen for."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.stream_response(send)
 
 
 @router.api_route("/{app}.git/{rest:path}", methods=["GET", "POST"], include_in_schema=False)
@@ -34,6 +55,7 @@ async def smart_http(request: Request, app: str, rest: str) -> Response:
                            challenge='Basic realm="gitpaas"')
     platform = platform_of(request)
     found = visible_app(platform, user, app)
+    request.scope[BODY_ALLOWED] = True  # known and allowed: now, and not before, the body may be read
     settings = settings_of(request)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_PROJECT_ROOT": str(platform.apps.app_dir(found.name)),
@@ -57,6 +79,8 @@ async def smart_http(request: Request, app: str, rest: str) -> Response:
             async for chunk in request.stream():
                 process.stdin.write(chunk)
                 await process.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # git stopped reading (a request it refused): its answer says why
         finally:
             process.stdin.close()
     feeder = asyncio.create_task(feed())
@@ -80,4 +104,4 @@ async def smart_http(request: Request, app: str, rest: str) -> Response:
             await process.wait()
     media_type = headers.pop("Content-Type", None)
     headers["X-Accel-Buffering"] = "no"  # the router passes hook output on as it comes
-    return StreamingResponse(body(), status_code=status, headers=headers, media_type=media_type)
+    return _GitAnswer(body(), status_code=status, headers=headers, media_type=media_type)

@@ -12,18 +12,21 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from gitpaas import events, operations
 from gitpaas.api.core import (
-    accounts_of, base_url, current_user, find_release, finish_in_background, output_url, platform_of, visible_app,
+    JsonRoute, accounts_of, base_url, current_user, find_release, output_url, release_in_background, platform_of,
+    visible_app,
 )
-from gitpaas.errors import BadRange, Forbidden, InvalidParams, NotFound
+from gitpaas.errors import BadRange, DamagedRecord, Forbidden, InvalidParams, NotFound
 from gitpaas.identity import Actor
+from gitpaas.names import parse_number
 from gitpaas.output import NullOutput
 from gitpaas.platform import Platform
 from gitpaas.release import Release
 from gitpaas.shapes import (
     account_json, app_json, collaborator_json, domain_json, dyno_json, formation_json, release_json,
 )
+from gitpaas.store.apps import App
 
-router = APIRouter()
+router = APIRouter(route_class=JsonRoute)
 User = Annotated[str, Depends(current_user)]
 MAX_RANGE = 1000
 
@@ -38,11 +41,11 @@ def _app_payload(request: Request, platform: Platform, app) -> dict:
                     current.updated_at if current else None)
 
 
-def _release_payload(request: Request, release: Release) -> dict:
-    """A release, its output at a signed URL — or null when it has no release phase, which is what
-    clients (the Heroku CLI's rollback, retry and releases:output) expect."""
+def _release_payload(request: Request, app: App, user: str, release: Release) -> dict:
+    """A release, its output at a URL signed for ``user`` — or null when it has no release phase,
+    which is what clients (the Heroku CLI's rollback, retry and releases:output) expect."""
     has_output = bool(release.process_types.get("release"))
-    return release_json(release, output_url(request, release.app["name"], release.version) if has_output else None)
+    return release_json(release, output_url(request, app, release.version, user) if has_output else None)
 
 
 # --- account -----------------------------------------------------------------------------------
@@ -103,6 +106,7 @@ def apps_delete(request: Request, user: User, app: str) -> dict:
 # --- releases ----------------------------------------------------------------------------------
 
 _RANGE = re.compile(r"^\s*(?P<field>\w+)\s*(?P<start>\]?[^.;\s]*)\s*\.\.\s*(?P<end>[^;\s]*\[?)\s*(?P<options>;.*)?$")
+#: a number in a Range header: ASCII digits only (``str.isdigit`` takes "²", which ``int`` refuses)
 
 
 def parse_range(header: str | None) -> tuple[str, int | None, bool, int | None, bool, int, bool]:
@@ -114,10 +118,9 @@ def parse_range(header: str | None) -> tuple[str, int | None, bool, int | None, 
         raise BadRange(f"Invalid Range header: {header[:80]!r} (use `version ..; max=N, order=asc|desc`).")
     options = dict(part.strip().split("=", 1) for part in (match["options"] or ";").strip(";").split(",")
                    if "=" in part)
-    try:
-        limit = int(options.get("max", 200))
-    except ValueError:
-        raise BadRange("Range max must be a number.") from None
+    limit = parse_number(options.get("max", "200").strip())
+    if limit is None:
+        raise BadRange("Range max must be a number.")
     order = options.get("order", "asc")
     if order not in ("asc", "desc") or not 1 <= limit <= MAX_RANGE:
         raise BadRange(f"Range order must be asc or desc and max 1-{MAX_RANGE}.")
@@ -127,9 +130,10 @@ def parse_range(header: str | None) -> tuple[str, int | None, bool, int | None, 
         text = text.strip("][")
         if not text:
             return None, exclusive
-        if not text.isdigit():
+        number = parse_number(text)
+        if number is None:
             raise BadRange("Range bounds must be release versions.")
-        return int(text), exclusive
+        return number, exclusive
     start, start_ex = bound(match["start"])
     end, end_ex = bound(match["end"])
     return match["field"], start, start_ex, end, end_ex, limit, order == "desc"
@@ -146,7 +150,8 @@ def releases_list(request: Request, response: Response, user: User, app: str) ->
         if len(page) > limit:
             response.status_code = 206
             response.headers["Next-Range"] = f"version ]{page[limit - 1].version}..; max={limit}, order=desc"
-        return [_release_payload(request, r) for r in page[:limit]]
+        _warn_damaged(response, releases)
+        return [_release_payload(request, found, user, r) for r in page[:limit]]
     versions = releases.versions()
     if desc:
         versions.reverse()
@@ -165,14 +170,28 @@ def releases_list(request: Request, response: Response, user: User, app: str) ->
     if len(chosen) > limit:
         response.status_code = 206
         response.headers["Next-Range"] = f"version ]{page[-1]}..; max={limit}, order={'desc' if desc else 'asc'}"
-    return [_release_payload(request, releases.get(v)) for v in page]
+    readable = []
+    for version in page:
+        try:
+            readable.append(releases.get(version))
+        except DamagedRecord as damaged:  # the others still answer; the header names it
+            releases.skipped.append(damaged)
+    _warn_damaged(response, releases)
+    return [_release_payload(request, found, user, r) for r in readable]
+
+
+def _warn_damaged(response: Response, releases) -> None:
+    """Name the records a listing had to leave out (RFC 7234's Warning header; one per record)."""
+    if releases.skipped:
+        response.headers["Warning"] = ", ".join(
+            f'199 gitpaas "{damaged.record} is damaged ({damaged.reason}) and left out"' for damaged in releases.skipped)
 
 
 @router.get("/apps/{app}/releases/{release}")
 def releases_info(request: Request, user: User, app: str, release: str) -> dict:
     platform = platform_of(request)
     found = visible_app(platform, user, app)
-    return _release_payload(request, find_release(platform, found.name, release))
+    return _release_payload(request, found, user, find_release(platform, found.name, release))
 
 
 class ReleaseCreate(Strict):
@@ -190,11 +209,16 @@ def releases_create(request: Request, user: User, app: str, body: ReleaseCreate)
         raise InvalidParams("Send either slug (to create a release) or release (to roll back).")
     if body.release is not None:
         target = find_release(platform, found.name, body.release)
-        pending = events.begin_rollback(platform, found.name, Actor(user), NullOutput(), target.version)
+
+        def begin():
+            pending = events.begin_rollback(platform, found.name, Actor(user), NullOutput(), target.version)
+            return pending.release, pending
     else:
-        pending = events.begin_slug_release(platform, found.name, Actor(user), NullOutput(), body.slug,
-                                            body.description)
-    return _release_payload(request, finish_in_background(pending))
+        def begin():
+            pending = events.begin_slug_release(platform, found.name, Actor(user), NullOutput(), body.slug,
+                                                body.description)
+            return pending.release, pending
+    return _release_payload(request, found, user, release_in_background(found.name, begin))
 
 
 @router.get("/apps/{app}/releases/{release}/config-vars")
@@ -224,20 +248,21 @@ def config_vars_update(request: Request, user: User, app: str, body: ConfigPatch
     changes = body.root
     if not changes:
         raise InvalidParams("Send at least one config var.")
-    change = events.begin_config_change(
-        platform, found.name, Actor(user), NullOutput(),
-        set_values={k: v for k, v in changes.items() if v is not None},
-        unset_keys=[k for k, v in changes.items() if v is None])
-    if change.pending is not None:
-        finish_in_background(change.pending)
-    return change.config
+
+    def begin():
+        change = events.begin_config_change(
+            platform, found.name, Actor(user), NullOutput(),
+            set_values={k: v for k, v in changes.items() if v is not None},
+            unset_keys=[k for k, v in changes.items() if v is None])
+        return change.config, change.pending
+    return release_in_background(found.name, begin)
 
 
 # --- formation ---------------------------------------------------------------------------------
 
 class FormationUpdate(Strict):
     #: a number, or (as the Heroku CLI sends it) a string: "2", or relative "+1" / "-1"
-    quantity: Optional[Union[int, Annotated[str, Field(pattern=r"^[+-]?\d{1,3}$")]]] = None
+    quantity: Optional[Union[int, Annotated[str, Field(pattern=r"^[+-]?[0-9]{1,3}$")]]] = None
     size: Optional[str] = Field(default=None, max_length=32)
 
     def resolve(self, current: int) -> int | None:
@@ -284,10 +309,14 @@ def formation_info(request: Request, user: User, app: str, process_type: str) ->
 
 
 def _scale(platform: Platform, app, updates: dict[str, FormationUpdate]) -> list[dict]:
+    """Quantities, then sizes (``heroku ps:scale`` sends the first, ``heroku ps:type`` the second)."""
     changes = {t: u.resolve(app.formation.get(t, 0)) for t, u in updates.items()}
     changes = {t: q for t, q in changes.items() if q is not None}
     if changes:
         operations.scale(platform, app.name, changes)
+    resized = {t: u.size for t, u in updates.items() if u.size}
+    if resized:
+        operations.resize(platform, app.name, resized)
     return _formation(platform, platform.apps.get(app.name))
 
 

@@ -38,10 +38,10 @@ from gitpaas.build.base import BuildRequest, BuiltImage
 from gitpaas.build.buildpack_list import (
     BUNDLED,
     Buildpack,
+    allowed,
     bundled,
     chosen_entries,
-    kind_of,
-    resolve,
+    fetch,
 )
 from gitpaas.build.buildpack_protocol import (
     build_environment,
@@ -53,6 +53,7 @@ from gitpaas.dockerutil import ENGINE_ERRORS, describe
 from gitpaas.errors import BuildFailed, EnvironmentProblem, GitpaasError, UnsupportedApp
 from gitpaas.lines import iter_lines
 from gitpaas.settings import Settings
+from gitpaas.store.files import open_private
 
 BUILD_ROOT = "/gitpaas"
 ENV_DIR = f"{BUILD_ROOT}/env"
@@ -86,16 +87,18 @@ class BuildpackBuilder:
     def build(self, request: BuildRequest) -> BuiltImage:
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="gitpaas-buildpacks-") as workdir, \
-                open(request.log_path, "w", encoding="utf-8") as log:
+                open_private(request.log_path) as log:
             build = _Build(self.client, self.settings, request, log)
             try:
                 entries, origin = chosen_entries(request.source.read_text(".buildpacks"), request.config_vars)
                 if entries:
                     build.say(f"Buildpacks from {origin}: {', '.join(entries)}")
-                    for entry in entries:
-                        if kind_of(entry) == "git":
-                            build.say(f"Cloning {entry}")
-                    chosen = [resolve(entry, Path(workdir)) for entry in entries]
+                    # Every entry is checked before any is fetched: a refused one clones nothing.
+                    sources = [allowed(entry, self.settings.buildpack_allow) for entry in entries]
+                    for source in sources:
+                        if source.kind == "git":
+                            build.say(f"Cloning {source.entry}")
+                    chosen = [fetch(source, Path(workdir)) for source in sources]
                 else:
                     chosen = [bundled(name) for name in BUNDLED]
                 return build.run(chosen, detect_first_match=not entries)
@@ -317,7 +320,9 @@ class _Build:
         # No pause: nothing runs in the container any more but its idle `sleep`.
         image = container.commit(repository=repository, tag=tag, pause=False, conf={
             "Labels": self.request.labels, "Env": [f"PATH={SLUG_PATH}", "HOME=/app"], "WorkingDir": "/app",
-            "Entrypoint": PROFILE_ENTRYPOINT, "Cmd": ["/bin/bash"], "User": "",
+            # The slug's processes run as the user that compiled /app (nobody when gitpaas runs as
+            # root), so they may write /app as on Heroku, and are never root.
+            "Entrypoint": PROFILE_ENTRYPOINT, "Cmd": ["/bin/bash"], "User": f"{self.uid}:{self.gid}",
         })
         total = image.attrs.get("Size", 0)
         try:

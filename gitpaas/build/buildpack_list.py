@@ -1,24 +1,32 @@
-"""Which buildpacks build an app, and each one as a folder on this server.
+"""Which buildpacks build an app, whether it may use them, and each one as a folder on this server.
 
 An app names its buildpacks with the ``BUILDPACK_URL`` config var (which wins, as on Dokku) or a
 ``.buildpacks`` file (one per line, run in order); otherwise the bundled ones are tried in order
 and the first whose ``bin/detect`` matches builds it. An entry is a bundled buildpack by name
 (``python``, or Heroku's ``heroku/python``), an absolute folder on the server, or a git URL
 (``https://…``, ``file:///…``, ``git@host:…``, optionally ``#ref``), cloned here at build time.
+
+Whoever can push names these, and the server fetches them: so only the bundled buildpacks, public
+``https://`` URLs (every address of the host public, and the clone pinned to those addresses) and
+what the operator lists in ``GITPAAS_BUILDPACK_ALLOW`` are allowed. Everything else gets one
+message, which says nothing about what exists on the server.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from gitpaas.build.buildpack_protocol import parse_buildpacks_file
 from gitpaas.errors import BuildFailed
+from gitpaas.netpolicy import Resolver, Verdict, check_host, system_resolver
 
 #: The repository's ``buildpacks/`` folder: the bundled buildpacks.
 BUNDLED_DIR = Path(__file__).resolve().parents[2] / "buildpacks"
@@ -29,6 +37,12 @@ CLONE_TIMEOUT = 300
 _GIT_VARIABLES_KEPT = ("GIT_SSH", "GIT_SSH_COMMAND", "GIT_SSL_CAINFO", "GIT_SSL_NO_VERIFY", "GIT_PROXY_COMMAND")
 _GIT_URL = re.compile(r"^(https?|git|ssh|file)://|^[\w.-]+@[\w.-]+:")
 _COMMIT = re.compile(r"[0-9a-f]{7,40}")
+
+#: what every refused entry is told, whatever the reason: it must not tell which paths exist
+NOT_ALLOWED = ("not allowed: use a bundled buildpack, a public https:// git URL, "
+               "or ask the operator to allow it (GITPAAS_BUILDPACK_ALLOW)")
+#: git's settings for a clone from a public URL: https only, no redirect to another host
+_PUBLIC_CLONE = ("protocol.allow=never", "protocol.https.allow=always", "http.followRedirects=false")
 
 EntryKind = Literal["bundled", "folder", "git"]
 
@@ -71,21 +85,104 @@ def bundled(name: str) -> Buildpack:
     return Buildpack(name, BUNDLED_DIR / name)
 
 
-def resolve(entry: str, workdir: Path) -> Buildpack:
-    """``entry`` as a checked folder on this server (cloning a git URL into ``workdir``)."""
+@dataclass(frozen=True)
+class Allowed:
+    """An entry that passed the policy, ready to be fetched."""
+
+    entry: str
+    kind: EntryKind
+    #: for a public https:// URL: its host's checked addresses, the only ones the clone may connect to
+    pinned: Verdict | None = None
+
+
+def allowed(entry: str, allow: Sequence[str] = (), resolver: Resolver = system_resolver) -> Allowed:
+    """``entry`` if this server may fetch it: bundled, a public https:// URL, or on the allow-list.
+
+    ``allow`` is the operator's list (``Settings.buildpack_allow``): folders, which also cover
+    ``file://`` URLs and paths of bare repositories inside them (compared after resolving symbolic
+    links and ``..``), and URL prefixes. Raises BuildFailed with the one NOT_ALLOWED message.
+    """
     kind = kind_of(entry)
-    if kind == "git":
-        path = clone(entry, workdir / f"clone-{len(list(workdir.glob('clone-*')))}")
-    elif kind == "folder":
-        path = Path(entry)
-        if not path.is_dir():
-            raise BuildFailed(f"buildpack {entry}: no such folder on the server")
-    else:
+    if kind == "bundled":
         name = entry.removeprefix("heroku/")
         if name not in BUNDLED or not (BUNDLED_DIR / name).is_dir():
             raise BuildFailed(f"buildpack {entry}: not a bundled buildpack ({', '.join(BUNDLED)}), "
-                              "an absolute folder on the server or a git URL")
-        path = BUNDLED_DIR / name
+                              "a public https:// git URL, or one the operator allows (GITPAAS_BUILDPACK_ALLOW)")
+        return Allowed(entry, kind)
+    if _on_allow_list(entry, allow):
+        return Allowed(entry, kind)
+    pinned = _public_https(entry, resolver) if kind == "git" else None
+    if pinned is None:
+        raise BuildFailed(f"buildpack {entry}: {NOT_ALLOWED}")
+    return Allowed(entry, kind, pinned)
+
+
+def _server_path(entry: str) -> str | None:
+    """The folder on this server an entry reads from (a folder, a bare repository, ``file://``), if any."""
+    # split off #ref exactly as the clone does, and not from a folder (whose name may hold a #)
+    location = entry.partition("#")[0] if kind_of(entry) == "git" else entry
+    if location.startswith("/"):
+        return location
+    if location.lower().startswith("file://"):
+        parts = urlsplit(location)
+        plain = parts.netloc in ("", "localhost") and not parts.query and "%" not in parts.path
+        return parts.path if plain else None
+    return None
+
+
+def _within(path: str, folder: str) -> bool:
+    real, top = os.path.realpath(path), os.path.realpath(folder)
+    return real == top or real.startswith(top.rstrip("/") + "/")
+
+
+def _on_allow_list(entry: str, allow: Sequence[str]) -> bool:
+    path = _server_path(entry)
+    folders = [_server_path(item) for item in allow]
+    if path is not None:
+        return any(folder is not None and _within(path, folder) for folder in folders)
+    if entry.lower().startswith("file:"):
+        return False  # a file:// URL that names no plain path on this server
+    for prefix, folder in zip(allow, folders):
+        rest = entry[len(prefix):]
+        if folder is None and entry.startswith(prefix) and (
+                prefix.endswith(("/", ":")) or not rest or rest[0] in "/#?"):
+            return True
+    return False
+
+
+def _public_https(entry: str, resolver: Resolver) -> Verdict | None:
+    """The checked host of a public ``https://`` URL, or None when the URL is not one."""
+    try:
+        parts = urlsplit(entry.partition("#")[0])
+        parts.port  # noqa: B018 - a malformed port raises here, not later in git
+    except ValueError:
+        return None
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        return None
+    if re.search(r"[\s\\]", entry) or parts.netloc.count("@") > 1:
+        return None  # where git's URL parser might see another host than this one
+    verdict = check_host(parts.hostname, resolver)
+    return verdict if verdict.public else None
+
+
+def resolve(entry: str, workdir: Path, allow: Sequence[str] = (),
+            resolver: Resolver = system_resolver) -> Buildpack:
+    """``entry`` as a checked folder on this server, if the policy allows it (see ``allowed``)."""
+    return fetch(allowed(entry, allow, resolver), workdir)
+
+
+def fetch(source: Allowed, workdir: Path) -> Buildpack:
+    """An allowed entry as a checked folder on this server (cloning a git URL into ``workdir``)."""
+    entry = source.entry
+    if source.kind == "git":
+        path = clone(entry, workdir / f"clone-{len(list(workdir.glob('clone-*')))}", source.pinned)
+    elif source.kind == "folder":
+        # The folder the allow-list check resolved, not a symbolic link to it (tar would copy the link).
+        path = Path(os.path.realpath(entry))
+        if not path.is_dir():
+            raise BuildFailed(f"buildpack {entry}: no such folder on the server")
+    else:
+        path = BUNDLED_DIR / entry.removeprefix("heroku/")
     buildpack = Buildpack(entry, path)
     check_layout(buildpack)
     return buildpack
@@ -101,20 +198,35 @@ def check_layout(buildpack: Buildpack) -> None:
             raise BuildFailed(f"buildpack {buildpack.label}: {script} is not executable (chmod +x {script})")
 
 
-def clone(url: str, dest: Path) -> Path:
-    """``git clone`` a buildpack URL (``#ref`` picks a branch, tag or commit) from this server."""
+def clone(url: str, dest: Path, pinned: Verdict | None = None) -> Path:
+    """``git clone`` a buildpack URL (``#ref`` picks a branch, tag or commit) from this server.
+
+    With ``pinned`` (a public URL's checked host), git connects only to those addresses, over
+    https only, and follows no redirect: the host cannot send it somewhere the check did not see.
+    """
     repository, _, ref = url.partition("#")
     env = {key: value for key, value in os.environ.items()
            if not key.startswith("GIT_") or key in _GIT_VARIABLES_KEPT}
     env["GIT_TERMINAL_PROMPT"] = "0"
     by_commit = bool(ref) and _COMMIT.fullmatch(ref) is not None
-    command = ["git", "clone", "--quiet"]
+    command = ["git", *_pinning(repository, pinned), "clone", "--quiet"]
     if not by_commit:
         command += ["--depth", "1"] + (["--branch", ref] if ref else [])
     _git(url, [*command, "--", repository, str(dest)], env)
     if by_commit:
         _git(url, ["git", "-C", str(dest), "checkout", "--quiet", ref], env)
     return dest
+
+
+def _pinning(repository: str, pinned: Verdict | None) -> list[str]:
+    """git's ``-c`` options that hold a clone to the addresses checked for its host."""
+    if pinned is None:
+        return []
+    port = urlsplit(repository).port or 443
+    addresses = ",".join(f"[{a}]" if ipaddress.ip_address(a.split("%")[0]).version == 6 else a
+                         for a in pinned.addresses)
+    options = [*_PUBLIC_CLONE, f"http.curloptResolve={pinned.host}:{port}:{addresses}"]
+    return [part for option in options for part in ("-c", option)]
 
 
 def _git(url: str, command: list[str], env: dict[str, str]) -> None:
@@ -128,5 +240,5 @@ def _git(url: str, command: list[str], env: dict[str, str]) -> None:
     if result.returncode != 0:
         lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
         fatal = next((line for line in lines if line.startswith(("fatal:", "error:"))), lines[-1] if lines else "")
-        what = "git clone" if command[1] == "clone" else "git checkout"
+        what = "git checkout" if "checkout" in command else "git clone"
         raise BuildFailed(f"buildpack {url}: {what} failed: {fatal or f'exit status {result.returncode}'}")

@@ -13,6 +13,7 @@ from gitpaas.dockerutil import ENGINE_ERRORS, describe
 from gitpaas.errors import BuildFailed
 from gitpaas.git.tree import PushedTree
 from gitpaas.lines import iter_lines
+from gitpaas.store.files import open_private
 
 LOG_TAIL_LINES = 30
 
@@ -47,7 +48,7 @@ class DockerfileBuilder:
                 yield chunk.get("stream", "")
 
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile() as context, open(request.log_path, "w", encoding="utf-8") as log:
+        with tempfile.TemporaryFile() as context, open_private(request.log_path) as log:
             request.source.write_tar(context)
             context.seek(0)
             try:

@@ -44,7 +44,8 @@ def print_json(value: Any) -> None:
 
 
 def console() -> Console:
-    width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else 160
+    # Into a pipe or a file, a row is one line however long (for grep), not wrapped at some width.
+    width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else 1000
     return Console(width=width, highlight=False, soft_wrap=False)
 
 

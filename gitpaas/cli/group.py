@@ -3,18 +3,20 @@ GitpaasError a command raises is rendered here, once — one line on stderr, the
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import click
 
 from gitpaas.cli.common import platform
-from gitpaas.errors import GitpaasError
+from gitpaas.errors import DiskFull, GitpaasError
 from gitpaas.locks import recover_all
 from gitpaas.operations import refresh_entry_points
 from gitpaas.output import StreamOutput
 
-#: commands that must not wait on recovery (it may need the Docker engine they are setting up)
-NO_RECOVERY = {"stack:build"}
+#: commands that must not wait on recovery (it may need the Docker engine they are setting up, or
+#: wait for: boot settles releases itself once the engine answers)
+NO_RECOVERY = {"stack:build", "boot"}
 
 
 class _Failure(click.ClickException):
@@ -34,6 +36,10 @@ class GitpaasGroup(click.Group):
             return super().invoke(ctx)
         except GitpaasError as exc:
             raise _Failure(exc) from exc
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise _Failure(DiskFull()) from exc
+            raise
 
 
 @click.group(cls=GitpaasGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from gitpaas.cli import (  # noqa: F401  (importing a module adds its commands to the group)
-    accounts, apps, builds, certs, config, domains, logs, ps, releases, server, stack, webhooks,
+    accounts, apps, backup, boot, builds, certs, config, domains, logs, ps, releases, server, stack, webhooks,
 )
 from gitpaas.cli.group import cli
+from gitpaas.store.files import PRIVATE_UMASK
 
 __all__ = ["cli", "main"]
 
 
 def main() -> None:
+    os.umask(PRIVATE_UMASK)
     sys.exit(cli.main(prog_name="gitpaas"))

@@ -1,15 +1,18 @@
-"""ps, ps:scale."""
+"""ps, ps:scale, ps:restart, ps:stop, ps:type (alias ps:resize)."""
 
 from __future__ import annotations
 
 import click
 
+from gitpaas import sizes
 from gitpaas.cli.group import cli
 from gitpaas.cli.common import app_option, json_option, platform, print_json, print_table, release_output
 from gitpaas.errors import UsageError
+from gitpaas.names import parse_number
 from gitpaas.operations import processes as list_processes
-from gitpaas.operations import restart, scale, stop_process
+from gitpaas.operations import current_release, resize, restart, scale, stop_process, type_sizes
 from gitpaas.shapes import dyno_json
+
 
 
 @cli.command("ps")
@@ -26,9 +29,10 @@ def ps(app: str, as_json: bool) -> None:
     if not processes:
         click.echo(f"No processes are running for {app}.")
         return
-    print_table(["process", "state", "release", "command", "since", "restarts"], (
-        (p.name, p.state, f"v{p.release_version}", p.command or "(image default)", p.created_at.replace("T", " "),
-         p.restarts) for p in processes), title=f"=== {app} processes")
+    print_table(["process", "state", "release", "size", "command", "since", "restarts", "last crash"], (
+        (p.name, p.state, f"v{p.release_version}", p.size, p.command or "(image default)",
+         p.created_at.replace("T", " "), p.restarts, p.crash_reason) for p in processes),
+        title=f"=== {app} processes")
 
 
 @cli.command("ps:scale")
@@ -39,9 +43,10 @@ def ps_scale(changes: tuple[str, ...], app: str) -> None:
     wanted: dict[str, int] = {}
     for change in changes:
         name, sep, raw = change.partition("=")
-        if not sep or not name or not raw.isdigit():
+        quantity = parse_number(raw, digits=9)
+        if not sep or not name or quantity is None:
             raise UsageError(f"cannot read {change!r}: write TYPE=N, e.g. web=2")
-        wanted[name] = int(raw)
+        wanted[name] = quantity
     formation = scale(platform(), app, wanted, release_output())
     click.echo(f"Scaling {app}... done, now running " + ", ".join(f"{t}={q}" for t, q in formation.items()))
 
@@ -65,3 +70,42 @@ def ps_restart(target: str | None, app: str) -> None:
     """Restart the formation (or one type, or one process) with fresh processes, no downtime."""
     names = restart(platform(), app, target, release_output())
     click.echo(f"Restarting {', '.join(names)} of {app}... done")
+
+
+@cli.command("ps:type")
+@click.argument("changes", nargs=-1, metavar="[TYPE=SIZE...]")
+@app_option
+@json_option
+def ps_type(changes: tuple[str, ...], app: str, as_json: bool) -> None:
+    """Show or set each process type's dyno size, e.g. web=standard-2x (sizes: see README).
+
+    A changed type's processes are replaced by fresh ones at the new size, with no downtime;
+    release=SIZE sizes the release command from the next release on."""
+    wanted: dict[str, str] = {}
+    for change in changes:
+        name, sep, size = change.partition("=")
+        if not sep or not name or not size:
+            raise UsageError(f"cannot read {change!r}: write TYPE=SIZE, e.g. web=standard-2x")
+        wanted[name] = size
+    plat = platform()
+    if wanted:
+        current = resize(plat, app, wanted, release_output())
+    else:
+        current = type_sizes(plat.apps.get(app), current_release(plat, app))
+    record = plat.apps.get(app)
+    rows = [(process_type, sizes.get(size), record.formation.get(process_type, 0))
+            for process_type, size in current.items()]
+    if as_json:
+        print_json([{"type": t, "size": s.name, "quantity": q, "memory_mb": s.memory_mb, "cpu_share": s.cpu_share,
+                     "pids": s.pids} for t, s, q in rows])
+        return
+    if not rows:
+        click.echo(f"{app} has no process types yet: deploy it with git push first.")
+        return
+    print_table(["type", "size", "qty", "memory", "cpu share", "processes"],
+                ((t, s.name, q, f"{s.memory_mb} MB", f"{s.cpu_share:g}", s.pids) for t, s, q in rows),
+                title=f"=== {app} dyno sizes")
+
+
+cli.add_command(ps_type, "ps:resize")
+

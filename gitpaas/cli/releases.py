@@ -10,8 +10,10 @@ from gitpaas import events
 from gitpaas.cli.group import cli
 from gitpaas.cli.common import actor, app_option, json_option, platform, print_json, print_table, release_output
 from gitpaas.errors import UsageError
+from gitpaas.names import parse_number
 from gitpaas.operations import set_retention
 from gitpaas.release import FAILED, PENDING, Release, describe_timings, parse_version
+
 
 
 def _when(release: Release) -> str:
@@ -45,7 +47,10 @@ def releases_list(app: str, as_json: bool, limit: int) -> None:
     """List an app's releases, newest first."""
     plat = platform()
     plat.apps.get(app)
-    found = plat.apps.releases(app).list(limit=limit)
+    store = plat.apps.releases(app)
+    found = store.list(limit=limit)
+    for damaged in store.skipped:  # the others are listed; this says which could not be
+        click.echo(f" !    {damaged.record} is damaged ({damaged.reason}) and left out of this list", err=True)
     if as_json:
         print_json([release.to_dict() for release in found])
         return
@@ -145,7 +150,7 @@ def releases_retry(app: str) -> None:
               help="keep the slug images of the newest N releases; 'all' keeps every one (the default)")
 def releases_retention(app: str, keep: str) -> None:
     """Prune old releases' slug images (records stay; pruned releases cannot be rolled back to)."""
-    if keep != "all" and not keep.isdigit():
+    if keep != "all" and parse_number(keep, digits=9) is None:
         raise UsageError(f"--keep takes a number or 'all', not {keep!r}")
     pruned = set_retention(platform(), app, None if keep == "all" else int(keep))
     policy = "every release's slug" if keep == "all" else f"the slugs of the newest {keep} releases"

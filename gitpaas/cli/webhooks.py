@@ -21,7 +21,11 @@ def _notifications(app: str) -> Notifications:
 @app_option
 @click.option("--secret", metavar="SECRET", help="the HMAC key to sign with (default: a new random one)")
 def webhooks_add(url: str, app: str, secret: str | None) -> None:
-    """POST a signed event to URL whenever a release of APP succeeds or fails."""
+    """POST a signed event to URL whenever a release of APP succeeds or fails.
+
+    URL's host must be public: loopback, link-local and private addresses need the operator's
+    GITPAAS_WEBHOOK_PRIVATE_TARGETS=1.
+    """
     hook = _notifications(app).add_webhook(url, secret)
     click.echo(f"Adding webhook to {app}... done")
     click.echo(f"Id:     {hook.id}")

@@ -40,7 +40,7 @@ def install_hooks(repo_path: Path, settings: Settings, python: str | None = None
             continue
         path = target / template.name
         path.write_text(env.get_template(template.name).render(values))
-        path.chmod(0o755)
+        path.chmod(0o700)  # run by git as the home's owner; nobody else needs to read it
 
 
 # --- a push's ref update, which git makes after the hook exits ---------------------------------

@@ -14,11 +14,11 @@ import threading
 import uuid
 from pathlib import Path
 
-from gitpaas.notify.event import release_event
+from gitpaas.notify.event import hide_server_paths, release_event
 from gitpaas.notify.store import PENDING, Notifications
 from gitpaas.release import FAILED, Release, now_iso
 from gitpaas.settings import Settings
-from gitpaas.store.files import write_json
+from gitpaas.store.files import PRIVATE, open_private, write_json
 
 
 def announce_release(settings: Settings, app_name: str, release: Release, output_tail: str) -> None:
@@ -29,22 +29,26 @@ def announce_release(settings: Settings, app_name: str, release: Release, output
         email = notes.email() if release.status == FAILED else None
         if not hooks and email is None:
             return
-        event = release_event(release, output_tail)
+        event = hide_server_paths(release_event(release, output_tail), settings.home)
         record = {
             "id": event["id"], "app": app_name, "release": release.version, "release_status": release.status,
             "created_at": event["created_at"], "status": PENDING, "deliverer_pid": None,
-            "failure": release.failure,
+            "failure": hide_server_paths(release.failure, settings.home),
             "webhooks": [{"webhook_id": hook.id, "url": hook.url, "delivery_id": str(uuid.uuid4()),
                           "status": PENDING, "attempts": []} for hook in hooks],
             "email": None if email is None else {"to": email.to, "smtp": email.smtp, "status": PENDING, "attempts": []},
             "event": event,
         }
+        notes.deliveries_dir.mkdir(mode=0o700, exist_ok=True)
         path = notes.deliveries_dir / f"{event['id']}.json"
-        write_json(path, record, mode=0o600)
+        write_json(path, record, mode=PRIVATE)
+        # The deliverer builds its Settings from this environment: give it the ones this deploy has.
+        env = {**os.environ, "GITPAAS_HOME": str(settings.home),
+               "GITPAAS_WEBHOOK_PRIVATE_TARGETS": "1" if settings.webhook_private_targets else "0"}
         deliverer = subprocess.Popen(
             [sys.executable, "-m", "gitpaas.notify", "deliver", str(path)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, close_fds=True, env={**os.environ, "GITPAAS_HOME": str(settings.home)},
+            start_new_session=True, close_fds=True, env=env,
         )
         # Reap it when it ends, so a long-lived caller (the API) collects no zombies; a caller that
         # exits first (the git hook) leaves it running on its own.
@@ -61,7 +65,7 @@ def log_problem(home: Path, message: str) -> None:
     try:
         path = Path(home) / "logs" / "notify.log"
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as handle:
+        with open_private(path, "a") as handle:
             handle.write(f"{now_iso()} {message}\n")
     except Exception:
         # The last resort of a best-effort path: with no log to write to there is nowhere left to

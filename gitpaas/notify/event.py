@@ -1,7 +1,9 @@
 """A release event in Heroku's app-webhook shape, its signature, and the failure e-mail.
 
 Pure: records in, dicts, headers and messages out. The deliverer sends them; nothing here
-touches the disk or the network.
+touches the disk or the network. What leaves the server names no path on it: the release's
+``output_stream_url`` (a ``file://`` path in the record) is sent as null — the output tail is in
+the event — and anything else that mentions a path in the home is rewritten (``hide_server_paths``).
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import uuid
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from gitpaas.release import Release, now_iso
@@ -18,6 +22,8 @@ from gitpaas.release import Release, now_iso
 OUTPUT_TAIL_LINES = 20
 SIGNATURE_HEADER = "Heroku-Webhook-Hmac-SHA256"
 API_VERSION = "application/vnd.heroku+json; version=3"
+#: what a path in the home becomes in anything sent out
+HIDDEN_PATH = "(a path on the server)"
 
 
 def tail_lines(text: str, lines: int = OUTPUT_TAIL_LINES) -> str:
@@ -36,10 +42,29 @@ def release_event(release: Release, output_tail: str, *, event_id: str | None = 
         "action": "update",
         "actor": dict(release.user),
         "previous_data": {},
-        "data": release.to_api(),
+        # The record's output_stream_url is a file:// path here; a signed URL needs the API's signer and
+        # a request to build it from, so receivers get null and the tail below instead.
+        "data": {**release.to_api(), "output_stream_url": None},
         "version": API_VERSION,
         "output_tail": tail_lines(output_tail),
     }
+
+
+def hide_server_paths(value: Any, home: Path | str) -> Any:
+    """``value`` (strings, lists and dicts, nested) with every path in ``home`` — as a path or a
+    ``file://`` URL — replaced by HIDDEN_PATH, so a failure reason or an output line that mentions
+    one does not tell receivers where the server keeps things."""
+    pattern = re.compile(r"(?:file://)?" + re.escape(str(home).rstrip("/")) + r"(?![\w.-])[^\s'\"():,;]*")
+
+    def hidden(item: Any) -> Any:
+        if isinstance(item, str):
+            return pattern.sub(HIDDEN_PATH, item)
+        if isinstance(item, list):
+            return [hidden(each) for each in item]
+        if isinstance(item, dict):
+            return {key: hidden(each) for key, each in item.items()}
+        return item
+    return hidden(value)
 
 
 def webhook_payload(event: dict[str, Any], webhook_id: str, delivery_id: str, attempt_id: str) -> dict[str, Any]:

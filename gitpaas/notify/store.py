@@ -2,7 +2,8 @@
 
 ``webhooks.json`` and ``notify-email.json`` hold what the user configured (secrets included);
 ``deliveries/ID.json`` is one event and every attempt to deliver it. Settings are validated here,
-when they are written, so the deliverer can trust what it reads.
+when they are written, so the deliverer can trust what it reads — except where a webhook's host
+points, which can change: ``private_target`` is asked again at every delivery.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gitpaas.errors import GitpaasError, UsageError
+from gitpaas.netpolicy import Resolver, check_host, system_resolver, url_host
 from gitpaas.release import now_iso
 from gitpaas.settings import Settings
-from gitpaas.store.files import read_json, write_json
+from gitpaas.store.files import PRIVATE, read_json, write_json
 
 DEFAULT_SMTP = "smtp://localhost:25"
 KEEP_DELIVERIES = 100
@@ -51,11 +53,31 @@ class EmailSettings:
     smtp: str = DEFAULT_SMTP
 
 
-def validate_webhook_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+def validate_webhook_url(url: str, private_targets: bool = False, resolver: Resolver = system_resolver) -> str:
+    """``url`` if it is an http(s) URL with a host that may be targeted (see ``private_target``)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a malformed port raises here
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"webhook URL must be http:// or https:// with a host, not {url!r}")
+    refusal = None if private_targets else private_target(url, resolver)
+    if refusal:
+        raise UsageError(f"webhook {url}: {refusal}")
     return url
+
+
+def private_target(url: str, resolver: Resolver = system_resolver) -> str | None:
+    """Why ``url``'s host may not receive webhooks (it is, or resolves to, a loopback, link-local,
+    private or otherwise non-public address), or None. A host that does not resolve now is not
+    refused: nothing private is reached, and delivery asks again."""
+    host = url_host(url)
+    verdict = check_host(host, resolver) if host else None
+    if verdict is None or verdict.refused is None:
+        return None
+    return (f"{verdict.refused}; webhooks may only go to public addresses "
+            "(the operator can allow private ones: GITPAAS_WEBHOOK_PRIVATE_TARGETS=1)")
 
 
 def smtp_address(url: str) -> tuple[str, int]:
@@ -80,15 +102,18 @@ def validate_address(address: str) -> str:
 class Notifications:
     """One app's webhooks, e-mail settings and deliveries, kept in the app's folder."""
 
-    def __init__(self, app_dir: Path) -> None:
+    def __init__(self, app_dir: Path, private_targets: bool = False, resolver: Resolver = system_resolver) -> None:
         self.app_dir = app_dir
+        #: Settings.webhook_private_targets: whether a webhook may go to a loopback or private address
+        self.private_targets = private_targets
+        self.resolver = resolver
         self.webhooks_path = app_dir / "webhooks.json"
         self.email_path = app_dir / "notify-email.json"
         self.deliveries_dir = app_dir / "deliveries"
 
     @classmethod
     def for_app(cls, settings: Settings, app_name: str) -> "Notifications":
-        return cls(settings.app_dir(app_name))
+        return cls(settings.app_dir(app_name), private_targets=settings.webhook_private_targets)
 
     # webhooks
     def webhooks(self) -> list[Webhook]:
@@ -96,7 +121,7 @@ class Notifications:
 
     def add_webhook(self, url: str, secret: str | None = None) -> Webhook:
         """Register ``url``; without ``secret`` one is generated (show it to the user once)."""
-        validate_webhook_url(url)
+        validate_webhook_url(url, self.private_targets, self.resolver)
         if secret is not None and not secret.strip():
             raise UsageError("the webhook secret must not be empty")
         hooks = self.webhooks()
@@ -116,7 +141,7 @@ class Notifications:
         raise UsageError(f"no webhook {id_or_url!r} (see `gitpaas webhooks -a APP`)")
 
     def _save_webhooks(self, hooks: list[Webhook]) -> None:
-        write_json(self.webhooks_path, [asdict(hook) for hook in hooks], mode=0o600)
+        write_json(self.webhooks_path, [asdict(hook) for hook in hooks], mode=PRIVATE)
 
     # e-mail
     def email(self) -> EmailSettings | None:
@@ -128,7 +153,7 @@ class Notifications:
             raise UsageError("give at least one e-mail address")
         smtp_address(smtp)
         settings = EmailSettings(to=[validate_address(address) for address in to], smtp=smtp)
-        write_json(self.email_path, asdict(settings), mode=0o600)
+        write_json(self.email_path, asdict(settings), mode=PRIVATE)
         return settings
 
     def clear_email(self) -> bool:

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,9 +31,11 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from gitpaas.errors import EnvironmentProblem
+from gitpaas.errors import EnvironmentProblem, UsageError
 from gitpaas.names import validate_app_name
-from gitpaas.router.processes import children, is_accepting_worker, process_title, worker_user
+from gitpaas.router.processes import (
+    children, is_accepting_worker, prepare_temp_dir, process_title, temp_dir, worker_user,
+)
 from gitpaas.router.render import render_app_config, render_main_config
 from gitpaas.router.tls import CertificateFiles
 from gitpaas.settings import Settings
@@ -67,6 +71,7 @@ class NginxRouter:
         self.error_log_path = self.router_dir / "logs" / "error.log"
         self._lock = FileLock(str(self.router_dir / "router.lock"))
         self._certificates = CertificateFiles(self.router_dir, settings.https_port)
+        self.temp_dir = temp_dir(self.router_dir, settings.home_id)
 
     def app_config_path(self, app: str) -> Path:
         return self.router_dir / "apps" / f"{validate_app_name(app)}.conf"
@@ -87,12 +92,16 @@ class NginxRouter:
                 self._reload()
 
     def set_app(self, app: str, hosts: list[str], backends: list[tuple[str, int]], max_body: str = "100m") -> None:
-        """Route ``hosts`` to ``backends`` (round robin); no backends answers 503."""
+        """Route ``hosts`` to ``backends`` (round robin); no backends answers 503. When nginx already
+        serves exactly that, nothing is rewritten or reloaded."""
         text = render_app_config(app, hosts, backends, port=self.settings.http_port, max_body=max_body)
         self._prepare_dirs()
+        target = self.app_config_path(app)
         with self._lock:
-            self._write_main_config()
-            self._install_app_config(self.app_config_path(app), text)
+            changed = self._write_main_config()
+            if not changed and self._master_pid() is not None and _read(target) == text:
+                return
+            self._install_app_config(target, text)
             self._reload_or_start()
 
     def remove_app(self, app: str) -> None:
@@ -137,6 +146,8 @@ class NginxRouter:
             else:
                 raise EnvironmentProblem(f"nginx (pid {master}) of {self.router_dir} did not stop")
             self.pid_path.unlink(missing_ok=True)
+            if not self.temp_dir.is_relative_to(self.router_dir):
+                shutil.rmtree(self.temp_dir, ignore_errors=True)  # the workers' buffers: nothing to keep
 
     # --- TLS ----------------------------------------------------------------------------
 
@@ -162,15 +173,17 @@ class NginxRouter:
     # --- configuration files ------------------------------------------------------------
 
     def _prepare_dirs(self) -> None:
-        for folder in (self.router_dir, self.router_dir / "apps", self.router_dir / "logs", self.router_dir / "tmp"):
-            folder.mkdir(mode=0o755, parents=True, exist_ok=True)
+        for folder in (self.router_dir, self.router_dir / "apps", self.router_dir / "logs"):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        prepare_temp_dir(self.temp_dir)
 
     def _write_main_config(self) -> bool:
         """Write nginx.conf (and a first generation.conf) if missing or outdated; True if written."""
         generation = self.router_dir / "generation.conf"
         if not generation.exists():
             write_atomic(generation, _generation_config("0").encode())
-        text = render_main_config(self.settings, worker_user=worker_user(self.router_dir), tls=self.tls())
+        text = render_main_config(self.settings, worker_user=worker_user(self.router_dir), tls=self.tls(),
+                                  temp_dir=self.temp_dir)
         try:
             if self.main_config_path.read_text(encoding="utf-8") == text:
                 return False
@@ -197,7 +210,8 @@ class NginxRouter:
             path for path in target.parent.glob("*.conf") if path != target and not path.name.startswith(".")
         )
         includes = sorted([*others, candidate], key=lambda path: path.name.lstrip(".").removesuffix(".candidate"))
-        main = render_main_config(self.settings, worker_user=worker_user(self.router_dir), app_includes=includes)
+        main = render_main_config(self.settings, worker_user=worker_user(self.router_dir), app_includes=includes,
+                                  temp_dir=self.temp_dir)
         try:
             write_atomic(candidate, text.encode())
             write_atomic(main_candidate, main.encode())
@@ -239,9 +253,14 @@ class NginxRouter:
             raise EnvironmentProblem(f"`{' '.join(command)}` did not finish in {NGINX_COMMAND_TIMEOUT:.0f}s") from None
 
     def _test(self, config: Path) -> None:
-        status, output = self._run(self._command("-t", "-q", config=config))
+        """``nginx -t``: the configuration must be valid, and no host name may be claimed twice
+        (nginx only warns about a "conflicting server name" and lets one of them win silently)."""
+        status, output = self._run(self._command("-t", config=config))
         if status != 0:
             raise EnvironmentProblem(f"nginx refused the router configuration:\n{output}")
+        conflict = re.search(r'conflicting server name "([^"]*)"', output)
+        if conflict:
+            raise UsageError(f"{conflict.group(1)} would be routed to two apps; the router keeps its configuration")
 
     def _master_pid(self) -> int | None:
         """The pid of this home's nginx master, if one runs (a stale pid file gives None)."""
@@ -331,3 +350,10 @@ class NginxRouter:
 
 def _generation_config(token: str) -> str:
     return f'return 200 "{token}\\n";\n'
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None

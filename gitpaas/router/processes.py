@@ -10,7 +10,6 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import stat
 from pathlib import Path
 
 
@@ -46,28 +45,31 @@ def is_accepting_worker(pid: int) -> bool:
 
 
 def worker_user(router_dir: Path) -> str | None:
-    """Who nginx's workers run as ("user group"), when gitpaas runs as root; else None.
-
-    ``nobody`` if it can reach the router folder (workers write the temp files there),
-    otherwise the owner of the folder: a home hidden from other users keeps its workers too.
-    """
+    """Who nginx's workers run as ("user group"), when gitpaas runs as root; else None (they run
+    as gitpaas's own user). ``nobody``: the workers read nothing of the home (the master opens the
+    configuration and the logs) and write only their temp folder, which is theirs
+    (:func:`temp_dir`); the owner of the router folder where there is no ``nobody``."""
     if os.geteuid() != 0:
         return None
-    if _reachable_by_others(router_dir):
-        try:
-            nobody = pwd.getpwnam("nobody")
-            return f"nobody {grp.getgrgid(nobody.pw_gid).gr_name}"
-        except KeyError:
-            pass  # no user "nobody" on this system: fall back to the folder's owner
-    owner = router_dir.stat()
-    return f"{pwd.getpwuid(owner.st_uid).pw_name} {grp.getgrgid(owner.st_gid).gr_name}"
+    try:
+        nobody = pwd.getpwnam("nobody")
+        return f"nobody {grp.getgrgid(nobody.pw_gid).gr_name}"
+    except KeyError:
+        owner = router_dir.stat()  # no user "nobody" on this system: the folder's owner
+        return f"{pwd.getpwuid(owner.st_uid).pw_name} {grp.getgrgid(owner.st_gid).gr_name}"
 
 
-def _reachable_by_others(path: Path) -> bool:
-    for folder in [path, *path.parents]:
-        try:
-            if not folder.stat().st_mode & stat.S_IXOTH:
-                return False
-        except OSError:
-            return False
-    return True
+def temp_dir(router_dir: Path, home_id: str) -> Path:
+    """Where the workers buffer large request and response bodies: inside the (private) home when
+    they run as gitpaas's own user; when gitpaas runs as root, a folder of the workers' own outside
+    it (``/var/cache/gitpaas/router-HOMEID``, 0700), since they may not enter a 0700 home."""
+    if os.geteuid() != 0:
+        return router_dir / "tmp"
+    return Path("/var/cache/gitpaas") / f"router-{home_id}"
+
+
+def prepare_temp_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        user = (worker_user(path) or "root root").split()
+        os.chown(path, pwd.getpwnam(user[0]).pw_uid, grp.getgrnam(user[1]).gr_gid)

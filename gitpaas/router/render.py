@@ -44,18 +44,23 @@ def render_main_config(
     worker_user: str | None = None,
     app_includes: list[Path] | None = None,
     tls: dict | None = None,
+    temp_dir: Path | None = None,
 ) -> str:
     """The main nginx.conf of ``settings``' home.
 
     ``worker_user`` ("user group") is given when nginx starts as root. ``app_includes`` replaces
-    the ``apps/*.conf`` include with these files, to test a candidate configuration.
+    the ``apps/*.conf`` include with these files, to test a candidate configuration. ``temp_dir``
+    is where the workers buffer large bodies (default: the router folder's ``tmp``).
     """
     router_dir = str(settings.router_dir)
-    if "$" in router_dir or any(ord(char) < 32 for char in router_dir):
-        raise UsageError(f"the gitpaas home {str(settings.home)!r} must not contain '$' or control characters")
+    temp = str(temp_dir or settings.router_dir / "tmp")
+    for path in (router_dir, temp):
+        if "$" in path or any(ord(char) < 32 for char in path):
+            raise UsageError(f"the gitpaas home {str(settings.home)!r} must not contain '$' or control characters")
     page = (TEMPLATES_DIR / "404.html").read_text(encoding="utf-8")
     return _environment.get_template("nginx.conf.j2").render(
         router_dir=router_dir,
+        temp_dir=temp,
         port=settings.http_port,
         worker_user=worker_user,
         not_found_page=page.replace("$", "&#36;"),

@@ -12,6 +12,7 @@ above this module imports ``docker``.
     processes(app)                    what runs now, as dynos (``web.1``, ``release.4821``)
     stop(app, name)                   kill a one-off process (a release command being cancelled)
     remove_release(app, version)      remove whatever of one release is left (after a crash)
+    reconcile(app)                    after a reboot or an engine restart: finish what nobody finishes now
     logs(app, lines, follow)          the app's output as Heroku-format lines
     destroy(app) / purge()            remove one app's resources / every resource of the home
 """
@@ -56,6 +57,8 @@ class Deployment:
     hosts: Sequence[str]
     #: names of running processes (``web.1``) to replace with fresh ones even if they are current
     replace: frozenset[str] = frozenset()
+    #: process type → dyno size name (``gitpaas.sizes``); a type not named runs at the default size
+    sizes: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def app(self) -> str:
@@ -81,6 +84,8 @@ class OneOff:
     type: str
     number: int
     command: str
+    #: its dyno size name (``gitpaas.sizes``); None: the default
+    size: str | None = None
 
     @property
     def name(self) -> str:
@@ -102,6 +107,10 @@ class Process:
     state: str  # Heroku's dyno states: starting, up, crashed, down; and stopping (being retired)
     created_at: str
     restarts: int = 0
+    #: its dyno size name
+    size: str = "standard-1x"
+    #: why it last crashed, when the scheduler knows (``R15 memory quota vastly exceeded``)
+    crash_reason: str | None = None
 
     @property
     def name(self) -> str:
@@ -122,7 +131,8 @@ class Process:
 class RunResult:
     exit_status: int | None
     timed_out: bool = False
-    stopped: bool = False  # killed by someone else (ps:stop, OOM, docker kill)
+    stopped: bool = False  # killed by someone else (ps:stop, docker kill)
+    out_of_memory: bool = False  # killed by the engine at its size's memory limit
 
 
 class Scheduler(Protocol):
@@ -133,6 +143,7 @@ class Scheduler(Protocol):
     def processes(self, app: str) -> list[Process]: ...
     def stop(self, app: str, name: str) -> None: ...
     def remove_release(self, app: str, version: int) -> None: ...
+    def reconcile(self, app: str) -> list[str]: ...
     def logs(self, app: str, lines: int | None, follow: bool) -> Iterator[str]: ...
     def destroy(self, app: str) -> None: ...
     def purge(self) -> None: ...

@@ -26,6 +26,8 @@ class App:
     updated_at: str = field(default_factory=now_iso)
     #: process type → quantity, for every type the current release defines (``release`` never).
     formation: dict[str, int] = field(default_factory=dict)
+    #: process type → dyno size (gitpaas.sizes), for the types not at the default size (``release`` too)
+    sizes: dict[str, str] = field(default_factory=dict)
     #: version of the release the formation runs, None before the first successful release.
     current_release: int | None = None
     #: e-mail of the account that created the app (None: created on the server, by its operator)
@@ -111,9 +113,6 @@ class AppStore:
 
     def release_lock(self, name: str) -> FileLock:
         """The lock that serializes everything changing what an app runs (see ``gitpaas.locks``).
-
-        Not tied to a thread: the API takes it in the request and lets the release it protects
-        finish in another thread, which releases it.
-        """
+        The thread that takes it lets it go."""
         self.locks.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.locks / f"{name}.lock"), thread_local=False)
+        return FileLock(str(self.locks / f"{name}.lock"))

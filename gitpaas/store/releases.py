@@ -14,9 +14,9 @@ from typing import Callable, Iterator
 
 from filelock import FileLock
 
-from gitpaas.errors import ReleaseNotFound
+from gitpaas.errors import DamagedRecord, ReleaseNotFound
 from gitpaas.release import Release
-from gitpaas.store.files import read_json, write_atomic, write_json
+from gitpaas.store.files import PRIVATE, open_private, read_json, write_atomic, write_json
 
 #: the file naming the highest version allocated, so the newest records are found without a scan
 LATEST = "latest"
@@ -25,6 +25,8 @@ LATEST = "latest"
 class ReleaseStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        #: damaged records the walks of this store skipped, for the shells to name
+        self.skipped: list[DamagedRecord] = []
 
     @property
     def app_name(self) -> str:
@@ -53,7 +55,7 @@ class ReleaseStore:
             self.folder(version).mkdir()
             write_atomic(self.root / LATEST, f"{version}\n".encode())
             release = build(version)
-            self.folder(version).joinpath("output.log").touch()
+            open_private(self.output_path(version), "a").close()  # 0600: the output echoes config values
             self.save(release)
         return release
 
@@ -77,6 +79,8 @@ class ReleaseStore:
                 yield self.get(version)
             except ReleaseNotFound:  # an allocation that crashed before its record was written
                 pass
+            except DamagedRecord as damaged:
+                self.skipped.append(damaged)
             version -= 1
 
     def newest(self, limit: int, below: int | None = None) -> list[Release]:
@@ -85,13 +89,16 @@ class ReleaseStore:
 
     def save(self, release: Release) -> None:
         # 0600: a record holds the config vars in force, which are secrets.
-        write_json(self.folder(release.version) / "release.json", release.to_dict(), mode=0o600)
+        write_json(self.folder(release.version) / "release.json", release.to_dict(), mode=PRIVATE)
 
     def get(self, version: int) -> Release:
         try:
             return Release.from_dict(read_json(self.folder(version) / "release.json"))
         except FileNotFoundError:
             raise ReleaseNotFound(self.app_name, version) from None
+        except (ValueError, TypeError, AttributeError) as exc:  # not JSON, or not a release's fields
+            reason = "not valid JSON" if isinstance(exc, ValueError) else "not a release record"
+            raise DamagedRecord(self.app_name, f"releases/v{version}/release.json", reason) from None
 
     def latest(self) -> Release | None:
         newest = self.newest(1)
@@ -101,4 +108,4 @@ class ReleaseStore:
         """Newest first; with ``limit`` only the newest ``limit`` records are read."""
         if limit is not None:
             return self.newest(limit)
-        return [self.get(version) for version in reversed(self.versions())]
+        return self.newest(len(self.versions()) + 1)

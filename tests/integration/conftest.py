@@ -54,3 +54,13 @@ def other_home(tmp_path_factory, docker_client):
     made = Home.make(tmp_path_factory.mktemp("other"))
     yield made
     made.purge()
+
+
+#: what the fault-injection tests (test_faults.py, test_reboot.py) did, summed up at the end of the run
+FAULTS = {"injected": 0, "records checked": 0}
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FAULTS["injected"]:
+        terminalreporter.write_line("fault injection: " + ", ".join(f"{value} {key}" for key, value in FAULTS.items())
+                                    + " (each test checks that nothing was lost)")

@@ -195,3 +195,31 @@ def wait_for(predicate, what: str, timeout: float = 60.0, interval: float = 0.1)
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def restart_engine(timeout: float = 90.0) -> None:
+    """Stop the Docker engine and start it again the way it was started (what a reboot does to it):
+    containers are stopped with it, and the engine restarts the ones whose policy says so."""
+    if Path("/run/systemd/system").is_dir():
+        subprocess.run(["systemctl", "restart", "docker"], check=True, timeout=timeout)
+    else:
+        pid = int(Path("/var/run/docker.pid").read_text().strip())
+        command = [part.decode() for part in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if part]
+        environ = dict(item.decode().split("=", 1) for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                       if b"=" in item)
+        os.kill(pid, 15)
+        wait_for(lambda: _gone(pid), "dockerd to stop", timeout=timeout)
+        # Started through a shell that exits at once, as setup.sh starts it: not a child of the tests.
+        with open("/var/log/gitpaas-dockerd.log", "ab") as log:
+            subprocess.run(["sh", "-c", 'setsid "$@" </dev/null &', "sh", *command], env=environ, stdout=log,
+                           stderr=log, check=True)
+    wait_for(lambda: subprocess.run(["docker", "info"], capture_output=True).returncode == 0,
+             "the Docker engine to answer again", timeout=timeout)
+
+
+def _gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie nobody reaped (a container's init may not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True

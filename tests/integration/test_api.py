@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import os
+import socket
 import subprocess
 import sys
 import threading
@@ -236,6 +239,134 @@ def test_bad_input_gets_a_json_4xx_and_changes_nothing(home, api):
         body = response.json()
         assert set(body) == {"id", "message"} and body["message"], (path, body)
     assert snapshot(home) == before
+
+
+def test_values_and_numbers_that_used_to_crash_get_one_line_4xx(home, api):
+    """Issue 11: a NUL, a 200 kB value or a lone surrogate in a config var, and "²" where a number
+    goes, were 500s. Now: 422 (the rules `config:set` has) or 400/404, one line, nothing stored."""
+    api.call("POST", "/apps", json={"name": "strict"})
+    before = snapshot(home)
+    json_type = {"Content-Type": "application/json"}
+    cases = [
+        ("PATCH", "/apps/strict/config-vars", {"json": {"NUL": "a\x00b"}}, 422),
+        ("PATCH", "/apps/strict/config-vars", {"json": {"BIG": "x" * 200_000}}, 422),
+        ("PATCH", "/apps/strict/config-vars", {"data": b'{"LONE": "\\ud800"}', "headers": json_type}, 422),
+        ("GET", "/apps/strict/releases/v\u00b2", {}, 404),
+        ("GET", "/apps/strict/releases", {"headers": {"Range": "version \u00b2.."}}, 400),
+    ]
+    for method, path, kwargs, status in cases:
+        response = api.call(method, path, **kwargs)
+        assert response.status_code == status, (method, path, response.status_code, response.text[:200])
+        assert set(response.json()) == {"id", "message"} and "\n" not in response.json()["message"]
+    assert api.call("GET", "/apps/strict/config-vars").json() == {}
+    assert snapshot(home) == before
+
+
+def rss_kib(pid: int) -> int:
+    """The resident memory of process ``pid``, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def post_big_body(api: ApiServer, path: str, size: int, chunked: bool, token: str | None = None) -> int:
+    """POST ``size`` bytes to ``path`` the way a client that does not wait for an answer does
+    (Content-Length or chunked), reading the answer meanwhile; returns its status."""
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    status: list[int] = []
+    with socket.create_connection(("127.0.0.1", api.port), timeout=120) as connection:
+        def read_status() -> None:
+            first = connection.makefile("rb").readline()
+            if first.startswith(b"HTTP/1.1 "):
+                status.append(int(first.split()[1]))
+        reader = threading.Thread(target=read_status, daemon=True)
+        reader.start()
+        connection.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}{framing}\r\n"
+                           "Content-Type: application/x-git-receive-pack-request\r\n\r\n".encode())
+        piece = b"0" * (1024 * 1024)
+        try:
+            for _ in range(size // len(piece)):
+                connection.sendall(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            if chunked:
+                connection.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass  # the server may close once it answered: what matters is that it answered
+        reader.join(timeout=60)
+    assert status, f"no answer to POST {path}"
+    return status[0]
+
+
+def test_large_bodies_are_not_read_before_the_sender_is_known(home, api):
+    """Issue 11: a 50 MB request without a token grew the server by hundreds of MB. Now git's
+    endpoints read nothing before the token and the app are checked, everything else needs a token
+    for a body and keeps the 1 MiB limit — and a real push larger than that limit still works."""
+    api.call("POST", "/apps", json={"name": "big"})
+    api.call("GET", "/apps")
+    before = rss_kib(api.process.pid)
+    size = 50 * 1024 * 1024
+    assert post_big_body(api, "/big.git/git-receive-pack", size, chunked=False) == 401
+    assert post_big_body(api, "/big.git/git-receive-pack", size, chunked=True) == 401
+    assert post_big_body(api, "/x.git/git-receive-pack", size, chunked=True) == 401
+    assert post_big_body(api, "/apps", size, chunked=False) == 413
+    assert post_big_body(api, "/apps", size, chunked=True) == 401
+    assert post_big_body(api, "/apps/big.git/config-vars", size, chunked=True) == 401
+    assert post_big_body(api, "/apps", size, chunked=True, token=api.token) == 413
+    grown = rss_kib(api.process.pid) - before
+    assert grown < 8 * 1024, f"the server grew by {grown} KiB"
+    anonymous = requests.post(f"{api.url}/big.git/git-receive-pack", data=b"0" * 1000, timeout=30)
+    assert anonymous.headers["WWW-Authenticate"] == 'Basic realm="gitpaas"', "git still asks for credentials"
+
+    noise = base64.b64encode(os.urandom(3 * 1024 * 1024)).decode()  # packs to well over 1 MiB
+    push = home.push("big", "web", files={"noise.txt": noise}, url=api.git_url("big"))
+    assert push.returncode == 0, push.stderr
+    assert home.get("big").text == "hello v1 from web.1\n"
+
+
+def test_stream_urls_are_bound_to_the_app_and_the_user_who_got_them(home, api):
+    """Issue 11: a removed collaborator kept streaming an app's logs, and an old log URL streamed a
+    new app that reused the name. Stream URLs now name the app's id and the account, and opening
+    one (and a tail, every few seconds) checks both again."""
+    api.call("POST", "/apps", json={"name": "watched"})
+    deploy(home, api, "watched", Procfile=WEB + "release: echo migrating\n")
+    home.get("watched", "/seen-by-the-friend")
+    home.gitpaas("users:add", "friend@example.com")
+    friend = api.create_token("friend@example.com")
+    home.gitpaas("access:add", "friend@example.com", "-a", "watched")
+
+    output = api.call("GET", "/apps/watched/releases/1", token=friend).json()["output_stream_url"]
+    logs = api.call("POST", "/apps/watched/log-sessions", token=friend, json={"lines": 50}).json()["logplex_url"]
+    tail = api.call("POST", "/apps/watched/log-sessions", token=friend, json={"tail": True}).json()["logplex_url"]
+    assert requests.get(output, timeout=30).text == "migrating\n"
+    assert "/seen-by-the-friend" in requests.get(logs, timeout=30).text
+
+    ended = threading.Event()
+
+    def follow() -> None:
+        with requests.get(tail, stream=True, timeout=60) as stream:
+            for _ in stream.iter_lines():
+                pass
+        ended.set()
+    threading.Thread(target=follow, daemon=True).start()
+    time.sleep(1)
+    assert not ended.is_set(), "the tail is open"
+    home.gitpaas("access:remove", "friend@example.com", "-a", "watched")
+    for url in (output, logs, tail):
+        refused = requests.get(url, timeout=30)
+        assert refused.status_code == 404, url
+        assert refused.json() == {"id": "not_found", "message": "Couldn't find that stream."}
+    assert ended.wait(30), "the open tail ended once its user lost access"
+
+    mine = api.call("GET", "/apps/watched/releases/1").json()["output_stream_url"]
+    my_logs = api.call("POST", "/apps/watched/log-sessions", json={"lines": 5}).json()["logplex_url"]
+    assert api.call("DELETE", "/apps/watched").status_code == 200
+    api.call("POST", "/apps", json={"name": "watched"})
+    deploy(home, api, "watched", Procfile=WEB + "release: echo migrating\n")
+    for url in (mine, my_logs):
+        assert requests.get(url, timeout=30).status_code == 404, "an old URL does not stream the new app"
+    fresh = api.call("GET", "/apps/watched/releases/1").json()["output_stream_url"]
+    assert requests.get(fresh, timeout=30).text == "migrating\n"
 
 
 def make_certificate(folder, *names: str) -> tuple[str, str]:

@@ -149,7 +149,13 @@ def test_procfile_app_runs_a_committed_shell_script(home):
     assert home.get("script").text == "hello from a shell script on web.1 (Bonjour)\n"
 
 
+def allow_buildpacks_from(home, *places) -> None:
+    """The operator's GITPAAS_BUILDPACK_ALLOW for this home's commands and pushes."""
+    home.env["GITPAAS_BUILDPACK_ALLOW"] = ",".join(str(place) for place in places)
+
+
 def test_buildpacks_file_runs_two_buildpacks_in_order_with_the_config_vars_in_env_dir(home):
+    allow_buildpacks_from(home, BUILDPACKS)
     home.create_app("order")
     home.gitpaas("config:set", "GREETING=Bonjour, le monde", "-a", "order")
     greeting = BUILDPACKS / "greeting"
@@ -176,6 +182,7 @@ def test_buildpack_from_a_git_url_is_cloned_at_build_time(home, tmp_path):
     subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True, capture_output=True)
     url = f"file://{bare}#stable"
 
+    allow_buildpacks_from(home, BUILDPACKS, tmp_path)
     home.create_app("cloned")
     # A folder first, then the same buildpack from git: the second sees what the first exported.
     push = home.push("cloned", "undetectable", files={".buildpacks": f"{BUILDPACKS / 'greeting'}\n{url}\n"})
@@ -227,6 +234,7 @@ BAD_PUSHES = {
 @pytest.mark.parametrize("case", list(BAD_PUSHES))
 def test_bad_buildpack_input_rejects_the_push_and_keeps_the_running_release(home, docker_client, case):
     files, *messages = BAD_PUSHES[case]
+    allow_buildpacks_from(home, BUILDPACKS, "/nonexistent")  # so those cases can say what is wrong
     home.create_app("bad")
     assert deployed(home.push("bad", "procfile-script"))
     good = home.head("bad")
@@ -241,6 +249,43 @@ def test_bad_buildpack_input_rejects_the_push_and_keeps_the_running_release(home
     assert not build_containers(docker_client, home), "no stray build container"
     tags = {tag for image in home.docker_objects(docker_client, "bad")["images"] for tag in image.tags}
     assert {tag.rsplit(":", 1)[1] for tag in tags} == {"v1"}, "no image of the failed build"
+
+
+NOT_ALLOWED = ("not allowed: use a bundled buildpack, a public https:// git URL, "
+               "or ask the operator to allow it (GITPAAS_BUILDPACK_ALLOW)")
+
+
+def test_a_pusher_cannot_make_the_server_fetch_another_apps_repository_or_a_server_folder(home, docker_client):
+    """Another tenant's repository by file://, a server folder, a loopback URL: refused with the same
+    words whether the path exists or not, and nothing is cloned — not even an allowed entry before it."""
+    home.create_app("victim")
+    assert deployed(home.push("victim", "procfile-script"))
+    victim_repo = home.path / "apps" / "victim" / "repo.git"
+    home.create_app("thief")
+    assert deployed(home.push("thief", "procfile-script"))
+    good = home.head("thief")
+    allow_buildpacks_from(home, BUILDPACKS)
+    shown = set()
+    for entry in (f"file://{victim_repo}", f"file://{victim_repo}#main", str(victim_repo), "/etc",
+                  "/nonexistent/buildpack", "file:///nonexistent/buildpack.git", "http://127.0.0.1:1/bp.git",
+                  "https://169.254.169.254/bp.git"):
+        push = home.push("thief", "procfile-script", files={".buildpacks": f"{BUILDPACKS / 'greeting'}\n{entry}\n"})
+        assert push.returncode != 0
+        assert f"build failed: buildpack {entry}: {NOT_ALLOWED}" in push.stderr, push.stderr
+        assert "Cloning" not in push.stderr and "no such folder" not in push.stderr
+        assert "thief keeps running v1, untouched" in push.stderr
+        shown.add(next(line for line in push.stderr.splitlines() if NOT_ALLOWED in line).replace(entry, "ENTRY"))
+    assert len(shown) == 1, shown  # one message, whatever exists
+    assert home.remote_ref("thief") == good
+    assert [r["version"] for r in home.json("releases", "-a", "thief")] == [1]
+    assert home.get("thief").text == SCRIPT_BODY
+
+    home.gitpaas("config:set", f"BUILDPACK_URL=file://{victim_repo}", "-a", "thief")  # makes v2, same slug
+    by_config = home.push("thief", "procfile-script", files={"BODY": "x"})
+    assert by_config.returncode != 0 and f"buildpack file://{victim_repo}: {NOT_ALLOWED}" in by_config.stderr
+    assert "Cloning" not in by_config.stderr
+    assert home.remote_ref("thief") == good
+    assert not build_containers(docker_client, home)
 
 
 def test_an_app_no_buildpack_detects_is_refused(home, docker_client):

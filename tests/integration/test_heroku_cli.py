@@ -4,6 +4,7 @@ real deploys: every everyday command works and prints what it prints against Her
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import threading
@@ -104,6 +105,15 @@ def test_everyday_commands_of_the_heroku_cli(home, heroku):
     assert "Restarting all dynos on herokuish... done" in heroku("ps:restart", "-a", "herokuish").stderr
     assert "Stopping dyno web.1 on herokuish... done" in heroku("ps:stop", "web.1", "-a", "herokuish").stderr
     wait_for(lambda: home.get("herokuish").status_code == 200, "web.1 after ps:stop")
+
+    typed = heroku("ps:type", "web=standard-2x", "-a", "herokuish")
+    assert "Scaling dynos on herokuish... done" in typed.stderr
+    assert re.search(r"web\s+Standard-2X\s+1", typed.stdout), typed.stdout
+    assert [d["size"] for d in home.json("ps", "-a", "herokuish") if d["state"] == "up"] == ["Standard-2X"]
+    assert re.search(r"release\s+Standard-1X\s+0", heroku("ps:type", "-a", "herokuish").stdout)
+    heroku("ps:type", "release=eco", "-a", "herokuish")
+    assert re.search(r"release\s+eco\s+0\s+256 MB", home.gitpaas("ps:type", "-a", "herokuish").stdout)
+    wait_for(lambda: home.get("herokuish").status_code == 200, "web.1 at its new size")
 
     home.get("herokuish", "/seen-by-heroku-logs")
     logs = heroku("logs", "-n", "50", "-a", "herokuish").stdout

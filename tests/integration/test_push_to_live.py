@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import stat
 import threading
 import time
 
@@ -251,3 +252,21 @@ def test_app_names_are_checked(home):
     again = home.gitpaas("apps:create", "taken", check=False)
     assert again.returncode == 4 and "already exists" in again.stderr
     assert "Traceback" not in again.stderr
+
+
+def test_the_home_is_private(home):
+    """Release output echoes config vars; build logs, repositories and the router's access log are
+    nobody else's either: the home is 0700 and what gitpaas writes in it is 0600."""
+    home.create_app("private")
+    home.gitpaas("config:set", "SECRET=hunter2", "-a", "private")
+    assert home.push("private", "web", files={"Procfile": "web: python3 /app/server.py\nrelease: echo $SECRET\n"}
+                     ).returncode == 0
+    assert home.get("private").status_code == 200
+    assert stat.S_IMODE(home.path.stat().st_mode) == 0o700
+    app = home.path / "apps" / "private"
+    written = [app / "config.json", app / "app.json", app / "releases" / "v1" / "release.json",
+               app / "releases" / "v1" / "output.log", *app.glob("builds/*.log"),
+               home.path / "router" / "logs" / "access.log", home.path / "home.json"]
+    assert len(written) == 7 and "hunter2" in (app / "releases" / "v1" / "output.log").read_text()
+    assert {str(path.relative_to(home.path)): oct(stat.S_IMODE(path.stat().st_mode)) for path in written
+            if stat.S_IMODE(path.stat().st_mode) & 0o077} == {}

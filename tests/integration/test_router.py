@@ -174,6 +174,26 @@ def test_invalid_change_is_refused_and_the_old_config_keeps_serving(make_router,
     assert answering_backends(router, "web.localhost") == {"two"}
 
 
+def test_a_host_name_claimed_by_two_apps_is_refused_not_silently_given_to_one(make_router, backends):
+    """nginx only warns about a "conflicting server name" and lets the first one win: gitpaas refuses."""
+    router = make_router()
+    router.set_app("acme", ["acme.localhost"], [backends[0].address])
+    with pytest.raises(UsageError, match="acme.localhost would be routed to two apps"):
+        router.set_app("thief", ["thief.localhost", "acme.localhost"], [backends[1].address])
+    assert not router.app_config_path("thief").exists()
+    assert answering_backends(router, "acme.localhost") == {"one"}
+
+
+def test_setting_the_same_route_again_does_not_reload(make_router, backends):
+    router = make_router()
+    router.set_app("web", ["web.localhost"], [backends[0].address])
+    generation = (router.router_dir / "generation.conf").read_text()
+    router.set_app("web", ["web.localhost"], [backends[0].address])
+    assert (router.router_dir / "generation.conf").read_text() == generation
+    router.set_app("web", ["web.localhost"], [backends[1].address])
+    assert (router.router_dir / "generation.conf").read_text() != generation
+
+
 def test_two_homes_run_side_by_side(make_router, backends):
     first, second = make_router(), make_router()
     first.set_app("alpha", ["alpha.localhost"], [backends[0].address])

@@ -29,6 +29,7 @@ from gitpaas.operations import create_app
 from gitpaas.platform import Platform
 from gitpaas.release import FAILED, SUCCEEDED, Release
 from gitpaas.settings import Settings
+from harness import GITPAAS
 
 OUTPUT = "".join(f"migrating step {n}\n" for n in range(1, 26))
 
@@ -80,7 +81,8 @@ class MailSink:
 
 @pytest.fixture
 def settings(tmp_path, monkeypatch) -> Settings:
-    made = Settings(home=tmp_path / "home")
+    # The receivers here listen on 127.0.0.1: the operator allows private targets.
+    made = Settings(home=tmp_path / "home", webhook_private_targets=True)
     create_app(Platform(made), "hooked")
     monkeypatch.setenv("GITPAAS_WEBHOOK_RETRY_BASE", "0.5")
     yield made
@@ -224,3 +226,49 @@ def test_nothing_to_deliver_starts_nothing(settings, notes):
     assert not notes.deliveries_dir.exists()
     found = subprocess.run(["pgrep", "-f", f"gitpaas.notify deliver {settings.home}"], capture_output=True, check=False)
     assert found.returncode == 1
+
+
+def test_the_cli_refuses_private_targets_in_one_line(settings, notes):
+    env = {**os.environ, "GITPAAS_HOME": str(settings.home), "GITPAAS_WEBHOOK_PRIVATE_TARGETS": "0"}
+    for url, reason in (("http://169.254.169.254/x", "169.254.169.254 is a link-local address"),
+                        (f"http://127.0.0.1:{free_port()}/hooks", "127.0.0.1 is a loopback address")):
+        added = subprocess.run([GITPAAS, "webhooks:add", url, "-a", "hooked"], capture_output=True, text=True,
+                               env=env, timeout=60)
+        assert added.returncode == 2, added.stderr
+        assert added.stdout == "" and added.stderr.count("\n") == 1
+        assert f"webhook {url}: {reason}" in added.stderr and "GITPAAS_WEBHOOK_PRIVATE_TARGETS=1" in added.stderr
+        assert "Traceback" not in added.stderr
+    assert notes.webhooks() == []
+    allowed = subprocess.run([GITPAAS, "webhooks:add", "http://127.0.0.1:9/hooks", "-a", "hooked"],
+                             capture_output=True, text=True, env={**env, "GITPAAS_WEBHOOK_PRIVATE_TARGETS": "1"}, timeout=60)
+    assert allowed.returncode == 0, allowed.stderr
+
+
+def test_the_deliverer_refuses_a_private_target_when_private_targets_are_not_allowed(settings, notes, receivers):
+    """A webhook added while the operator allowed private targets, delivered after they stopped: the
+    real deliverer process checks again and sends nothing."""
+    port = free_port()
+    receiver = receivers(port)
+    notes.add_webhook(f"http://127.0.0.1:{port}/hooks")
+    strict = Settings(home=settings.home, webhook_private_targets=False)
+
+    announce_release(strict, "hooked", made_up_release(SUCCEEDED), OUTPUT)
+    [record] = wait_for_delivery(notes, 1, lambda records: records[0]["status"] != "pending")
+    [target] = record["webhooks"]
+    assert record["status"] == target["status"] == "failed" and len(target["attempts"]) == 1
+    assert target["attempts"][0]["error"].startswith("not sent: 127.0.0.1 is a loopback address")
+    assert receiver.requests == []
+
+
+def test_the_event_names_no_path_on_the_server(settings, notes, receivers):
+    port = free_port()
+    receiver = receivers(port)
+    notes.add_webhook(f"http://127.0.0.1:{port}/hooks")
+    release = made_up_release(SUCCEEDED)
+    release.output_stream_url = (settings.app_dir("hooked") / "releases" / "v3" / "output.log").as_uri()
+
+    announce_release(settings, "hooked", release, OUTPUT)
+    wait_for_delivery(notes, 1, lambda records: records[0]["status"] != "pending")
+    [request] = receiver.requests
+    assert str(settings.home) not in request["body"].decode() and b"file://" not in request["body"]
+    assert json.loads(request["body"])["data"]["output_stream_url"] is None

@@ -161,6 +161,10 @@ def test_domains_route_and_refuse_duplicates(home):
     assert taken.returncode == 2 and "www.example.test is already routed to dom-a" in taken.stderr
     bad = home.gitpaas("domains:add", "bad host;", "-a", "dom-b", check=False)
     assert bad.returncode == 2 and "invalid host name" in bad.stderr
+    for takeover in ("dom-a.localhost", "api.localhost", "*.localhost", "localhost"):
+        refused = home.gitpaas("domains:add", takeover, "-a", "dom-b", check=False)
+        assert refused.returncode == 2 and "names this machine" in refused.stderr, takeover
+    assert home.get("dom-a").text == "site a from web.1\n"
     assert [d["hostname"] for d in home.json("domains", "-a", "dom-a")] == ["dom-a.localhost", "www.example.test"]
     home.gitpaas("domains:remove", "www.example.test", "-a", "dom-a")
     assert home.get("www.example.test").status_code == 404

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import subprocess
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -55,6 +56,12 @@ class FakeRouter:
     def stop(self) -> None:
         self.stopped = True
 
+    def is_running(self) -> bool:
+        return not self.stopped
+
+    def ensure_running(self) -> None:
+        self.stopped = False
+
 
 class FakeScheduler:
     """The Scheduler seam in memory. The release phase prints ``run_output`` and returns
@@ -70,6 +77,7 @@ class FakeScheduler:
         self.run_output = ["Migrating…", "done"]
         self.run_result = RunResult(exit_status=0)
         self.run_raises: BaseException | None = None
+        self.run_gate: threading.Event | None = None
         self.boot_failure: str | None = None
         self.runs: list[tuple[OneOff, float]] = []
         self.deployments: list[Deployment] = []
@@ -109,6 +117,8 @@ class FakeScheduler:
 
     def run_once(self, job: OneOff, on_line: Callable[[str], None], timeout: float) -> RunResult:
         self.runs.append((job, timeout))
+        if self.run_gate is not None:  # a release command that runs until the test says so
+            self.run_gate.wait(10)
         for line in self.run_output:
             on_line(line)
         if self.run_raises is not None:
@@ -127,6 +137,12 @@ class FakeScheduler:
 
     def remove_release(self, app: str, version: int) -> None:
         self.running = [p for p in self.running if not (p.app == app and p.release_version == version)]
+
+    def reconcile(self, app: str) -> list[str]:
+        """After a restart, the retirements nobody finishes: done at once here."""
+        finished = [p.name for p in self.running if p.app == app and p.retiring]
+        self.running = [p for p in self.running if not (p.app == app and p.retiring)]
+        return [f"removed {', '.join(finished)}"] if finished else []
 
     def logs(self, app: str, lines: int | None, follow: bool) -> Iterator[str]:
         yield from []

@@ -248,3 +248,29 @@ def test_a_home_made_by_an_older_gitpaas_gets_its_entry_points_rewritten(run, ho
     assert json.loads((home / "home.json").read_text())["entry_points"] == ENTRY_POINTS
     before = hook.stat().st_mtime_ns
     assert run("apps").exit_code == 0 and hook.stat().st_mtime_ns == before, "nothing to do the second time"
+
+
+# --- numbers and values the shells must refuse in one line (issue 11) ----------------------------
+
+
+@pytest.mark.parametrize("args, words", [
+    (("rollback", "v²"), "'v²' is not a release version"), (("releases:info", "²"), "'²' is not a release version"),
+    (("releases:output", "v١"), "'v١' is not a release version"), (("ps:scale", "web=²"), "cannot read 'web=²'"),
+    (("ps:scale", "web=" + "9" * 5000), "cannot read 'web=999"),
+    (("releases:retention", "--keep", "²"), "--keep takes a number or 'all', not '²'"),
+])
+def test_digits_that_are_not_ascii_are_exit_2_not_a_traceback(run, fake_platform, args, words):
+    run("apps:create", "shop")
+    deploy(fake_platform)
+    assert_one_line_error(run(*args, "-a", "shop", obj=fake_platform), 2, words)
+
+
+@pytest.mark.parametrize("assignment, words", [
+    ("BAD=\udcff", "the value of BAD is not valid UTF-8 text"),  # a non-UTF-8 byte in argv, as Python decodes it
+    ("NUL=a\x00b", "contains a NUL byte"), ("BIG=" + "x" * 40_000, "larger than 32 KiB"),
+])
+def test_config_set_refuses_what_no_release_could_use(run, home, assignment, words):
+    run("apps:create", "shop")
+    assert_one_line_error(run("config:set", assignment, "-a", "shop"), 2, words)
+    stored = home / "apps/shop/config.json"
+    assert not stored.exists() or json.loads(stored.read_text()) == {}

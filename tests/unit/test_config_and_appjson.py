@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gitpaas import appjson
-from gitpaas.config import describe_change, parse_assignments, validate_key
-from gitpaas.errors import PushRefused, UsageError
+from gitpaas.config import describe_change, parse_assignments, validate_key, validate_value
+from gitpaas.errors import InvalidParams, PushRefused, UsageError
+from gitpaas.release import parse_version
 
 
 def test_values_keep_everything_after_the_first_equals_sign():
@@ -55,3 +56,55 @@ def test_app_json_postdeploy_and_unknown_keys():
 def test_bad_app_json_is_refused_with_a_reason(text, message):
     with pytest.raises(PushRefused, match=message):
         appjson.parse(text)
+
+
+# --- issue 11: one set of rules for config values, numbers and app.json --------------------------
+
+@pytest.mark.parametrize("value, words", [
+    ("a\x00b", "contains a NUL byte"), ("x" * (32 * 1024 + 1), "is larger than 32 KiB"),
+    ("é" * (16 * 1024 + 1), "is larger than 32 KiB"), ("\ud800", "is not valid UTF-8 text"),
+    ("ok\udcffok", "is not valid UTF-8 text"),
+])
+def test_values_no_environment_can_hold_are_invalid_params(value, words):
+    with pytest.raises(InvalidParams, match=f"^the value of KEY {words}") as caught:
+        validate_value("KEY", value)
+    assert caught.value.http_status == 422 and caught.value.exit_code == 2 and "\n" not in caught.value.message
+    with pytest.raises(InvalidParams, match=words):
+        parse_assignments([f"KEY={value}"])
+
+
+def test_values_that_fit_are_kept_as_they_are():
+    for value in ("", "x" * 32 * 1024, "multi\nline ✓ \N{GRINNING FACE}"):
+        assert validate_value("KEY", value) == value
+    assert validate_key("K" * 256) == "K" * 256
+    with pytest.raises(InvalidParams, match="limited to 256 characters"):
+        validate_key("K" * 257)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("v12", 12), ("12", 12), ("V3", 3), (7, 7), ("v²", None), ("²", None), ("v١٢", None), ("١", None), ("0", None),
+    ("v0", None), ("-1", None), (" 1", None), ("1\n", None), ("v", None), ("", None), ("9" * 5000, None),
+])
+def test_versions_are_ascii_digits(text, expected):
+    assert parse_version(text) == expected
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[" * 100_000, "app.json is too deeply nested (more than 64 levels)"),
+    ('{"a": ' * 65 + "1" + "}" * 65, "app.json is too deeply nested (more than 64 levels)"),
+    ('{"healthchecks": {"web": [{"path": "/", "attempts": Infinity}]}}', "app.json is not valid JSON: Infinity is"),
+    ('{"healthchecks": {"web": [{"path": "/", "wait": NaN}]}}', "app.json is not valid JSON: NaN is not a JSON number"),
+    ('{"a": -Infinity}', "app.json is not valid JSON: -Infinity is not a JSON number"),
+    ('{"healthchecks": {"web": [{"path": "/", "attempts": 1e400}]}}', "app.json is not valid JSON: 1e400 is too large"),
+    ('{"a": 1' + "0" * 5000 + "}", "app.json is not valid JSON: a number has more than 30 digits"),
+])
+def test_app_json_python_cannot_hold_is_refused_in_one_line(text, message):
+    with pytest.raises(PushRefused) as caught:
+        appjson.parse(text)
+    assert caught.value.message.startswith(message) and "\n" not in caught.value.message
+    assert "/" not in caught.value.message, "no server path"
+
+
+def test_app_json_that_nests_within_the_limit_is_fine():
+    nested = '{"x": ' * 63 + "1" + "}" * 63
+    assert appjson.parse('{"deep": ' + nested + ', "scripts": {"postdeploy": "seed"}, "n": -1.5}').postdeploy == "seed"

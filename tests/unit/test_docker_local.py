@@ -12,6 +12,7 @@ import threading
 import pytest
 
 from fakes import FakeRouter
+from gitpaas import sizes
 from gitpaas.errors import BootFailed
 from gitpaas.output import RecordingOutput
 from gitpaas.scheduler import Deployment, Process, ReleaseSpec
@@ -60,7 +61,7 @@ class FakeContainers:
     def refresh(self, dyno: Dyno) -> Dyno | None:
         return dyno if dyno in self.dynos_now else None
 
-    def start(self, release: ReleaseSpec, process_type: str, index: int) -> Dyno:
+    def start(self, release: ReleaseSpec, process_type: str, index: int, size: str | None = None) -> Dyno:
         name = f"{process_type}.{index}"
         address = None
         if process_type == "web":
@@ -73,7 +74,7 @@ class FakeContainers:
             address = listener.getsockname()
         process = Process(id=f"{name}@v{release.version}", app=release.app, type=process_type, index=index,
                           release_version=release.version, release_id=release.id, command="", state="up",
-                          created_at="2026-12-01T00:00:00Z")
+                          created_at="2026-12-01T00:00:00Z", size=sizes.get(size).name)
         dyno = Dyno(process, FakeContainer(name), address)
         self.dynos_now.append(dyno)
         return dyno
@@ -100,11 +101,12 @@ def world(tmp_path, monkeypatch):
                         lambda _containers, _settings, dynos: retired.extend(d.process.id for d in dynos))
     settings = Settings(home=tmp_path / "home", http_port=8080, boot_timeout=0.3, startup_window=0)
 
-    def converge(version: int, formation: dict[str, int], replace=frozenset(), checks=None):
+    def converge(version: int, formation: dict[str, int], replace=frozenset(), checks=None, sizes=None):
         release = ReleaseSpec(app="shop", version=version, id=f"id-{version}", image=f"img:v{version}",
                               process_types={"web": "serve", "worker": "work"}, env={},
                               healthchecks=checks or {})
-        deployment = Deployment(release=release, formation=formation, hosts=["shop.localhost"], replace=replace)
+        deployment = Deployment(release=release, formation=formation, hosts=["shop.localhost"], replace=replace,
+                                sizes=sizes or {})
         return swap.converge(containers, router, settings, deployment, RecordingOutput())
     yield containers, router, retired, converge
     containers.close()
@@ -133,6 +135,25 @@ def test_replace_starts_fresh_processes_even_of_the_same_release(world):
     converge(1, {"web": 2})
     report = converge(1, {"web": 2}, replace=frozenset({"web.2"}))
     assert report.started == ["web.2"] and report.retired == ["web.2"]
+
+
+def test_a_dead_container_is_replaced_and_removed_not_retired(world):
+    """After a reboot, a container that did not come back (exited, not restarting) is replaced."""
+    containers, router, retired, converge = world
+    converge(1, {"web": 1, "worker": 1})
+    worker = next(d for d in containers.dynos_now if d.process.type == "worker")
+    worker.container.status = "exited"
+    report = converge(1, {"web": 1, "worker": 1})
+    assert report.started == ["worker.1"] and retired == [] and containers.stopped == ["worker.1@v1"]
+
+
+def test_a_size_change_replaces_the_processes_of_that_type(world):
+    containers, router, retired, converge = world
+    converge(1, {"web": 1, "worker": 1})
+    report = converge(1, {"web": 1, "worker": 1}, sizes={"worker": "Standard-2X"})
+    assert report.started == ["worker.1"] and report.retired == ["worker.1"]
+    assert [d.process.size for d in containers.dynos_now if d.process.type == "worker"] == ["standard-1x",
+                                                                                              "standard-2x"]
 
 
 def test_a_new_process_that_never_listens_is_stopped_and_nothing_else_changes(world):

@@ -56,18 +56,36 @@ def test_the_acting_account_is_the_release_user(platform):
     assert platform.apps.releases("shop").get(2).user["email"] == "dev@example.com"
 
 
-def test_a_begun_release_holds_the_lock_until_another_thread_finishes_it(platform):
-    """The API's path: the request thread records vN pending, a background thread finishes it."""
+def test_the_api_answers_with_the_pending_release_and_the_next_request_waits_for_it(platform):
+    """The API's path: vN is recorded pending and answered at once; its release phase goes on, holding
+    the app's lock; a later request for the same app (in the same request thread) waits, no deadlock."""
+    from gitpaas.api.core import release_in_background
+
     release(platform)
-    pending = events.begin_retry(platform, "shop", Actor("dev@example.com"), RecordingOutput())
-    assert platform.apps.releases("shop").get(2).status == PENDING
+    platform.scheduler.run_gate = gate = threading.Event()
+
+    def begin():
+        pending = events.begin_retry(platform, "shop", Actor("dev@example.com"), RecordingOutput())
+        return pending.release, pending
+    answer = release_in_background("shop", begin)
+    assert (answer.version, answer.status) == (2, PENDING)
     with pytest.raises(Timeout):  # nobody else may change the app meanwhile
         platform.apps.release_lock("shop").acquire(blocking=False)
-    finisher = threading.Thread(target=pending.finish, args=(RecordingOutput(),))
-    finisher.start()
-    finisher.join(10)
-    assert platform.apps.releases("shop").get(2).status == "succeeded"
-    with locks.release_lock(platform, "shop"):  # released by the finishing thread
+    threading.Timer(0.2, gate.set).start()
+    with locks.release_lock(platform, "shop"):  # waits for the release's own thread to let it go
+        assert platform.apps.releases("shop").get(2).status == "succeeded"
+    assert answer.status == PENDING, "the answer was a copy"
+
+
+def test_an_error_before_the_api_release_exists_is_the_requests(platform):
+    from gitpaas.api.core import release_in_background
+
+    def begin():
+        pending = events.begin_rollback(platform, "shop", OPERATOR, RecordingOutput())
+        return pending.release, pending
+    with pytest.raises(UsageError, match="no release to roll back from"):
+        release_in_background("shop", begin)
+    with locks.release_lock(platform, "shop"):
         pass
 
 
@@ -218,3 +236,82 @@ def test_a_pending_release_whose_lock_is_held_is_left_alone(platform):
     with platform.apps.release_lock("shop"):  # another process, mid-release
         assert locks.recover(platform, "shop", RecordingOutput()) == []
     assert platform.apps.releases("shop").get(2).status == PENDING
+
+
+@pytest.mark.parametrize("host, why", [
+    ("api.localhost", "names this machine"),
+    ("localhost", "names this machine"),
+    ("other.localhost", "names this machine"),
+    ("*.localhost", "names this machine"),
+])
+def test_domains_that_would_take_over_another_app_or_the_api_are_refused(platform, host, why):
+    release(platform)
+    with pytest.raises(UsageError, match=why):
+        operations.add_domain(platform, "shop", host)
+    assert platform.apps.get("shop").domains == []
+
+
+def test_names_under_the_servers_domain_and_wildcards_covering_it_are_refused(tmp_path):
+    from gitpaas.names import validate_custom_domain
+
+    for host in ("api.apps.example.com", "acme.apps.example.com", "*.apps.example.com", "apps.example.com"):
+        with pytest.raises(UsageError, match="whose names are gitpaas's own"):
+            validate_custom_domain(host, "apps.example.com")
+    for host in ("*.example.com", "*.com"):
+        with pytest.raises(UsageError, match="would take every app's APP.apps.example.com address"):
+            validate_custom_domain(host, "apps.example.com")
+    assert validate_custom_domain("*.shop.example.org", "apps.example.com") == "*.shop.example.org"
+
+
+def test_an_app_cannot_be_named_after_another_apps_custom_domain(platform):
+    app = platform.apps.get("shop")
+    app.domains.append("acme.localhost")  # added by a gitpaas from before the rule above
+    platform.apps.save(app)
+    with pytest.raises(UsageError, match="acme.localhost is a custom domain of shop"):
+        operations.create_app(platform, "acme")
+    assert not platform.apps.exists("acme")
+
+
+def test_ps_type_sizes_types_and_the_release_phase(platform):
+    release(platform)
+    assert operations.resize(platform, "shop", {"web": "Standard-2X"}) == {"web": "standard-2x",
+                                                                          "release": "standard-1x"}
+    assert platform.scheduler.deployments[-1].sizes == {"web": "standard-2x"}
+    assert operations.resize(platform, "shop", {"release": "eco"})["release"] == "eco"
+    with pytest.raises(UsageError, match="no dyno size 'huge'"):
+        operations.resize(platform, "shop", {"web": "huge"})
+    with pytest.raises(UsageError, match="no process type 'clock'"):
+        operations.resize(platform, "shop", {"clock": "eco"})
+    deploy(platform, {"web": "python3 app.py"}, image="build-2")  # a release without a release phase
+    with pytest.raises(UsageError, match="no release phase yet"):
+        operations.resize(platform, "shop", {"release": "eco"})
+    (job, _), *_ = [run for run in platform.scheduler.runs]
+    assert job.size is None  # the first release command ran at the default size
+
+
+def test_boot_settles_reconciles_and_converges_and_a_second_boot_does_nothing(platform):
+    from gitpaas.boot import boot
+
+    platform._engine = object()  # (the engine "answers": boot waits for it first)
+    release(platform)
+    operations.scale(platform, "shop", {"web": 2})
+    release(platform, "build-2")  # v1's processes are now being retired
+    app = platform.apps.get("shop")
+    pipeline.create_release(platform, app, OPERATOR, description="Deploy x", source_image="build-1",
+                            slug_id=SLUG_ID, commit=None, process_types=dict(TYPES), config_vars={})  # v3: orphaned
+    platform.scheduler.running = [p for p in platform.scheduler.running if p.name != "web.2"]  # gone in the reboot
+    platform.router.stop()
+
+    output = RecordingOutput()
+    done = boot(platform, output, engine_wait=0)
+    assert done[0] == "started the router on port 8080"
+    assert any("v3 never finished" in line for line in done)
+    assert "shop: the formation runs v2, the last good release" in done  # (settling v3 brought web.2 back)
+    assert "shop: removed web.1" in done  # v1's, whose retirement the reboot interrupted
+    assert running(platform) == ["web.1@v2", "web.2@v2"] and routed(platform) == [2, 2]
+    assert platform.apps.releases("shop").get(3).status == FAILED
+    assert "started the router" in (platform.settings.home / "logs" / "boot.log").read_text()
+
+    again = RecordingOutput()
+    assert boot(platform, again, engine_wait=0) == []
+    assert again.lines == ["       Everything was running already: nothing to do"]

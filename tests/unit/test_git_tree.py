@@ -209,7 +209,7 @@ def test_install_hooks_renders_an_executable_pre_receive_with_quoted_paths(tmp_p
     install_hooks(repo, Settings(home=home), python=str(fake_python))
 
     hook = repo / "hooks" / "pre-receive"
-    assert hook.stat().st_mode & 0o777 == 0o755
+    assert hook.stat().st_mode & 0o777 == 0o700
     text = hook.read_text()
     assert "{{" not in text and "}}" not in text
     # The shell reads the quoted values back exactly, spaces and quotes included.

@@ -142,7 +142,8 @@ def test_home_id_is_stable_and_differs_per_home(tmp_path):
     assert one.home_id == same.home_id
     assert one.home_id != other.home_id
     assert len(one.home_id) == 8
-    assert one.network_name == f"gitpaas-{one.home_id}" != other.network_name
+    assert one.app_network("shop") == f"gitpaas-{one.home_id}-shop" != other.app_network("shop")
+    assert one.app_network("shop") != one.app_network("blog"), "each app has its own network"
     assert one.image_repository("shop") == f"gitpaas-{one.home_id}/shop"
 
 
@@ -150,3 +151,30 @@ def test_settings_are_frozen(tmp_path):
     settings = Settings(home=tmp_path)
     with pytest.raises(AttributeError):
         settings.http_port = 1  # type: ignore[misc]
+
+
+def test_buildpack_allow_list_and_private_webhook_targets_come_from_the_environment(tmp_path):
+    defaults = Settings.from_env({"GITPAAS_HOME": str(tmp_path)})
+    assert defaults.buildpack_allow == () and defaults.webhook_private_targets is False
+    settings = Settings.from_env({
+        "GITPAAS_HOME": str(tmp_path), "GITPAAS_WEBHOOK_PRIVATE_TARGETS": "1",
+        # colons between folders (as in PATH) and before URLs; commas anywhere; a URL's own colons kept
+        "GITPAAS_BUILDPACK_ALLOW": "/srv/buildpacks:/opt/bp:https://git.corp.example:8443/team/, git@corp.example:team/,"
+                                   "file:///srv/shared.git",
+    })
+    assert settings.buildpack_allow == ("/srv/buildpacks", "/opt/bp", "https://git.corp.example:8443/team/",
+                                        "git@corp.example:team/", "file:///srv/shared.git")
+    assert settings.webhook_private_targets is True
+    for value, expected in (("0", False), ("", False), ("true", True), ("off", False)):
+        assert Settings.from_env({"GITPAAS_HOME": str(tmp_path), "GITPAAS_WEBHOOK_PRIVATE_TARGETS": value}
+                                 ).webhook_private_targets is expected
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("GITPAAS_BUILDPACK_ALLOW", "buildpacks"), ("GITPAAS_BUILDPACK_ALLOW", "/srv/bp,relative/bp"),
+    ("GITPAAS_WEBHOOK_PRIVATE_TARGETS", "maybe"),
+])
+def test_bad_allow_lists_and_flags_are_usage_errors_naming_the_variable(tmp_path, key, value):
+    with pytest.raises(UsageError) as caught:
+        Settings.from_env({"GITPAAS_HOME": str(tmp_path), key: value})
+    assert key in caught.value.message and caught.value.exit_code == 2

@@ -356,7 +356,7 @@ def test_explain_build_failure_points_at_the_log():
                     "shop", None)
     assert output.lines == [
         " !     build failed: step 3 exited 1",
-        " !     Full build log: /home/apps/shop/builds/x.log",
+        " !     Full build log: builds/x.log in shop's folder on the server",
         " !     shop has nothing running yet.",
     ]
 

@@ -29,13 +29,13 @@ def test_write_json_round_trips_and_creates_the_folder(tmp_path):
     write_json(path, {"name": "café", "n": [1, 2]})
     assert read_json(path) == {"name": "café", "n": [1, 2]}
     assert "café" in path.read_text(encoding="utf-8")  # readable with cat, not \u-escaped
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600, "private unless told otherwise"
 
 
 def test_write_atomic_sets_the_mode_it_is_given(tmp_path):
     path = tmp_path / "secret"
-    write_atomic(path, b"x", mode=0o600)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    write_atomic(path, b"x", mode=0o644)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 def test_failed_rename_leaves_the_old_file_and_no_temporary_file(tmp_path, monkeypatch):
@@ -292,3 +292,72 @@ def test_newest_walks_down_from_the_latest_without_scanning(tmp_path):
     assert store.create(make_release).version == 7, "never reuses a crashed allocation"
     (store.root / "latest").unlink()  # a home from before the `latest` file
     assert store.latest().version == 7 and store.create(make_release).version == 8
+
+
+# --- files that may echo secrets are the server user's alone ---------------------------------
+
+import io  # noqa: E402 - (this section's own imports)
+import tarfile  # noqa: E402
+
+import docker  # noqa: E402
+
+from gitpaas.build.base import BuildRequest  # noqa: E402
+from gitpaas.build.dockerfile import DockerfileBuilder  # noqa: E402
+from gitpaas.errors import BuildFailed  # noqa: E402
+
+
+def test_open_private_creates_0600_whatever_the_umask_and_narrows_an_old_file(tmp_path):
+    old_umask = os.umask(0)
+    try:
+        with files.open_private(tmp_path / "new.log") as log:
+            log.write("first\n")
+        legacy = tmp_path / "legacy.log"
+        legacy.write_text("kept\n")
+        legacy.chmod(0o644)
+        with files.open_private(legacy, "a") as log:
+            log.write("appended\n")
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE((tmp_path / "new.log").stat().st_mode) == 0o600
+    assert stat.S_IMODE(legacy.stat().st_mode) == 0o600 and legacy.read_text() == "kept\nappended\n"
+    with files.open_private(legacy) as log:
+        log.write("rewritten\n")
+    assert legacy.read_text() == "rewritten\n"
+
+
+def test_release_output_is_created_0600(tmp_path):
+    old_umask = os.umask(0o022)
+    try:
+        releases = ReleaseStore(tmp_path / "shop" / "releases")
+        release = releases.create(lambda v: make_release(v))
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(releases.output_path(release.version).stat().st_mode) == 0o600
+    assert stat.S_IMODE((releases.folder(release.version) / "release.json").stat().st_mode) == 0o600
+
+
+class _TreeWithDockerfile:
+    commit_sha = "0" * 40
+
+    def write_tar(self, fileobj, prefix: str = "") -> None:
+        with tarfile.open(fileobj=fileobj, mode="w") as tar:
+            data = b"FROM scratch\n"
+            info = tarfile.TarInfo("Dockerfile")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+class _EngineThatFails:
+    class api:
+        @staticmethod
+        def build(**kwargs):
+            raise docker.errors.APIError("the engine is on fire")
+
+
+def test_a_dockerfile_build_log_is_created_0600(tmp_path):
+    log_path = tmp_path / "builds" / "1.log"
+    request = BuildRequest(app="shop", source=_TreeWithDockerfile(), tag="shop:v1", labels={},
+                           log_path=log_path, output=RecordingOutput())
+    with pytest.raises(BuildFailed):
+        DockerfileBuilder(_EngineThatFails()).build(request)
+    assert stat.S_IMODE(log_path.stat().st_mode) == 0o600

@@ -14,20 +14,22 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 
 import docker
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
-from gitpaas import labels
+from gitpaas import labels, sizes
 from gitpaas.dockerutil import engine_call
-from gitpaas.errors import BootFailed, ProcessNotFound
+from gitpaas.errors import BootFailed, EnvironmentProblem, ProcessNotFound
 from gitpaas.lines import iter_lines
 from gitpaas.output import Output
 from gitpaas.scheduler import DeployReport, Deployment, OneOff, Process, Router, RunResult
 from gitpaas.scheduler.docker_local import swap
-from gitpaas.scheduler.docker_local.containers import Containers, kill, remove
+from gitpaas.scheduler.docker_local.containers import SIZE, Containers, Dyno, engine_instance, kill, remove
 from gitpaas.settings import Settings
 
 
@@ -40,13 +42,41 @@ class DockerLocalScheduler:
         self.router = router
         self.containers = Containers(client, settings)
 
-    @engine_call("deploying")
     def deploy(self, deployment: Deployment, output: Output) -> DeployReport:
+        with _engine_watched(self.client, "while the new processes started"):
+            return self._deploy(deployment, output)
+
+    @engine_call("deploying")
+    def _deploy(self, deployment: Deployment, output: Output) -> DeployReport:
         return swap.converge(self.containers, self.router, self.settings, deployment, output)
 
     @engine_call("listing processes")
     def processes(self, app: str) -> list[Process]:
-        return [dyno.process for dyno in self.containers.dynos(app)]
+        """The app's processes; one the engine killed for memory says so in its ``crash_reason``."""
+        dynos = self.containers.dynos(app)
+        kills: dict[str, int] = {}
+        for container_id, _when in self._memory_kills(app, dynos):
+            kills[container_id] = kills.get(container_id, 0) + 1
+        for dyno in dynos:
+            if dyno.process.id in kills:
+                limit = sizes.get(dyno.process.size)
+                times = kills[dyno.process.id]
+                dyno.process.crash_reason = (f"R15 memory quota vastly exceeded: killed at its {limit.memory_mb} MB "
+                                             f"limit ({limit.name})" + (f", {times} times" if times > 1 else ""))
+        return [dyno.process for dyno in dynos]
+
+    def _memory_kills(self, app: str, dynos: list[Dyno], *, follow: bool = False) -> Iterator[tuple[str, float]]:
+        """(container id, unix time) of each time the engine killed one of the app's processes for
+        memory (Docker's ``oom`` events, which it keeps for a while); with ``follow``, as they come."""
+        if not dynos and not follow:
+            return
+        created = [_unix_time(d.container.attrs.get("Created", "")) for d in dynos]
+        since = int(min(created)) if created and not follow else int(time.time())
+        filters = {"type": "container", "event": "oom", "label": [f"{labels.HOME}={self.settings.home_label}",
+                                                                  f"{labels.APP}={app}"]}
+        options = {} if follow else {"until": int(time.time()) + 1}
+        for event in self.client.events(since=since, filters=filters, decode=True, **options):
+            yield event.get("id", ""), event.get("timeNano", 0) / 1e9 or float(event.get("time", 0))
 
     @engine_call("stopping a process")
     def stop(self, app: str, name: str) -> None:
@@ -63,10 +93,15 @@ class DockerLocalScheduler:
         for container in self.containers.find(app, **{labels.RELEASE: str(version)}):
             remove(container)
 
-    @engine_call("running a one-off process")
     def run_once(self, job: OneOff, on_line: Callable[[str], None], timeout: float) -> RunResult:
         """Run ``job`` to completion, streaming its output; the container is removed whatever happens."""
-        args = self.containers.run_args(job.release, job.type, job.number, job.command, role=job.type)
+        with _engine_watched(self.client, f"while the {job.type} command ran"):
+            result = self._run_once(job, on_line, timeout)
+        return result
+
+    @engine_call("running a one-off process")
+    def _run_once(self, job: OneOff, on_line: Callable[[str], None], timeout: float) -> RunResult:
+        args = self.containers.run_args(job.release, job.type, job.number, job.command, role=job.type, size=job.size)
         del args["detach"]
         # One stream, so the output keeps the order in which it was written.
         args["command"] = ["/bin/sh", "-c", "exec 2>&1\n" + job.command]
@@ -86,24 +121,43 @@ class DockerLocalScheduler:
             for line in iter_lines(container.logs(stream=True, follow=True)):
                 on_line(line)
             status = container.wait().get("StatusCode")
-            killed = status in (137, 143) and not timed_out.is_set()
-            return RunResult(exit_status=status, timed_out=timed_out.is_set(), stopped=killed)
+            container.reload()
+            out_of_memory = bool(container.attrs.get("State", {}).get("OOMKilled"))
+            killed = status in (137, 143) and not timed_out.is_set() and not out_of_memory
+            return RunResult(exit_status=status, timed_out=timed_out.is_set(), stopped=killed,
+                             out_of_memory=out_of_memory)
         finally:
             timer.cancel()
             remove(container)
 
     @engine_call("reading logs")
     def logs(self, app: str, lines: int | None, follow: bool) -> Iterator[str]:
+        """The processes' output as Heroku-format lines, with the router's-eye R15 line each time the
+        engine killed one of them for memory (``heroku[web.1]: Error R15 …``)."""
         containers = self.containers.find(app, **{labels.ROLE: "process"})
+        by_id = {c.id: c for c in containers}
         if not follow:
             collected: list[str] = []
             for container in containers:
                 collected.extend(_format_log(container, raw) for raw in container.logs(
                     timestamps=True, tail=lines if lines else "all").decode("utf-8", "replace").splitlines())
+            for container_id, when in self._memory_kills(app, self.containers.dynos(app)):
+                if container_id in by_id:
+                    collected.append(_memory_kill_line(by_id[container_id], when))
             collected.sort()
             yield from collected[-lines:] if lines else collected
             return
         lines_queue: queue.Queue[str] = queue.Queue()
+
+        def watch_memory() -> None:
+            try:
+                for container_id, when in self._memory_kills(app, [], follow=True):
+                    container = by_id.get(container_id)
+                    if container is not None:
+                        lines_queue.put(_memory_kill_line(container, when))
+            except Exception:  # noqa: BLE001 — the engine went away: the process lines stop too
+                return
+        threading.Thread(target=watch_memory, daemon=True).start()
 
         def pump(container: Container) -> None:
             try:
@@ -118,15 +172,27 @@ class DockerLocalScheduler:
 
     @engine_call("destroying an app")
     def destroy(self, app: str) -> None:
-        """Remove the app's containers; the home's network too once no app uses it."""
+        """Remove the app's containers and its network."""
         for container in self.containers.find(app):
             remove(container)
-        if not self.containers.find():
-            for network in self.client.networks.list(filters=labels.filters(labels.for_home(self.settings))):
-                try:
-                    network.remove()
-                except (NotFound, APIError):
-                    pass  # removed meanwhile, or a container of another app joined it: it stays
+        self.containers.remove_network(app)
+
+    @engine_call("reconciling processes")
+    def reconcile(self, app: str) -> list[str]:
+        """After a reboot or an engine restart: processes that were being retired have no retirer
+        any more (and the engine may even have restarted them): hand the live ones to a new one and
+        remove the dead ones. Returns what it did, one line each."""
+        done = []
+        retiring = [d for d in self.containers.dynos(app) if d.process.retiring]
+        dead = [d for d in retiring if d.dead]
+        if dead:
+            self.containers.stop(dead, grace=0)
+            done.append(f"removed {', '.join(d.name for d in dead)} (stopped while being retired)")
+        live = [d for d in retiring if not d.dead]
+        if live:
+            swap.retire_in_background(self.containers, self.settings, live)
+            done.append(f"retiring {', '.join(d.name for d in live)} again (their retirement was interrupted)")
+        return done
 
     @engine_call("removing the home's containers")
     def purge(self) -> None:
@@ -138,6 +204,58 @@ class DockerLocalScheduler:
                 network.remove()
             except NotFound:
                 pass  # removed meanwhile
+
+
+class _engine_watched:
+    """Name an engine restart as the cause: if dockerd is another instance at the end of the block
+    than at its start (it stopped or restarted meanwhile), whatever the block raised or returned
+    becomes EnvironmentProblem("the Docker engine stopped or restarted WHILE …"). When the block
+    failed while the same dockerd still runs but does not answer, it is given a few seconds to
+    finish exiting: a shutting-down engine closes its socket first, then stops its containers."""
+
+    SETTLE = 30.0  # dockerd gives its containers 15 s to stop before it exits
+
+    def __init__(self, client: docker.DockerClient, during: str) -> None:
+        self.client = client
+        self.during = during
+        self.before = engine_instance()
+
+    def __enter__(self) -> "_engine_watched":
+        return self
+
+    def __exit__(self, kind, exc, traceback) -> None:
+        if not self.before or (kind is not None and not issubclass(kind, Exception)):
+            return  # cannot tell (not root, a remote engine), or Ctrl-C and the like: not the engine's doing
+        deadline = time.monotonic() + self.SETTLE
+        while engine_instance() == self.before:
+            if kind is None or self._answers() or time.monotonic() > deadline:
+                return
+            time.sleep(0.2)
+        raise EnvironmentProblem(f"the Docker engine stopped or restarted {self.during}") from exc
+
+    def _answers(self) -> bool:
+        """Does the engine answer a new connection? (A pooled one may still reach an exiting engine.)"""
+        try:
+            with docker.APIClient(base_url=self.client.api.base_url, timeout=2) as fresh:
+                return bool(fresh.ping())
+        except Exception:  # noqa: BLE001 — any failure to answer is the answer
+            return False
+
+
+def _unix_time(stamp: str) -> float:
+    """Docker's ``2026-12-01T20:00:00.123456789Z`` as a unix time (0 when it cannot be read)."""
+    try:
+        return datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _memory_kill_line(container: Container, when: float) -> str:
+    """Heroku's R15 line for a process the engine killed at its memory limit."""
+    stamp = datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    limit = sizes.get(container.labels.get(SIZE))
+    return (f"{stamp}+00:00 heroku[{container.labels.get(labels.DYNO, '?')}]: Error R15 (Memory quota vastly "
+            f"exceeded): killed at its {limit.memory_mb} MB limit ({limit.name}); the engine restarts it")
 
 
 def _format_log(container: Container, raw: str) -> str:

@@ -1,9 +1,15 @@
 """docker-local's containers: one per process, on this machine's Docker engine.
 
-Every container runs with ``--init`` (so signals reach the app), on the home's own bridge network,
-labelled with the home, app, release and process type, and named
-``gp-<home id>-APP.web.1.vN-xxxx``. Formation processes restart ``unless-stopped``; web ones get
-``$PORT`` (5000 inside) published on a free loopback port, which the router proxies to.
+Every container runs with ``--init`` (so signals reach the app), labelled with the home, app,
+release and process type, and named ``gp-<home id>-APP.web.1.vN-xxxx``. Formation processes
+restart ``unless-stopped``; web ones get ``$PORT`` (5000 inside) published on a free loopback
+port, which the router proxies to — so no app needs to share a network with the router.
+
+Apps cannot touch each other: each app has its own bridge network (one app's processes neither
+reach nor resolve another's), and every process runs as an unprivileged user (the image's own
+``USER`` if it sets one, else nobody), with ``no-new-privileges``, every capability dropped,
+Docker's default seccomp profile, and its dyno size's memory, CPU share and process limits
+(``gitpaas.sizes``).
 
 A container being retired is renamed with the ``-retiring`` suffix first, so every gitpaas process
 sees it as ``stopping`` from then on, whatever the detached retirer is doing to it.
@@ -11,6 +17,7 @@ sees it as ``stopping`` from then on, whatever the detached retirer is doing to 
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import shlex
@@ -23,7 +30,7 @@ from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 from filelock import FileLock
 
-from gitpaas import labels
+from gitpaas import labels, sizes
 from gitpaas.errors import BootFailed, EnvironmentProblem
 from gitpaas.scheduler import ONE_OFF_TYPES, Process, ReleaseSpec
 from gitpaas.settings import Settings
@@ -32,9 +39,12 @@ from gitpaas.settings import Settings
 WEB_PORT = 5000
 #: suffix of the name of a container being retired (SIGTERM, then SIGKILL) in the background
 RETIRING = "-retiring"
-#: container label holding the release's id, and the Procfile command as written
+#: container label holding the release's id, the Procfile command as written, and the dyno size
 RELEASE_ID = "gitpaas.release-id"
 COMMAND = "gitpaas.command"
+SIZE = "gitpaas.size"
+#: who a process runs as when its image names no USER: nobody, as Heroku's dynos run unprivileged
+DYNO_USER = "65534:65534"
 LOG_TAIL = 20
 _STATES = {"created": "starting", "running": "up", "restarting": "crashed", "exited": "crashed", "dead": "crashed",
            "paused": "down", "removing": "down"}
@@ -49,6 +59,28 @@ def shell_command(command: str) -> list[str]:
     words = command.split(maxsplit=1)
     simple = words and not _COMPOUND.search(command) and "=" not in words[0] and words[0] not in _KEYWORDS
     return ["/bin/sh", "-c", f"exec {command}" if simple else command]
+
+
+def engine_instance() -> frozenset[tuple[int, int]] | None:
+    """Which dockerd runs now, as (pid, start time) — a restarted engine is another instance. None
+    when that cannot be seen (not root, or an engine on another machine): then nobody can tell."""
+    found = set()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                stat = handle.read()
+        except OSError:
+            continue  # exited meanwhile
+        name, _, rest = stat.partition("(")[2].rpartition(")")
+        if name == "dockerd" and rest.split()[0] != "Z":  # (a zombie is an engine that exited)
+            found.add((int(entry), int(rest.split()[19])))
+    return frozenset(found) if found else (frozenset() if os.geteuid() == 0 else None)
 
 
 def free_loopback_port() -> int:
@@ -70,6 +102,12 @@ class Dyno:
     def name(self) -> str:
         return self.process.name
 
+    @property
+    def dead(self) -> bool:
+        """Exited and not coming back by itself (the engine restarts a crashed process it still owns)."""
+        state = self.container.attrs.get("State", {})
+        return self.container.status in ("exited", "dead", "created") and not state.get("Restarting")
+
 
 def to_dyno(container: Container) -> Dyno:
     tags = container.labels
@@ -87,7 +125,7 @@ def to_dyno(container: Container) -> Dyno:
         release_id=tags.get(RELEASE_ID, ""),
         command=tags.get(COMMAND) or shlex.join(container.attrs.get("Config", {}).get("Cmd") or []),
         state=status, created_at=container.attrs.get("Created", "")[:19] + "Z",
-        restarts=int(container.attrs.get("RestartCount", 0)),
+        restarts=int(container.attrs.get("RestartCount", 0)), size=tags.get(SIZE) or sizes.DEFAULT,
     )
     return Dyno(process, container, address)
 
@@ -98,7 +136,8 @@ class Containers:
     def __init__(self, client: docker.DockerClient, settings: Settings) -> None:
         self.client = client
         self.settings = settings
-        self._network_ready = False
+        self._networks_ready: set[str] = set()
+        self._image_users: dict[str, str] = {}
 
     # --- finding ---------------------------------------------------------------------------
     def find(self, app: str | None = None, **extra: str) -> list[Container]:
@@ -128,10 +167,10 @@ class Containers:
             return None
 
     # --- starting --------------------------------------------------------------------------
-    def network(self) -> str:
-        """The home's bridge network, created once (under a lock: Docker allows duplicate names)."""
-        name = self.settings.network_name
-        if self._network_ready:
+    def network(self, app: str) -> str:
+        """The app's own bridge network, created once (under a lock: Docker allows duplicate names)."""
+        name = self.settings.app_network(app)
+        if name in self._networks_ready:
             return name
         locks = self.settings.home / "locks"
         locks.mkdir(parents=True, exist_ok=True)
@@ -139,17 +178,33 @@ class Containers:
             if not self.client.networks.list(names=[name]):
                 try:
                     self.client.networks.create(name, driver="bridge", check_duplicate=True,
-                                                labels=labels.for_home(self.settings))
+                                                labels=labels.for_app(self.settings, app))
                 except APIError as exc:
                     if exc.status_code != 409:
                         raise EnvironmentProblem(f"cannot create network {name}: {exc.explanation}") from exc
-        self._network_ready = True
+        self._networks_ready.add(name)
         return name
 
+    def remove_network(self, app: str) -> None:
+        for network in self.client.networks.list(names=[self.settings.app_network(app)]):
+            try:
+                network.remove()
+            except NotFound:
+                pass  # removed meanwhile
+        self._networks_ready.discard(self.settings.app_network(app))
+
+    def user_of(self, image: str) -> str:
+        """Who runs ``image``'s processes: the USER it names, else nobody. Never root."""
+        if image not in self._image_users:
+            user = (self.client.images.get(image).attrs.get("Config") or {}).get("User") or ""
+            self._image_users[image] = DYNO_USER if user.partition(":")[0] in ("", "0", "root") else user
+        return self._image_users[image]
+
     def run_args(self, release: ReleaseSpec, process_type: str, index: int, command: str | None,
-                 role: str) -> dict:
+                 role: str, size: str | None = None) -> dict:
         """``containers.run``/``create`` arguments for one process of ``release``."""
         dyno = f"{process_type}.{index}"
+        limits = sizes.get(size)
         env: dict[str, str] = dict(release.env)
         env["DYNO"] = dyno
         # docker stop signals PID 1, the init (tini); this makes it signal the whole process group,
@@ -165,16 +220,24 @@ class Containers:
                 self.settings, release.app, **{
                     labels.RELEASE: release.version, RELEASE_ID: release.id,
                     labels.PROCESS_TYPE: process_type, labels.DYNO: dyno, labels.ROLE: role,
-                    COMMAND: command or "",
+                    COMMAND: command or "", SIZE: limits.name,
                 }),
-            network=self.network(),
+            network=self.network(release.app),
             init=True,
             detach=True,
+            user=self.user_of(release.image),
+            security_opt=["no-new-privileges:true"],
+            cap_drop=["ALL"],
+            mem_limit=limits.memory_bytes,
+            memswap_limit=limits.memory_bytes,  # no swap: past its memory a process is killed (R15)
+            cpu_shares=limits.cpu_shares,
+            pids_limit=limits.pids,
         )
 
-    def start(self, release: ReleaseSpec, process_type: str, index: int) -> Dyno:
+    def start(self, release: ReleaseSpec, process_type: str, index: int, size: str | None = None) -> Dyno:
         """Start one formation process; a web one gets ``$PORT`` published on a free loopback port."""
-        args = self.run_args(release, process_type, index, release.process_types.get(process_type), role="process")
+        args = self.run_args(release, process_type, index, release.process_types.get(process_type), role="process",
+                             size=size)
         args["restart_policy"] = {"Name": "unless-stopped"}
         last_error: APIError | None = None
         for _attempt in range(5):

@@ -4,8 +4,9 @@ Every change of what runs goes through :func:`converge` — a new release's swap
 ``ps:restart``, a new domain and recovery after a crash — so each gets the same guarantee: no
 request is lost.
 
-1. **keep** the containers of the wanted release within the wanted quantities (unless asked to
-   replace them);
+1. **keep** the live containers of the wanted release, at the wanted size, within the wanted
+   quantities (unless asked to replace them); dead ones (exited, not restarting: after a reboot,
+   say) are removed;
 2. **start** the missing ones beside the old ones;
 3. **check** them (``health.py``): web ones accept connections and pass app.json's checks, every
    new one stays up through its startup window. A failure stops the new ones and raises: the
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import time
 
-from gitpaas import procfile
+from gitpaas import faults, procfile, sizes
 from gitpaas.output import Output
 from gitpaas.scheduler import DeployReport, Deployment, Router
 from gitpaas.scheduler.docker_local.containers import Containers, Dyno
@@ -32,8 +33,11 @@ from gitpaas.settings import Settings
 def converge(containers: Containers, router: Router, settings: Settings, deployment: Deployment,
              output: Output) -> DeployReport:
     release, formation = deployment.release, deployment.formation
-    running = [d for d in containers.dynos(deployment.app) if not d.process.one_off and not d.process.retiring]
+    current = [d for d in containers.dynos(deployment.app) if not d.process.one_off and not d.process.retiring]
+    dead = [d for d in current if d.dead]
+    running = [d for d in current if not d.dead]
     keep = [d for d in running if d.process.release_version == release.version
+            and d.process.size == sizes.parse(deployment.sizes.get(d.process.type) or sizes.DEFAULT)
             and d.process.index <= formation.get(d.process.type, 0) and d.name not in deployment.replace]
     kept = {(d.process.type, d.process.index) for d in keep}
     retire = [d for d in running if d not in keep]
@@ -43,11 +47,15 @@ def converge(containers: Containers, router: Router, settings: Settings, deploym
     if wanted:
         output.stage("Starting " + ", ".join(report.started) + f" of v{release.version}")
 
+    if dead:
+        containers.stop(dead, grace=0)  # nothing to drain: they serve nothing
     phase = time.monotonic()
     new: list[Dyno] = []
     try:
         for process_type, index in wanted:
-            new.append(containers.start(release, process_type, index))
+            new.append(containers.start(release, process_type, index, deployment.sizes.get(process_type)))
+        if new:
+            faults.reached(settings, "health")
         checked = HealthCheck(containers, release.version, host=deployment.hosts[0], boot_timeout=settings.boot_timeout,
                               startup_window=settings.startup_window).run(new, release.healthchecks)
         report.health_seconds = round(time.monotonic() - phase, 2)
@@ -55,6 +63,8 @@ def converge(containers: Containers, router: Router, settings: Settings, deploym
         serving = keep + new
         router.set_app(deployment.app, list(deployment.hosts),
                        [d.address for d in serving if d.process.type == procfile.WEB and d.address])
+        if new:
+            faults.reached(settings, "swap")
     except BaseException:
         containers.stop(new, grace=0)
         raise
@@ -67,6 +77,7 @@ def converge(containers: Containers, router: Router, settings: Settings, deploym
                     f"(SIGTERM, SIGKILL after {settings.stop_timeout:g} s)")
         try:
             retire_in_background(containers, settings, retire)
+            faults.reached(settings, "retire")
         except Exception as exc:  # noqa: BLE001 — the new processes serve already: this must not fail the
             # deploy; the next converge finds the old ones still running and retires them
             output.warn(f"Could not retire the old processes yet ({exc}); the next deploy or scale will")
