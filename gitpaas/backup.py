@@ -22,19 +22,17 @@ import json
 import os
 import tarfile
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from gitpaas import labels
 from gitpaas.accounts import Accounts
-from gitpaas.build.base import BuildRequest, select_builder
 from gitpaas.errors import GitpaasError, UsageError
 from gitpaas.formation import deployment
-from gitpaas.git.repo import install_hooks
+from gitpaas.git.repo import install_hooks, wait_for_noted_ref_update
 from gitpaas.git.tree import PushedTree
 from gitpaas.locks import AppLock
 from gitpaas.output import NullOutput, Output
+from gitpaas.pipeline import build_slug
 from gitpaas.platform import Platform
 from gitpaas.release import now_iso
 from gitpaas.settings import read_home_record
@@ -59,6 +57,9 @@ def backup(platform: Platform, target: Path, output: Output) -> dict:
     with contextlib.ExitStack() as held:
         for app in apps:  # in name order, as everyone takes several locks: no deadlock
             held.enter_context(AppLock(platform, app.name, output))
+            # a push just deployed: git moves its ref (and its objects out of quarantine) after the
+            # hook let the lock go — wait for that, or the release's commit may not be in the copy
+            wait_for_noted_ref_update(platform.apps.app_dir(app.name), platform.apps.repo_path(app.name))
         apps = platform.apps.list()
         manifest = {
             "format": FORMAT, "created_at": now_iso(), "domain": platform.settings.domain,
@@ -99,10 +100,11 @@ def restore(platform: Platform, source: Path, output: Output) -> list[str]:
             raise UsageError(f"{source.name} is not a gitpaas backup (no {MANIFEST})") from None
         if manifest.get("format") != FORMAT:
             raise UsageError(f"{source.name} was written by another version of gitpaas (format {manifest.get('format')})")
-        with tempfile.TemporaryDirectory(dir=settings.home.parent if settings.home.parent.exists() else None) as work:
+        settings.home.parent.mkdir(parents=True, exist_ok=True)
+        # beside the home, on its file system, so the extracted folder becomes the home in one rename
+        with tempfile.TemporaryDirectory(dir=settings.home.parent, prefix=".gitpaas-restore-") as work:
             members = [m for m in archive.getmembers() if m.name.startswith("home/")]
             archive.extractall(work, members=members, filter="data")
-            settings.home.parent.mkdir(parents=True, exist_ok=True)
             os.replace(Path(work) / "home", settings.home)
     settings.home.chmod(0o700)
     record = read_home_record(settings.home)
@@ -159,17 +161,8 @@ def _bring_back(platform: Platform, name: str) -> str:
 
 
 def _rebuild(platform: Platform, name: str, commit: str) -> str:
-    source = PushedTree.open(platform.apps.repo_path(name), commit)
-    builder = select_builder(source, platform.builders)
-    tag = f"{platform.settings.image_repository(name)}:restore-{uuid.uuid4().hex[:8]}"
-    log_path = platform.apps.app_dir(name) / "builds" / f"restore-{commit[:7]}.log"
-    builder.build(BuildRequest(
-        app=name, source=source, tag=tag, log_path=log_path, output=NullOutput(),
-        labels=labels.for_app(platform.settings, name, **{labels.ROLE: "slug"}),
-        build_args={"GITPAAS_STACK_IMAGE": platform.settings.stack_image},
-        config_vars=platform.apps.config(name).get(), cache_dir=platform.apps.app_dir(name) / "cache",
-    ))
-    return tag
+    image, _log = build_slug(platform, name, PushedTree.open(platform.apps.repo_path(name), commit), NullOutput())
+    return image.tag
 
 
 def _files_to_keep(home: Path) -> Iterator[Path]:

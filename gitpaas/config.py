@@ -11,6 +11,9 @@ _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_VALUE_BYTES = 32 * 1024
 #: a name's limit, in characters: far longer than any real one, and it keeps each environment entry small
 MAX_KEY_LENGTH = 256
+#: all of an app's config vars together, as Heroku caps them: every process gets them all in its
+#: environment, which the kernel limits too
+MAX_TOTAL_BYTES = 32 * 1024
 
 
 def validate_key(key: str) -> str:
@@ -35,6 +38,15 @@ def validate_value(key: str, value: str) -> str:
     if "\x00" in value:
         raise InvalidParams(f"the value of {key} contains a NUL byte, which no environment can hold")
     return value
+
+
+def validate_total(values: dict[str, str]) -> dict[str, str]:
+    """``values`` if together they fit one environment; InvalidParams (exit 2, HTTP 422) if not."""
+    total = sum(len(key.encode()) + len(value.encode("utf-8", "surrogateescape")) + 2 for key, value in values.items())
+    if total > MAX_TOTAL_BYTES:
+        raise InvalidParams(f"an app's config vars are limited to {MAX_TOTAL_BYTES // 1024} KiB together "
+                            f"(these would take {total / 1024:.0f} KiB): nothing was changed")
+    return values
 
 
 def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, str]:

@@ -47,6 +47,7 @@ def begin_config_change(platform: Platform, app_name: str, actor: Actor, output:
             after.pop(key, None)
         if after == before:
             return ConfigChange(before, None, changed=False)
+        config_vars.validate_total(after)
         store.replace(after)
         current = _current(platform, app_name)
         if current is None:

@@ -15,7 +15,13 @@ import sys
 import traceback
 from pathlib import Path
 
-from gitpaas.errors import BootFailed, BuildFailed, DiskFull, GitpaasError, ReleaseFailed
+from gitpaas.errors import (
+    BootFailed,
+    BuildFailed,
+    DiskFull,
+    GitpaasError,
+    ReleaseFailed,
+)
 from gitpaas.identity import Actor
 from gitpaas.output import Output, StreamOutput
 from gitpaas.pipeline import deploy_push

@@ -88,3 +88,9 @@ def parse_number(text: str, digits: int = 12) -> int | None:
         return None
     return int(text)
 
+
+def covers(pattern: str, host: str) -> bool:
+    """Does the wildcard ``pattern`` (``*.example.com``) match ``host``, as nginx matches it (any
+    depth below: ``a.example.com`` and ``a.b.example.com``)?"""
+    return pattern.startswith("*.") and host.endswith(pattern[1:]) and host != pattern
+

@@ -8,19 +8,22 @@ lock where it changes what runs, and asks the scheduler for a whole deployment
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import sys
+from pathlib import Path
 from typing import Any
 
-from gitpaas.accounts import Accounts
 from gitpaas import procfile, sizes
+from gitpaas.accounts import Accounts
 from gitpaas.build import cache
 from gitpaas.errors import ProcessNotFound, UsageError
 from gitpaas.formation import check_quantities, deployment, hosts
 from gitpaas.git.repo import init_bare, install_hooks
 from gitpaas.identity import Actor
 from gitpaas.locks import release_lock
-from gitpaas.names import validate_custom_domain
+from gitpaas.names import covers, validate_custom_domain
 from gitpaas.output import NullOutput, Output
 from gitpaas.platform import Platform
 from gitpaas.release import Release
@@ -30,12 +33,11 @@ from gitpaas.settings import read_home_record
 from gitpaas.store.apps import App
 from gitpaas.store.files import write_json
 
-
 # --- the home --------------------------------------------------------------------------------
 
 #: changes whenever the commands gitpaas writes into a home (each app's git hook, the SSH keys'
 #: forced command) change: homes made before are rewritten by :func:`refresh_entry_points`
-ENTRY_POINTS = "2:gitpaas.hook,gitpaas.ssh_shell"
+ENTRY_POINTS = "3:gitpaas.hook,gitpaas.ssh_shell,private"
 
 
 def init_home(platform: Platform) -> None:
@@ -53,8 +55,29 @@ def init_home(platform: Platform) -> None:
         })
 
 
+def record_api_url(platform: Platform, url: str) -> None:
+    """Where the API is published (``gitpaas server --publish``): what links in webhook events
+    (a release's signed output URL) point at."""
+    record = read_home_record(platform.settings.home)
+    if record.get("api_url") != url:
+        write_json(platform.settings.home / "home.json", {**record, "api_url": url})
+
+
 def _entry_points() -> dict[str, str]:
     return {"entry_points": ENTRY_POINTS, "python": sys.executable}
+
+
+def _make_private(home: Path) -> None:
+    """What a home made before homes were private holds (release output echoes config vars) is made
+    the owner's alone: folders 0700, files without their group and other bits."""
+    for folder, _folders, files in os.walk(home):
+        for path in [Path(folder), *(Path(folder) / name for name in files)]:
+            try:
+                mode = path.lstat().st_mode
+                if not stat.S_ISLNK(mode) and mode & 0o077:
+                    path.chmod(stat.S_IMODE(mode) & 0o700)
+            except OSError:
+                continue  # removed meanwhile
 
 
 def refresh_entry_points(platform: Platform) -> bool:
@@ -64,6 +87,7 @@ def refresh_entry_points(platform: Platform) -> bool:
     record = read_home_record(platform.settings.home)
     if not record or {key: record.get(key) for key in _entry_points()} == _entry_points():
         return False
+    _make_private(platform.settings.home)
     for app in platform.apps.list():
         install_hooks(platform.apps.repo_path(app.name), platform.settings)
     accounts = Accounts(platform.settings)
@@ -176,6 +200,9 @@ def add_domain(platform: Platform, name: str, host: str, output: Output | None =
             if host in hosts(platform.settings, other):
                 raise UsageError(f"{host} is already routed to {other.name}" + (
                     "" if other.name != name else " (it is one of its domains)"))
+            taken = next((domain for domain in other.domains if covers(domain, host)), None)
+            if taken and other.name != name:  # an exact name would win over the wildcard: a takeover
+                raise UsageError(f"{host} is covered by {taken}, a domain of {other.name}")
         app = platform.apps.get(name)
         _change_domains(platform, app, [*app.domains, host], output or NullOutput())
         return hosts(platform.settings, app)
@@ -209,19 +236,35 @@ def processes(platform: Platform, name: str) -> list[Process]:
 
 def scale(platform: Platform, name: str, changes: dict[str, int], output: Output | None = None) -> dict[str, int]:
     """Change quantities and apply them to the running release (no new release)."""
-    check_quantities(changes)
+    return update_formation(platform, name, quantities=changes, output=output)[0]
+
+
+def update_formation(platform: Platform, name: str, *, quantities: dict[str, int] | None = None,
+                     sizes_wanted: dict[str, str] | None = None,
+                     output: Output | None = None) -> tuple[dict[str, int], dict[str, str]]:
+    """Change quantities and dyno sizes together, all or nothing: everything is checked before
+    anything changes, then one deploy (no new release) applies both. Returns the formation and
+    every type's size. A type whose size changed gets fresh processes, with no downtime;
+    ``release`` may be sized once the app has a release phase (from its next release command on)."""
+    quantities = dict(quantities or {})
+    check_quantities(quantities)
+    wanted = {process_type: sizes.parse(size) for process_type, size in (sizes_wanted or {}).items()}
     with release_lock(platform, name, output):
         app = platform.apps.get(name)
         release = _released(platform, name)
-        unknown = sorted(set(changes) - set(app.formation))
-        if unknown:
-            raise UsageError(f"no process type {unknown[0]!r} in v{release.version}'s Procfile "
-                             f"(it has: {', '.join(app.formation) or 'none'})")
-        formation = {**app.formation, **changes}
-        platform.scheduler.deploy(deployment(platform.settings, app, release, formation), output or NullOutput())
-        app.formation = formation
+        for process_type in [*quantities, *wanted]:
+            if process_type == procfile.RELEASE and process_type in wanted:
+                if not release.process_types.get(procfile.RELEASE):
+                    raise UsageError(f"{name} has no release phase yet: set the release size after a release "
+                                     "whose Procfile has a release command")
+            elif process_type not in app.formation:
+                raise UsageError(f"no process type {process_type!r} in v{release.version}'s Procfile "
+                                 f"(it has: {', '.join(app.formation) or 'none'})")
+        app.formation = {**app.formation, **quantities}
+        app.sizes = {**app.sizes, **wanted}
+        platform.scheduler.deploy(deployment(platform.settings, app, release, app.formation), output or NullOutput())
         platform.apps.save(app)
-    return formation
+        return dict(app.formation), type_sizes(app, release)
 
 
 def restart(platform: Platform, name: str, target: str | None = None, output: Output | None = None) -> list[str]:
@@ -254,25 +297,8 @@ def stop_process(platform: Platform, name: str, dyno: str, output: Output | None
 
 
 def resize(platform: Platform, name: str, changes: dict[str, str], output: Output | None = None) -> dict[str, str]:
-    """``ps:type web=standard-2x``: set process types' dyno sizes; the processes of a changed type are
-    replaced by fresh ones at the new size, with no downtime. ``release`` is a type too, once the
-    app has a release phase (its size applies to the next release command). Returns every type's size."""
-    wanted = {process_type: sizes.parse(size) for process_type, size in changes.items()}
-    with release_lock(platform, name, output):
-        app = platform.apps.get(name)
-        release = _released(platform, name)
-        for process_type in wanted:
-            if process_type == procfile.RELEASE:
-                if not release.process_types.get(procfile.RELEASE):
-                    raise UsageError(f"{name} has no release phase yet: set the release size after a release "
-                                     "whose Procfile has a release command")
-            elif process_type not in app.formation:
-                raise UsageError(f"no process type {process_type!r} in v{release.version}'s Procfile "
-                                 f"(it has: {', '.join(app.formation) or 'none'})")
-        app.sizes = {**app.sizes, **wanted}
-        platform.scheduler.deploy(deployment(platform.settings, app, release, app.formation), output or NullOutput())
-        platform.apps.save(app)
-        return type_sizes(app, release)
+    """``ps:type web=standard-2x``: set process types' dyno sizes (see ``update_formation``)."""
+    return update_formation(platform, name, sizes_wanted=changes, output=output)[1]
 
 
 def type_sizes(app: App, release: Release | None) -> dict[str, str]:

@@ -14,13 +14,19 @@ import secrets
 import time
 import uuid
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Mapping
 
 from gitpaas import appjson, faults, labels, procfile, sizes
-from gitpaas.build.base import BuildRequest, select_builder
+from gitpaas.build.base import BuildRequest, BuiltImage, select_builder
 from gitpaas.errors import BootFailed, GitpaasError, PushRefused, ReleaseFailed
 from gitpaas.formation import deployment, next_formation, release_spec
-from gitpaas.git.repo import DEPLOY_BRANCHES, ZERO_SHA, ensure_ref_unmoved, note_ref_update
+from gitpaas.git.repo import (
+    DEPLOY_BRANCHES,
+    ZERO_SHA,
+    ensure_ref_unmoved,
+    note_ref_update,
+)
 from gitpaas.git.tree import PushedTree
 from gitpaas.identity import Actor
 from gitpaas.locks import AppLock, release_lock
@@ -57,19 +63,9 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
         output.info(f"Procfile: {describe_process_types(process_types)}")
         manifest = appjson.parse(source.read_text("app.json"))
 
-        builder = select_builder(source, platform.builders)
         received = time.monotonic()
-        build_id = uuid.uuid4().hex[:8]
-        tag = f"{platform.settings.image_repository(app.name)}:build-{build_id}"
-        log_path = apps.app_dir(app.name) / "builds" / f"{time.strftime('%Y%m%dT%H%M%S')}-{new[:7]}-{build_id}.log"
-        output.stage(f"Building with {builder.name}")
-        faults.reached(platform.settings, "build")
-        image = builder.build(BuildRequest(
-            app=app.name, source=source, tag=tag, log_path=log_path, output=output,
-            labels=labels.for_app(platform.settings, app.name, **{labels.ROLE: "slug"}),
-            build_args={"GITPAAS_STACK_IMAGE": platform.settings.stack_image},
-            config_vars=apps.config(app.name).get(), cache_dir=apps.app_dir(app.name) / "cache",
-        ))
+        image, log_path = build_slug(platform, app.name, source, output)
+        tag = image.tag
         for name, command in image.default_process_types.items():
             process_types.setdefault(name, command)
         if procfile.WEB not in process_types and image.runs_image_command:
@@ -93,6 +89,25 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
     output.stage(summary[0].upper() + summary[1:])
     output.info(platform.settings.web_url(app.name))
     return release
+
+
+def build_slug(platform: Platform, app_name: str, source: PushedTree, output: Output) -> tuple[BuiltImage, Path]:
+    """Build ``source`` with the builder that applies, into a ``:build-ID`` tag; returns the image
+    and where its log is kept (``builds/``). Raises BuildFailed, UnsupportedApp."""
+    builder = select_builder(source, platform.builders)
+    build_id = uuid.uuid4().hex[:8]
+    tag = f"{platform.settings.image_repository(app_name)}:build-{build_id}"
+    log_path = (platform.apps.app_dir(app_name) / "builds"
+                / f"{time.strftime('%Y%m%dT%H%M%S')}-{source.commit_sha[:7]}-{build_id}.log")
+    output.stage(f"Building with {builder.name}")
+    faults.reached(platform.settings, "build")
+    image = builder.build(BuildRequest(
+        app=app_name, source=source, tag=tag, log_path=log_path, output=output,
+        labels=labels.for_app(platform.settings, app_name, **{labels.ROLE: "slug"}),
+        build_args={"GITPAAS_STACK_IMAGE": platform.settings.stack_image},
+        config_vars=platform.apps.config(app_name).get(), cache_dir=platform.apps.app_dir(app_name) / "cache",
+    ))
+    return image, log_path
 
 
 def describe_process_types(process_types: Mapping[str, str | None]) -> str:
@@ -235,10 +250,8 @@ def run_release_phase(platform: Platform, release: Release, output: Output) -> N
         raise ReleaseFailed(release.version, f"release command timed out after {timeout:g} s and was killed",
                             result.exit_status)
     if result.out_of_memory:
-        limit = sizes.get(size)
-        raise ReleaseFailed(release.version, f"release command ran out of memory: killed at its {limit.memory_mb} MB "
-                            f"limit ({limit.name}; R15). Give it more with `gitpaas ps:type release=standard-2x`",
-                            result.exit_status)
+        raise ReleaseFailed(release.version, f"release command ran out of memory (R15): {sizes.memory_kill(size)}; "
+                            "give it more with `gitpaas ps:type release=standard-2x`", result.exit_status)
     if result.stopped:
         raise ReleaseFailed(release.version, "release command stopped", result.exit_status)
     if result.exit_status != 0:

@@ -8,6 +8,7 @@ the variables still talks to the same router), then the default.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -62,8 +63,8 @@ def _flag(environ: Mapping[str, str], key: str) -> bool:
     raise UsageError(f"{key} must be 1 or 0, not {environ[key]!r}")
 
 
-#: where GITPAAS_BUILDPACK_ALLOW splits: commas, and colons that start a folder or a URL (as in PATH)
-_ALLOW_SEPARATOR = re.compile(r",|:(?=/(?!/))|:(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+#: where GITPAAS_BUILDPACK_ALLOW splits: commas and white space (a colon belongs to URLs like git@host:/srv/)
+_ALLOW_SEPARATOR = re.compile(r"[,\s]+")
 
 
 def _buildpack_allow(environ: Mapping[str, str], key: str = "GITPAAS_BUILDPACK_ALLOW") -> tuple[str, ...]:
@@ -73,6 +74,17 @@ def _buildpack_allow(environ: Mapping[str, str], key: str = "GITPAAS_BUILDPACK_A
         if not entry.startswith("/") and ":" not in entry:  # a URL prefix has a scheme, or is git@host:
             raise UsageError(f"{key}: {entry!r} is neither an absolute folder nor a URL prefix")
     return entries
+
+
+def _network_pool(value: str) -> str:
+    try:
+        pool = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        pool = None
+    if pool is None or pool.version != 4 or pool.prefixlen > 24:
+        raise UsageError(f"GITPAAS_NETWORK_POOL must be an IPv4 range of /24 or larger, like 10.219.0.0/16, "
+                         f"not {value!r}")
+    return str(pool)
 
 
 def _choice(environ: Mapping[str, str], key: str, recorded: str | None, choices: tuple[str, ...]) -> str:
@@ -98,6 +110,8 @@ class Settings:
     drain_seconds: float = 1.0
     #: which scheduler runs the apps' processes (one of SCHEDULERS)
     scheduler: str = SCHEDULERS[0]
+    #: the IPv4 range docker-local takes each app's own network from (a /26 each)
+    network_pool: str = "10.219.0.0/16"
     #: folders and URL prefixes a buildpack may come from besides the bundled ones and public https:// URLs
     buildpack_allow: tuple[str, ...] = ()
     #: whether webhooks may target loopback, link-local and private addresses (a receiver on this network)
@@ -123,6 +137,7 @@ class Settings:
             startup_window=_number(env, "GITPAAS_STARTUP_WINDOW", 2.0),
             drain_seconds=_number(env, "GITPAAS_DRAIN_SECONDS", 1.0),
             scheduler=_choice(env, "GITPAAS_SCHEDULER", recorded.get("scheduler"), SCHEDULERS),
+            network_pool=_network_pool(env.get("GITPAAS_NETWORK_POOL") or "10.219.0.0/16"),
             buildpack_allow=_buildpack_allow(env),
             webhook_private_targets=_flag(env, "GITPAAS_WEBHOOK_PRIVATE_TARGETS"),
             environ=env,

@@ -55,12 +55,12 @@ SIZES: dict[str, Size] = {size.name: size for size in (
 )}
 DEFAULT = "standard-1x"
 #: the names Heroku also accepts for the standard sizes
-_ALIASES = {"1x": "standard-1x", "2x": "standard-2x", "standard-1X": "standard-1x", "standard-2X": "standard-2x"}
+_ALIASES = {"1x": "standard-1x", "2x": "standard-2x"}
 
 
 def parse(name: str) -> str:
     """The size's canonical name (``Standard-2X`` → ``standard-2x``), or UsageError listing the sizes."""
-    candidate = _ALIASES.get(name, name.strip().lower()) if isinstance(name, str) else ""
+    candidate = name.strip().lower() if isinstance(name, str) else ""
     candidate = _ALIASES.get(candidate, candidate)
     if candidate not in SIZES:
         raise UsageError(f"no dyno size {name!r}: use one of {', '.join(SIZES)}")
@@ -70,3 +70,10 @@ def parse(name: str) -> str:
 def get(name: str | None) -> Size:
     """The size called ``name`` (the default for None)."""
     return SIZES[parse(name) if name else DEFAULT]
+
+
+def memory_kill(name: str | None) -> str:
+    """How a process the engine killed at its size's memory limit is described (Heroku's R15)."""
+    limit = get(name)
+    return f"killed at its {limit.memory_mb} MB limit ({limit.name})"
+

@@ -10,7 +10,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gitpaas.api import git_http, routes, streams
-from gitpaas.api.core import BODY_ALLOWED, error_response, render, token_user, unauthorized
+from gitpaas.api.core import (
+    BODY_ALLOWED,
+    error_response,
+    render,
+    token_user,
+    unauthorized,
+)
 from gitpaas.errors import GitpaasError, RequestTooLarge
 from gitpaas.settings import Settings
 

@@ -7,34 +7,31 @@ from __future__ import annotations
 
 import base64
 import copy
-import hashlib
-import hmac
 import json
 import logging
 import queue
-import secrets
 import threading
-import time
-from pathlib import Path
 from typing import Any, Callable, Coroutine, TypeVar
 
 from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict
 from starlette.types import Scope
 
 from gitpaas.accounts import Accounts
 from gitpaas.errors import GitpaasError, NotFound, ReleaseNotFound, Unauthorized
 from gitpaas.identity import Actor
 from gitpaas.names import is_app_name, is_uuid
+from gitpaas.notify.store import Notifications
 from gitpaas.operations import can_access
 from gitpaas.output import NullOutput
 from gitpaas.pipeline import PendingRelease
 from gitpaas.platform import Platform
 from gitpaas.release import Release, parse_version
 from gitpaas.settings import Settings
+from gitpaas.signing import release_output_path
 from gitpaas.store.apps import App
-from gitpaas.store.files import write_atomic
 
 log = logging.getLogger("gitpaas.api")
 T = TypeVar("T")
@@ -43,6 +40,12 @@ T = TypeVar("T")
 #: the request scope's mark, set by ``git_http`` once it checked the token and the access to the app,
 #: that lets the body limit (``application.BodyLimit``) pass a push's body on, however large
 BODY_ALLOWED = "gitpaas.body_allowed"
+
+
+class Strict(BaseModel):
+    """A request body with no field outside its own (an unknown one answers 422, as Heroku does)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def error_response(status: int, error_id: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -189,61 +192,28 @@ def release_in_background(app: str, begin: Callable[[], tuple[T, PendingRelease 
     return answer
 
 
-#: how long a release's output URL may be opened (each listing of the release issues a new one)
-RELEASE_OUTPUT_TTL = 24 * 3600
 #: how long a log session's URL may be opened; a tail, once open, stays open
 LOG_SESSION_TTL = 3600
 
 
-class Signer:
-    """Unguessable, unforgeable URLs for streams (release output, log sessions), like Heroku's.
-
-    The Heroku CLI fetches them without credentials, so a URL carries its own limits: what it
-    streams (``kind``), the app's name *and id* (an app that reuses the name is another app), the
-    account it was issued to (``stream_app`` checks it may still use the app) and when it expires."""
-
-    def __init__(self, settings: Settings) -> None:
-        path = settings.home / "accounts" / "server-secret"
-        if not path.exists():
-            write_atomic(path, secrets.token_bytes(32), mode=0o600)
-        self.key = Path(path).read_bytes()
-
-    def sign(self, kind: str, claims: dict, ttl: float) -> str:
-        payload = {"kind": kind, **claims, "exp": int(time.time() + ttl)}
-        body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
-        return f"{body}.{self._mac(body.encode())}"
-
-    def verify(self, token: str, kind: str) -> dict:
-        """The claims of a token this server signed for ``kind`` that has not expired; otherwise 404
-        (tokens of older gitpaas versions, without an expiry, included)."""
-        not_found = NotFound("Couldn't find that stream.")
-        body, _, mac = token.partition(".")
-        if not body.isascii() or not mac.isascii() or not hmac.compare_digest(mac, self._mac(body.encode())):
-            raise not_found
-        try:
-            claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors too
-            raise not_found from None
-        if not isinstance(claims, dict) or claims.get("kind") != kind or type(claims.get("exp")) is not int:
-            raise not_found
-        if claims["exp"] < time.time():
-            raise NotFound("This stream's URL has expired: ask the API for a new one.")
-        return claims
-
-    def _mac(self, body: bytes) -> str:
-        return hmac.new(self.key, body, hashlib.sha256).hexdigest()[:32]
-
-
 def stream_app(platform: Platform, claims: dict) -> App:
     """The app a verified stream URL names — if it is still that app (its id: not a new app that
-    reuses the name) and the account the URL was issued to may still use it; otherwise 404."""
+    reuses the name) and the URL's audience may still see it: the account it was issued to may
+    still use the app, or one of the webhooks it was sent to is still the app's. Otherwise 404."""
     not_found = NotFound("Couldn't find that stream.")
-    name, user = claims.get("app"), claims.get("user")
-    if not isinstance(name, str) or not isinstance(user, str) or not is_app_name(name):
+    name, user, webhooks = claims.get("app"), claims.get("user"), claims.get("webhooks")
+    if not isinstance(name, str) or not is_app_name(name):
         raise not_found
     try:
         app = platform.apps.get(name)
-        allowed = app.id == claims.get("app_id") and can_access(platform, Actor(user), name)
+        if app.id != claims.get("app_id"):
+            raise not_found
+        if isinstance(user, str):
+            allowed = can_access(platform, Actor(user), name)
+        elif isinstance(webhooks, list):
+            allowed = bool(set(webhooks) & {hook.id for hook in Notifications.for_app(platform.settings, name).webhooks()})
+        else:
+            allowed = False
     except NotFound:  # gone, or going
         raise not_found from None
     if not allowed:
@@ -258,7 +228,5 @@ def base_url(request: Request) -> str:
 
 
 def output_url(request: Request, app: App, version: int, user: str) -> str:
-    """A signed URL of release ``version``'s output, for ``user`` (see Signer)."""
-    claims = {"app": app.name, "app_id": app.id, "user": user, "v": version}
-    token = Signer(settings_of(request)).sign("release-output", claims, RELEASE_OUTPUT_TTL)
-    return f"{base_url(request)}/streams/release-output/{token}"
+    """A signed URL of release ``version``'s output, for ``user`` (see gitpaas.signing)."""
+    return base_url(request) + release_output_path(settings_of(request), app.name, app.id, version, user=user)

@@ -18,7 +18,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from gitpaas.api.core import BODY_ALLOWED, accounts_of, bearer_token, platform_of, settings_of, visible_app
+from gitpaas.api.core import (
+    BODY_ALLOWED,
+    accounts_of,
+    bearer_token,
+    platform_of,
+    settings_of,
+    visible_app,
+)
 from gitpaas.errors import NotFound, Unauthorized
 from gitpaas.names import is_app_name
 

@@ -8,11 +8,19 @@ import secrets
 from typing import Annotated, Optional, Union
 
 from fastapi import APIRouter, Body, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import Field, RootModel
 
 from gitpaas import events, operations
 from gitpaas.api.core import (
-    JsonRoute, accounts_of, base_url, current_user, find_release, output_url, release_in_background, platform_of,
+    JsonRoute,
+    Strict,
+    accounts_of,
+    base_url,
+    current_user,
+    find_release,
+    output_url,
+    platform_of,
+    release_in_background,
     visible_app,
 )
 from gitpaas.errors import BadRange, DamagedRecord, Forbidden, InvalidParams, NotFound
@@ -22,17 +30,19 @@ from gitpaas.output import NullOutput
 from gitpaas.platform import Platform
 from gitpaas.release import Release
 from gitpaas.shapes import (
-    account_json, app_json, collaborator_json, domain_json, dyno_json, formation_json, release_json,
+    account_json,
+    app_json,
+    collaborator_json,
+    domain_json,
+    dyno_json,
+    formation_json,
+    release_json,
 )
 from gitpaas.store.apps import App
 
 router = APIRouter(route_class=JsonRoute)
 User = Annotated[str, Depends(current_user)]
 MAX_RANGE = 1000
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def _app_payload(request: Request, platform: Platform, app) -> dict:
@@ -106,7 +116,6 @@ def apps_delete(request: Request, user: User, app: str) -> dict:
 # --- releases ----------------------------------------------------------------------------------
 
 _RANGE = re.compile(r"^\s*(?P<field>\w+)\s*(?P<start>\]?[^.;\s]*)\s*\.\.\s*(?P<end>[^;\s]*\[?)\s*(?P<options>;.*)?$")
-#: a number in a Range header: ASCII digits only (``str.isdigit`` takes "²", which ``int`` refuses)
 
 
 def parse_range(header: str | None) -> tuple[str, int | None, bool, int | None, bool, int, bool]:
@@ -312,11 +321,9 @@ def _scale(platform: Platform, app, updates: dict[str, FormationUpdate]) -> list
     """Quantities, then sizes (``heroku ps:scale`` sends the first, ``heroku ps:type`` the second)."""
     changes = {t: u.resolve(app.formation.get(t, 0)) for t, u in updates.items()}
     changes = {t: q for t, q in changes.items() if q is not None}
-    if changes:
-        operations.scale(platform, app.name, changes)
     resized = {t: u.size for t, u in updates.items() if u.size}
-    if resized:
-        operations.resize(platform, app.name, resized)
+    if changes or resized:  # both or neither: a bad size changes no quantity
+        operations.update_formation(platform, app.name, quantities=changes, sizes_wanted=resized)
     return _formation(platform, platform.apps.get(app.name))
 
 

@@ -21,12 +21,20 @@ from fastapi.responses import StreamingResponse
 from pydantic import Field
 
 from gitpaas.api.core import (
-    LOG_SESSION_TTL, JsonRoute, Signer, base_url, current_user, platform_of, settings_of, stream_app, visible_app,
+    LOG_SESSION_TTL,
+    JsonRoute,
+    Strict,
+    base_url,
+    current_user,
+    platform_of,
+    settings_of,
+    stream_app,
+    visible_app,
 )
-from gitpaas.api.routes import Strict
 from gitpaas.errors import NotFound
 from gitpaas.release import PENDING
 from gitpaas.shapes import derived_id
+from gitpaas.signing import Signer
 from gitpaas.store.releases import ReleaseStore
 
 router = APIRouter(route_class=JsonRoute)

@@ -34,6 +34,7 @@ BUNDLED_DIR = Path(__file__).resolve().parents[2] / "buildpacks"
 BUNDLED = ("python", "nodejs", "static", "procfile")
 CLONE_TIMEOUT = 300
 #: git's own variables that a clone may keep; the hook's GIT_DIR, GIT_QUARANTINE_PATH… must not leak in.
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 _GIT_VARIABLES_KEPT = ("GIT_SSH", "GIT_SSH_COMMAND", "GIT_SSL_CAINFO", "GIT_SSL_NO_VERIFY", "GIT_PROXY_COMMAND")
 _GIT_URL = re.compile(r"^(https?|git|ssh|file)://|^[\w.-]+@[\w.-]+:")
 _COMMIT = re.compile(r"[0-9a-f]{7,40}")
@@ -142,12 +143,23 @@ def _on_allow_list(entry: str, allow: Sequence[str]) -> bool:
         return any(folder is not None and _within(path, folder) for folder in folders)
     if entry.lower().startswith("file:"):
         return False  # a file:// URL that names no plain path on this server
+    if _climbs(entry):
+        return False  # `team/../other/repo` starts with `team/`, yet git fetches `other/repo`
     for prefix, folder in zip(allow, folders):
         rest = entry[len(prefix):]
         if folder is None and entry.startswith(prefix) and (
                 prefix.endswith(("/", ":")) or not rest or rest[0] in "/#?"):
             return True
     return False
+
+
+def _climbs(entry: str) -> bool:
+    """Does the URL's path hold a ``.`` or ``..`` segment (also percent-encoded), or a backslash,
+    that git or curl would resolve to another path than the one written?"""
+    location = entry.partition("#")[0]
+    path = location.split("://", 1)[-1].split("?", 1)[0]
+    segments = re.split(r"[/\\:]", re.sub(r"%2e", ".", path, flags=re.IGNORECASE))
+    return any(segment in (".", "..") for segment in segments)
 
 
 def _public_https(entry: str, resolver: Resolver) -> Verdict | None:
@@ -207,6 +219,8 @@ def clone(url: str, dest: Path, pinned: Verdict | None = None) -> Path:
     repository, _, ref = url.partition("#")
     env = {key: value for key, value in os.environ.items()
            if not key.startswith("GIT_") or key in _GIT_VARIABLES_KEPT}
+    if pinned is not None:  # through a proxy, the proxy would resolve the host: the pinning would hold nothing
+        env = {key: value for key, value in env.items() if key.lower() not in _PROXY_VARIABLES}
     env["GIT_TERMINAL_PROMPT"] = "0"
     by_commit = bool(ref) and _COMMIT.fullmatch(ref) is not None
     command = ["git", *_pinning(repository, pinned), "clone", "--quiet"]

@@ -8,8 +8,14 @@ import sys
 import click
 
 from gitpaas.accounts import Accounts
+from gitpaas.cli.common import (
+    app_option,
+    json_option,
+    platform,
+    print_json,
+    print_table,
+)
 from gitpaas.cli.group import cli
-from gitpaas.cli.common import app_option, json_option, platform, print_json, print_table
 from gitpaas.operations import add_collaborator, init_home, remove_collaborator
 from gitpaas.output import StreamOutput
 from gitpaas.sshd import configure_sshd

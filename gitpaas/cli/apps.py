@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from gitpaas.cli.group import cli
 from gitpaas.accounts import Accounts
 from gitpaas.cli.common import json_option, platform, print_json, print_table
+from gitpaas.cli.group import cli
 from gitpaas.errors import UsageError
 from gitpaas.operations import app_info, create_app, destroy_app
 

@@ -6,9 +6,9 @@ import sys
 
 import click
 
-from gitpaas.cli.group import cli
 from gitpaas.build.cache import describe_size
 from gitpaas.cli.common import app_option, platform
+from gitpaas.cli.group import cli
 from gitpaas.operations import clear_build_cache
 from gitpaas.output import StreamOutput
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from gitpaas.cli.group import cli
 from gitpaas.cli.common import platform
+from gitpaas.cli.group import cli
 from gitpaas.errors import UsageError
 
 

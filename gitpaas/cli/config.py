@@ -7,8 +7,8 @@ import shlex
 import click
 
 from gitpaas import config as config_vars
-from gitpaas.cli.group import cli
 from gitpaas.cli.common import actor, app_option, platform, print_json, release_output
+from gitpaas.cli.group import cli
 from gitpaas.errors import BootFailed, ConfigChangeFailed, ReleaseFailed, UsageError
 from gitpaas.events import change_config
 

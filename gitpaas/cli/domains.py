@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from gitpaas.cli.group import cli
 from gitpaas.cli.common import app_option, json_option, platform, print_json
+from gitpaas.cli.group import cli
 from gitpaas.operations import add_domain, app_hosts, remove_domain
 
 

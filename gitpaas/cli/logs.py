@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from gitpaas.cli.group import cli
 from gitpaas.cli.common import app_option, platform
+from gitpaas.cli.group import cli
 
 
 @cli.command("logs")

@@ -6,7 +6,20 @@ import os
 import sys
 
 from gitpaas.cli import (  # noqa: F401  (importing a module adds its commands to the group)
-    accounts, apps, backup, boot, builds, certs, config, domains, logs, ps, releases, server, stack, webhooks,
+    accounts,
+    apps,
+    backup,
+    boot,
+    builds,
+    certs,
+    config,
+    domains,
+    logs,
+    ps,
+    releases,
+    server,
+    stack,
+    webhooks,
 )
 from gitpaas.cli.group import cli
 from gitpaas.store.files import PRIVATE_UMASK

@@ -5,14 +5,27 @@ from __future__ import annotations
 import click
 
 from gitpaas import sizes
+from gitpaas.cli.common import (
+    app_option,
+    json_option,
+    platform,
+    print_json,
+    print_table,
+    release_output,
+)
 from gitpaas.cli.group import cli
-from gitpaas.cli.common import app_option, json_option, platform, print_json, print_table, release_output
 from gitpaas.errors import UsageError
 from gitpaas.names import parse_number
+from gitpaas.operations import (
+    current_release,
+    resize,
+    restart,
+    scale,
+    stop_process,
+    type_sizes,
+)
 from gitpaas.operations import processes as list_processes
-from gitpaas.operations import current_release, resize, restart, scale, stop_process, type_sizes
 from gitpaas.shapes import dyno_json
-
 
 
 @cli.command("ps")

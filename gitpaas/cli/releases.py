@@ -7,13 +7,20 @@ import time
 import click
 
 from gitpaas import events
+from gitpaas.cli.common import (
+    actor,
+    app_option,
+    json_option,
+    platform,
+    print_json,
+    print_table,
+    release_output,
+)
 from gitpaas.cli.group import cli
-from gitpaas.cli.common import actor, app_option, json_option, platform, print_json, print_table, release_output
 from gitpaas.errors import UsageError
 from gitpaas.names import parse_number
 from gitpaas.operations import set_retention
 from gitpaas.release import FAILED, PENDING, Release, describe_timings, parse_version
-
 
 
 def _when(release: Release) -> str:

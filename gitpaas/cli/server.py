@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from gitpaas.cli.group import cli
 from gitpaas.cli.common import platform
-from gitpaas.operations import init_home
+from gitpaas.cli.group import cli
+from gitpaas.operations import init_home, record_api_url
 
 
 @cli.command("server")
@@ -27,6 +27,10 @@ def server(host: str, port: int, publish: bool) -> None:
         api_host = f"api.{plat.settings.domain}"
         backend = "127.0.0.1" if host in ("0.0.0.0", "::", "127.0.0.1", "localhost") else host
         plat.router.set_app("api", [api_host], [(backend, port)], max_body="1g")
+        tls = plat.router.tls() is not None
         click.echo(f"Published as http://{api_host}:{plat.settings.http_port}/"
-                   + (f" and https://{api_host}:{plat.settings.https_port}/" if plat.router.tls() else ""))
+                   + (f" and https://{api_host}:{plat.settings.https_port}/" if tls else ""))
+        # webhook events link to a release's output there (a signed URL): receivers are elsewhere
+        record_api_url(plat, f"https://{api_host}:{plat.settings.https_port}" if tls
+                       else f"http://{api_host}:{plat.settings.http_port}")
     uvicorn.run(create_app(plat.settings), host=host, port=port, log_level="info", access_log=True)

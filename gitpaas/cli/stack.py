@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from gitpaas.cli.group import cli
 from gitpaas.cli.common import platform
+from gitpaas.cli.group import cli
 from gitpaas.errors import EnvironmentProblem
 from gitpaas.settings import DEFAULT_STACK_IMAGE
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import click
 
+from gitpaas.cli.common import (
+    app_option,
+    json_option,
+    platform,
+    print_json,
+    print_table,
+)
 from gitpaas.cli.group import cli
-from gitpaas.cli.common import app_option, json_option, platform, print_json, print_table
 from gitpaas.errors import UsageError
 from gitpaas.notify.store import DEFAULT_SMTP, Notifications
 
@@ -103,7 +109,8 @@ def notify_email(addresses: tuple[str, ...], app: str, smtp: str | None, off: bo
         click.echo(f"E-mail on failed releases of {app}: off" + ("" if done else " (it was not on)"))
         return
     if addresses:
-        settings = notes.set_email(list(addresses), smtp or DEFAULT_SMTP)
+        settings = notes.set_email(list(addresses), smtp or DEFAULT_SMTP,
+                                   private_targets=platform().settings.webhook_private_targets)
     elif smtp:
         raise UsageError("--smtp needs at least one ADDRESS")
     else:

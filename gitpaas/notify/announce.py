@@ -17,8 +17,19 @@ from pathlib import Path
 from gitpaas.notify.event import hide_server_paths, release_event
 from gitpaas.notify.store import PENDING, Notifications
 from gitpaas.release import FAILED, Release, now_iso
-from gitpaas.settings import Settings
+from gitpaas.settings import Settings, read_home_record
+from gitpaas.signing import release_output_path
 from gitpaas.store.files import PRIVATE, open_private, write_json
+
+
+def _output_url(settings: Settings, release: Release, hooks: list) -> str | None:
+    """The release output's signed URL on the published API, for these webhooks' receivers; None
+    when the API is not published (the event's ``output_tail`` is all receivers get then)."""
+    api_url = read_home_record(settings.home).get("api_url")
+    if not api_url or not hooks or not release.process_types.get("release"):
+        return None
+    return api_url + release_output_path(settings, release.app["name"], release.app["id"], release.version,
+                                         webhooks=[hook.id for hook in hooks])
 
 
 def announce_release(settings: Settings, app_name: str, release: Release, output_tail: str) -> None:
@@ -29,7 +40,8 @@ def announce_release(settings: Settings, app_name: str, release: Release, output
         email = notes.email() if release.status == FAILED else None
         if not hooks and email is None:
             return
-        event = hide_server_paths(release_event(release, output_tail), settings.home)
+        event = hide_server_paths(release_event(release, output_tail, _output_url(settings, release, hooks)),
+                                  settings.home)
         record = {
             "id": event["id"], "app": app_name, "release": release.version, "release_status": release.status,
             "created_at": event["created_at"], "status": PENDING, "deliverer_pid": None,

@@ -27,7 +27,15 @@ from typing import Any, Callable, Mapping
 from gitpaas.netpolicy import Resolver, check_host, system_resolver
 from gitpaas.notify.announce import log_problem
 from gitpaas.notify.event import failure_email, webhook_headers, webhook_payload
-from gitpaas.notify.store import DELIVERED, PENDING, Notifications, private_target, smtp_address
+from gitpaas.errors import UsageError
+from gitpaas.notify.store import (
+    DEFAULT_SMTP,
+    DELIVERED,
+    PENDING,
+    Notifications,
+    private_target,
+    smtp_address,
+)
 from gitpaas.release import FAILED, now_iso
 from gitpaas.settings import Settings
 from gitpaas.store.files import PRIVATE, read_json, write_json
@@ -111,10 +119,18 @@ def post_webhook(url: str, secret: str, event: dict[str, Any], webhook_id: str, 
     return attempt
 
 
-def send_email(record: dict[str, Any], timeout: float = SEND_TIMEOUT) -> dict[str, Any]:
+def send_email(record: dict[str, Any], timeout: float = SEND_TIMEOUT, private_targets: bool = False,
+               resolver: Resolver = system_resolver) -> dict[str, Any]:
+    """One attempt; to the machine's own mail server (the default), or a host checked as public at
+    this very moment (connecting to the address checked, so DNS cannot change it meanwhile)."""
     attempt: dict[str, Any] = {"at": now_iso()}
     try:
         host, port = smtp_address(record["email"]["smtp"])
+        if record["email"]["smtp"] != DEFAULT_SMTP and not private_targets:
+            verdict = check_host(host, resolver)
+            if not verdict.public:
+                raise UsageError(f"the mail server {host} is not a public host")
+            host = verdict.addresses[0]
         # The host name, not getfqdn(): a reverse DNS lookup can stall for seconds.
         local = socket.gethostname() or "localhost"
         with smtplib.SMTP(host, port, local_hostname=local, timeout=timeout) as smtp:
@@ -152,7 +168,7 @@ def deliver(path: Path, environ: Mapping[str, str] | None = None,
 
     def attempt(target: dict[str, Any]) -> bool:
         if target is record["email"]:
-            outcome = send_email(record)
+            outcome = send_email(record, private_targets=private_targets, resolver=resolver)
             target["attempts"].append(outcome)
             return bool(outcome.get("sent"))
         secret = secrets_by_id.get(target["webhook_id"])

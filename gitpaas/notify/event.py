@@ -2,8 +2,9 @@
 
 Pure: records in, dicts, headers and messages out. The deliverer sends them; nothing here
 touches the disk or the network. What leaves the server names no path on it: the release's
-``output_stream_url`` (a ``file://`` path in the record) is sent as null — the output tail is in
-the event — and anything else that mentions a path in the home is rewritten (``hide_server_paths``).
+``output_stream_url`` (a ``file://`` path in the record) is sent as the signed URL of the output on
+the published API, or null where the API is not published — the output tail is in the event either
+way — and anything else that mentions a path in the home is rewritten (``hide_server_paths``).
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ def tail_lines(text: str, lines: int = OUTPUT_TAIL_LINES) -> str:
     return "\n".join(kept) + ("\n" if kept else "")
 
 
-def release_event(release: Release, output_tail: str, *, event_id: str | None = None) -> dict[str, Any]:
-    """The app-webhook event for ``release``, without the per-delivery ``webhook_metadata``."""
+def release_event(release: Release, output_tail: str, output_url: str | None = None, *,
+                  event_id: str | None = None) -> dict[str, Any]:
+    """The app-webhook event for ``release``, without the per-delivery ``webhook_metadata``.
+    ``output_url`` is the release output's signed URL on the published API, if there is one."""
     created = now_iso()
     return {
         "id": event_id or str(uuid.uuid4()),
@@ -42,9 +45,8 @@ def release_event(release: Release, output_tail: str, *, event_id: str | None = 
         "action": "update",
         "actor": dict(release.user),
         "previous_data": {},
-        # The record's output_stream_url is a file:// path here; a signed URL needs the API's signer and
-        # a request to build it from, so receivers get null and the tail below instead.
-        "data": {**release.to_api(), "output_stream_url": None},
+        # The record's output_stream_url is a file:// path on the server: never sent.
+        "data": {**release.to_api(), "output_stream_url": output_url},
         "version": API_VERSION,
         "output_tail": tail_lines(output_tail),
     }

@@ -148,10 +148,19 @@ class Notifications:
         data = _read(self.email_path, None)
         return EmailSettings(**data) if data else None
 
-    def set_email(self, to: list[str], smtp: str = DEFAULT_SMTP) -> EmailSettings:
+    def set_email(self, to: list[str], smtp: str = DEFAULT_SMTP, private_targets: bool = False,
+                  resolver: Resolver = system_resolver) -> EmailSettings:
+        """E-mail ``to`` about failed releases through ``smtp``: this machine's own mail server (the
+        default), a public one, or — if the operator allows private targets — any."""
         if not to:
             raise UsageError("give at least one e-mail address")
-        smtp_address(smtp)
+        host, _port = smtp_address(smtp)
+        if smtp != DEFAULT_SMTP and not private_targets:
+            verdict = check_host(host, resolver)
+            if not verdict.public:
+                raise UsageError(f"the mail server {host} is not a public host"
+                                 f"{f' ({verdict.refused})' if verdict.refused else ''}: use {DEFAULT_SMTP}, a public "
+                                 "one, or ask the operator to allow private targets (GITPAAS_WEBHOOK_PRIVATE_TARGETS=1)")
         settings = EmailSettings(to=[validate_address(address) for address in to], smtp=smtp)
         write_json(self.email_path, asdict(settings), mode=PRIVATE)
         return settings

@@ -34,7 +34,12 @@ from filelock import FileLock
 from gitpaas.errors import EnvironmentProblem, UsageError
 from gitpaas.names import validate_app_name
 from gitpaas.router.processes import (
-    children, is_accepting_worker, prepare_temp_dir, process_title, temp_dir, worker_user,
+    children,
+    is_accepting_worker,
+    prepare_temp_dir,
+    process_title,
+    temp_dir,
+    worker_user,
 )
 from gitpaas.router.render import render_app_config, render_main_config
 from gitpaas.router.tls import CertificateFiles

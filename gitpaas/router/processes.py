@@ -47,8 +47,9 @@ def is_accepting_worker(pid: int) -> bool:
 def worker_user(router_dir: Path) -> str | None:
     """Who nginx's workers run as ("user group"), when gitpaas runs as root; else None (they run
     as gitpaas's own user). ``nobody``: the workers read nothing of the home (the master opens the
-    configuration and the logs) and write only their temp folder, which is theirs
-    (:func:`temp_dir`); the owner of the router folder where there is no ``nobody``."""
+    configuration and the logs) and write only their temp folder, which they own, in a folder
+    everyone may pass through (:func:`temp_dir`); the owner of the router folder where there is
+    no ``nobody``."""
     if os.geteuid() != 0:
         return None
     try:
@@ -62,14 +63,15 @@ def worker_user(router_dir: Path) -> str | None:
 def temp_dir(router_dir: Path, home_id: str) -> Path:
     """Where the workers buffer large request and response bodies: inside the (private) home when
     they run as gitpaas's own user; when gitpaas runs as root, a folder of the workers' own outside
-    it (``/var/cache/gitpaas/router-HOMEID``, 0700), since they may not enter a 0700 home."""
+    it (``/var/cache/gitpaas-router-HOMEID``, 0700, theirs), since they may not enter a 0700 home.
+    Directly under ``/var/cache``, which everyone may pass through."""
     if os.geteuid() != 0:
         return router_dir / "tmp"
-    return Path("/var/cache/gitpaas") / f"router-{home_id}"
+    return Path("/var/cache") / f"gitpaas-router-{home_id}"
 
 
 def prepare_temp_dir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, exist_ok=True)
     if os.geteuid() == 0:
         user = (worker_user(path) or "root root").split()
         os.chown(path, pwd.getpwnam(user[0]).pw_uid, grp.getgrnam(user[1]).gr_gid)

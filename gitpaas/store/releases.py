@@ -16,7 +16,13 @@ from filelock import FileLock
 
 from gitpaas.errors import DamagedRecord, ReleaseNotFound
 from gitpaas.release import Release
-from gitpaas.store.files import PRIVATE, open_private, read_json, write_atomic, write_json
+from gitpaas.store.files import (
+    PRIVATE,
+    open_private,
+    read_json,
+    write_atomic,
+    write_json,
+)
 
 #: the file naming the highest version allocated, so the newest records are found without a scan
 LATEST = "latest"

@@ -341,16 +341,16 @@ def test_stream_urls_are_bound_to_the_app_and_the_user_who_got_them(home, api):
     assert requests.get(output, timeout=30).text == "migrating\n"
     assert "/seen-by-the-friend" in requests.get(logs, timeout=30).text
 
-    ended = threading.Event()
+    opened, ended = threading.Event(), threading.Event()
 
     def follow() -> None:
         with requests.get(tail, stream=True, timeout=60) as stream:
+            opened.set()  # the server answered: the tail is open and streaming
             for _ in stream.iter_lines():
                 pass
         ended.set()
     threading.Thread(target=follow, daemon=True).start()
-    time.sleep(1)
-    assert not ended.is_set(), "the tail is open"
+    assert opened.wait(30) and not ended.is_set(), "the tail is open"
     home.gitpaas("access:remove", "friend@example.com", "-a", "watched")
     for url in (output, logs, tail):
         refused = requests.get(url, timeout=30)

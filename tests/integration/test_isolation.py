@@ -108,6 +108,6 @@ def test_a_release_command_over_its_memory_fails_its_release(home):
     push = home.push("greedy", "web", files={"BODY": "v2", "eat.py": EATER,
                                              "Procfile": "web: python3 /app/server.py\nrelease: python3 /app/eat.py\n"})
     assert push.returncode != 0
-    assert "release command ran out of memory: killed at its 256 MB limit (eco; R15)" in push.stderr
+    assert "release command ran out of memory (R15): killed at its 256 MB limit (eco)" in push.stderr
     assert home.release("greedy", 2)["status"] == "failed"
     assert home.get("greedy").text == "v1 from web.1\n"

@@ -8,10 +8,12 @@ import signal
 import subprocess
 import time
 
+import pytest
 from conftest import FAULTS
+from harness import GITPAAS, ApiServer, restart_engine, wait_for
+
 from gitpaas import labels
 from gitpaas.router import NginxRouter
-from harness import GITPAAS, ApiServer, restart_engine, wait_for
 
 WORKER = "worker: python3 -c 'import time; time.sleep(100000)'\n"
 
@@ -74,22 +76,30 @@ def test_apps_come_back_by_themselves_when_only_the_engine_restarts(home):
     wait_for(lambda: answers(home, "steady", "still from web.1\n"), "the app to answer again", timeout=30)
 
 
-def test_an_engine_restart_during_a_release_fails_it_and_the_last_good_release_serves(home):
+@pytest.mark.parametrize("procfile, cut_short, during", [
+    ("web: python3 /app/server.py\nrelease: echo migrating; sleep 60\n",
+     lambda dyno: dyno["type"] == "release", "while the release command ran"),
+    ("web: sleep 20; python3 /app/server.py\n",  # v2's web takes 20 s to listen
+     lambda dyno: dyno["type"] == "web" and dyno["release"]["version"] == 2, "while the new processes started"),
+], ids=["release-phase", "health-checks"])
+def test_an_engine_restart_during_a_deploy_fails_it_and_the_last_good_release_serves(home, procfile, cut_short,
+                                                                                      during):
     home.create_app("inflight")
     assert home.push("inflight", "web", files={"BODY": "good"}).returncode == 0
-    push = home.start_push("inflight", "web", files={
-        "BODY": "never", "Procfile": "web: python3 /app/server.py\nrelease: echo migrating; sleep 60\n"})
-    wait_for(lambda: any(d["type"] == "release" for d in home.json("ps", "-a", "inflight")),
-             "the release command to run")
+    push = home.start_push("inflight", "web", files={"BODY": "never", "Procfile": procfile})
+    wait_for(lambda: any(cut_short(d) for d in home.json("ps", "-a", "inflight")), f"the deploy to get {during}")
     restart_engine()
     FAULTS["injected"] += 1
-    _, stderr = push.communicate(timeout=120)
+    _, stderr = push.communicate(timeout=180)
     assert push.returncode != 0
-    assert "the Docker engine stopped or restarted while the release command ran" in stderr, stderr[-1500:]
-    assert home.release("inflight", 2)["status"] == "failed"
-    assert "Docker engine" in home.release("inflight", 2)["failure"]["reason"]
+    assert f"the Docker engine stopped or restarted {during}" in stderr, stderr[-1500:]
+    record = home.release("inflight", 2)
+    assert record["status"] == "failed" and "Docker engine" in record["failure"]["reason"]
     wait_for(lambda: answers(home, "inflight", "good from web.1\n"), "v1 to serve again", timeout=30)
     assert home.json("apps:info", "-a", "inflight")["current_release"] == "v1"
+    home.gitpaas("boot")  # what was cut short is cleaned up: nothing of v2 is left
+    wait_for(lambda: [(d["name"], d["release"]["version"]) for d in home.json("ps", "-a", "inflight")
+                      if d["state"] != "stopping"] == [("web.1", 1)], "only v1 to run after boot")
 
 
 def test_a_killed_api_server_settles_its_release_when_it_comes_back(home, docker_client):

@@ -307,6 +307,7 @@ def test_pushes_announce_their_releases_to_webhooks(home):
 
     port = free_port()
     receiver = Receiver(port)
+    home.env["GITPAAS_WEBHOOK_PRIVATE_TARGETS"] = "1"  # the receiver is on this machine
     try:
         home.create_app("hooks")
         added = home.gitpaas("webhooks:add", f"http://127.0.0.1:{port}/events", "--secret", "s3cret", "-a", "hooks")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -41,6 +42,16 @@ class Backend:
 
             def do_GET(self) -> None:
                 body = json.dumps({"backend": backend.name, "headers": dict(self.headers)}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                received = self.rfile.read(int(self.headers["Content-Length"]))
+                body = json.dumps({"backend": backend.name, "received": len(received),
+                                   "sha256": hashlib.sha256(received).hexdigest()}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -141,6 +152,17 @@ def test_backends_get_forwarding_headers(make_router, backends):
     assert sent["X-Forwarded-Proto"] == "http"
     assert sent["X-Request-Id"] == "abc-123"
     assert len(made["X-Request-Id"]) == 32
+
+
+def test_large_bodies_pass_through_the_workers_buffers(make_router, backends):
+    """nginx buffers a large request body in a temp file its workers write (as nobody, when root)."""
+    router = make_router()
+    router.set_app("web", ["web.localhost"], [backends[0].address])
+    body = os.urandom(300_000)
+    answer = requests.post(f"http://127.0.0.1:{router.settings.http_port}/", data=body,
+                           headers={"Host": "web.localhost"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"backend": "one", "received": len(body), "sha256": hashlib.sha256(body).hexdigest()}
 
 
 def test_app_without_backends_answers_503(make_router):

@@ -198,7 +198,7 @@ def test_failed_release_is_emailed_and_a_succeeded_one_is_not(settings, notes, r
         http_port = free_port()
         receiver = receivers(http_port)
         notes.add_webhook(f"http://127.0.0.1:{http_port}/")
-        notes.set_email(["ops@example.com"], f"smtp://127.0.0.1:{smtp_port}")
+        notes.set_email(["ops@example.com"], f"smtp://127.0.0.1:{smtp_port}", private_targets=True)
 
         announce_release(settings, "hooked", made_up_release(FAILED, version=3), OUTPUT)
         [failed] = wait_for_delivery(notes, 1, lambda records: records[0]["status"] != "pending")

@@ -23,7 +23,8 @@ from gitpaas import operations
 from gitpaas.accounts import Accounts
 from gitpaas.api import git_http, streams
 from gitpaas.api.application import MAX_BODY, BodyLimit, create_app
-from gitpaas.api.core import BODY_ALLOWED, Signer
+from gitpaas.api.core import BODY_ALLOWED
+from gitpaas.signing import Signer
 from gitpaas.platform import Platform
 
 OWNER = "owner@example.com"
@@ -385,3 +386,24 @@ def test_a_formation_quantity_is_ascii_digits(client, platform):
         answer = client.request("PATCH", "/apps/shop/formation/web", user=OWNER, json_body={"quantity": quantity})
         assert answer.status == 422, (quantity, answer)
     assert platform.apps.get("shop").formation == before
+
+
+def test_a_webhook_event_links_to_the_release_output_while_the_webhook_is_the_apps(platform, monkeypatch):
+    """Receivers get a signed URL of the output on the published API (never a server path), which
+    opens for as long as the webhook is still one of the app's."""
+    from gitpaas.notify import announce
+    from gitpaas.notify.store import Notifications
+
+    monkeypatch.setattr(announce.subprocess, "Popen", lambda *args, **kwargs: type("P", (), {"wait": lambda self: 0})())
+    hooks = Notifications.for_app(platform.settings, "shop")
+    hook = hooks.add_webhook("https://hooks.example.com/x")
+    operations.record_api_url(platform, "https://api.example.com:8443")
+    deploy(platform)
+    [delivery] = hooks.deliveries()
+    url = delivery["event"]["data"]["output_stream_url"]
+    assert url.startswith("https://api.example.com:8443/streams/release-output/")
+    client = Client(create_app(platform.settings))
+    path = url.removeprefix("https://api.example.com:8443")
+    assert client.request("GET", path).body == "Migrating…\ndone\n".encode()
+    hooks.remove_webhook(hook.id)
+    assert client.request("GET", path).status == 404

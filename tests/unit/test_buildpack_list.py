@@ -203,7 +203,7 @@ def test_the_operators_allow_list_covers_folders_and_url_prefixes(tmp_path):
     (tmp_path / "elsewhere").mkdir()
     (shared / "escape").symlink_to(tmp_path / "elsewhere")
     allow = Settings.from_env({"GITPAAS_HOME": str(tmp_path / "home"),
-                               "GITPAAS_BUILDPACK_ALLOW": f"{shared}:https://git.corp.example/team/,git@corp.example:"
+                               "GITPAAS_BUILDPACK_ALLOW": f"{shared},https://git.corp.example/team/,git@corp.example:"
                                }).buildpack_allow
     assert resolve(str(shared / "greeting"), tmp_path, allow).path == shared / "greeting"
     assert allowed(f"file://{shared}/bp.git#main", allow).kind == "git"
@@ -249,3 +249,25 @@ def test_a_push_naming_one_refused_buildpack_clones_none_and_its_log_is_private(
     assert clones == [] and not any("Cloning" in line for line in output.lines), "the allowed one was not cloned either"
     assert stat.S_IMODE(log_path.stat().st_mode) == 0o600
     assert log_path.read_text().splitlines()[-1] == f" !     build failed: buildpack /etc: {NOT_ALLOWED}"
+
+
+@pytest.mark.parametrize("entry", [
+    "https://git.corp.example/team/../other/repo.git",
+    "https://git.corp.example/team/%2e%2e/other/repo.git",
+    "https://git.corp.example/team/./../other/repo.git",
+])
+def test_an_allowed_url_prefix_cannot_be_climbed_out_of(entry, tmp_path):
+    with pytest.raises(BuildFailed, match="not allowed"):
+        allowed(entry, ("https://git.corp.example/team/",), resolver=lambda host: ["10.0.0.5"])
+
+
+def test_a_pinned_public_clone_ignores_the_servers_proxy(monkeypatch, tmp_path):
+    import gitpaas.build.buildpack_list as module
+
+    seen = {}
+    monkeypatch.setenv("https_proxy", "http://proxy.corp.example:3128")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.example:3128")
+    monkeypatch.setattr(module, "_git", lambda url, command, env: seen.update(env=env))
+    verdict = module.check_host("93.184.216.34")
+    module.clone("https://93.184.216.34/buildpack.git", tmp_path / "clone", verdict)
+    assert not {key for key in seen["env"] if key.lower() == "https_proxy"}

@@ -242,9 +242,14 @@ def test_a_home_made_by_an_older_gitpaas_gets_its_entry_points_rewritten(run, ho
     record = json.loads((home / "home.json").read_text())
     del record["entry_points"]
     (home / "home.json").write_text(json.dumps(record))
+    home.chmod(0o755)
+    old_log = home / "apps/shop/releases-output-from-before.log"
+    old_log.write_text("SECRET=hunter2\n")
+    old_log.chmod(0o644)
 
     assert run("apps").exit_code == 0
     assert "-m gitpaas.hook pre-receive" in hook.read_text()
+    assert (oct(home.stat().st_mode & 0o777), oct(old_log.stat().st_mode & 0o777)) == ("0o700", "0o600")
     assert json.loads((home / "home.json").read_text())["entry_points"] == ENTRY_POINTS
     before = hook.stat().st_mtime_ns
     assert run("apps").exit_code == 0 and hook.stat().st_mtime_ns == before, "nothing to do the second time"

@@ -108,3 +108,16 @@ def test_app_json_python_cannot_hold_is_refused_in_one_line(text, message):
 def test_app_json_that_nests_within_the_limit_is_fine():
     nested = '{"x": ' * 63 + "1" + "}" * 63
     assert appjson.parse('{"deep": ' + nested + ', "scripts": {"postdeploy": "seed"}, "n": -1.5}').postdeploy == "seed"
+
+
+def test_config_vars_together_are_limited_as_on_heroku(platform):
+    from gitpaas import events
+    from gitpaas.errors import InvalidParams
+    from gitpaas.identity import OPERATOR
+    from gitpaas.output import NullOutput
+
+    big = "x" * 30_000
+    events.change_config(platform, "shop", OPERATOR, NullOutput(), set_values={"A": big})
+    with pytest.raises(InvalidParams, match="limited to 32 KiB together"):
+        events.change_config(platform, "shop", OPERATOR, NullOutput(), set_values={"B": big})
+    assert platform.apps.config("shop").get() == {"A": big}, "nothing was changed"

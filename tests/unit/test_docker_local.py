@@ -17,16 +17,17 @@ from gitpaas.errors import BootFailed
 from gitpaas.output import RecordingOutput
 from gitpaas.scheduler import Deployment, Process, ReleaseSpec
 from gitpaas.scheduler.docker_local import swap
-from gitpaas.scheduler.docker_local.containers import Dyno, shell_command
+from gitpaas.scheduler.docker_local.containers import SPEC, Dyno, shell_command
 from gitpaas.scheduler.docker_local.health import listening_in_container
 from gitpaas.settings import Settings
 
 
 class FakeContainer:
-    def __init__(self, name: str, running: bool = True) -> None:
+    def __init__(self, name: str, spec: str, running: bool = True) -> None:
         self.name = name
         self.status = "running" if running else "exited"
         self.attrs = {"State": {"Pid": 0, "Restarting": False}}
+        self.labels = {SPEC: spec}
 
     def reload(self) -> None:
         pass
@@ -75,9 +76,13 @@ class FakeContainers:
         process = Process(id=f"{name}@v{release.version}", app=release.app, type=process_type, index=index,
                           release_version=release.version, release_id=release.id, command="", state="up",
                           created_at="2026-12-01T00:00:00Z", size=sizes.get(size).name)
-        dyno = Dyno(process, FakeContainer(name), address)
+        dyno = Dyno(process, FakeContainer(name, self.spec(release, size)), address)
         self.dynos_now.append(dyno)
         return dyno
+
+    def spec(self, release: ReleaseSpec, size: str | None) -> str:
+        """How docker-local would set the container up: here, its size is what differs."""
+        return sizes.get(size).name
 
     def stop(self, dynos: list[Dyno], grace: float) -> None:
         for dyno in dynos:
@@ -145,6 +150,15 @@ def test_a_dead_container_is_replaced_and_removed_not_retired(world):
     worker.container.status = "exited"
     report = converge(1, {"web": 1, "worker": 1})
     assert report.started == ["worker.1"] and retired == [] and containers.stopped == ["worker.1@v1"]
+
+
+def test_a_container_set_up_by_an_older_gitpaas_is_replaced(world):
+    """No spec label (an older gitpaas: root, a shared network, no limits): replaced, not kept."""
+    containers, router, retired, converge = world
+    converge(1, {"web": 1})
+    containers.dynos_now[0].container.labels.clear()
+    report = converge(1, {"web": 1})
+    assert report.started == ["web.1"] and report.retired == ["web.1"] and retired == ["web.1@v1"]
 
 
 def test_a_size_change_replaces_the_processes_of_that_type(world):

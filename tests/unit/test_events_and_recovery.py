@@ -315,3 +315,12 @@ def test_boot_settles_reconciles_and_converges_and_a_second_boot_does_nothing(pl
     again = RecordingOutput()
     assert boot(platform, again, engine_wait=0) == []
     assert again.lines == ["       Everything was running already: nothing to do"]
+
+
+def test_an_exact_host_inside_another_apps_wildcard_is_refused(platform):
+    operations.create_app(platform, "blog")
+    operations.add_domain(platform, "blog", "*.example.org")
+    with pytest.raises(UsageError, match="www.example.org is covered by \\*.example.org, a domain of blog"):
+        operations.add_domain(platform, "shop", "www.example.org")
+    assert operations.add_domain(platform, "blog", "www.example.org")[-1] == "www.example.org", "its own: fine"
+

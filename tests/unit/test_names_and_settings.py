@@ -158,12 +158,12 @@ def test_buildpack_allow_list_and_private_webhook_targets_come_from_the_environm
     assert defaults.buildpack_allow == () and defaults.webhook_private_targets is False
     settings = Settings.from_env({
         "GITPAAS_HOME": str(tmp_path), "GITPAAS_WEBHOOK_PRIVATE_TARGETS": "1",
-        # colons between folders (as in PATH) and before URLs; commas anywhere; a URL's own colons kept
-        "GITPAAS_BUILDPACK_ALLOW": "/srv/buildpacks:/opt/bp:https://git.corp.example:8443/team/, git@corp.example:team/,"
+        # commas and spaces between entries; the colons of URLs (git@host:/srv/ too) kept
+        "GITPAAS_BUILDPACK_ALLOW": "/srv/buildpacks,/opt/bp https://git.corp.example:8443/team/, git@corp.example:/srv/,"
                                    "file:///srv/shared.git",
     })
     assert settings.buildpack_allow == ("/srv/buildpacks", "/opt/bp", "https://git.corp.example:8443/team/",
-                                        "git@corp.example:team/", "file:///srv/shared.git")
+                                        "git@corp.example:/srv/", "file:///srv/shared.git")
     assert settings.webhook_private_targets is True
     for value, expected in (("0", False), ("", False), ("true", True), ("off", False)):
         assert Settings.from_env({"GITPAAS_HOME": str(tmp_path), "GITPAAS_WEBHOOK_PRIVATE_TARGETS": value}

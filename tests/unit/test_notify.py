@@ -136,8 +136,8 @@ def test_secret_files_are_0600(notes):
 def test_email_settings(notes):
     assert notes.email() is None
     assert notes.set_email(["ops@example.com"]).smtp == "smtp://localhost:25"
-    assert notes.set_email(["a@example.com", "b@example.com"], "smtp://mail.example.com:2525").to == [
-        "a@example.com", "b@example.com"]
+    assert notes.set_email(["a@example.com", "b@example.com"], "smtp://mail.example.com:2525",
+                           resolver=public).to == ["a@example.com", "b@example.com"]
     assert notes.email().smtp == "smtp://mail.example.com:2525"
     for bad in (["not-an-address"], []):
         with pytest.raises(UsageError):
@@ -263,6 +263,10 @@ def test_cli_notify_email(tmp_path):
     runner = CliRunner()
     env = {"GITPAAS_HOME": str(tmp_path / "home")}
     runner.invoke(cli, ["apps:create", "shop"], env=env)
+    refused = runner.invoke(cli, ["notify:email", "ops@example.com", "--smtp", "smtp://127.0.0.1:2525", "-a", "shop"],
+                            env=env)
+    assert refused.exit_code == 2 and "127.0.0.1 is not a public host" in refused.output
+    env["GITPAAS_WEBHOOK_PRIVATE_TARGETS"] = "1"  # a mail server on this network, allowed by the operator
     on = runner.invoke(cli, ["notify:email", "ops@example.com", "--smtp", "smtp://127.0.0.1:2525", "-a", "shop"], env=env)
     assert on.exit_code == 0 and "ops@example.com via smtp://127.0.0.1:2525" in on.output
     assert "ops@example.com" in runner.invoke(cli, ["notify:email", "-a", "shop"], env=env).output
@@ -428,3 +432,13 @@ def test_deliveries_and_the_notify_log_are_private(settings, notes, spawned):
     assert stat.S_IMODE((notes.deliveries_dir / f"{record['id']}.json").stat().st_mode) == 0o600
     announce.log_problem(settings.home, "something went wrong")
     assert stat.S_IMODE((settings.home / "logs" / "notify.log").stat().st_mode) == 0o600
+
+
+def test_a_private_mail_server_is_refused_unless_the_operator_allows_it(notes):
+    with pytest.raises(UsageError, match="the mail server 10.0.0.25 is not a public host"):
+        notes.set_email(["ops@example.com"], "smtp://10.0.0.25:25")
+    assert notes.email() is None
+    assert notes.set_email(["ops@example.com"]).smtp == "smtp://localhost:25", "the machine's own: the default"
+    assert notes.set_email(["ops@example.com"], "smtp://10.0.0.25:25", private_targets=True).smtp == "smtp://10.0.0.25:25"
+    record = {"email": {"smtp": "smtp://10.0.0.25:25", "to": ["ops@example.com"]}}
+    assert "not a public host" in deliver.send_email(record)["error"]

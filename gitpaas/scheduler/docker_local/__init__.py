@@ -27,9 +27,24 @@ from gitpaas.dockerutil import engine_call
 from gitpaas.errors import BootFailed, EnvironmentProblem, ProcessNotFound
 from gitpaas.lines import iter_lines
 from gitpaas.output import Output
-from gitpaas.scheduler import DeployReport, Deployment, OneOff, Process, Router, RunResult
+from gitpaas.scheduler import (
+    Deployment,
+    DeployReport,
+    OneOff,
+    Process,
+    Router,
+    RunResult,
+)
 from gitpaas.scheduler.docker_local import swap
-from gitpaas.scheduler.docker_local.containers import SIZE, Containers, Dyno, engine_instance, kill, remove
+from gitpaas.scheduler.docker_local.containers import (
+    SIZE,
+    Containers,
+    Dyno,
+    engine_instance,
+    kill,
+    remove,
+)
+from gitpaas.scheduler.docker_local.retire import retirers_alive
 from gitpaas.settings import Settings
 
 
@@ -43,7 +58,7 @@ class DockerLocalScheduler:
         self.containers = Containers(client, settings)
 
     def deploy(self, deployment: Deployment, output: Output) -> DeployReport:
-        with _engine_watched(self.client, "while the new processes started"):
+        with _engine_watched("while the new processes started"):
             return self._deploy(deployment, output)
 
     @engine_call("deploying")
@@ -59,10 +74,9 @@ class DockerLocalScheduler:
             kills[container_id] = kills.get(container_id, 0) + 1
         for dyno in dynos:
             if dyno.process.id in kills:
-                limit = sizes.get(dyno.process.size)
                 times = kills[dyno.process.id]
-                dyno.process.crash_reason = (f"R15 memory quota vastly exceeded: killed at its {limit.memory_mb} MB "
-                                             f"limit ({limit.name})" + (f", {times} times" if times > 1 else ""))
+                dyno.process.crash_reason = (f"R15 memory quota vastly exceeded: {sizes.memory_kill(dyno.process.size)}"
+                                             + (f", {times} times" if times > 1 else ""))
         return [dyno.process for dyno in dynos]
 
     def _memory_kills(self, app: str, dynos: list[Dyno], *, follow: bool = False) -> Iterator[tuple[str, float]]:
@@ -74,7 +88,9 @@ class DockerLocalScheduler:
         since = int(min(created)) if created and not follow else int(time.time())
         filters = {"type": "container", "event": "oom", "label": [f"{labels.HOME}={self.settings.home_label}",
                                                                   f"{labels.APP}={app}"]}
-        options = {} if follow else {"until": int(time.time()) + 1}
+        # (An `until` in the future would hold the answer back until then; the engine keeps only its
+        # recent events, so a kill long ago may no longer be told.)
+        options = {} if follow else {"until": int(time.time())}
         for event in self.client.events(since=since, filters=filters, decode=True, **options):
             yield event.get("id", ""), event.get("timeNano", 0) / 1e9 or float(event.get("time", 0))
 
@@ -95,7 +111,7 @@ class DockerLocalScheduler:
 
     def run_once(self, job: OneOff, on_line: Callable[[str], None], timeout: float) -> RunResult:
         """Run ``job`` to completion, streaming its output; the container is removed whatever happens."""
-        with _engine_watched(self.client, f"while the {job.type} command ran"):
+        with _engine_watched(f"while the {job.type} command ran"):
             result = self._run_once(job, on_line, timeout)
         return result
 
@@ -179,11 +195,14 @@ class DockerLocalScheduler:
 
     @engine_call("reconciling processes")
     def reconcile(self, app: str) -> list[str]:
-        """After a reboot or an engine restart: processes that were being retired have no retirer
-        any more (and the engine may even have restarted them): hand the live ones to a new one and
-        remove the dead ones. Returns what it did, one line each."""
+        """After a reboot or an engine restart: processes being retired whose retirer is gone (the
+        engine may even have restarted them) are handed to a new one, or removed when dead; one-off
+        processes that ended while nobody watched (a release command the restart cut short) are
+        removed. Returns what it did, one line each; nothing when nothing needed it."""
         done = []
-        retiring = [d for d in self.containers.dynos(app) if d.process.retiring]
+        dynos = self.containers.dynos(app)
+        owned = retirers_alive()
+        retiring = [d for d in dynos if d.process.retiring and d.process.id not in owned]
         dead = [d for d in retiring if d.dead]
         if dead:
             self.containers.stop(dead, grace=0)
@@ -192,6 +211,10 @@ class DockerLocalScheduler:
         if live:
             swap.retire_in_background(self.containers, self.settings, live)
             done.append(f"retiring {', '.join(d.name for d in live)} again (their retirement was interrupted)")
+        ended = [d for d in dynos if d.process.one_off and d.dead]
+        if ended:
+            self.containers.stop(ended, grace=0)
+            done.append(f"removed {', '.join(d.name for d in ended)} (a one-off process that ended unwatched)")
         return done
 
     @engine_call("removing the home's containers")
@@ -207,16 +230,16 @@ class DockerLocalScheduler:
 
 
 class _engine_watched:
-    """Name an engine restart as the cause: if dockerd is another instance at the end of the block
-    than at its start (it stopped or restarted meanwhile), whatever the block raised or returned
-    becomes EnvironmentProblem("the Docker engine stopped or restarted WHILE …"). When the block
-    failed while the same dockerd still runs but does not answer, it is given a few seconds to
-    finish exiting: a shutting-down engine closes its socket first, then stops its containers."""
+    """Name an engine restart as the cause of a failure: if the block fails and dockerd is another
+    instance than at its start (it stopped or restarted meanwhile), the failure becomes
+    EnvironmentProblem("the Docker engine stopped or restarted WHILE …"). When the same dockerd
+    still runs but no longer answers, it is given time to finish exiting (a shutting-down engine
+    closes its socket first, then gives its containers up to 15 s to stop); one that answers was
+    not restarting, and the failure is left as it is."""
 
-    SETTLE = 30.0  # dockerd gives its containers 15 s to stop before it exits
+    SETTLE = 30.0
 
-    def __init__(self, client: docker.DockerClient, during: str) -> None:
-        self.client = client
+    def __init__(self, during: str) -> None:
         self.during = during
         self.before = engine_instance()
 
@@ -224,22 +247,26 @@ class _engine_watched:
         return self
 
     def __exit__(self, kind, exc, traceback) -> None:
-        if not self.before or (kind is not None and not issubclass(kind, Exception)):
-            return  # cannot tell (not root, a remote engine), or Ctrl-C and the like: not the engine's doing
+        if kind is None or not issubclass(kind, Exception) or not self.before or self.before == (0, 0):
+            return  # it worked; Ctrl-C and the like; or nobody can tell: nothing to name
         deadline = time.monotonic() + self.SETTLE
         while engine_instance() == self.before:
-            if kind is None or self._answers() or time.monotonic() > deadline:
+            if _answers() or time.monotonic() > deadline:
                 return
             time.sleep(0.2)
         raise EnvironmentProblem(f"the Docker engine stopped or restarted {self.during}") from exc
 
-    def _answers(self) -> bool:
-        """Does the engine answer a new connection? (A pooled one may still reach an exiting engine.)"""
+
+def _answers() -> bool:
+    """Does the engine answer a new connection? (A pooled one may still reach an exiting engine.)"""
+    try:
+        fresh = docker.from_env(timeout=2)
         try:
-            with docker.APIClient(base_url=self.client.api.base_url, timeout=2) as fresh:
-                return bool(fresh.ping())
-        except Exception:  # noqa: BLE001 — any failure to answer is the answer
-            return False
+            return bool(fresh.ping())
+        finally:
+            fresh.close()
+    except Exception:  # noqa: BLE001 — any failure to answer is the answer
+        return False
 
 
 def _unix_time(stamp: str) -> float:
@@ -253,9 +280,8 @@ def _unix_time(stamp: str) -> float:
 def _memory_kill_line(container: Container, when: float) -> str:
     """Heroku's R15 line for a process the engine killed at its memory limit."""
     stamp = datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    limit = sizes.get(container.labels.get(SIZE))
     return (f"{stamp}+00:00 heroku[{container.labels.get(labels.DYNO, '?')}]: Error R15 (Memory quota vastly "
-            f"exceeded): killed at its {limit.memory_mb} MB limit ({limit.name}); the engine restarts it")
+            f"exceeded): {sizes.memory_kill(container.labels.get(SIZE))}; the engine restarts it")
 
 
 def _format_log(container: Container, raw: str) -> str:

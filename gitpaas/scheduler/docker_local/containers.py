@@ -17,17 +17,22 @@ sees it as ``stopping`` from then on, whatever the detached retirer is doing to 
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import os
 import re
 import secrets
 import shlex
 import socket
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import docker
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
+from docker.types import IPAMConfig, IPAMPool
 from filelock import FileLock
 
 from gitpaas import labels, sizes
@@ -45,6 +50,12 @@ COMMAND = "gitpaas.command"
 SIZE = "gitpaas.size"
 #: who a process runs as when its image names no USER: nobody, as Heroku's dynos run unprivileged
 DYNO_USER = "65534:65534"
+#: each app network's size: a /26 holds 62 processes and add-ons
+SUBNET_PREFIX = 26
+#: label holding a digest of how a container was set up (user, limits, network, security): one
+#: made otherwise — by an older gitpaas, or at another size — is replaced, not kept
+SPEC = "gitpaas.spec"
+SPEC_VERSION = 2
 LOG_TAIL = 20
 _STATES = {"created": "starting", "running": "up", "restarting": "crashed", "exited": "crashed", "dead": "crashed",
            "paused": "down", "removing": "down"}
@@ -61,26 +72,30 @@ def shell_command(command: str) -> list[str]:
     return ["/bin/sh", "-c", f"exec {command}" if simple else command]
 
 
-def engine_instance() -> frozenset[tuple[int, int]] | None:
-    """Which dockerd runs now, as (pid, start time) — a restarted engine is another instance. None
-    when that cannot be seen (not root, or an engine on another machine): then nobody can tell."""
-    found = set()
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
+#: where dockerd records its pid when it runs with its defaults (the engine docker-local talks to)
+ENGINE_PIDFILE = Path("/var/run/docker.pid")
+
+
+def engine_instance() -> tuple[int, int] | None:
+    """Which dockerd serves the default socket now, as (pid, start time): a restarted engine is
+    another instance, and a stopped one is (0, 0). None when that cannot be seen — another engine
+    (``DOCKER_HOST``), or no access to its pidfile — and then nobody can tell."""
+    if os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock") != "unix:///var/run/docker.sock":
         return None
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
-                stat = handle.read()
-        except OSError:
-            continue  # exited meanwhile
-        name, _, rest = stat.partition("(")[2].rpartition(")")
-        if name == "dockerd" and rest.split()[0] != "Z":  # (a zombie is an engine that exited)
-            found.add((int(entry), int(rest.split()[19])))
-    return frozenset(found) if found else (frozenset() if os.geteuid() == 0 else None)
+    try:
+        pid = int(ENGINE_PIDFILE.read_text().strip())
+    except FileNotFoundError:
+        return (0, 0)
+    except (OSError, ValueError):
+        return None
+    try:
+        name, _, rest = Path(f"/proc/{pid}/stat").read_text().partition("(")[2].rpartition(")")
+    except OSError:
+        return (0, 0)  # the pidfile of an engine that is gone
+    fields = rest.split()
+    if name != "dockerd" or fields[0] == "Z":  # a zombie is an engine that exited
+        return (0, 0)
+    return (pid, int(fields[19]))
 
 
 def free_loopback_port() -> int:
@@ -168,7 +183,11 @@ class Containers:
 
     # --- starting --------------------------------------------------------------------------
     def network(self, app: str) -> str:
-        """The app's own bridge network, created once (under a lock: Docker allows duplicate names)."""
+        """The app's own bridge network, created once (under a lock: Docker allows duplicate names).
+
+        Its subnet is a small one (a /26: 62 addresses) from gitpaas's own pool
+        (``GITPAAS_NETWORK_POOL``), not from the engine's default pools, which hold only about
+        thirty networks in all: a server runs hundreds of apps."""
         name = self.settings.app_network(app)
         if name in self._networks_ready:
             return name
@@ -176,14 +195,38 @@ class Containers:
         locks.mkdir(parents=True, exist_ok=True)
         with FileLock(str(locks / "network.lock")):
             if not self.client.networks.list(names=[name]):
-                try:
-                    self.client.networks.create(name, driver="bridge", check_duplicate=True,
-                                                labels=labels.for_app(self.settings, app))
-                except APIError as exc:
-                    if exc.status_code != 409:
-                        raise EnvironmentProblem(f"cannot create network {name}: {exc.explanation}") from exc
+                self._create_network(name, app)
         self._networks_ready.add(name)
         return name
+
+    def _create_network(self, name: str, app: str) -> None:
+        for subnet in self._free_subnets():
+            try:
+                self.client.networks.create(
+                    name, driver="bridge", check_duplicate=True, labels=labels.for_app(self.settings, app),
+                    ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))]))
+                return
+            except APIError as exc:
+                if exc.status_code == 409:
+                    return  # made meanwhile by another home's process: it is there
+                if "overlap" in str(exc.explanation or exc).lower():
+                    continue  # another home took this subnet meanwhile: the next one
+                raise EnvironmentProblem(f"cannot create network {name}: {exc.explanation}") from exc
+        raise EnvironmentProblem(f"no free /{SUBNET_PREFIX} subnet left in GITPAAS_NETWORK_POOL "
+                                 f"({self.settings.network_pool}) for {name}")
+
+    def _free_subnets(self) -> Iterator[ipaddress.IPv4Network]:
+        taken = []
+        for network in self.client.api.networks():
+            for config in (network.get("IPAM") or {}).get("Config") or []:
+                try:
+                    taken.append(ipaddress.ip_network(config.get("Subnet", ""), strict=False))
+                except ValueError:
+                    continue  # IPv6 or none: cannot overlap an IPv4 candidate
+        pool = ipaddress.ip_network(self.settings.network_pool, strict=False)
+        for candidate in pool.subnets(new_prefix=SUBNET_PREFIX):
+            if not any(candidate.overlaps(used) for used in taken if used.version == 4):
+                yield candidate
 
     def remove_network(self, app: str) -> None:
         for network in self.client.networks.list(names=[self.settings.app_network(app)]):
@@ -192,6 +235,13 @@ class Containers:
             except NotFound:
                 pass  # removed meanwhile
         self._networks_ready.discard(self.settings.app_network(app))
+
+    def spec(self, release: ReleaseSpec, size: str | None) -> str:
+        """The digest a container of ``release`` at ``size`` is labelled with (see SPEC)."""
+        limits = sizes.get(size)
+        parts = (SPEC_VERSION, self.user_of(release.image), limits.name, limits.memory_mb, limits.cpu_shares,
+                 limits.pids, self.settings.app_network(release.app))
+        return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
     def user_of(self, image: str) -> str:
         """Who runs ``image``'s processes: the USER it names, else nobody. Never root."""
@@ -221,6 +271,7 @@ class Containers:
                     labels.RELEASE: release.version, RELEASE_ID: release.id,
                     labels.PROCESS_TYPE: process_type, labels.DYNO: dyno, labels.ROLE: role,
                     COMMAND: command or "", SIZE: limits.name,
+                    SPEC: self.spec(release, size),
                 }),
             network=self.network(release.app),
             init=True,
@@ -287,11 +338,15 @@ class Containers:
 
 
 def remove(container: Container) -> None:
-    """Remove a container, which the background retirer may have removed already."""
+    """Remove a container, which the background retirer may have removed already — or be removing."""
     try:
         container.remove(force=True)
     except NotFound:
         pass  # removed already
+    except APIError as exc:
+        if exc.status_code != 409 or "in progress" not in str(exc.explanation or exc):
+            raise
+        # being removed by someone else (the retirer): it is going, which is all that was asked
 
 
 def kill(container: Container) -> None:

@@ -23,6 +23,8 @@ from docker.errors import APIError, NotFound
 from gitpaas import labels
 from gitpaas.release import now_iso
 
+MODULE = "gitpaas.scheduler.docker_local.retire"
+
 
 def retire_one(client: docker.DockerClient, container_id: str, grace: float, drain: float) -> str:
     try:
@@ -50,8 +52,23 @@ def retire_one(client: docker.DockerClient, container_id: str, grace: float, dra
     return f"{who}: {outcome}"
 
 
+def retirers_alive() -> set[str]:
+    """The container ids that a running retirer process is retiring (read from their command lines)."""
+    owned: set[str] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            words = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue  # exited meanwhile
+        if MODULE in words:
+            owned.update(word for word in words[words.index(MODULE) + 1:] if len(word) == 64)
+    return owned
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gitpaas.scheduler.docker_local.retire")
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}")
     parser.add_argument("--log", required=True, type=Path)
     parser.add_argument("--grace", type=float, default=30.0)
     parser.add_argument("--drain", type=float, default=1.0)

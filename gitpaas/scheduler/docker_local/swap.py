@@ -22,11 +22,12 @@ import subprocess
 import sys
 import time
 
-from gitpaas import faults, procfile, sizes
+from gitpaas import faults, procfile
 from gitpaas.output import Output
-from gitpaas.scheduler import DeployReport, Deployment, Router
-from gitpaas.scheduler.docker_local.containers import Containers, Dyno
+from gitpaas.scheduler import Deployment, DeployReport, Router
+from gitpaas.scheduler.docker_local.containers import SPEC, Containers, Dyno
 from gitpaas.scheduler.docker_local.health import HealthCheck
+from gitpaas.scheduler.docker_local.retire import MODULE as RETIRER
 from gitpaas.settings import Settings
 
 
@@ -37,7 +38,7 @@ def converge(containers: Containers, router: Router, settings: Settings, deploym
     dead = [d for d in current if d.dead]
     running = [d for d in current if not d.dead]
     keep = [d for d in running if d.process.release_version == release.version
-            and d.process.size == sizes.parse(deployment.sizes.get(d.process.type) or sizes.DEFAULT)
+            and d.container.labels.get(SPEC) == containers.spec(release, deployment.sizes.get(d.process.type))
             and d.process.index <= formation.get(d.process.type, 0) and d.name not in deployment.replace]
     kept = {(d.process.type, d.process.index) for d in keep}
     retire = [d for d in running if d not in keep]
@@ -94,7 +95,7 @@ def retire_in_background(containers: Containers, settings: Settings, dynos: list
     """
     log = settings.home / "logs" / "retire.log"
     subprocess.Popen(
-        [sys.executable, "-m", "gitpaas.scheduler.docker_local.retire", "--log", str(log),
+        [sys.executable, "-m", RETIRER, "--log", str(log),
          "--grace", str(settings.stop_timeout), "--drain", str(settings.drain_seconds),
          *[d.process.id for d in dynos]],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
