@@ -16,7 +16,7 @@ from pathlib import Path
 
 from common import RESULTS, ROOT
 
-NAMES = ("deploy_speed", "history", "buildpack_cache", "zero_downtime")
+NAMES = ("deploy_speed", "history", "buildpack_cache", "zero_downtime", "addons")
 CHART = RESULTS / "deploy_phases.png"
 #: "flat" listing: the largest history may cost at most this much more than the smallest (noise)
 FLAT = 1.5
@@ -192,6 +192,20 @@ def zero_downtime_table(zero: dict) -> str:
     return "\n".join(lines)
 
 
+def addons_table(addons: dict) -> str:
+    labels = {"postgresql_cold": "PostgreSQL, cold (image built)", "postgresql_warm": "PostgreSQL, warm",
+              "redis_cold": "Redis, cold (image built)", "redis_warm": "Redis, warm",
+              "release": "a release migrating the database"}
+    lines = [f"{addons['cold_runs']} cold and {addons['runs']} warm alternated runs; provisioning ends when the "
+             "add-on accepts connections.", "",
+             "| median (min–max) | gitpaas | by hand with docker | gitpaas/docker |", "|---|---:|---:|---:|"]
+    for row, label in labels.items():
+        if addons.get(f"{row}_gitpaas_s") and addons.get(f"{row}_docker_s"):
+            lines.append(f"| {label} | {_cell(addons[f'{row}_gitpaas_s'], digits=1)} "
+                         f"| {_cell(addons[f'{row}_docker_s'], digits=1)} | {addons[f'{row}_ratio']:.2f} |")
+    return "\n".join(lines)
+
+
 def markdown(results: dict, about: dict, checks: list[dict]) -> str:
     parts = ["# Benchmark results", "",
              "Written by `make bench` (`bench/run_all.py`); the JSON beside this file has every sample.", "",
@@ -203,7 +217,8 @@ def markdown(results: dict, about: dict, checks: list[dict]) -> str:
     sections = (("deploy_speed", "Deploy speed (`bench/deploy_speed.py`)", deploy_speed_tables),
                 ("history", "History at scale (`bench/history.py`)", history_table),
                 ("buildpack_cache", "Build cache (`bench/buildpack_cache.py`)", buildpack_table),
-                ("zero_downtime", "Zero-downtime under load (`bench/zero_downtime.py`)", zero_downtime_table))
+                ("zero_downtime", "Zero-downtime under load (`bench/zero_downtime.py`)", zero_downtime_table),
+                ("addons", "Add-ons (`bench/addons.py`)", addons_table))
     for name, title, render in sections:
         if results.get(name):
             measured = results[name].get("machine", {}).get("measured_at", "")

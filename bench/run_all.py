@@ -29,6 +29,7 @@ BENCHMARKS = {
     "deploy_speed": (["--runs", "5", "--parallel-runs", "3"], ["--runs", "1", "--parallel-runs", "1"]),
     "buildpack_cache": (["--runs", "5"], ["--runs", "1"]),
     "zero_downtime": (["--deploys", "5", "--workers", "6"], ["--deploys", "1", "--workers", "2"]),
+    "addons": (["--cold-runs", "2", "--runs", "5"], ["--cold-runs", "1", "--runs", "1"]),
 }
 TIME_LIMIT = 1800  # seconds per benchmark: a hung one must not hold the suite forever
 

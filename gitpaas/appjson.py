@@ -1,4 +1,5 @@
-"""app.json: the parts gitpaas reads (``scripts.postdeploy``; unknown keys are ignored)."""
+"""app.json: the parts gitpaas reads (``scripts.postdeploy``, ``healthchecks``, ``addons``;
+unknown keys are ignored)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from gitpaas.errors import PushRefused
+from gitpaas.addons.plans import normalize_attachment, parse_plan
+from gitpaas.errors import PushRefused, UsageError
 from gitpaas.healthchecks import parse_checks
 
 
@@ -15,6 +17,8 @@ class AppJson:
     postdeploy: str | None = None
     #: Dokku's format: process type → list of checks (see gitpaas.healthchecks)
     healthchecks: dict = field(default_factory=dict)
+    #: add-ons to provision on the app's first deploy: (service, attachment or None), in order
+    addons: tuple[tuple[str, str | None], ...] = ()
 
 
 #: how deep objects and lists may nest: far more than any manifest needs, far less than Python's stack
@@ -39,7 +43,29 @@ def parse(text: str | None) -> AppJson:
         postdeploy = postdeploy.get("command")
     if postdeploy is not None and (not isinstance(postdeploy, str) or not postdeploy.strip()):
         raise PushRefused("app.json: scripts.postdeploy must be a command (a non-empty string)")
-    return AppJson(postdeploy=postdeploy, healthchecks=_healthchecks(data.get("healthchecks")))
+    return AppJson(postdeploy=postdeploy, healthchecks=_healthchecks(data.get("healthchecks")),
+                   addons=_addons(data.get("addons")))
+
+
+def _addons(value) -> tuple[tuple[str, str | None], ...]:
+    """``"heroku-postgresql"`` or ``{"plan": "heroku-redis", "as": "CACHE", "options": {…}}`` entries;
+    options are accepted and have no effect (one plan per service here)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise PushRefused("app.json: \"addons\" must be a list of plans or {\"plan\": …} objects")
+    found = []
+    for number, entry in enumerate(value, start=1):
+        if isinstance(entry, str):
+            entry = {"plan": entry}
+        plan, attachment = (entry.get("plan"), entry.get("as")) if isinstance(entry, dict) else (None, None)
+        if not isinstance(plan, str) or not plan.strip() or (attachment is not None and not isinstance(attachment, str)):
+            raise PushRefused(f"app.json: addons entry {number} must name a plan (and \"as\" a name, if given)")
+        try:
+            found.append((parse_plan(plan).name, attachment and normalize_attachment(attachment)))
+        except UsageError as exc:
+            raise PushRefused(f"app.json: addons entry {number}: {exc.message}") from None
+    return tuple(found)
 
 
 def _healthchecks(value) -> dict:

@@ -2,7 +2,8 @@
 
 The archive is a gzipped tar of the home's own files — apps (records, config vars, release
 records and outputs, build logs, git repositories, webhooks), accounts, SSH keys and the router's
-certificate — plus ``gitpaas-backup.json`` (what it holds). Left out: what can be made again
+certificate, the PostgreSQL add-ons' backups (``backups/``, with a dump of each add-on taken for
+this archive) — plus ``gitpaas-backup.json`` (what it holds). Left out: what can be made again
 (build caches, the router's generated configuration and logs, locks). It is taken while every
 app's release lock is held, so no release is half-recorded in it; its files keep their modes
 (secrets 0600) and the archive itself is written 0600.
@@ -10,8 +11,9 @@ app's release lock is held, so no release is half-recorded in it; its files keep
 Restoring goes into a new, empty home — on a fresh machine, or beside the old one — and brings
 every app back at its current release: the slug image is rebuilt from the release's recorded
 commit when the engine does not have it (a fresh machine never does), the formation started, the
-router pointed at it. Older releases keep their records; their slugs are not rebuilt, so they are
-not eligible for rollback.
+router pointed at it, its add-ons started first (each PostgreSQL one loaded from the dump taken for
+the archive; a Redis add-on starts empty: it holds caches and queues). Older releases keep their
+records; their slugs are not rebuilt, so they are not eligible for rollback.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gitpaas.accounts import Accounts
+from gitpaas.addons import backups as addon_backups
+from gitpaas.addons import runtime
+from gitpaas.addons.plans import POSTGRESQL
+from gitpaas.addons.store import Addon, AddonStore, BackupStore
 from gitpaas.errors import GitpaasError, UsageError
 from gitpaas.formation import deployment
 from gitpaas.git.repo import install_hooks, wait_for_noted_ref_update
@@ -41,7 +47,7 @@ from gitpaas.store.files import PRIVATE, write_json
 MANIFEST = "gitpaas-backup.json"
 FORMAT = 1
 #: what a backup leaves out, as paths relative to the home (``*`` = any one name)
-_LEFT_OUT = ("locks", "logs", "router/nginx.conf", "router/generation.conf", "router/apps", "router/logs",
+_LEFT_OUT = ("locks", "logs", "backups/*/.sequence.lock", "router/nginx.conf", "router/generation.conf", "router/apps", "router/logs",
              "router/tmp", "router/nginx.pid", "router/router.lock", "apps/*/cache", "apps/*/push-in-flight.json")
 
 
@@ -61,9 +67,12 @@ def backup(platform: Platform, target: Path, output: Output) -> dict:
             # hook let the lock go — wait for that, or the release's commit may not be in the copy
             wait_for_noted_ref_update(platform.apps.app_dir(app.name), platform.apps.repo_path(app.name))
         apps = platform.apps.list()
+        dumps = {app.name: [_dump(platform, addon, output) for addon in AddonStore(platform.settings).of_app(app.name)
+                            if addon.service == POSTGRESQL.name] for app in apps}
         manifest = {
             "format": FORMAT, "created_at": now_iso(), "domain": platform.settings.domain,
-            "apps": [{"name": app.name, "current_release": app.current_release} for app in apps],
+            "apps": [{"name": app.name, "current_release": app.current_release, "addon_backups": dumps[app.name]}
+                     for app in apps],
         }
         fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
@@ -121,18 +130,45 @@ def restore(platform: Platform, source: Path, output: Output) -> list[str]:
     if (settings.home / "ssh" / "sshd_config").exists() and record.get("home") != str(settings.home):
         did("git over SSH: run `gitpaas sshd:config` again (its configuration names the old home's files)")
     platform.router.ensure_running()
+    dumps = {entry["name"]: {d["addon"]: d["backup"] for d in entry.get("addon_backups", [])}
+             for entry in manifest.get("apps", [])}
     for app in platform.apps.list():
         try:
-            did(f"{app.name}: {_bring_back(platform, app.name)}")
+            did(f"{app.name}: {_bring_back(platform, app.name, dumps.get(app.name, {}))}")
         except GitpaasError as exc:  # one app that cannot come back must not keep the others down
             did(f"{app.name}: could not be brought back: {exc}")
     return done
 
 
-def _bring_back(platform: Platform, name: str) -> str:
+def _dump(platform: Platform, addon: Addon, output: Output) -> dict:
+    """A dump of the add-on's database for the archive; the one the previous archive took goes."""
+    backups = BackupStore(platform.settings)
+    older = [b for b in backups.list(addon.app) if b.addon == addon.name and b.kind == "home"]
+    backup = addon_backups.capture_held(platform, addon, "home", output)
+    for old in older:
+        backups.delete(old)
+    return {"addon": addon.name, "backup": backup.id}
+
+
+def _addons_back(platform: Platform, name: str, dumps: dict[str, str]) -> list[str]:
+    """Start the app's add-ons (made anew: the volumes stayed on the old machine) and load each
+    PostgreSQL one from the dump taken for the archive."""
+    done = []
+    for addon in AddonStore(platform.settings).of_app(name):
+        runtime.ready(platform, addon, NullOutput())
+        if addon.name in dumps:
+            addon_backups.restore(platform, name, dumps[addon.name], addon.name)
+            done.append(f"{addon.name} loaded from {dumps[addon.name]}")
+        else:
+            done.append(f"{addon.name} started empty")
+    return done
+
+
+def _bring_back(platform: Platform, name: str, dumps: dict[str, str]) -> str:
+    addons = _addons_back(platform, name, dumps)
     app = platform.apps.get(name)
     if app.current_release is None:
-        return "restored (no release yet)"
+        return "restored (no release yet)" + (f"; {', '.join(addons)}" if addons else "")
     releases = platform.apps.releases(name)
     release = releases.get(app.current_release)
     image = f"{platform.settings.image_repository(name)}:v{release.version}"
@@ -156,8 +192,9 @@ def _bring_back(platform: Platform, name: str) -> str:
         releases.save(old)
     report = platform.scheduler.deploy(deployment(platform.settings, app, release, app.formation), NullOutput())
     running = ", ".join(f"{t}={q}" for t, q in app.formation.items()) or "nothing"
-    return f"v{release.version}{rebuilt}, running {running}" + (f" (started {', '.join(report.started)})"
-                                                               if report.started else "")
+    return (f"v{release.version}{rebuilt}, running {running}"
+            + (f" (started {', '.join(report.started)})" if report.started else "")
+            + (f"; {', '.join(addons)}" if addons else ""))
 
 
 def _rebuild(platform: Platform, name: str, commit: str) -> str:

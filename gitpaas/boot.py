@@ -8,7 +8,8 @@ systemd does not run. In order, each step saying what it did (also in ``logs/boo
 3. start the home's router (nginx does not survive a reboot; the apps' containers do);
 4. settle releases a crash left ``pending`` (marked failed, the formation put back on the last good
    release), as every command does;
-5. for every app with a release: finish the retirements the restart interrupted, then converge its
+5. for every app with a release: start its add-ons and wait until each accepts connections (a
+   database first, its app after), finish the retirements the restart interrupted, then converge its
    formation on its current release — containers that are missing, or that stopped and are not
    coming back, are replaced; the router is pointed at the processes as they now are (a
    published port that changed is followed).
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import time
 
+from gitpaas.addons import runtime as addon_runtime
 from gitpaas.errors import EnvironmentProblem, GitpaasError
 from gitpaas.formation import deployment
 from gitpaas.locks import recover_all, release_lock
@@ -52,6 +54,8 @@ def boot(platform: Platform, output: Output, engine_wait: float = ENGINE_WAIT) -
             continue
         try:
             with release_lock(platform, app.name, output):
+                for line in addon_runtime.ensure_ready(platform, app.name, NullOutput(), refresh=True):
+                    did(f"{app.name}: {line}")
                 for line in platform.scheduler.reconcile(app.name):
                     did(f"{app.name}: {line}")
                 app = platform.apps.get(app.name)

@@ -177,19 +177,29 @@ class ReleaseFailed(GitpaasError):
         self.exit_status = exit_status
 
 
-class ConfigChangeFailed(ReleaseFailed):
-    """A config change was saved (as on Heroku) but the release it made failed: the processes keep
-    running the release before it, with the previous config."""
+class ChangeReleaseFailed(ReleaseFailed):
+    """A change was made (as on Heroku: a config change is saved, an add-on attached or detached)
+    but the release it created failed: the processes keep running the release before it
+    (``keeping`` says with what, e.g. " with the previous config")."""
 
-    def __init__(self, app: str, version: int, reason: str, running: int | None,
-                 exit_status: int | None = None) -> None:
+    def __init__(self, app: str, change: str, version: int, reason: str, running: int | None,
+                 exit_status: int | None = None, keeping: str = "") -> None:
         super().__init__(version, reason, exit_status)
-        keeps = (f"The processes keep running v{running} with the previous config"
-                 if running else "Nothing was running before it")
-        self.message = (f"the config change is saved, but release v{version} failed: {reason}. {keeps}; "
+        keeps = f"The processes keep running v{running}{keeping}" if running else "Nothing was running before it"
+        self.message = (f"{change}, but release v{version} failed: {reason}. {keeps}; "
                         f"see `gitpaas releases:output v{version} -a {app}`")
         self.app = app
         self.running = running
+
+
+class ConfigChangeFailed(ChangeReleaseFailed):
+    """A config change was saved but the release it made failed: the processes keep running the
+    release before it, with the previous config."""
+
+    def __init__(self, app: str, version: int, reason: str, running: int | None,
+                 exit_status: int | None = None) -> None:
+        super().__init__(app, "the config change is saved", version, reason, running, exit_status,
+                         keeping=" with the previous config")
 
 
 class BootFailed(GitpaasError):

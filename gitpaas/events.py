@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gitpaas import config as config_vars
-from gitpaas.errors import UsageError
+from gitpaas.addons.store import AddonStore
+from gitpaas.errors import InvalidParams, UsageError
 from gitpaas.identity import Actor
 from gitpaas.locks import AppLock, release_lock
 from gitpaas.output import Output
@@ -39,7 +40,13 @@ def begin_config_change(platform: Platform, app_name: str, actor: Actor, output:
     set_values = {config_vars.validate_key(key): config_vars.validate_value(key, value)
                   for key, value in (set_values or {}).items()}
     unset_keys = [config_vars.validate_key(key) for key in (unset_keys or [])]
-    with _held(release_lock(platform, app_name, output)) as lock:
+    with held(release_lock(platform, app_name, output)) as lock:
+        addons = AddonStore(platform.settings)
+        for key in [*set_values, *unset_keys]:
+            owner = addons.owner_of(app_name, key)
+            if owner is not None:
+                raise InvalidParams(f"{key} belongs to the add-on {owner.name} (attached as {owner.attachment}): it "
+                                    f"changes with the add-on (`gitpaas addons:rotate-credentials {owner.name}`)")
         store = platform.apps.config(app_name)
         before = store.get()
         after = {**before, **set_values}
@@ -54,7 +61,7 @@ def begin_config_change(platform: Platform, app_name: str, actor: Actor, output:
             return ConfigChange(after, None, changed=True)
         removed = [key for key in unset_keys if key in before]
         description = config_vars.describe_change(list(set_values), removed)
-        release = _release_from(platform, app_name, actor, current, description, config=after)
+        release = release_from(platform, app_name, actor, current, description, config=after)
         return ConfigChange(after, lock.hand_over(platform, release), changed=True)
 
 
@@ -69,7 +76,7 @@ def change_config(platform: Platform, app_name: str, actor: Actor, output: Outpu
 def begin_rollback(platform: Platform, app_name: str, actor: Actor, output: Output,
                    target_version: int | None = None) -> PendingRelease:
     """New release with the slug and config vars of ``target_version`` (default: the previous eligible one)."""
-    with _held(release_lock(platform, app_name, output)) as lock:
+    with held(release_lock(platform, app_name, output)) as lock:
         releases = platform.apps.releases(app_name)
         current = _current(platform, app_name)
         if current is None:
@@ -84,9 +91,13 @@ def begin_rollback(platform: Platform, app_name: str, actor: Actor, output: Outp
             reason = ineligibility(platform, target)
             if reason:
                 raise UsageError(f"cannot roll back to v{target.version}: {reason}")
-        platform.apps.config(app_name).replace(target.config_vars)
-        release = _release_from(platform, app_name, actor, target, f"Rollback to v{target.version}",
-                                config=target.config_vars)
+        platform.apps.config(app_name).replace(target.own_config_vars)
+        release = release_from(platform, app_name, actor, target, f"Rollback to v{target.version}",
+                                config=target.own_config_vars)
+        kept = sorted(set(release.addon_config_vars) - set(target.addon_config_vars))
+        if kept:  # as Heroku's CLI says it: add-ons are not rolled back
+            output.warn(f"v{target.version} is from before {', '.join(kept)}: the add-ons stay attached "
+                        "(rollbacks restore code and config vars, never add or remove add-ons)")
         return lock.hand_over(platform, release)
 
 
@@ -97,14 +108,14 @@ def rollback(platform: Platform, app_name: str, actor: Actor, output: Output,
 
 def begin_retry(platform: Platform, app_name: str, actor: Actor, output: Output) -> PendingRelease:
     """Run the release phase again for the latest release's slug and config, as a new release."""
-    with _held(release_lock(platform, app_name, output)) as lock:
+    with held(release_lock(platform, app_name, output)) as lock:
         latest = platform.apps.releases(app_name).latest()
         if latest is None:
             raise UsageError(f"{app_name} has no releases to retry")
         if not platform.slugs.exists(latest.image):
             raise UsageError(f"cannot retry v{latest.version}: its slug image was pruned")
-        release = _release_from(platform, app_name, actor, latest, f"Retry of v{latest.version}",
-                                config=latest.config_vars)
+        release = release_from(platform, app_name, actor, latest, f"Retry of v{latest.version}",
+                                config=latest.own_config_vars)
         return lock.hand_over(platform, release)
 
 
@@ -115,12 +126,12 @@ def retry(platform: Platform, app_name: str, actor: Actor, output: Output) -> Re
 def begin_slug_release(platform: Platform, app_name: str, actor: Actor, output: Output, slug_id: str,
                        description: str | None = None) -> PendingRelease:
     """A release of a slug this app has released before, with the app's current config vars."""
-    with _held(release_lock(platform, app_name, output)) as lock:
+    with held(release_lock(platform, app_name, output)) as lock:
         source = next((r for r in platform.apps.releases(app_name).walk_down()
                        if (r.slug or {}).get("id") == slug_id), None)
         if source is None or not platform.slugs.exists(source.image):
             raise UsageError(f"no slug {slug_id} on this server")
-        release = _release_from(platform, app_name, actor, source, description or f"Release of slug {slug_id[:8]}",
+        release = release_from(platform, app_name, actor, source, description or f"Release of slug {slug_id[:8]}",
                                 config=platform.apps.config(app_name).get())
         return lock.hand_over(platform, release)
 
@@ -144,7 +155,7 @@ def _current(platform: Platform, app_name: str) -> Release | None:
     return platform.apps.releases(app_name).get(app.current_release) if app.current_release else None
 
 
-def _release_from(platform: Platform, app_name: str, actor: Actor, source: Release, description: str,
+def release_from(platform: Platform, app_name: str, actor: Actor, source: Release, description: str,
                   config: dict[str, str]) -> Release:
     return create_release(
         platform, platform.apps.get(app_name), actor, description=description, source_image=source.image,
@@ -154,7 +165,7 @@ def _release_from(platform: Platform, app_name: str, actor: Actor, source: Relea
     )
 
 
-class _held:
+class held:
     """Hold an AppLock for a block that either hands it over (to a PendingRelease, which releases
     it when the release finishes) or ends, releasing it — also when the block raises."""
 
@@ -162,13 +173,13 @@ class _held:
         self.lock = lock
         self.handed_over = False
 
-    def __enter__(self) -> "_held":
+    def __enter__(self) -> "held":
         self.lock.acquire()
         return self
 
-    def hand_over(self, platform: Platform, release: Release) -> PendingRelease:
+    def hand_over(self, platform: Platform, release: Release, release_phase: bool = True) -> PendingRelease:
         self.handed_over = True
-        return PendingRelease(platform, self.lock, release)
+        return PendingRelease(platform, self.lock, release, release_phase)
 
     def __exit__(self, *exc_info: object) -> None:
         if not self.handed_over:

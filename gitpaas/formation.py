@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from gitpaas import procfile
+from gitpaas.addons.store import AddonStore
 from gitpaas.errors import UsageError
 from gitpaas.release import Release
 from gitpaas.scheduler import Deployment, ReleaseSpec
@@ -38,14 +39,19 @@ def hosts(settings: Settings, app: App) -> list[str]:
     return [settings.app_host(app.name), *app.domains]
 
 
-def release_spec(release: Release) -> ReleaseSpec:
-    """What the scheduler needs of ``release`` (its slug as the slug store published it)."""
+def release_spec(release: Release, addon_values: Mapping[str, str] | None = None) -> ReleaseSpec:
+    """What the scheduler needs of ``release`` (its slug as the slug store published it).
+    ``addon_values``: the add-ons' config vars as they are now, which replace the values the
+    release recorded for them (a password rotated since is the one that works)."""
+    env = dict(release.config_vars)
+    env.update({key: value for key, value in (addon_values or {}).items() if key in release.addon_config_vars})
     return ReleaseSpec(app=release.app["name"], version=release.version, id=release.id, image=release.image or "",
-                       process_types=dict(release.process_types), env=dict(release.config_vars),
-                       healthchecks=dict(release.healthchecks))
+                       process_types=dict(release.process_types), env=env, healthchecks=dict(release.healthchecks))
 
 
 def deployment(settings: Settings, app: App, release: Release, formation: Mapping[str, int],
                replace: Iterable[str] = ()) -> Deployment:
-    return Deployment(release=release_spec(release), formation=dict(formation), hosts=hosts(settings, app),
+    """Run ``formation`` of ``release`` (with its add-ons' current credentials)."""
+    spec = release_spec(release, AddonStore(settings).config_vars(app.name))
+    return Deployment(release=spec, formation=dict(formation), hosts=hosts(settings, app),
                       replace=frozenset(replace), sizes=dict(app.sizes))

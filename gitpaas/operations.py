@@ -17,6 +17,9 @@ from typing import Any
 
 from gitpaas import procfile, sizes
 from gitpaas.accounts import Accounts
+from gitpaas.addons import backups as addon_backups
+from gitpaas.addons import runtime as addon_runtime
+from gitpaas.addons.store import AddonStore, Backup
 from gitpaas.build import cache
 from gitpaas.errors import ProcessNotFound, UsageError
 from gitpaas.formation import check_quantities, deployment, hosts
@@ -126,12 +129,21 @@ def create_app(platform: Platform, name: str, owner: str | None = None) -> App:
     return app
 
 
-def destroy_app(platform: Platform, name: str) -> None:
+def destroy_app(platform: Platform, name: str, output: Output | None = None) -> list[Backup]:
+    """Remove the app, its processes, slugs, route and records; its add-ons too, each PostgreSQL one
+    keeping a final backup in the home (listed by ``pg:backups`` until deleted). Returns those."""
+    output = output or NullOutput()
     with release_lock(platform, name):
+        addons = AddonStore(platform.settings).of_app(name)
+        # Every final backup first: if one cannot be kept, nothing has been destroyed yet.
+        kept = [backup for addon in addons if (backup := addon_backups.final(platform, addon, output))]
+        for addon in addons:
+            platform.scheduler.remove_addon(addon_runtime.spec(addon), keep_data=False)
         platform.scheduler.destroy(name)
         platform.slugs.destroy(name)
         platform.router.remove_app(name)
         platform.apps.delete(name)
+    return kept
 
 
 def can_access(platform: Platform, actor: Actor, name: str) -> bool:
@@ -262,6 +274,7 @@ def update_formation(platform: Platform, name: str, *, quantities: dict[str, int
                                  f"(it has: {', '.join(app.formation) or 'none'})")
         app.formation = {**app.formation, **quantities}
         app.sizes = {**app.sizes, **wanted}
+        addon_runtime.ensure_ready(platform, name, output or NullOutput())  # new processes find their database
         platform.scheduler.deploy(deployment(platform.settings, app, release, app.formation), output or NullOutput())
         platform.apps.save(app)
         return dict(app.formation), type_sizes(app, release)
@@ -278,6 +291,7 @@ def restart(platform: Platform, name: str, target: str | None = None, output: Ou
             if target is None:
                 raise UsageError(f"{name} has no processes running (scale it with `gitpaas ps:scale web=1 -a {name}`)")
             raise ProcessNotFound(name, target)
+        addon_runtime.ensure_ready(platform, name, output or NullOutput())
         platform.scheduler.deploy(deployment(platform.settings, app, release, app.formation, replace=chosen),
                                   output or NullOutput())
         return sorted(chosen)

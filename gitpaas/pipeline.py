@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Mapping
 
 from gitpaas import appjson, faults, labels, procfile, sizes
+from gitpaas.addons import runtime as addon_runtime
+from gitpaas.addons.plans import Service, parse_plan
+from gitpaas.addons.store import AddonStore
 from gitpaas.build.base import BuildRequest, BuiltImage, select_builder
 from gitpaas.errors import BootFailed, GitpaasError, PushRefused, ReleaseFailed
 from gitpaas.formation import deployment, next_formation, release_spec
@@ -62,6 +65,7 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
         process_types: dict[str, str | None] = procfile.parse(procfile_text) if procfile_text is not None else {}
         output.info(f"Procfile: {describe_process_types(process_types)}")
         manifest = appjson.parse(source.read_text("app.json"))
+        wanted_addons = [(parse_plan(plan), attachment) for plan, attachment in manifest.addons]
 
         received = time.monotonic()
         image, log_path = build_slug(platform, app.name, source, output)
@@ -72,8 +76,9 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
             process_types[procfile.WEB] = None  # the image's own command
         built = time.monotonic()
         output.info(f"Built {tag.split(':')[0]} ({image.size / 1e6:.1f} MB) in {built - received:.1f} s")
-
         try:
+            if wanted_addons and apps.get(app.name).current_release is None:
+                provision_manifest_addons(platform, app.name, wanted_addons, output)
             release = create_release(platform, app, actor, description=f"Deploy {new[:7]}", source_image=image.tag,
                                      slug_id=str(uuid.uuid5(uuid.NAMESPACE_URL, image.image_id)),
                                      commit=new, process_types=process_types, build_log=str(log_path),
@@ -89,6 +94,18 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
     output.stage(summary[0].upper() + summary[1:])
     output.info(platform.settings.web_url(app.name))
     return release
+
+
+def provision_manifest_addons(platform: Platform, app_name: str, wanted: list[tuple[Service, str | None]],
+                              output: Output) -> None:
+    """app.json's ``addons``, on the app's first deploy: each one the app does not have yet is
+    provisioned (and accepts connections) before the release phase."""
+    have = AddonStore(platform.settings).of_app(app_name)
+    for service, attachment in wanted:
+        if any(a.service == service.name and attachment in (None, a.attachment) for a in have):
+            continue
+        output.stage(f"app.json asks for {service.heroku_name}" + (f" as {attachment}" if attachment else ""))
+        have.append(addon_runtime.provision(platform, app_name, service, output, attachment=attachment))
 
 
 def build_slug(platform: Platform, app_name: str, source: PushedTree, output: Output) -> tuple[BuiltImage, Path]:
@@ -121,22 +138,27 @@ def create_release(platform: Platform, app: App, actor: Actor, *, description: s
                    config_vars: Mapping[str, str], build_log: str | None = None,
                    healthchecks: Mapping | None = None) -> Release:
     """Allocate vN (under the store's version lock), give its slug the tag ``:vN`` and publish it
-    for the scheduler, record it ``pending``.
+    for the scheduler, record it ``pending``. ``config_vars`` are the app's own: the release runs
+    with them and its add-ons' (``DATABASE_URL``…), whose current values always win.
 
     Every release has its own tag, so pruning an old release's tag never touches a newer release
     that shares the same slug (a rollback, a config change).
     """
     releases = platform.apps.releases(app.name)
     repository = platform.settings.image_repository(app.name)
+    store = AddonStore(platform.settings)
+    addons = store.of_app(app.name)
 
     def build(version: int) -> Release:
         return Release(
             version=version, description=description, app={"id": app.id, "name": app.name},
             user=actor.user(), slug={"id": slug_id}, artifacts=[{"type": "slug", "id": slug_id}],
             output_stream_url=releases.output_path(version).as_uri(),
+            addon_plan_names=sorted({addon.kind.plan_name for addon in addons}),
             commit=commit, image=f"{repository}:v{version}",
-            process_types=dict(process_types), config_vars=dict(config_vars), build_log=build_log,
-            healthchecks=dict(healthchecks or {}),
+            process_types=dict(process_types), config_vars=store.with_own(app.name, dict(config_vars)),
+            build_log=build_log, healthchecks=dict(healthchecks or {}),
+            addon_config_vars=sorted(addon.config_var for addon in addons),
         )
     release = releases.create(build)
     try:
@@ -153,8 +175,10 @@ def create_release(platform: Platform, app: App, actor: Actor, *, description: s
 
 
 def release_and_swap(platform: Platform, app_name: str, release: Release, output: Output,
-                     started: float | None = None) -> Release:
+                     started: float | None = None, release_phase: bool = True) -> Release:
     """Run the release phase; on success swap the formation to ``release`` and make it current.
+    Before either, the app's add-ons must accept connections. ``release_phase=False`` skips the
+    release phase (a change of an add-on's own config vars, as on Heroku).
 
     Whatever goes wrong, the release is recorded as failed with the reason, and the formation the
     app was running keeps running.
@@ -163,8 +187,13 @@ def release_and_swap(platform: Platform, app_name: str, release: Release, output
     started = time.monotonic() if started is None else started
     output.stage(f"Release v{release.version} created ({release.description})")
     try:
+        for line in addon_runtime.ensure_ready(platform, app_name, output):
+            output.info(line[0].upper() + line[1:])
         phase = time.monotonic()
-        run_release_phase(platform, release, output)
+        if release_phase:
+            run_release_phase(platform, release, output)
+        else:
+            output.stage("An add-on's config vars changed: no release phase, as on Heroku")
         release.timings["release"] = round(time.monotonic() - phase, 2)
         report = platform.scheduler.deploy(
             deployment(platform.settings, app, release, next_formation(app.formation, release.process_types)), output)
@@ -294,10 +323,11 @@ class PendingRelease:
     answers with the pending release as soon as it exists and lets it finish, as Heroku does.
     """
 
-    def __init__(self, platform: Platform, lock: AppLock, release: Release) -> None:
+    def __init__(self, platform: Platform, lock: AppLock, release: Release, release_phase: bool = True) -> None:
         self.platform = platform
         self.lock = lock
         self.release = release
+        self.release_phase = release_phase
         self._finished = False
 
     def finish(self, output: Output) -> Release:
@@ -305,6 +335,7 @@ class PendingRelease:
             raise RuntimeError(f"release v{self.release.version} was finished already (its lock is gone)")
         self._finished = True
         try:
-            return release_and_swap(self.platform, self.lock.app, self.release, output)
+            return release_and_swap(self.platform, self.lock.app, self.release, output,
+                                    release_phase=self.release_phase)
         finally:
             self.lock.release()

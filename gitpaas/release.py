@@ -57,10 +57,17 @@ class Release:
     timings: dict[str, float] = field(default_factory=dict)
     #: app.json's startup health checks, by process type (see gitpaas.healthchecks)
     healthchecks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: the config vars (of ``config_vars``) that the app's add-ons owned (DATABASE_URL, …)
+    addon_config_vars: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return f"v{self.version}"
+
+    @property
+    def own_config_vars(self) -> dict[str, str]:
+        """The app's own config vars in force for this release: without those its add-ons owned."""
+        return {key: value for key, value in self.config_vars.items() if key not in self.addon_config_vars}
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -6,10 +6,11 @@ import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gitpaas.api import git_http, routes, streams
+from gitpaas.api import addons, git_http, routes, streams
 from gitpaas.api.core import (
     BODY_ALLOWED,
     error_response,
@@ -104,6 +105,12 @@ def create_app(settings: Settings) -> FastAPI:
         """Every expected failure, rendered once: Heroku's ``{"id", "message"}`` with its status."""
         return render(exc)
 
+    @api.exception_handler(addons.UnknownAddon)
+    async def unknown_addon(request: Request, exc: addons.UnknownAddon):
+        """Heroku's 404 for an add-on names the kind of thing not found (the Heroku CLI reads it)."""
+        return JSONResponse({"id": exc.error_id, "message": exc.message, "resource": exc.resource},
+                            status_code=exc.http_status)
+
     @api.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
         errors = exc.errors()
@@ -126,6 +133,7 @@ def create_app(settings: Settings) -> FastAPI:
         return response
 
     api.include_router(routes.router)
+    api.include_router(addons.router)
     api.include_router(streams.router)
     api.include_router(git_http.router)
     api.add_middleware(BodyLimit)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from pydantic import Field, RootModel
 
 from gitpaas import events, operations
+from gitpaas.addons.store import AddonStore
 from gitpaas.api.core import (
     JsonRoute,
     Strict,
@@ -245,8 +246,10 @@ class ConfigPatch(RootModel[dict[str, Optional[str]]]):
 
 @router.get("/apps/{app}/config-vars")
 def config_vars(request: Request, user: User, app: str) -> dict[str, str]:
+    """The app's own config vars and its add-ons' (``DATABASE_URL``…), as the app's processes see them."""
     platform = platform_of(request)
-    return platform.apps.config(visible_app(platform, user, app).name).get()
+    name = visible_app(platform, user, app).name
+    return AddonStore(platform.settings).with_own(name, platform.apps.config(name).get())
 
 
 @router.patch("/apps/{app}/config-vars")
@@ -418,20 +421,11 @@ def pipeline_couplings(request: Request, user: User, app: str) -> dict:
     raise NotFound("This app is not in a pipeline (gitpaas has none).")
 
 
-@router.get("/apps/{app}/addons")
-@router.get("/apps/{app}/addon-attachments")
 @router.get("/apps/{app}/sni-endpoints")
 @router.get("/apps/{app}/buildpack-installations")
 def nothing_here(request: Request, user: User, app: str) -> list:
     platform = platform_of(request)
     visible_app(platform, user, app)
-    return []
-
-
-@router.get("/addons")
-@router.get("/addon-attachments")
-def no_addons(request: Request, user: User) -> list:
-    """gitpaas has no add-ons: every list of them is empty."""
     return []
 
 

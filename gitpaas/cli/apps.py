@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gitpaas.accounts import Accounts
-from gitpaas.cli.common import json_option, platform, print_json, print_table
+from gitpaas.cli.common import json_option, platform, print_json, print_table, release_output
 from gitpaas.cli.group import cli
 from gitpaas.errors import UsageError
 from gitpaas.operations import app_info, create_app, destroy_app
@@ -68,7 +68,8 @@ def apps_info(app: str, as_json: bool) -> None:
 @click.option("-a", "--app", "app", metavar="APP", help="the app (instead of NAME)")
 @click.option("--confirm", metavar="NAME", help="the app's name again, to confirm")
 def apps_destroy(name: str | None, app: str | None, confirm: str | None) -> None:
-    """Destroy an app: its containers, images, router entry, repository and records."""
+    """Destroy an app: its containers, images, add-ons, router entry, repository and records (a final
+    backup of each PostgreSQL add-on is kept in the home, listed by `pg:backups`)."""
     target = name or app
     if not target:
         raise UsageError("which app? usage: gitpaas apps:destroy NAME --confirm NAME")
@@ -76,5 +77,8 @@ def apps_destroy(name: str | None, app: str | None, confirm: str | None) -> None
     plat.apps.get(target)
     if confirm != target:
         raise UsageError(f"this permanently destroys {target}; to proceed, run again with --confirm {target}")
-    destroy_app(plat, target)
-    click.echo(f"Destroying {target} (including all its releases)... done")
+    kept = destroy_app(plat, target, release_output())
+    click.echo(f"Destroying {target} (including all its releases and add-ons)... done")
+    for backup in kept:
+        click.echo(f"Kept the final backup {backup.id} of {backup.addon} "
+                   f"(`gitpaas pg:backups -a {target}`; delete it with `gitpaas pg:backups:delete {backup.id} -a {target}`)")

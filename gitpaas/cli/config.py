@@ -7,6 +7,7 @@ import shlex
 import click
 
 from gitpaas import config as config_vars
+from gitpaas.addons.store import AddonStore
 from gitpaas.cli.common import actor, app_option, platform, print_json, release_output
 from gitpaas.cli.group import cli
 from gitpaas.errors import BootFailed, ConfigChangeFailed, ReleaseFailed, UsageError
@@ -18,10 +19,11 @@ from gitpaas.events import change_config
 @click.option("--json", "as_json", is_flag=True, help="one JSON object of key → value")
 @click.option("--shell", "as_shell", is_flag=True, help="KEY=value lines, quoted for a POSIX shell")
 def config_show(app: str, as_json: bool, as_shell: bool) -> None:
-    """Show the app's config vars."""
+    """Show the app's config vars (those its add-ons own are marked with the add-on's name)."""
     plat = platform()
     plat.apps.get(app)
-    values = plat.apps.config(app).get()
+    owners = {addon.config_var: addon for addon in AddonStore(plat.settings).of_app(app)}
+    values = AddonStore(plat.settings).with_own(app, plat.apps.config(app).get())
     if as_json:
         print_json(values)
     elif as_shell:
@@ -33,7 +35,8 @@ def config_show(app: str, as_json: bool, as_shell: bool) -> None:
         click.echo(f"=== {app} Config Vars")
         width = max(len(key) for key in values) + 1
         for key, value in values.items():
-            click.echo(f"{key + ':':{width}} {value}")
+            owner = owners.get(key)
+            click.echo(f"{key + ':':{width}} {value}" + (f"  (add-on {owner.name})" if owner else ""))
 
 
 @cli.command("config:get")
@@ -43,7 +46,7 @@ def config_get(key: str, app: str) -> None:
     """Print one config var's value, exactly."""
     plat = platform()
     plat.apps.get(app)
-    values = plat.apps.config(app).get()
+    values = AddonStore(plat.settings).with_own(app, plat.apps.config(app).get())
     if key not in values:
         raise UsageError(f"{key} is not set for {app}")
     click.echo(values[key])

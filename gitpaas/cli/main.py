@@ -7,6 +7,7 @@ import sys
 
 from gitpaas.cli import (  # noqa: F401  (importing a module adds its commands to the group)
     accounts,
+    addons,
     apps,
     backup,
     boot,

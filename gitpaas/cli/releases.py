@@ -88,6 +88,7 @@ def releases_info(version: str | None, app: str, as_json: bool) -> None:
         ("Current", "yes" if release.current else "no"), ("Commit", release.commit), ("Image", release.image),
         ("Process types", ", ".join(release.process_types) or "-"),
         ("Config vars", ", ".join(sorted(release.config_vars)) or "-"),
+        ("Add-ons", ", ".join(release.addon_plan_names) or "-"),
         ("Output", release.output_stream_url),
         ("Timings", describe_timings(release.version, release.timings, verb="released") if release.timings else None),
     ]

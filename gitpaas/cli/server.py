@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import click
 
+from gitpaas.addons.backups import run_scheduled
 from gitpaas.cli.common import platform
 from gitpaas.cli.group import cli
 from gitpaas.operations import init_home, record_api_url
@@ -14,7 +18,8 @@ from gitpaas.operations import init_home, record_api_url
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535), help="port to listen on")
 @click.option("--publish", is_flag=True, help="also route api.$GITPAAS_DOMAIN on the router's port(s) to it")
 def server(host: str, port: int, publish: bool) -> None:
-    """Serve the Heroku-shaped Platform API and git smart HTTP (Ctrl-C stops it)."""
+    """Serve the Heroku-shaped Platform API and git smart HTTP (Ctrl-C stops it); also takes the
+    scheduled PostgreSQL backups."""
     # Imported when the command runs: every other command starts without loading FastAPI and uvicorn.
     import uvicorn
 
@@ -33,4 +38,17 @@ def server(host: str, port: int, publish: bool) -> None:
         # webhook events link to a release's output there (a signed URL): receivers are elsewhere
         record_api_url(plat, f"https://{api_host}:{plat.settings.https_port}" if tls
                        else f"http://{api_host}:{plat.settings.http_port}")
+    threading.Thread(target=_take_scheduled_backups, args=(plat,), name="scheduled-backups", daemon=True).start()
     uvicorn.run(create_app(plat.settings), host=host, port=port, log_level="info", access_log=True)
+
+
+def _take_scheduled_backups(plat, every: float = 60.0) -> None:
+    """Each minute, the daily PostgreSQL backups that are due (``pg:backups:schedule``)."""
+    while True:
+        time.sleep(every)
+        try:
+            lines = run_scheduled(plat)
+        except Exception as exc:  # noqa: BLE001 — the next minute tries again; the API keeps serving
+            lines = [f"scheduled backups could not be checked: {exc}"]
+        for line in lines:
+            click.echo(f"backups: {line}", err=True)

@@ -13,6 +13,12 @@ above this module imports ``docker``.
     stop(app, name)                   kill a one-off process (a release command being cancelled)
     remove_release(app, version)      remove whatever of one release is left (after a crash)
     reconcile(app)                    after a reboot or an engine restart: finish what nobody finishes now
+    start_addon(addon) / wait_addon   an add-on's container (True: it had to be started), on its app's
+                                      network, its data on a volume; ``refresh`` moves it to a rebuilt image
+    addon_exec(addon, argv, …)        run a command in it (rotate credentials, dump, restore)
+    addon_session(addon, argv, …)     the command line of a session in it (pg:psql), passing env_names
+                                      from the caller's environment (a password never in an argv)
+    remove_addon(addon, keep_data)    its container (and, when asked, its data)
     logs(app, lines, follow)          the app's output as Heroku-format lines
     destroy(app) / purge()            remove one app's resources / every resource of the home
 """
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from gitpaas.output import Output
@@ -63,6 +70,26 @@ class Deployment:
     @property
     def app(self) -> str:
         return self.release.app
+
+
+@dataclass(frozen=True)
+class AddonSpec:
+    """An add-on's container, as the scheduler needs it."""
+
+    app: str
+    #: the add-on's name: its host name on the app's network too
+    name: str
+    #: its id: its data's volume is its own, never an earlier add-on's of the same name
+    id: str
+    #: "postgresql" or "redis"
+    service: str
+    #: the first start's environment (the credentials it initialises itself with)
+    env: Mapping[str, str]
+    #: a command run inside that succeeds once it accepts connections
+    readiness: Sequence[str]
+    #: the environment of every command run inside it (readiness, addon_exec): how a password
+    #: reaches a client there without ever being in a command line
+    secrets: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -144,6 +171,13 @@ class Scheduler(Protocol):
     def stop(self, app: str, name: str) -> None: ...
     def remove_release(self, app: str, version: int) -> None: ...
     def reconcile(self, app: str) -> list[str]: ...
+    def start_addon(self, addon: AddonSpec, progress: Callable[[str], None], refresh: bool = False) -> bool: ...
+    def wait_addon(self, addon: AddonSpec, timeout: float) -> None: ...
+    def addon_exec(self, addon: AddonSpec, argv: Sequence[str], *, stdin_file: Path | None = None,
+                   stdout_file: Path | None = None, env: Mapping[str, str] | None = None) -> tuple[int, str]: ...
+    def addon_session(self, addon: AddonSpec, argv: Sequence[str], interactive: bool,
+                      env_names: Sequence[str] = ()) -> list[str]: ...
+    def remove_addon(self, addon: AddonSpec, keep_data: bool) -> None: ...
     def logs(self, app: str, lines: int | None, follow: bool) -> Iterator[str]: ...
     def destroy(self, app: str) -> None: ...
     def purge(self) -> None: ...

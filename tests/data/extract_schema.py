@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 #: the definitions tests/ passes to ``schema.validate`` (grep "validate(" tests/)
-USED_BY_TESTS = ("account", "app", "dyno", "formation", "release")
+USED_BY_TESTS = ("account", "add-on", "add-on-attachment", "add-on-service", "app", "dyno", "formation", "plan",
+                 "release")
 
 #: the root keys kept besides ``definitions``: the ones that identify the schema and its dialect
 #: (``links`` and ``properties`` describe the whole API's index and are left out)

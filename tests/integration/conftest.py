@@ -32,7 +32,8 @@ def docker_client(tmp_path_factory):
     # Session sweep: anything labelled with a home under this session's temporary folder.
     for kind in (client.containers.list(all=True, filters={"label": labels.HOME}),
                  client.images.list(filters={"label": labels.HOME}),
-                 client.networks.list(filters={"label": labels.HOME})):
+                 client.networks.list(filters={"label": labels.HOME}),
+                 client.volumes.list(filters={"label": labels.HOME})):
         for obj in kind:
             tags = obj.attrs.get("Labels") or obj.attrs.get("Config", {}).get("Labels") or {}
             if tags.get(labels.HOME, "").startswith(base):

@@ -133,6 +133,7 @@ class Home:
             "containers": client.containers.list(all=True, filters=selector),
             "images": client.images.list(filters=selector),
             "networks": client.networks.list(filters=labels.filters({labels.HOME: str(self.path)})) if not app else [],
+            "volumes": client.volumes.list(filters=selector),
         }
 
     def purge(self) -> None:

@@ -20,6 +20,8 @@ def test_backup_then_restore_into_a_new_home_brings_every_app_back(home, other_h
     assert home.push("site", "static-site").returncode == 0
     home.create_app("empty")
     home.gitpaas("webhooks:add", "https://hooks.example.com/x", "-a", "shop", "--secret", "s3cret")
+    home.gitpaas("addons:create", "postgresql", "-a", "shop", "--name", "shop-db")
+    home.gitpaas("pg:psql", "-a", "shop", "-c", "CREATE TABLE orders (item text); INSERT INTO orders VALUES ('tea')")
     api = ApiServer(home)
     api.stop()
 
@@ -34,13 +36,16 @@ def test_backup_then_restore_into_a_new_home_brings_every_app_back(home, other_h
     assert not any("/cache/" in name or name.startswith("home/router/logs") for name in members)
 
     restored = other_home.gitpaas("restore", str(archive))
-    assert "shop: v2 (its slug rebuilt from commit" in restored.stdout, restored.stdout
+    assert "shop: v3 (its slug rebuilt from commit" in restored.stdout, restored.stdout
+    assert "shop-db loaded from h001" in restored.stdout
+    assert "tea" in other_home.gitpaas("pg:psql", "-a", "shop", "-c", "SELECT item FROM orders").stdout
     assert "site: v1 (its slug rebuilt from commit" in restored.stdout
     assert "empty: restored (no release yet)" in restored.stdout
     assert other_home.get("shop").text == "second from web.1\n"
     assert "html" in other_home.get("site").text.lower()
     assert other_home.gitpaas("config:get", "GREETING", "-a", "shop").stdout == "hello\n"
-    assert [r["version"] for r in other_home.json("releases", "-a", "shop")] == [2, 1]
+    assert [r["version"] for r in other_home.json("releases", "-a", "shop")] == [3, 2, 1]
+    assert "DATABASE_URL" in other_home.get("shop", "/env").text
     assert other_home.release("shop", 1)["eligible_for_rollback"] is False, "its slug was not rebuilt"
     assert [h["url"] for h in other_home.json("webhooks", "-a", "shop")] == ["https://hooks.example.com/x"]
     assert stat.S_IMODE(other_home.path.stat().st_mode) == 0o700
@@ -54,9 +59,10 @@ def test_backup_then_restore_into_a_new_home_brings_every_app_back(home, other_h
     finally:
         restored_api.stop()
 
-    # and a git push from the developer's clone to the restored app deploys v3 there
+    # and a git push from the developer's clone to the restored app deploys v4 there, its data still there
     assert home.push("shop", "web", files={"BODY": "third"}, url=str(other_home.path / "apps/shop/repo.git"),
                      env=other_home.env).returncode == 0
+    assert "tea" in other_home.gitpaas("pg:psql", "-a", "shop", "-c", "SELECT item FROM orders").stdout
     assert other_home.get("shop").text == "third from web.1\n"
 
 

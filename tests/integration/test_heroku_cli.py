@@ -155,3 +155,45 @@ def test_logs_tail_follows_live_and_a_release_command_output_streams(home, herok
     output = heroku("releases:output", "v3", "-a", "tailing")
     assert output.stdout == "phase of two\nend\n"
     wait_for(lambda: home.release("tailing", 3)["status"] == "succeeded", "v3 to succeed after its output ended")
+
+
+def test_add_ons_with_the_heroku_cli(home, heroku):
+    """`heroku addons:create heroku-postgresql`: a real PostgreSQL beside the app, attached in a
+    release the app restarts on with DATABASE_URL; listed, shown and destroyed as on Heroku."""
+    api = heroku.api
+    heroku("apps:create", "withdb")
+    assert home.push("withdb", "web", url=api.git_url("withdb")).returncode == 0
+
+    # the first add-on of the machine builds the PostgreSQL image from Debian's packages
+    created = heroku("addons:create", "heroku-postgresql", "-a", "withdb", timeout=900)
+    assert "Creating heroku-postgresql on withdb... free" in created.stderr, created.stderr
+    name = re.search(r"^Created (postgresql-[a-z]+-[0-9]+) as DATABASE_URL$", created.stdout, re.M)
+    assert name, created.stdout
+    name = name.group(1)
+    assert "Release v2 attaches it as DATABASE: the app restarts with DATABASE_URL" in created.stdout
+    assert "heroku addons:docs heroku-postgresql" in created.stdout
+    wait_for(lambda: home.release("withdb", 2)["status"] == "succeeded", "the release that attaches it")
+    assert home.release("withdb", 2)["description"] == f"Attach DATABASE ({name})"
+    database_url = heroku("config:get", "DATABASE_URL", "-a", "withdb").stdout.strip()
+    assert re.fullmatch(rf"postgres://[^:]+:[^@]+@{name}:5432/\w+", database_url), database_url
+    assert f"DATABASE_URL={database_url}\n" in home.get("withdb", "/env").text, "the app runs with it"
+
+    listed = heroku("addons", "-a", "withdb").stdout
+    assert re.search(rf"heroku-postgresql \({name}\)\s+local\s+free\s+free\s+created", listed), listed
+    assert "└─ as DATABASE" in listed
+    info = heroku("addons:info", name).stdout
+    assert f"=== {name}" in info
+    for key, value in (("Plan", "heroku-postgresql:local"), ("Price", "free"), ("Max Price", "free"),
+                       ("Attachments", "withdb::DATABASE"), ("Owning app", "withdb"), ("State", "created")):
+        assert re.search(rf"^{key}: +{value}$", info, re.M), (key, info)
+    assert f"DATABASE_URL: {database_url}" in heroku("config", "-a", "withdb").stdout
+
+    destroyed = heroku("addons:destroy", name, "-a", "withdb", "--confirm", "withdb", timeout=300)
+    assert f"Destroying {name} on withdb... done" in destroyed.stderr, destroyed.stderr
+    wait_for(lambda: home.release("withdb", 3)["status"] == "succeeded", "the release that detaches it")
+    assert home.release("withdb", 3)["description"] == f"Detach DATABASE ({name})"
+    assert "No add-ons for app withdb." in heroku("addons", "-a", "withdb").stdout
+    assert "DATABASE_URL" not in heroku("config", "-a", "withdb").stdout
+    assert "DATABASE_URL=" not in home.get("withdb", "/env").text
+    missing = heroku("addons:info", name, check=False)
+    assert missing.returncode != 0 and "Couldn't find that add on." in missing.stderr, missing.stderr

@@ -237,7 +237,7 @@ def test_destroy_leaves_nothing_behind(home, docker_client):
     assert home.get("doomed").status_code == 200
     home.gitpaas("apps:destroy", "doomed", "--confirm", "doomed")
     objects = home.docker_objects(docker_client)
-    assert objects == {"containers": [], "images": [], "networks": []}
+    assert objects == {"containers": [], "images": [], "networks": [], "volumes": []}
     assert not (home.path / "apps" / "doomed").exists()
     assert not (home.path / "router" / "apps" / "doomed.conf").exists()
     assert home.get("doomed").status_code == 404

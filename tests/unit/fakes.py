@@ -10,20 +10,22 @@ endpoints, and retire the rest — which then show as ``stopping`` until ``finis
 
 from __future__ import annotations
 
+import base64
 import itertools
 import subprocess
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from gitpaas import pipeline
+from gitpaas.addons.plans import scram_verifier
 from gitpaas.build.base import BuildRequest, BuiltImage
-from gitpaas.errors import BootFailed, BuildFailed, ProcessNotFound
+from gitpaas.errors import BootFailed, BuildFailed, EnvironmentProblem, ProcessNotFound
 from gitpaas.identity import OPERATOR, Actor
 from gitpaas.output import Output, RecordingOutput
 from gitpaas.platform import Platform
 from gitpaas.release import Release, now_iso
-from gitpaas.scheduler import DeployReport, Deployment, OneOff, Process, RunResult
+from gitpaas.scheduler import AddonSpec, DeployReport, Deployment, OneOff, Process, RunResult
 from gitpaas.settings import Settings
 
 SLUG_ID = "01234567-89ab-4def-8123-456789abcdef"
@@ -84,6 +86,13 @@ class FakeScheduler:
         self.started: list[Process] = []
         self.destroyed: list[str] = []
         self.killed: list[str] = []
+        #: add-ons by name: their spec, whether they run, the commands run in them
+        self.addons: dict[str, dict] = {}
+        #: the next add-on to wait for never accepts connections, with this message
+        self.addon_not_ready: str | None = None
+        self.addon_exec_status = 0
+        #: a command run in an add-on that fails (a part of its command line)
+        self.addon_exec_fails_on: str | None = None
         self._ids = itertools.count(1)
 
     # --- the seam --------------------------------------------------------------------------
@@ -147,12 +156,70 @@ class FakeScheduler:
     def logs(self, app: str, lines: int | None, follow: bool) -> Iterator[str]:
         yield from []
 
+    def start_addon(self, addon: AddonSpec, progress: Callable[[str], None], refresh: bool = False) -> bool:
+        password = addon.env.get("POSTGRES_PASSWORD") or addon.env.get("REDIS_PASSWORD")
+        state = self.addons.setdefault(addon.name, {"spec": addon, "running": False, "commands": [], "ready": False,
+                                                    "password": password, "verifier": None})
+        if state["running"]:
+            return False
+        state["running"] = True
+        return True
+
+    def wait_addon(self, addon: AddonSpec, timeout: float) -> None:
+        if self.addon_not_ready is not None:
+            message, self.addon_not_ready = self.addon_not_ready, None
+            raise EnvironmentProblem(f"the add-on {addon.name} does not accept connections: {message}")
+        self.addons[addon.name]["ready"] = True
+
+    def addon_exec(self, addon: AddonSpec, argv: Sequence[str], *, stdin_file: Path | None = None,
+                   stdout_file: Path | None = None, env: Mapping[str, str] | None = None) -> tuple[int, str]:
+        """Like the services: a password changes with CONFIG SET (Redis) or a SCRAM verifier
+        (PostgreSQL), and a login (``redis-cli ping``, ``psql -h``) works with the current one only."""
+        state = self.addons[addon.name]
+        if not state["running"]:
+            raise EnvironmentProblem(f"the add-on {addon.name} has no container")
+        env = {**addon.secrets, **(env or {})}
+        command = " ".join(argv)
+        state["commands"].append(list(argv))
+        if self.addon_exec_status != 0 or (self.addon_exec_fails_on and self.addon_exec_fails_on in command):
+            return self.addon_exec_status or 1, "ERROR: refused\n"
+        if "NEW_PASSWORD" in env or "OLD_PASSWORD" in env:
+            state["password"] = env.get("OLD_PASSWORD") or env["NEW_PASSWORD"]
+        if "VERIFIER" in env:
+            state["verifier"] = env["VERIFIER"]
+        login = env.get("PGPASSWORD") or (env.get("REDISCLI_AUTH") if "ping" in argv else None)
+        if login is not None:
+            return (0, "PONG\n") if self._accepts(state, login) else (2, "password authentication failed\n")
+        if stdout_file is not None:
+            stdout_file.write_bytes(f"PGDMP {addon.name}".encode())
+        if stdin_file is not None:
+            state["restored"] = stdin_file.read_bytes()
+        return 0, "OK\n"
+
+    @staticmethod
+    def _accepts(state: dict, password: str) -> bool:
+        if state["verifier"] is None:
+            return password == state["password"]
+        salt = base64.b64decode(state["verifier"].split(":")[1].split("$")[0])
+        return scram_verifier(password, salt) == state["verifier"]
+
+    def addon_session(self, addon: AddonSpec, argv: Sequence[str], interactive: bool,
+                      env_names: Sequence[str] = ()) -> list[str]:
+        return ["true", addon.name, *argv]
+
+    def remove_addon(self, addon: AddonSpec, keep_data: bool) -> None:
+        if keep_data:
+            self.addons.get(addon.name, {})["running"] = False
+        else:
+            self.addons.pop(addon.name, None)
+
     def destroy(self, app: str) -> None:
         self.destroyed.append(app)
         self.running = [p for p in self.running if p.app != app]
 
     def purge(self) -> None:
         self.running = []
+        self.addons = {}
 
     # --- what tests look at and do ---------------------------------------------------------
     def finish_retiring(self) -> None:

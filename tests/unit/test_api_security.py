@@ -303,7 +303,7 @@ def test_forged_foreign_and_old_tokens_find_no_stream(client, platform):
                  f"/streams/logs/{signed({'app': 'shop', 'lines': 10, 'tail': True, 't': int(time.time())})}",
                  f"/streams/release-output/{signed([1, 2])}", f"/streams/release-output/{signed({'kind': 'x'})}",
                  f"/streams/logs/{token}", "/streams/release-output/" + logs.rsplit("/", 1)[1],
-                 f"/streams/release-output/{token[:-1]}0", f"/streams/release-output/{token}x",
+                 f"/streams/release-output/{token[:-1]}{'1' if token.endswith('0') else '0'}", f"/streams/release-output/{token}x",
                  "/streams/release-output/%C3%A9.%C3%A9", "/streams/release-output/é.é",
                  "/streams/release-output/.", "/streams/logs/a.b",
                  "/streams/release-output/!!!." + hmac.new(key, b"!!!", hashlib.sha256).hexdigest()[:32]):

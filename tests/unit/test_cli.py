@@ -119,7 +119,7 @@ def test_apps_destroy_with_confirm_removes_processes_route_and_records(run, home
     assert fake_platform.router.routes
     result = run("apps:destroy", "-a", "shop", "--confirm", "shop", obj=fake_platform)
     assert result.exit_code == 0, result.output
-    assert result.stdout == "Destroying shop (including all its releases)... done\n"
+    assert result.stdout == "Destroying shop (including all its releases and add-ons)... done\n"
     assert fake_platform.scheduler.destroyed == ["shop"]
     assert fake_platform.router.routes == {}
     assert not (home / "apps/shop").exists()

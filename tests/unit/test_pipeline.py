@@ -128,6 +128,35 @@ def test_postdeploy_runs_once_after_the_first_release(pushed):
     assert pushed.platform.apps.get("web").postdeploy["status"] == "succeeded"
 
 
+def test_app_json_addons_are_provisioned_before_the_first_release_phase_even_after_it_failed(pushed):
+    """A first deploy whose release phase fails keeps its add-ons; the next push neither asks for
+    them again nor trips on an attachment written in lower case."""
+    from gitpaas.addons.store import AddonStore
+
+    files = {**APP_FILES, "app.json": '{"addons": ["heroku-postgresql", {"plan": "heroku-redis", "as": "cache"}]}'}
+    platform = pushed.platform
+    platform.scheduler.run_result = RunResult(exit_status=1)
+    with pytest.raises(ReleaseFailed) as failed:
+        pushed(files)
+    job = platform.scheduler.runs[-1][0]
+    assert {"DATABASE_URL", "CACHE_URL"} <= set(job.release.env), "the release phase had the add-ons' URLs"
+    assert failed.value.output.text.index("app.json asks for heroku-postgresql") < failed.value.output.text.index(
+        "Release v1 created")
+    platform.scheduler.run_result = RunResult(exit_status=0)
+    release, _ = pushed({**files, "app.py": "print('v2')\n"})
+    assert release.status == "succeeded"
+    assert sorted(a.config_var for a in AddonStore(platform.settings).of_app("web")) == ["CACHE_URL", "DATABASE_URL"]
+
+
+def test_a_failed_build_provisions_no_app_json_addon(pushed):
+    from gitpaas.addons.store import AddonStore
+
+    pushed.platform.builders[0].failure = "pip failed"
+    with pytest.raises(BuildFailed):
+        pushed({**APP_FILES, "app.json": '{"addons": ["heroku-postgresql"]}'})
+    assert AddonStore(pushed.platform.settings).of_app("web") == []
+
+
 def test_buildpack_default_process_types_fill_what_the_procfile_lacks(pushed):
     pushed.platform.builders[0].default_process_types = {"web": "gunicorn app:app", "worker": "celery"}
     release, _ = pushed({"Procfile": "worker: python3 worker.py\n", "app.py": ""})

@@ -15,8 +15,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 
 import docker
 from docker.errors import APIError, NotFound
@@ -28,6 +29,7 @@ from gitpaas.errors import BootFailed, EnvironmentProblem, ProcessNotFound
 from gitpaas.lines import iter_lines
 from gitpaas.output import Output
 from gitpaas.scheduler import (
+    AddonSpec,
     Deployment,
     DeployReport,
     OneOff,
@@ -36,6 +38,7 @@ from gitpaas.scheduler import (
     RunResult,
 )
 from gitpaas.scheduler.docker_local import swap
+from gitpaas.scheduler.docker_local.addons import AddonContainers
 from gitpaas.scheduler.docker_local.containers import (
     SIZE,
     Containers,
@@ -56,6 +59,29 @@ class DockerLocalScheduler:
         self.settings = settings
         self.router = router
         self.containers = Containers(client, settings)
+        self.addons = AddonContainers(client, settings, self.containers)
+
+    # --- add-ons ---------------------------------------------------------------------------
+    @engine_call("starting an add-on")
+    def start_addon(self, addon: AddonSpec, progress: Callable[[str], None], refresh: bool = False) -> bool:
+        return self.addons.start(addon, progress, refresh)
+
+    @engine_call("waiting for an add-on")
+    def wait_addon(self, addon: AddonSpec, timeout: float) -> None:
+        self.addons.wait(addon, timeout)
+
+    @engine_call("running a command in an add-on")
+    def addon_exec(self, addon: AddonSpec, argv: Sequence[str], *, stdin_file: Path | None = None,
+                   stdout_file: Path | None = None, env: Mapping[str, str] | None = None) -> tuple[int, str]:
+        return self.addons.exec(addon, argv, stdin_file=stdin_file, stdout_file=stdout_file, env=env)
+
+    def addon_session(self, addon: AddonSpec, argv: Sequence[str], interactive: bool,
+                      env_names: Sequence[str] = ()) -> list[str]:
+        return self.addons.session(addon, argv, interactive, env_names)
+
+    @engine_call("removing an add-on")
+    def remove_addon(self, addon: AddonSpec, keep_data: bool) -> None:
+        self.addons.remove(addon, keep_data)
 
     def deploy(self, deployment: Deployment, output: Output) -> DeployReport:
         with _engine_watched("while the new processes started"):
@@ -219,12 +245,13 @@ class DockerLocalScheduler:
 
     @engine_call("removing the home's containers")
     def purge(self) -> None:
-        """Remove every container and network of this home."""
+        """Remove every container, network and volume (the add-ons' data) of this home."""
         for container in self.containers.find():
             remove(container)
-        for network in self.client.networks.list(filters=labels.filters(labels.for_home(self.settings))):
+        home = labels.filters(labels.for_home(self.settings))
+        for resource in (*self.client.networks.list(filters=home), *self.client.volumes.list(filters=home)):
             try:
-                network.remove()
+                resource.remove()
             except NotFound:
                 pass  # removed meanwhile
 

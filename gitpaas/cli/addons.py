@@ -1,0 +1,294 @@
+"""addons, addons:create, addons:info, addons:destroy, addons:rotate-credentials, pg:psql, redis:cli,
+and pg:backups (capture, restore, download, delete, schedule)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from gitpaas.addons import backups as addon_backups
+from gitpaas.addons import lifecycle, runtime
+from gitpaas.addons.plans import POSTGRESQL, REDIS, Service
+from gitpaas.addons.store import Addon, AddonStore, BackupStore, validate_backup_id
+from gitpaas.cli.common import actor, app_option, json_option, platform, print_json, print_table, release_output
+from gitpaas.cli.group import cli
+from gitpaas.errors import UsageError
+from gitpaas.locks import release_lock
+from gitpaas.output import NullOutput
+
+optional_app = click.option("-a", "--app", "app", metavar="APP", help="the app (default: every app of the home)")
+
+
+def addon_json(addon: Addon) -> dict:
+    """An add-on as ``addons --json`` prints it (no credentials: those are in the app's config)."""
+    return {"name": addon.name, "id": addon.id, "app": addon.app, "plan": addon.kind.plan_name,
+            "service": addon.service, "attachment": addon.attachment, "config_vars": [addon.config_var],
+            "state": addon.state, "created_at": addon.created_at, "updated_at": addon.updated_at,
+            "backup_schedule": addon.schedule}
+
+
+@cli.command("addons:create")
+@click.argument("plan")
+@app_option
+@click.option("--as", "attachment", metavar="ATTACHMENT", help="the attachment's name: its config var is ATTACHMENT_URL")
+@click.option("--name", metavar="NAME", help="the add-on's name (default: like postgresql-curved-12345)")
+@click.option("--wait", is_flag=True, help="accepted as Heroku's CLI has it; gitpaas always waits until the add-on "
+                                           "accepts connections")
+def addons_create(plan: str, app: str, attachment: str | None, name: str | None, wait: bool) -> None:
+    """Provision an add-on (postgresql, redis) and attach it: a release that runs the release phase."""
+    plat = platform()
+    plat.apps.get(app)
+    change = lifecycle.create(plat, app, actor(), release_output(), plan, attachment=attachment, name=name)
+    addon = change.addon
+    click.echo(f"Creating {addon.name} on {app}... done")
+    click.echo(f"{addon.name} is attached as {addon.attachment}: {addon.config_var} is set"
+               + (f" (release v{change.release.version})" if change.release else
+                  "; the app gets it with its first deploy"))
+
+
+@cli.command("addons")
+@optional_app
+@json_option
+def addons_list(app: str | None, as_json: bool) -> None:
+    """List the add-ons of an app (or of every app of the home)."""
+    plat = platform()
+    if app:
+        plat.apps.get(app)
+    store = AddonStore(plat.settings)
+    found = store.of_app(app) if app else store.all()
+    if as_json:
+        print_json([addon_json(addon) for addon in found])
+        return
+    if not found:
+        click.echo(f"No add-ons{f' on {app}' if app else ''}. Create one with "
+                   f"`gitpaas addons:create postgresql -a {app or 'APP'}`.")
+        return
+    print_table(["add-on", "plan", "app", "as", "state"], (
+        (a.name, a.kind.plan_name, a.app, a.config_var, a.state) for a in found),
+        title=f"=== Add-ons{f' of {app}' if app else ''}")
+
+
+@cli.command("addons:info")
+@click.argument("name")
+@optional_app
+@json_option
+def addons_info(name: str, app: str | None, as_json: bool) -> None:
+    """Show an add-on: its plan, app, attachment, data and backups."""
+    plat = platform()
+    addon = AddonStore(plat.settings).get(name, app)
+    if as_json:
+        print_json(addon_json(addon))
+        return
+    click.echo(f"=== {addon.name}")
+    rows = [("Plan", addon.kind.plan_name), ("Price", "free (runs on this server)"), ("Owning app", addon.app),
+            ("Attachments", f"{addon.app}::{addon.attachment}"), ("Config var", addon.config_var),
+            ("Installed at", addon.created_at.replace("T", " ").replace("Z", " UTC")), ("State", addon.state)]
+    if addon.service == POSTGRESQL.name:
+        kept = [b for b in BackupStore(plat.settings).list(addon.app) if b.addon == addon.name]
+        schedule = addon.schedule
+        rows += [("Backups", f"{len(kept)} (`gitpaas pg:backups -a {addon.app}`)"),
+                 ("Backup schedule", f"daily at {schedule['at']} UTC, keeping {schedule['retain']}" if schedule else "none")]
+    for key, value in rows:
+        click.echo(f"{key + ':':17}{value}")
+
+
+@cli.command("addons:destroy")
+@click.argument("name")
+@app_option
+@click.option("--confirm", metavar="APP", help="the app's name again, to confirm")
+def addons_destroy(name: str, app: str, confirm: str | None) -> None:
+    """Destroy an add-on and its data (a PostgreSQL one keeps a final backup): a release without it."""
+    plat = platform()
+    addon = AddonStore(plat.settings).get(name, app)
+    if confirm != app:
+        raise UsageError(f"this destroys {addon.name} and its data on {app}; to proceed, run again with --confirm {app}")
+    change = lifecycle.destroy(plat, app, actor(), release_output(), name)
+    click.echo(f"Destroying {addon.name} on {app}... done"
+               + (f" (release v{change.release.version})" if change.release else ""))
+    if change.backup is not None:
+        click.echo(f"Its final backup {change.backup.id} is kept: `gitpaas pg:backups -a {app}`")
+
+
+@cli.command("addons:rotate-credentials")
+@click.argument("name")
+@optional_app
+def addons_rotate(name: str, app: str | None) -> None:
+    """Give an add-on new credentials: a release that does not run the release phase."""
+    plat = platform()
+    change = lifecycle.rotate(plat, app, actor(), release_output(), name)
+    click.echo(f"Rotating the credentials of {change.addon.name}... done"
+               + (f" (release v{change.release.version})" if change.release else ""))
+
+
+# --- using the data ----------------------------------------------------------------------------
+
+def _addon_of(app: str, name: str | None, service: Service) -> Addon:
+    plat = platform()
+    plat.apps.get(app)
+    return AddonStore(plat.settings).of_service(app, service, name)
+
+
+def _session(app: str, name: str | None, service: Service, argv, secrets: dict[str, str] | None = None) -> None:
+    """Run a session in the add-on, on this terminal (or this stdin), and exit with its status. The
+    add-on is made ready under the app's lock (so one destroyed meanwhile is not brought back); the
+    session itself holds no lock: deploys go on while it is open."""
+    plat = platform()
+    with release_lock(plat, app):
+        addon = _addon_of(app, name, service)
+        runtime.ready(plat, addon, NullOutput())
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    command = plat.scheduler.addon_session(runtime.spec(addon), argv(addon), interactive,
+                                           env_names=tuple(secrets(addon) if secrets else ()))
+    try:
+        status = subprocess.run(command, env={**os.environ, **(secrets(addon) if secrets else {})}).returncode
+    except FileNotFoundError:
+        raise UsageError(f"cannot run {command[0]!r} here: it is not installed") from None
+    except KeyboardInterrupt:
+        status = 130
+    raise SystemExit(status)
+
+
+@cli.command("pg:psql")
+@click.argument("name", required=False)
+@app_option
+@click.option("-c", "--command", "sql", metavar="SQL", help="run this SQL and exit (else: a session, or SQL on stdin)")
+def pg_psql(name: str | None, app: str, sql: str | None) -> None:
+    """psql on the app's PostgreSQL (DATABASE, or the add-on NAME)."""
+    def argv(addon: Addon) -> list[str]:
+        credentials = addon.credentials
+        return ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-U", credentials["user"], "-d", credentials["database"],
+                *(["-c", sql] if sql is not None else [])]
+    _session(app, name, POSTGRESQL, argv)
+
+
+@cli.command("redis:cli")
+@click.argument("name", required=False)
+@app_option
+@click.option("-c", "--command", "command", metavar="COMMAND",
+              help="run this command and exit (like `GET key`; quote words with spaces)")
+def redis_cli(name: str | None, app: str, command: str | None) -> None:
+    """redis-cli on the app's Redis (REDIS, or the add-on NAME)."""
+    try:
+        words = shlex.split(command) if command else []
+    except ValueError as exc:
+        raise UsageError(f"cannot read the command: {exc}") from None
+    _session(app, name, REDIS, lambda addon: ["redis-cli", *words],
+             lambda addon: {"REDISCLI_AUTH": addon.credentials["password"]})
+
+
+# --- backups -----------------------------------------------------------------------------------
+
+@cli.command("pg:backups")
+@optional_app
+@json_option
+def pg_backups(app: str | None, as_json: bool) -> None:
+    """List the PostgreSQL backups of an app (or of the home), those of destroyed add-ons too."""
+    plat = platform()
+    found = BackupStore(plat.settings).list(app)
+    if as_json:
+        print_json([backup.to_dict() for backup in found])
+        return
+    if not found:
+        click.echo(f"No backups{f' of {app}' if app else ''}. Take one with "
+                   f"`gitpaas pg:backups:capture -a {app or 'APP'}`.")
+        return
+    live = {(a.app, a.name) for a in AddonStore(plat.settings).all()}
+    print_table(["id", "taken at", "status", "size", "kind", "app", "add-on"], (
+        (b.id, b.created_at.replace("T", " ").replace("Z", " UTC"), b.status, _size(b.size), b.kind, b.app,
+         b.addon + ("" if (b.app, b.addon) in live else " (destroyed)")) for b in reversed(found)),
+        title=f"=== Backups{f' of {app}' if app else ''}")
+
+
+def _size(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
+
+
+@cli.command("pg:backups:capture")
+@click.argument("name", required=False)
+@app_option
+def pg_backups_capture(name: str | None, app: str) -> None:
+    """Back up the app's PostgreSQL now (pg_dump's custom format, kept in the home)."""
+    addon = _addon_of(app, name, POSTGRESQL)
+    click.echo(f"Backing up {addon.attachment} ({addon.name}) on {app}...", nl=False)
+    try:
+        backup = addon_backups.capture(platform(), app, addon.name)
+    except BaseException:
+        click.echo("")  # the error's line starts on a line of its own
+        raise
+    click.echo(f" done, {backup.id} ({_size(backup.size)})")
+
+
+@cli.command("pg:backups:restore")
+@click.argument("backup_id", metavar="BACKUP")
+@click.argument("name", required=False)
+@app_option
+@click.option("--confirm", metavar="APP", help="the app's name again, to confirm")
+def pg_backups_restore(backup_id: str, name: str | None, app: str, confirm: str | None) -> None:
+    """Replace the database's contents with a backup's, all or nothing (once no release runs)."""
+    backup = BackupStore(platform().settings).get(validate_backup_id(backup_id), app)
+    addon = _addon_of(app, name, POSTGRESQL)
+    if confirm != app:
+        raise UsageError(f"this replaces everything in {addon.name} with {backup.id}; to proceed, run again with "
+                         f"--confirm {app}")
+    click.echo(f"Restoring {backup.id} into {addon.attachment} ({addon.name}) on {app}...")
+    addon_backups.restore(platform(), app, backup.id, addon.name, release_output())
+    click.echo("done")
+
+
+@cli.command("pg:backups:download")
+@click.argument("backup_id", metavar="BACKUP")
+@app_option
+@click.option("-o", "--output", "target", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="the file to write (pg_dump's custom format: pg_restore reads it)")
+def pg_backups_download(backup_id: str, app: str, target: Path) -> None:
+    """Copy a backup to a file."""
+    backup = BackupStore(platform().settings).get(validate_backup_id(backup_id), app)
+    size = addon_backups.download(platform(), backup, target)
+    click.echo(f"Wrote {backup.id} to {target} ({_size(size)})")
+
+
+@cli.command("pg:backups:delete")
+@click.argument("backup_id", metavar="BACKUP")
+@app_option
+@click.option("--confirm", metavar="APP", help="the app's name again, to confirm")
+def pg_backups_delete(backup_id: str, app: str, confirm: str | None) -> None:
+    """Delete a backup (a destroyed add-on's final one too)."""
+    store = BackupStore(platform().settings)
+    backup = store.get(validate_backup_id(backup_id), app)
+    if confirm != app:
+        raise UsageError(f"this deletes the backup {backup.id} of {app}; to proceed, run again with --confirm {app}")
+    store.delete(backup)
+    click.echo(f"Deleted {backup.id}")
+
+
+@cli.command("pg:backups:schedule")
+@click.argument("name", required=False)
+@app_option
+@click.option("--at", "at", required=True, metavar="HH:MM", help="the time of day, UTC")
+@click.option("--retain", type=int, default=7, show_default=True, help="how many scheduled backups to keep")
+def pg_backups_schedule(name: str | None, app: str, at: str, retain: int) -> None:
+    """Back the database up every day (taken by `gitpaas server`, or `pg:backups:take-due` from cron)."""
+    addon = addon_backups.set_schedule(platform(), app, name, at, retain)
+    click.echo(f"Scheduled a daily backup of {addon.name} at {addon.schedule['at']} UTC, keeping "
+               f"{addon.schedule['retain']}")
+
+
+@cli.command("pg:backups:unschedule")
+@click.argument("name", required=False)
+@app_option
+def pg_backups_unschedule(name: str | None, app: str) -> None:
+    """Stop the daily backups (those taken are kept)."""
+    addon = addon_backups.set_schedule(platform(), app, name, None)
+    click.echo(f"Stopped the daily backups of {addon.name}")
+
+
+@cli.command("pg:backups:take-due")
+def pg_backups_take_due() -> None:
+    """Take the scheduled backups that are due (for cron, where `gitpaas server` does not run)."""
+    for line in addon_backups.run_scheduled(platform()):
+        click.echo(line)
