@@ -22,6 +22,7 @@ from filelock import Timeout
 from gitpaas.addons import runtime
 from gitpaas.addons.plans import POSTGRESQL
 from gitpaas.addons.store import Addon, AddonStore, Backup, BackupStore
+from gitpaas.build.cache import describe_size
 from gitpaas.errors import EnvironmentProblem, GitpaasError, UsageError
 from gitpaas.locks import release_lock
 from gitpaas.output import NullOutput, Output
@@ -165,7 +166,7 @@ def _take_scheduled(platform: Platform, app: str, name: str, now: datetime) -> l
         backup = capture_held(platform, addon, "scheduled", NullOutput(), now=now)
     except GitpaasError as exc:
         return [f"{app}: the scheduled backup of {addon.name} failed: {exc}"]
-    done = [f"{app}: backed up {addon.name} as {backup.id} ({backup.size} bytes)"]
+    done = [f"{app}: backed up {addon.name} as {backup.id} ({describe_size(backup.size)})"]
     backups = BackupStore(platform.settings)
     scheduled = _scheduled(platform, addon)
     completed = [b for b in scheduled if b.status == "completed"]
@@ -186,5 +187,5 @@ def final(platform: Platform, addon: Addon, output: Output) -> Backup | None:
         backup = capture_held(platform, addon, "final", output)
     except EnvironmentProblem as exc:
         raise EnvironmentProblem(f"{exc}: {addon.name} was not destroyed, as its data could not be kept") from exc
-    output.info(f"Kept a final backup of {addon.name}: {backup.id} ({backup.size} bytes; `gitpaas pg:backups`)")
+    output.info(f"Kept a final backup of {addon.name}: {backup.id} ({describe_size(backup.size)}; `gitpaas pg:backups`)")
     return backup

@@ -77,8 +77,8 @@ def begin_rotate(platform: Platform, app: str | None, actor: Actor, output: Outp
     app = app or store.get(name).app
     with held(release_lock(platform, app, output)) as lock:
         addon = store.get(name, app)
-        runtime.ready(platform, addon, output)
-        addon = runtime.rotate_password(platform, store.get(name, app))
+        runtime.ready(platform, addon, output)  # settles, in this record, a rotation cut short before
+        addon = runtime.rotate_password(platform, addon)
         output.info(f"Rotated the credentials of {addon.name}: {addon.config_var} changed")
         latest = platform.apps.releases(app).latest()
         if latest is None:

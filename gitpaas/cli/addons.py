@@ -7,6 +7,7 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -15,7 +16,17 @@ from gitpaas.addons import backups as addon_backups
 from gitpaas.addons import lifecycle, runtime
 from gitpaas.addons.plans import POSTGRESQL, REDIS, Service
 from gitpaas.addons.store import Addon, AddonStore, BackupStore, validate_backup_id
-from gitpaas.cli.common import actor, app_option, json_option, platform, print_json, print_table, release_output
+from gitpaas.build.cache import describe_size
+from gitpaas.cli.common import (
+    actor,
+    app_option,
+    json_option,
+    platform,
+    print_json,
+    print_table,
+    release_output,
+    when,
+)
 from gitpaas.cli.group import cli
 from gitpaas.errors import UsageError
 from gitpaas.locks import release_lock
@@ -87,7 +98,7 @@ def addons_info(name: str, app: str | None, as_json: bool) -> None:
     click.echo(f"=== {addon.name}")
     rows = [("Plan", addon.kind.plan_name), ("Price", "free (runs on this server)"), ("Owning app", addon.app),
             ("Attachments", f"{addon.app}::{addon.attachment}"), ("Config var", addon.config_var),
-            ("Installed at", addon.created_at.replace("T", " ").replace("Z", " UTC")), ("State", addon.state)]
+            ("Installed at", when(addon.created_at)), ("State", addon.state)]
     if addon.service == POSTGRESQL.name:
         kept = [b for b in BackupStore(plat.settings).list(addon.app) if b.addon == addon.name]
         schedule = addon.schedule
@@ -133,7 +144,7 @@ def _addon_of(app: str, name: str | None, service: Service) -> Addon:
     return AddonStore(plat.settings).of_service(app, service, name)
 
 
-def _session(app: str, name: str | None, service: Service, argv, secrets: dict[str, str] | None = None) -> None:
+def _session(app: str, name: str | None, service: Service, argv: Callable[[Addon], list[str]]) -> None:
     """Run a session in the add-on, on this terminal (or this stdin), and exit with its status. The
     add-on is made ready under the app's lock (so one destroyed meanwhile is not brought back); the
     session itself holds no lock: deploys go on while it is open."""
@@ -142,10 +153,10 @@ def _session(app: str, name: str | None, service: Service, argv, secrets: dict[s
         addon = _addon_of(app, name, service)
         runtime.ready(plat, addon, NullOutput())
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    command = plat.scheduler.addon_session(runtime.spec(addon), argv(addon), interactive,
-                                           env_names=tuple(secrets(addon) if secrets else ()))
+    spec = runtime.spec(addon)  # its secrets (Redis: REDISCLI_AUTH) reach the session by name, never in argv
+    command = plat.scheduler.addon_session(spec, argv(addon), interactive, env_names=tuple(spec.secrets))
     try:
-        status = subprocess.run(command, env={**os.environ, **(secrets(addon) if secrets else {})}).returncode
+        status = subprocess.run(command, env={**os.environ, **spec.secrets}).returncode
     except FileNotFoundError:
         raise UsageError(f"cannot run {command[0]!r} here: it is not installed") from None
     except KeyboardInterrupt:
@@ -177,8 +188,7 @@ def redis_cli(name: str | None, app: str, command: str | None) -> None:
         words = shlex.split(command) if command else []
     except ValueError as exc:
         raise UsageError(f"cannot read the command: {exc}") from None
-    _session(app, name, REDIS, lambda addon: ["redis-cli", *words],
-             lambda addon: {"REDISCLI_AUTH": addon.credentials["password"]})
+    _session(app, name, REDIS, lambda addon: ["redis-cli", *words])
 
 
 # --- backups -----------------------------------------------------------------------------------
@@ -199,13 +209,9 @@ def pg_backups(app: str | None, as_json: bool) -> None:
         return
     live = {(a.app, a.name) for a in AddonStore(plat.settings).all()}
     print_table(["id", "taken at", "status", "size", "kind", "app", "add-on"], (
-        (b.id, b.created_at.replace("T", " ").replace("Z", " UTC"), b.status, _size(b.size), b.kind, b.app,
+        (b.id, when(b.created_at), b.status, describe_size(b.size), b.kind, b.app,
          b.addon + ("" if (b.app, b.addon) in live else " (destroyed)")) for b in reversed(found)),
         title=f"=== Backups{f' of {app}' if app else ''}")
-
-
-def _size(size: int) -> str:
-    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
 
 
 @cli.command("pg:backups:capture")
@@ -220,7 +226,7 @@ def pg_backups_capture(name: str | None, app: str) -> None:
     except BaseException:
         click.echo("")  # the error's line starts on a line of its own
         raise
-    click.echo(f" done, {backup.id} ({_size(backup.size)})")
+    click.echo(f" done, {backup.id} ({describe_size(backup.size)})")
 
 
 @cli.command("pg:backups:restore")
@@ -249,7 +255,7 @@ def pg_backups_download(backup_id: str, app: str, target: Path) -> None:
     """Copy a backup to a file."""
     backup = BackupStore(platform().settings).get(validate_backup_id(backup_id), app)
     size = addon_backups.download(platform(), backup, target)
-    click.echo(f"Wrote {backup.id} to {target} ({_size(size)})")
+    click.echo(f"Wrote {backup.id} to {target} ({describe_size(size)})")
 
 
 @cli.command("pg:backups:delete")

@@ -39,6 +39,11 @@ def release_output() -> StreamOutput:
     return StreamOutput(sys.stdout)
 
 
+def when(timestamp: str) -> str:
+    """A record's ``2026-12-01T22:00:00Z`` as a person reads it: ``2026-12-01 22:00:00 UTC``."""
+    return timestamp.replace("T", " ").replace("Z", " UTC")
+
+
 def print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 

@@ -15,16 +15,13 @@ from gitpaas.cli.common import (
     print_json,
     print_table,
     release_output,
+    when,
 )
 from gitpaas.cli.group import cli
 from gitpaas.errors import UsageError
 from gitpaas.names import parse_number
 from gitpaas.operations import set_retention
 from gitpaas.release import FAILED, PENDING, Release, describe_timings, parse_version
-
-
-def _when(release: Release) -> str:
-    return release.created_at.replace("T", " ").replace("Z", " UTC")
 
 
 def _resolve(app: str, version: str | None) -> Release:
@@ -65,7 +62,7 @@ def releases_list(app: str, as_json: bool, limit: int) -> None:
         click.echo(f"{app} has no releases yet. Deploy with: git push {plat.apps.repo_path(app)} main")
         return
     print_table(["version", "change", "by", "when", "status"], (
-        (f"v{r.version}" + (" (current)" if r.current else ""), r.description, r.user.get("email"), _when(r), r.status)
+        (f"v{r.version}" + (" (current)" if r.current else ""), r.description, r.user.get("email"), when(r.created_at), r.status)
         for r in found), title=f"=== {app} releases")
 
 
@@ -81,7 +78,7 @@ def releases_info(version: str | None, app: str, as_json: bool) -> None:
         return
     click.echo(f"=== Release v{release.version}")
     rows = [
-        ("Change", release.description), ("By", release.user.get("email")), ("When", _when(release)),
+        ("Change", release.description), ("By", release.user.get("email")), ("When", when(release.created_at)),
         ("Status", release.status + (f": {release.failure['reason']}" if release.failure else "")),
         ("Rollback", "eligible" if release.eligible_for_rollback else "not eligible"
          + (" (slug pruned)" if release.slug_pruned else "")),

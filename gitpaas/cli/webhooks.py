@@ -10,6 +10,7 @@ from gitpaas.cli.common import (
     platform,
     print_json,
     print_table,
+    when,
 )
 from gitpaas.cli.group import cli
 from gitpaas.errors import UsageError
@@ -88,7 +89,7 @@ def webhooks_deliveries(app: str, as_json: bool, limit: int) -> None:
             last = state["attempts"][-1] if state["attempts"] else {}
             outcome = last.get("status_code") or last.get("error") or ("sent" if last.get("sent") else "")
             rows.append((record["id"][:8], f"v{record['release']} {record.get('release_status', '')}",
-                         record["created_at"].replace("T", " ").replace("Z", " UTC"), target,
+                         when(record["created_at"]), target,
                          state["status"], len(state["attempts"]), outcome))
     print_table(["event", "release", "when", "to", "status", "attempts", "last"], rows,
                 title=f"=== {app} deliveries")

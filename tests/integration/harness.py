@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,16 +18,11 @@ import requests
 from gitpaas import labels
 from gitpaas.operations import purge_home
 from gitpaas.platform import Platform
+from gitpaas.scheduler.docker_local.containers import free_loopback_port as free_port
 from gitpaas.settings import Settings
 
 APPS = Path(__file__).resolve().parents[1] / "apps"
 GITPAAS = str(Path(sys.executable).with_name("gitpaas"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

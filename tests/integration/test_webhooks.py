@@ -13,7 +13,6 @@ import hmac
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -29,15 +28,9 @@ from gitpaas.operations import create_app
 from gitpaas.platform import Platform
 from gitpaas.release import FAILED, SUCCEEDED, Release
 from gitpaas.settings import Settings
-from harness import GITPAAS
+from harness import GITPAAS, free_port
 
 OUTPUT = "".join(f"migrating step {n}\n" for n in range(1, 26))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Receiver:
