@@ -9,6 +9,12 @@ from __future__ import annotations
 import sys
 from typing import Protocol, TextIO
 
+#: control characters a line may not carry to a ``git push`` (git's side band cuts a packet at a NUL,
+#: losing what follows it, the failure line included) or to a terminal (a bell, a backspace): each
+#: becomes U+FFFD. Tab and escape (colours) pass.
+_UNPRINTABLE = {code: "\ufffd" for code in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x1B),
+                                             *range(0x1C, 0x20), 0x7F]}
+
 
 class Output(Protocol):
     def stage(self, title: str) -> None: ...
@@ -24,7 +30,7 @@ class StreamOutput:
 
     def _write(self, prefix: str, text: str) -> None:
         for line in (text.splitlines() or [""]):
-            self.stream.write(f"{prefix}{line}\n")
+            self.stream.write(f"{prefix}{line.translate(_UNPRINTABLE)}\n")
         self.stream.flush()
 
     def stage(self, title: str) -> None:
