@@ -40,12 +40,12 @@ from harness import free_port
 
 from gitpaas.addons import runtime
 from gitpaas.addons.store import AddonStore
-from gitpaas.build.addon_images import LABEL, RECIPES
+from gitpaas.build.addon_images import ADDON_STACK, LABEL, RECIPES
 from gitpaas.settings import Settings
 
 APP = "bench"
 SAMPLE = ROOT / "tests" / "apps" / "python-postgres"
-STACK = Settings.from_env({"GITPAAS_HOME": "/nonexistent"}).stack_image
+STACK = Settings.from_env({"GITPAAS_HOME": "/nonexistent"}).stack_image(ADDON_STACK)
 SERVICES = ("postgresql", "redis")
 READY_LIMIT = 120.0
 

@@ -47,7 +47,8 @@ from gitpaas.settings import Settings
 
 SOURCE = ROOT / "tests" / "apps" / "web"
 PROCFILE = "web: python3 /app/server.py\nrelease: true\n"
-STACK = Settings.from_env({"GITPAAS_HOME": "/nonexistent"}).stack_image
+_SETTINGS = Settings.from_env({"GITPAAS_HOME": "/nonexistent"})
+STACK = _SETTINGS.stack_image(_SETTINGS.default_stack)
 APP = "bench"
 PARALLEL_APPS = 5
 #: wait between measurements: the drain (1 s by default), SIGTERM, the old process's exit

@@ -78,9 +78,46 @@ def _healthchecks(value) -> dict:
         raise PushRefused(f"app.json: healthchecks: {exc}") from None
 
 
+def without_comments(text: str) -> str:
+    """``text`` with its ``//`` and ``/* */`` comments (outside strings) turned into spaces, line
+    breaks kept: what remains is parsed as JSON, and an error in it is reported at its own line and
+    column. Dokku's own sample apps write app.json with comments."""
+    out = list(text)
+    index, length, in_string = 0, len(text), False
+    while index < length:
+        char = text[index]
+        if in_string:
+            if char == "\\":
+                index += 1  # the escaped character is part of the string, whatever it is
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif text.startswith("//", index):
+            end = text.find("\n", index)
+            end = length if end < 0 else end
+            out[index:end] = " " * (end - index)
+            index = end
+            continue
+        elif text.startswith("/*", index):
+            end = text.find("*/", index + 2)
+            if end < 0:
+                line = text.count("\n", 0, index) + 1
+                column = index - (text.rfind("\n", 0, index) + 1) + 1
+                raise PushRefused(f"app.json is not valid JSON: line {line} column {column}: a /* comment is not closed")
+            end += 2
+            out[index:end] = [c if c == "\n" else " " for c in text[index:end]]
+            index = end
+            continue
+        index += 1
+    return "".join(out)
+
+
 def _load(text: str) -> object:
-    """JSON as RFC 8259 has it: no NaN or Infinity, no number that is not finite, nesting at most
-    MAX_DEPTH deep; anything else is a one-line PushRefused, never a Python error."""
+    """JSON as RFC 8259 has it, with comments allowed (``without_comments``): no NaN or Infinity, no
+    number that is not finite, nesting at most MAX_DEPTH deep; anything else is a one-line
+    PushRefused, never a Python error."""
+    text = without_comments(text)
     try:
         data = json.loads(text, parse_constant=_not_a_number, parse_float=_finite, parse_int=_integer)
     except json.JSONDecodeError as exc:

@@ -27,6 +27,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from gitpaas import stacks
 from gitpaas.accounts import Accounts
 from gitpaas.addons import backups as addon_backups
 from gitpaas.addons import runtime
@@ -176,7 +177,7 @@ def _bring_back(platform: Platform, name: str, dumps: dict[str, str]) -> str:
     if not platform.slugs.exists(image):
         if not release.commit:
             raise UsageError(f"v{release.version} records no commit to rebuild its slug from")
-        built = _rebuild(platform, name, release.commit)
+        built = _rebuild(platform, name, release.commit, stacks.of_record(release.stack))
         try:
             platform.slugs.tag(built, image)
         finally:
@@ -197,8 +198,10 @@ def _bring_back(platform: Platform, name: str, dumps: dict[str, str]) -> str:
             + (f"; {', '.join(addons)}" if addons else ""))
 
 
-def _rebuild(platform: Platform, name: str, commit: str) -> str:
-    image, _log = build_slug(platform, name, PushedTree.open(platform.apps.repo_path(name), commit), NullOutput())
+def _rebuild(platform: Platform, name: str, commit: str, stack: stacks.Stack) -> str:
+    """The slug of ``commit`` built again, on the stack it was built on."""
+    source = PushedTree.open(platform.apps.repo_path(name), commit)
+    image, _log, _stack = build_slug(platform, name, source, NullOutput(), stack=stack)
     return image.tag
 
 

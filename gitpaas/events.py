@@ -161,7 +161,7 @@ def release_from(platform: Platform, app_name: str, actor: Actor, source: Releas
         platform, platform.apps.get(app_name), actor, description=description, source_image=source.image,
         slug_id=(source.slug or {}).get("id", ""), commit=source.commit,
         process_types=dict(source.process_types), config_vars=config, build_log=source.build_log,
-        healthchecks=source.healthchecks,
+        healthchecks=source.healthchecks, stack=source.stack,
     )
 
 

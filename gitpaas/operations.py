@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gitpaas import procfile, sizes
+from gitpaas import procfile, sizes, stacks
 from gitpaas.accounts import Accounts
 from gitpaas.addons import backups as addon_backups
 from gitpaas.addons import runtime as addon_runtime
@@ -110,13 +110,15 @@ def purge_home(platform: Platform) -> None:
 
 # --- apps ------------------------------------------------------------------------------------
 
-def create_app(platform: Platform, name: str, owner: str | None = None) -> App:
+def create_app(platform: Platform, name: str, owner: str | None = None, stack: str | None = None) -> App:
+    """A new app, on ``stack`` (a name; the server's default stack when None)."""
+    build_stack = stacks.get(stack).name if stack else None
     init_home(platform)
     host = platform.settings.app_host(name)
     for other in platform.apps.list():
         if host in other.domains:  # (a domain added before gitpaas refused names under its own)
             raise UsageError(f"{host} is a custom domain of {other.name}: choose another name")
-    app = platform.apps.create(name)
+    app = platform.apps.create(name, build_stack)
     if owner:
         app.owner = owner
         platform.apps.save(app)
@@ -157,12 +159,31 @@ def current_release(platform: Platform, name: str) -> Release | None:
     return platform.apps.releases(name).get(app.current_release) if app.current_release else None
 
 
+def app_stacks(app: App, release: Release | None) -> tuple[stacks.Stack, stacks.Stack]:
+    """The stack the app runs on (its current release's; before any, the one it will be built on)
+    and the stack its next build uses, as Heroku's ``stack`` and ``build_stack``."""
+    build_stack = stacks.of_record(app.build_stack)
+    return (stacks.of_record(release.stack) if release else build_stack), build_stack
+
+
+def set_stack(platform: Platform, name: str, stack: str, output: Output | None = None) -> App:
+    """Make ``stack`` the app's build stack: its next build (a push) uses it; what runs is unchanged."""
+    chosen = stacks.get(stack)
+    with release_lock(platform, name, output):
+        app = platform.apps.get(name)
+        app.build_stack = chosen.name
+        platform.apps.save(app)
+    return app
+
+
 def app_info(platform: Platform, name: str) -> dict[str, Any]:
     app = platform.apps.get(name)
     release = current_release(platform, name)
     commands = release.process_types if release else {}
+    stack, build_stack = app_stacks(app, release)
     return {
         "id": app.id, "name": app.name, "git_url": str(platform.apps.repo_path(name)),
+        "stack": stack.name, "build_stack": build_stack.name,
         "web_url": platform.settings.web_url(name), "created_at": app.created_at, "updated_at": app.updated_at,
         "current_release": app.current_release and f"v{app.current_release}",
         "formation": [{"type": t, "quantity": q, "command": commands.get(t)} for t, q in app.formation.items()],

@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Mapping
 
-from gitpaas import appjson, faults, labels, procfile, sizes
+from gitpaas import appjson, faults, labels, procfile, sizes, stacks
 from gitpaas.addons import runtime as addon_runtime
 from gitpaas.addons.plans import Service, parse_plan
 from gitpaas.addons.store import AddonStore
@@ -68,7 +68,7 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
         wanted_addons = [(parse_plan(plan), attachment) for plan, attachment in manifest.addons]
 
         received = time.monotonic()
-        image, log_path = build_slug(platform, app.name, source, output)
+        image, log_path, stack = build_slug(platform, app.name, source, output)
         tag = image.tag
         for name, command in image.default_process_types.items():
             process_types.setdefault(name, command)
@@ -82,7 +82,8 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
             release = create_release(platform, app, actor, description=f"Deploy {new[:7]}", source_image=image.tag,
                                      slug_id=str(uuid.uuid5(uuid.NAMESPACE_URL, image.image_id)),
                                      commit=new, process_types=process_types, build_log=str(log_path),
-                                     config_vars=apps.config(app.name).get(), healthchecks=manifest.healthchecks)
+                                     config_vars=apps.config(app.name).get(), healthchecks=manifest.healthchecks,
+                                     stack=stack.name)
         finally:
             platform.slugs.untag(image.tag)
         release.timings.update(receive=round(received - started, 2), build=round(built - received, 2))
@@ -108,23 +109,27 @@ def provision_manifest_addons(platform: Platform, app_name: str, wanted: list[tu
         have.append(addon_runtime.provision(platform, app_name, service, output, attachment=attachment))
 
 
-def build_slug(platform: Platform, app_name: str, source: PushedTree, output: Output) -> tuple[BuiltImage, Path]:
-    """Build ``source`` with the builder that applies, into a ``:build-ID`` tag; returns the image
-    and where its log is kept (``builds/``). Raises BuildFailed, UnsupportedApp."""
+def build_slug(platform: Platform, app_name: str, source: PushedTree, output: Output,
+               stack: stacks.Stack | None = None) -> tuple[BuiltImage, Path, stacks.Stack]:
+    """Build ``source`` on ``stack`` (the app's build stack unless told) with the builder that
+    applies, into a ``:build-ID`` tag; returns the image, where its log is kept (``builds/``) and the
+    stack. Raises BuildFailed, UnsupportedApp."""
     builder = select_builder(source, platform.builders)
     build_id = uuid.uuid4().hex[:8]
     tag = f"{platform.settings.image_repository(app_name)}:build-{build_id}"
     log_path = (platform.apps.app_dir(app_name) / "builds"
                 / f"{time.strftime('%Y%m%dT%H%M%S')}-{source.commit_sha[:7]}-{build_id}.log")
-    output.stage(f"Building with {builder.name}")
+    stack = stack or stacks.of_record(platform.apps.get(app_name).build_stack)
+    output.stage(f"Building on the {stack.name} stack with {builder.name}")
     faults.reached(platform.settings, "build")
     image = builder.build(BuildRequest(
         app=app_name, source=source, tag=tag, log_path=log_path, output=output,
         labels=labels.for_app(platform.settings, app_name, **{labels.ROLE: "slug"}),
-        build_args={"GITPAAS_STACK_IMAGE": platform.settings.stack_image},
+        build_args={"GITPAAS_STACK_IMAGE": platform.settings.stack_image(stack)},
         config_vars=platform.apps.config(app_name).get(), cache_dir=platform.apps.app_dir(app_name) / "cache",
+        stack=stack,
     ))
-    return image, log_path
+    return image, log_path, stack
 
 
 def describe_process_types(process_types: Mapping[str, str | None]) -> str:
@@ -136,7 +141,7 @@ def describe_process_types(process_types: Mapping[str, str | None]) -> str:
 def create_release(platform: Platform, app: App, actor: Actor, *, description: str, source_image: str,
                    slug_id: str, commit: str | None, process_types: Mapping[str, str | None],
                    config_vars: Mapping[str, str], build_log: str | None = None,
-                   healthchecks: Mapping | None = None) -> Release:
+                   healthchecks: Mapping | None = None, stack: str | None = None) -> Release:
     """Allocate vN (under the store's version lock), give its slug the tag ``:vN`` and publish it
     for the scheduler, record it ``pending``. ``config_vars`` are the app's own: the release runs
     with them and its add-ons' (``DATABASE_URL``…), whose current values always win.
@@ -158,7 +163,7 @@ def create_release(platform: Platform, app: App, actor: Actor, *, description: s
             commit=commit, image=f"{repository}:v{version}",
             process_types=dict(process_types), config_vars=store.with_own(app.name, dict(config_vars)),
             build_log=build_log, healthchecks=dict(healthchecks or {}),
-            addon_config_vars=sorted(addon.config_var for addon in addons),
+            addon_config_vars=sorted(addon.config_var for addon in addons), stack=stack,
         )
     release = releases.create(build)
     try:

@@ -60,7 +60,7 @@ class Platform:
         if self._builders is None:
             from gitpaas.build.buildpack import BuildpackBuilder
             from gitpaas.build.dockerfile import DockerfileBuilder
-            self._builders = [DockerfileBuilder(self.engine()), BuildpackBuilder(self.engine(), self.settings)]
+            self._builders = [DockerfileBuilder(self.engine(), self.settings), BuildpackBuilder(self.engine(), self.settings)]
         return self._builders
 
     def engine(self):

@@ -59,6 +59,8 @@ class Release:
     healthchecks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     #: the config vars (of ``config_vars``) that the app's add-ons owned (DATABASE_URL, …)
     addon_config_vars: list[str] = field(default_factory=list)
+    #: the stack the slug was built on (gitpaas.stacks); None: built before stacks could be chosen (bookworm)
+    stack: str | None = None
 
     @property
     def name(self) -> str:

@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from gitpaas import stacks
 from gitpaas.errors import UsageError
+from gitpaas.stacks import DEFAULT_STACK, Stack
 
-DEFAULT_STACK_IMAGE = "gitpaas/stack:bookworm"
+#: where the stack images are: gitpaas/stack:trixie, gitpaas/stack:bookworm, …
+DEFAULT_STACK_REPOSITORY = "gitpaas/stack"
 #: the schedulers gitpaas has (gitpaas.scheduler); the first is the default
 SCHEDULERS = ("docker-local",)
 
@@ -100,7 +103,10 @@ class Settings:
     domain: str = "localhost"
     http_port: int = 8080
     https_port: int = 8443
-    stack_image: str = DEFAULT_STACK_IMAGE
+    #: the image repository of the stacks, each tagged with its name (gitpaas.stacks)
+    stack_repository: str = DEFAULT_STACK_REPOSITORY
+    #: the stack of new apps
+    default_stack: str = DEFAULT_STACK
     release_timeout: float = 3600.0
     boot_timeout: float = 60.0
     stop_timeout: float = 30.0
@@ -130,7 +136,8 @@ class Settings:
             domain=env.get("GITPAAS_DOMAIN") or recorded.get("domain") or "localhost",
             http_port=_port(env, port_default),
             https_port=_port(env, recorded.get("https_port") or (443 if _is_root() else 8443), "GITPAAS_HTTPS_PORT"),
-            stack_image=env.get("GITPAAS_STACK_IMAGE") or DEFAULT_STACK_IMAGE,
+            stack_repository=env.get("GITPAAS_STACK_REPOSITORY") or DEFAULT_STACK_REPOSITORY,
+            default_stack=stacks.get(env.get("GITPAAS_STACK") or DEFAULT_STACK).name,
             release_timeout=_number(env, "GITPAAS_RELEASE_TIMEOUT", 3600.0),
             boot_timeout=_number(env, "GITPAAS_BOOT_TIMEOUT", 60.0),
             stop_timeout=_number(env, "GITPAAS_STOP_TIMEOUT", 30.0),
@@ -157,6 +164,10 @@ class Settings:
     def app_network(self, app: str) -> str:
         """The app's own Docker network: its processes (and add-ons) only."""
         return f"gitpaas-{self.home_id}-{app}"
+
+    def stack_image(self, stack: Stack | str) -> str:
+        """The image of a stack (or of the stack named so): ``gitpaas/stack:trixie``."""
+        return f"{self.stack_repository}:{stack if isinstance(stack, str) else stack.name}"
 
     def image_repository(self, app: str) -> str:
         return f"gitpaas-{self.home_id}/{app}"

@@ -12,9 +12,9 @@ from gitpaas.identity import account_ref
 from gitpaas.release import Release
 from gitpaas.scheduler import Process
 from gitpaas.settings import Settings
+from gitpaas.stacks import Stack
 from gitpaas.store.apps import App
 
-STACK = {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, "gitpaas:stack:bookworm")), "name": "gitpaas-bookworm"}
 REGION = {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, "gitpaas:region:local")), "name": "local"}
 GENERATION = {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, "gitpaas:generation:1")), "name": "cedar"}
 
@@ -23,14 +23,26 @@ def derived_id(*parts: object) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "gitpaas:" + ":".join(str(p) for p in parts)))
 
 
-def app_json(app: App, settings: Settings, git_url: str, released_at: str | None) -> dict[str, Any]:
+def stack_ref(stack: Stack) -> dict[str, str]:
+    return {"id": stack.id, "name": stack.name}
+
+
+def stack_json(stack: Stack, settings: Settings) -> dict[str, Any]:
+    return {**stack_ref(stack), "created_at": f"{stack.introduced}T00:00:00Z", "updated_at": f"{stack.introduced}T00:00:00Z",
+            "default": stack.name == settings.default_stack, "state": stack.state}
+
+
+def app_json(app: App, settings: Settings, git_url: str, released_at: str | None,
+             stacks: tuple[Stack, Stack]) -> dict[str, Any]:
+    """``stacks``: the app's stack and its build stack (operations.app_stacks)."""
+    stack, build_stack = stacks
     return {
-        "acm": False, "archived_at": None, "build_stack": STACK, "buildpack_provided_description": None,
+        "acm": False, "archived_at": None, "build_stack": stack_ref(build_stack), "buildpack_provided_description": None,
         "created_at": app.created_at, "generation": GENERATION, "git_url": git_url, "id": app.id,
         "internal_routing": None, "maintenance": False, "name": app.name, "organization": None,
         "owner": account_ref(app.owner) if app.owner else {"email": "operator@localhost", "id": derived_id("operator")},
         "region": REGION, "released_at": released_at, "repo_size": None, "slug_size": None, "space": None,
-        "stack": STACK, "team": None, "updated_at": app.updated_at, "web_url": settings.web_url(app.name),
+        "stack": stack_ref(stack), "team": None, "updated_at": app.updated_at, "web_url": settings.web_url(app.name),
     }
 
 

@@ -114,8 +114,9 @@ setup_tools() {
 }
 
 setup_stack() {
-    step "stack image"
-    "$repo_root/.venv/bin/gitpaas" stack:build
+    step "stack images: the default (trixie), and bookworm, which the add-on images are built on"
+    "$repo_root/.venv/bin/gitpaas" stack:build trixie
+    "$repo_root/.venv/bin/gitpaas" stack:build bookworm
 }
 
 # Where systemd runs the machine (a VM, a server; not a container): the API server as a service, and

@@ -10,7 +10,7 @@ from typing import Annotated, Optional, Union
 from fastapi import APIRouter, Body, Depends, Request, Response
 from pydantic import Field, RootModel
 
-from gitpaas import events, operations
+from gitpaas import events, operations, stacks
 from gitpaas.addons.store import AddonStore
 from gitpaas.api.core import (
     JsonRoute,
@@ -24,7 +24,7 @@ from gitpaas.api.core import (
     release_in_background,
     visible_app,
 )
-from gitpaas.errors import BadRange, DamagedRecord, Forbidden, InvalidParams, NotFound
+from gitpaas.errors import BadRange, DamagedRecord, Forbidden, InvalidParams, NotFound, UsageError
 from gitpaas.identity import Actor
 from gitpaas.names import parse_number
 from gitpaas.output import NullOutput
@@ -38,6 +38,7 @@ from gitpaas.shapes import (
     dyno_json,
     formation_json,
     release_json,
+    stack_json,
 )
 from gitpaas.store.apps import App
 
@@ -49,7 +50,7 @@ MAX_RANGE = 1000
 def _app_payload(request: Request, platform: Platform, app) -> dict:
     current = operations.current_release(platform, app.name)
     return app_json(app, platform.settings, f"{base_url(request)}/{app.name}.git",
-                    current.updated_at if current else None)
+                    current.updated_at if current else None, operations.app_stacks(app, current))
 
 
 def _release_payload(request: Request, app: App, user: str, release: Release) -> dict:
@@ -94,7 +95,61 @@ def apps_list(request: Request, user: User) -> list[dict]:
 def apps_create(request: Request, user: User, body: AppCreate | None = Body(default=None)) -> dict:
     platform = platform_of(request)
     name = (body.name if body else None) or f"app-{secrets.token_hex(3)}"
-    return _app_payload(request, platform, operations.create_app(platform, name, owner=user))
+    stack = _stack_named(body.stack) if body and body.stack else None
+    return _app_payload(request, platform, operations.create_app(platform, name, owner=user, stack=stack))
+
+
+class AppUpdate(Strict):
+    build_stack: Optional[str] = Field(default=None, max_length=64)
+    maintenance: Optional[bool] = None
+    name: Optional[str] = Field(default=None, max_length=30)
+
+
+@router.patch("/apps/{app}")
+def apps_update(request: Request, user: User, app: str, body: AppUpdate) -> dict:
+    """Change an app: its build stack (what ``stack:set`` sends). Maintenance mode and renaming are
+    not something gitpaas does."""
+    platform = platform_of(request)
+    found = visible_app(platform, user, app)
+    if body.maintenance:
+        raise InvalidParams("Maintenance mode is not supported by gitpaas.")
+    if body.name is not None and body.name != found.name:
+        raise InvalidParams("Renaming an app is not supported by gitpaas.")
+    if body.build_stack is not None:
+        found = operations.set_stack(platform, found.name, _stack_named(body.build_stack))
+    return _app_payload(request, platform, found)
+
+
+def _stack_named(name: str) -> str:
+    try:
+        return stacks.get(name).name
+    except UsageError:
+        raise InvalidParams(f"Couldn't find that stack: {name[:64]!r} (gitpaas has {', '.join(stacks.STACKS)}).") \
+            from None
+
+
+# --- stacks ------------------------------------------------------------------------------------
+
+@router.get("/stacks")
+def stacks_list(request: Request, user: User) -> list[dict]:
+    settings = platform_of(request).settings
+    return [stack_json(stack, settings) for stack in stacks.STACKS.values()]
+
+
+@router.get("/stacks/{stack}")
+def stacks_info(request: Request, user: User, stack: str) -> dict:
+    try:
+        found = stacks.get(stack)
+    except UsageError:
+        raise NotFound("Couldn't find that stack.") from None
+    return stack_json(found, platform_of(request).settings)
+
+
+@router.get("/apps/{app}/available-stacks")
+def available_stacks(request: Request, user: User, app: str) -> list[dict]:
+    platform = platform_of(request)
+    visible_app(platform, user, app)
+    return [stack_json(stack, platform.settings) for stack in stacks.STACKS.values()]
 
 
 @router.get("/apps/{app}")

@@ -27,9 +27,11 @@ from docker.models.images import Image
 from gitpaas.dockerutil import ENGINE_ERRORS, describe, engine_call
 from gitpaas.errors import EnvironmentProblem
 from gitpaas.lines import iter_lines
-from gitpaas.settings import DEFAULT_STACK_IMAGE
 
 LABEL = "gitpaas.addon-image"
+#: the stack the service images are built on, whatever the apps' stacks: its PostgreSQL 15 and Redis 7
+#: are what the add-ons' volumes hold data for, and another suite's major version could not read them
+ADDON_STACK = "bookworm"
 RECIPE_VERSION = 2
 
 _POSTGRES_ENTRYPOINT = """#!/bin/sh
@@ -118,7 +120,7 @@ def fingerprint(recipe: Recipe, stack_id: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def is_current(client: docker.DockerClient, image: Image, service: str, stack: str = DEFAULT_STACK_IMAGE) -> bool:
+def is_current(client: docker.DockerClient, image: Image, service: str, stack: str) -> bool:
     """Whether ``image`` (an add-on container's) is what the recipe would build on this stack now."""
     try:
         stack_id = client.images.get(stack).id
@@ -129,13 +131,13 @@ def is_current(client: docker.DockerClient, image: Image, service: str, stack: s
 
 @engine_call("building an add-on image")
 def ensure_image(client: docker.DockerClient, service: str, progress: Callable[[str], None],
-                 stack: str = DEFAULT_STACK_IMAGE) -> str:
+                 stack: str) -> str:
     """The service's image, built first unless a current one is there; returns its name."""
     recipe = RECIPES[service]
     try:
         stack_id = client.images.get(stack).id
     except ImageNotFound:
-        raise EnvironmentProblem(f"the stack image {stack} is missing: run `gitpaas stack:build`") from None
+        raise EnvironmentProblem(f"the stack image {stack} is missing: run `gitpaas stack:build {ADDON_STACK}`") from None
     wanted = fingerprint(recipe, stack_id)
     try:
         if (client.images.get(recipe.image).labels or {}).get(LABEL) == wanted:

@@ -9,6 +9,7 @@ from typing import Protocol, Sequence
 from gitpaas.errors import UnsupportedApp
 from gitpaas.git.tree import PushedTree
 from gitpaas.output import Output
+from gitpaas.stacks import DEFAULT_STACK, STACKS, Stack
 
 
 @dataclass
@@ -24,6 +25,8 @@ class BuildRequest:
     config_vars: dict[str, str] = field(default_factory=dict)
     #: the app's persistent build cache folder on the host (kept across builds, even failed ones)
     cache_dir: Path | None = None
+    #: the stack the app is built on (its build stack)
+    stack: Stack = field(default_factory=lambda: STACKS[DEFAULT_STACK])
 
 
 @dataclass

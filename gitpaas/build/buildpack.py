@@ -48,17 +48,17 @@ from gitpaas.build.buildpack_protocol import (
     parse_release,
     route_line,
 )
-from gitpaas.build.stack import CA_BUNDLE, CONTAINER_PATH, SUITE
+from gitpaas.build.stack import CA_BUNDLE, CONTAINER_PATH, ensure_stack, provided_runtimes
 from gitpaas.dockerutil import ENGINE_ERRORS, describe
 from gitpaas.errors import BuildFailed, EnvironmentProblem, GitpaasError, UnsupportedApp
 from gitpaas.lines import iter_lines
+from gitpaas.runtimes import check_node, choose_python, node_request, python_request
 from gitpaas.settings import Settings
 from gitpaas.store.files import open_private
 
 BUILD_ROOT = "/gitpaas"
 ENV_DIR = f"{BUILD_ROOT}/env"
 BUILD_HOME = "/tmp/build-home"
-STACK_NAME = f"gitpaas-{SUITE}"
 LOG_TAIL_LINES = 30
 #: The slug's PATH: the bundled buildpacks' virtualenv and node_modules first, then the stack's.
 SLUG_PATH = f"/app/.venv/bin:/app/node_modules/.bin:/app/bin:{CONTAINER_PATH}"
@@ -123,7 +123,7 @@ class _Build:
         self.log = log
         self.tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         self.uid, self.gid = cache.build_user()
-        self.stack_image = request.build_args.get("GITPAAS_STACK_IMAGE") or settings.stack_image
+        self.stack_image = settings.stack_image(request.stack)
 
     # --- telling ---------------------------------------------------------------------------
     def failed(self, reason: str) -> BuildFailed:
@@ -156,6 +156,7 @@ class _Build:
         container = None
         built = None
         try:
+            self.stack_image = ensure_stack(self.client, self.settings, self.request.stack, self.relay)
             self._remove_leftover_containers()
             container = self._create_container()
             self._copy_in(container, buildpacks)
@@ -198,7 +199,8 @@ class _Build:
                 mounts=mounts, tmpfs={"/tmp": "exec,mode=1777"},
             )
         except ImageNotFound as exc:
-            raise EnvironmentProblem(f"the stack image {self.stack_image} is missing: run `gitpaas stack:build`") from exc
+            raise EnvironmentProblem(f"the stack image {self.stack_image} is missing: run "
+                                     f"`gitpaas stack:build {self.request.stack.name}`") from exc
 
     def _copy_in(self, container: Container, buildpacks: list[Buildpack]) -> None:
         with tempfile.TemporaryFile() as tree:
@@ -252,7 +254,34 @@ class _Build:
         self.stage(f"{name} app detected")
         return name
 
+    def _runtime(self, buildpack: Buildpack) -> dict[str, str]:
+        """For the bundled python and nodejs buildpacks: the runtime version the app asks for,
+        checked against its stack before anything is installed (refused with the versions there are);
+        the environment that tells bin/compile which interpreter to use."""
+        if buildpack.path not in (bundled("python").path, bundled("nodejs").path):
+            return {}
+        read, stack, app = self.request.source.read_text, self.request.stack, self.request.app
+        provided = provided_runtimes(self.client, self.settings.stack_repository)
+        if buildpack.path == bundled("nodejs").path:
+            requested = node_request(read)
+            if requested is not None:
+                self.say(check_node(requested, stack.name, provided, app))
+            return {}
+        requested = python_request(read)
+        if requested is None:
+            default = stack.pythons[0]
+            self.say(f"Python {provided[stack.name].python.get(default) or default} (the {stack.name} stack's; "
+                     "a .python-version file chooses another)")
+            return {"GITPAAS_PYTHON": f"python{default}"}
+        minor, said = choose_python(requested, stack.name, provided, app)
+        self.say(said)
+        return {"GITPAAS_PYTHON": f"python{minor}"}
+
     def _compile(self, container: Container, index: int, buildpack: Buildpack, compiled: list[str]) -> None:
+        try:
+            runtime = self._runtime(buildpack)
+        except UnsupportedApp as exc:  # a failed build like any other: its log says why, and where it is
+            raise self.failed(exc.message) from None
         started = time.monotonic()
         last = [""]
 
@@ -261,7 +290,7 @@ class _Build:
             if line.strip():
                 last[0] = line
         status = self._exec(container, [f"{staged_path(index, buildpack)}/bin/compile", "/app", "/cache", ENV_DIR],
-                            relay, exports=compiled)
+                            relay, exports=compiled, extra_env=runtime)
         if status != 0:
             # A buildpack says why it failed in a last " !     " line; else the exit status is all there is.
             kind, text = route_line(last[0])
@@ -282,16 +311,16 @@ class _Build:
         return parse_release("\n".join(out), buildpack.label)
 
     def _exec(self, container: Container, command: list[str], on_line: Callable[[str], None], *,
-              exports: Iterable[str] = (), merge_stderr: bool = True) -> int:
+              exports: Iterable[str] = (), merge_stderr: bool = True, extra_env: dict[str, str] | None = None) -> int:
         """Run ``command`` as the build user, each line of its output to ``on_line``; its exit status.
 
         Without ``merge_stderr``, only stdout reaches ``on_line`` (stderr goes to the log).
         """
         env = {
-            **build_environment(self.settings.environ), "HOME": BUILD_HOME, "STACK": STACK_NAME,
+            **build_environment(self.settings.environ), "HOME": BUILD_HOME, "STACK": self.request.stack.name,
             "SOURCE_VERSION": self.request.source.commit_sha, "GITPAAS_EXPORTS": " ".join(exports),
             "npm_config_update_notifier": "false", "npm_config_fund": "false", "npm_config_audit": "false",
-            "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1",
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1", **(extra_env or {}),
         }
         script = _SCRIPT.format(merge="exec 2>&1; " if merge_stderr else "")
         api = self.client.api

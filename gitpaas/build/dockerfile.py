@@ -9,10 +9,13 @@ from collections.abc import Iterator
 import docker
 
 from gitpaas.build.base import BuildRequest, BuiltImage
+from gitpaas.build.stack import ensure_stack
 from gitpaas.dockerutil import ENGINE_ERRORS, describe
 from gitpaas.errors import BuildFailed
 from gitpaas.git.tree import PushedTree
 from gitpaas.lines import iter_lines
+from gitpaas.output import Output
+from gitpaas.settings import Settings
 from gitpaas.store.files import open_private
 
 LOG_TAIL_LINES = 30
@@ -21,8 +24,9 @@ LOG_TAIL_LINES = 30
 class DockerfileBuilder:
     name = "a Dockerfile"
 
-    def __init__(self, client: docker.DockerClient) -> None:
+    def __init__(self, client: docker.DockerClient, settings: Settings) -> None:
         self.client = client
+        self.settings = settings
 
     def detect(self, source: PushedTree) -> bool:
         return source.has("Dockerfile")
@@ -48,6 +52,8 @@ class DockerfileBuilder:
                 yield chunk.get("stream", "")
 
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if "GITPAAS_STACK_IMAGE" in (request.source.read_text("Dockerfile") or ""):
+            ensure_stack(self.client, self.settings, request.stack, _progress(request.output))
         with tempfile.TemporaryFile() as context, open_private(request.log_path) as log:
             request.source.write_tar(context)
             context.seek(0)
@@ -70,3 +76,13 @@ class DockerfileBuilder:
             raise failed("the build finished but produced no image") from exc
         return BuiltImage(image_id=image_id or image.id, tag=request.tag, size=image.attrs.get("Size", 0),
                           runs_image_command=True)
+
+
+def _progress(output: Output):
+    """A stack build's progress lines ("-----> step", "       detail") told as the push's own."""
+    def tell(line: str) -> None:
+        if line.startswith("-----> "):
+            output.stage(line.removeprefix("-----> "))
+        else:
+            output.info(line.strip())
+    return tell

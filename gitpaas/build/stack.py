@@ -1,9 +1,10 @@
-"""The stack image: the Debian base that every app image is built on.
+"""The stack images: the Debian bases that app images are built on, one per stack (gitpaas.stacks).
 
-No container registry is needed (or reachable): the image is made from Debian packages with
-debootstrap and ``docker import``. One image serves every gitpaas home on the machine. Its
-``gitpaas.stack`` label records the fingerprint of the recipe it was built from, so a changed
-recipe rebuilds it and an unchanged one is reused.
+No container registry is needed (or reachable): each image is made from its suite's Debian packages
+with debootstrap and ``docker import``. One image per stack serves every gitpaas home on the
+machine. Its ``gitpaas.stack`` label records the fingerprint of the recipe it was built from, so a
+changed recipe rebuilds it and an unchanged one is reused; ``gitpaas.stack.runtimes`` records the
+exact Python and Node.js versions in it.
 """
 
 from __future__ import annotations
@@ -23,26 +24,20 @@ from typing import Callable, Iterable, Iterator
 import docker.errors
 import requests
 from docker.utils import parse_repository_tag
+from filelock import FileLock
 
 from gitpaas import labels
 from gitpaas.dockerutil import engine_call
 from gitpaas.errors import EnvironmentProblem
+from gitpaas.runtimes import Provided
+from gitpaas.settings import Settings
+from gitpaas.stacks import STACKS, Stack
 
-SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 # Bump when the steps below change in a way that the package list does not show.
-RECIPE_VERSION = 1
-STACK_PACKAGES: tuple[str, ...] = (
-    "ca-certificates",
-    "bash",
-    "python3",
-    "python3-venv",
-    "python3-pip",
-    "nodejs",
-    "npm",
-    "curl",
-    "procps",
-)
+RECIPE_VERSION = 2
+#: the label holding the exact runtime versions a stack image has: {"python": {"3.13": "3.13.5"}, "node": "20.19.2"}
+RUNTIMES_LABEL = "gitpaas.stack.runtimes"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOST_APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
@@ -56,22 +51,22 @@ Progress = Callable[[str], None]
 # --- the recipe, as pure values ---------------------------------------------------------------
 
 
-def stack_fingerprint(
-    packages: Iterable[str] = STACK_PACKAGES, suite: str = SUITE, recipe_version: int = RECIPE_VERSION
-) -> str:
+def stack_fingerprint(stack: Stack, recipe_version: int = RECIPE_VERSION) -> str:
     """A short hash of what goes into the image; the order of the packages does not matter."""
-    recipe = json.dumps([recipe_version, suite, sorted(packages)])
+    recipe = json.dumps([recipe_version, stack.suite, sorted(stack.packages), stack.security_updates])
     return hashlib.sha256(recipe.encode()).hexdigest()[:12]
 
 
-def mirror_from_sources(texts: Iterable[str], suite: str) -> str | None:
-    """The first plain-http Debian mirror that serves ``suite`` in apt sources (both formats).
+def mirror_from_sources(texts: Iterable[str], suite: str | Callable[[str], bool]) -> str | None:
+    """The first plain-http mirror in apt sources (both formats) that serves ``suite`` (a name, or
+    a test of one).
 
     Only http is taken: apt inside the fresh root file system has no CA certificates yet.
     """
+    wanted = suite if callable(suite) else suite.__eq__
     for text in texts:
         for uris, suites in _source_entries(text):
-            if suite in suites:
+            if any(wanted(name) for name in suites):
                 for uri in uris:
                     if uri.startswith("http://"):
                         return uri.rstrip("/")
@@ -96,23 +91,28 @@ def _source_entries(text: str) -> Iterator[tuple[list[str], list[str]]]:
             stanza = {}
 
 
-def sources_list(mirror: str, suite: str = SUITE, security_mirror: str | None = None) -> str:
-    lines = [f"deb {mirror} {suite} main", f"deb {mirror} {suite}-updates main"]
-    if security_mirror:
-        lines.append(f"deb {security_mirror} {suite}-security main")
+def sources_list(mirror: str, stack: Stack, security_mirror: str | None = None) -> str:
+    lines = [f"deb {mirror} {stack.suite} main"]
+    if stack.security_updates:
+        lines.append(f"deb {mirror} {stack.suite}-updates main")
+        if security_mirror:
+            lines.append(f"deb {security_mirror} {stack.suite}-security main")
     return "\n".join(lines) + "\n"
 
 
-def debootstrap_command(rootfs: Path, mirror: str = DEFAULT_MIRROR, suite: str = SUITE) -> list[str]:
-    # No --include: debootstrap's own resolver cannot install npm; apt does that afterwards.
-    return ["debootstrap", "--variant=minbase", suite, str(rootfs), mirror]
+def debootstrap_command(rootfs: Path, stack: Stack, mirror: str = DEFAULT_MIRROR) -> list[str]:
+    # No --include: debootstrap's own resolver cannot install npm; apt does that afterwards. The
+    # script is sid's for a suite this host's debootstrap does not know yet (they are all alike).
+    script = stack.suite if Path(f"/usr/share/debootstrap/scripts/{stack.suite}").exists() else "sid"
+    return ["debootstrap", "--variant=minbase", stack.suite, str(rootfs), mirror,
+            f"/usr/share/debootstrap/scripts/{script}"]
 
 
-def apt_update_command(rootfs: Path) -> list[str]:
-    return ["chroot", str(rootfs), "apt-get", "update"]
+def apt_update_command(rootfs: Path, *options: str) -> list[str]:
+    return ["chroot", str(rootfs), "apt-get", *options, "update"]
 
 
-def apt_install_command(rootfs: Path, packages: Iterable[str] = STACK_PACKAGES) -> list[str]:
+def apt_install_command(rootfs: Path, packages: Iterable[str]) -> list[str]:
     return ["chroot", str(rootfs), "apt-get", "install", "-y", "--no-install-recommends", *packages]
 
 
@@ -120,9 +120,10 @@ def apt_clean_command(rootfs: Path) -> list[str]:
     return ["chroot", str(rootfs), "apt-get", "clean"]
 
 
-def import_changes(fingerprint: str) -> list[str]:
+def import_changes(fingerprint: str, runtimes: dict | None = None) -> list[str]:
     """The ``docker import --change`` instructions that make the root file system an image."""
-    return [
+    recorded = [f"LABEL {RUNTIMES_LABEL}={json.dumps(json.dumps(runtimes, sort_keys=True))}"] if runtimes else []
+    return [*recorded,
         f"ENV PATH={CONTAINER_PATH}",
         "ENV LANG=C.UTF-8",
         f"ENV SSL_CERT_FILE={CA_BUNDLE}",
@@ -139,18 +140,52 @@ def import_changes(fingerprint: str) -> list[str]:
 
 
 @engine_call("looking up the stack image")
-def stack_status(client, image: str) -> str:
+def stack_status(client, image: str, stack: Stack) -> str:
     """"missing", "current" or "outdated" (built from another recipe, or not by gitpaas)."""
     try:
         found = client.images.get(image)
     except docker.errors.ImageNotFound:
         return "missing"
-    return "current" if (found.labels or {}).get(labels.STACK) == stack_fingerprint() else "outdated"
+    return "current" if (found.labels or {}).get(labels.STACK) == stack_fingerprint(stack) else "outdated"
+
+
+@engine_call("looking up the stack images")
+def provided_runtimes(client, repository: str) -> dict[str, Provided]:
+    """What each stack provides: exactly, from the label of its image where it is built; else the
+    catalogue's minor versions."""
+    found = {}
+    for stack in STACKS.values():
+        found[stack.name] = Provided({version: "" for version in stack.pythons}, stack.node)
+        try:
+            recorded = json.loads((client.images.get(stack.image(repository)).labels or {}).get(RUNTIMES_LABEL, ""))
+        except (docker.errors.ImageNotFound, ValueError):
+            continue
+        pythons = recorded.get("python") if isinstance(recorded, dict) else None
+        if isinstance(pythons, dict) and pythons:
+            found[stack.name] = Provided({minor: pythons.get(minor, "") for minor in stack.pythons},
+                                         str(recorded.get("node") or stack.node))
+    return found
+
+
+def ensure_stack(client, settings: Settings, stack: Stack, progress: Progress) -> str:
+    """The image of ``stack``, built first when this engine has none (the first build on a stack the
+    server has not built yet); one that is outdated is used as it is until ``stack:build``."""
+    image = settings.stack_image(stack)
+    if stack_status(client, image, stack) != "missing":
+        return image
+    if os.geteuid() != 0:
+        raise EnvironmentProblem(f"the {stack.name} stack is not built on this server: "
+                                 f"its operator builds it with `gitpaas stack:build {stack.name}`")
+    progress(f"-----> The {stack.name} stack is not built on this server yet: building it first "
+             "(once, a few minutes)")
+    build_stack(client, stack, image, progress)
+    return image
 
 
 @engine_call("building the stack image")
 def build_stack(
     client,
+    stack: Stack,
     image: str,
     progress: Progress,
     *,
@@ -158,13 +193,21 @@ def build_stack(
     workdir: Path | None = None,
     verbose: bool = False,
 ) -> bool:
-    """Build ``image`` unless it is current already; True when it was built.
+    """Build ``image`` of ``stack`` unless it is current already; True when it was built.
 
     Needs root (debootstrap, chroot, mount). ``workdir`` holds the temporary root file system
     (about 400 MB); it defaults to /var/tmp, which unlike /tmp is rarely a small tmpfs.
     """
-    fingerprint = stack_fingerprint()
-    status = stack_status(client, image)
+    # One build of a stack at a time on this machine (two pushes, a push and stack:build): the second
+    # waits, then finds the image current.
+    with FileLock(Path(workdir or _default_workdir() or tempfile.gettempdir()) / f"gitpaas-stack-{stack.name}.lock"):
+        return _build_stack(client, stack, image, progress, force=force, workdir=workdir, verbose=verbose)
+
+
+def _build_stack(client, stack: Stack, image: str, progress: Progress, *, force: bool, workdir: Path | None,
+                 verbose: bool) -> bool:
+    fingerprint = stack_fingerprint(stack)
+    status = stack_status(client, image, stack)
     if status == "current" and not force:
         progress(f"-----> {image} is current (stack {fingerprint}), reusing it")
         return False
@@ -177,14 +220,16 @@ def build_stack(
     rootfs = tmp / "rootfs"
     run = _Runner(progress, verbose)
     try:
-        mirror, security_mirror = host_mirrors()
-        progress(f"-----> debootstrap {SUITE} (minbase) from {mirror}")
-        run.stage(debootstrap_command(rootfs, mirror), "debootstrap")
-        progress(f"-----> installing {', '.join(STACK_PACKAGES)}")
-        _install_packages(rootfs, run, mirror, security_mirror)
+        mirror, security_mirror = host_mirrors(stack)
+        progress(f"-----> debootstrap {stack.suite} (minbase) from {mirror}")
+        run.stage(debootstrap_command(rootfs, stack, mirror), "debootstrap")
+        progress(f"-----> installing {', '.join(stack.packages)}")
+        _install_packages(rootfs, stack, run, mirror, security_mirror)
+        runtimes = _runtimes_in(rootfs, stack)
+        progress(f"       Python {', '.join(runtimes['python'].values())}; Node.js {runtimes['node']}")
         progress(f"-----> importing into Docker as {image}")
         stage_started = time.monotonic()
-        _import(client, rootfs, image, fingerprint)
+        _import(client, rootfs, image, stack, fingerprint, runtimes)
         progress(f"       done in {time.monotonic() - stage_started:.0f}s")
     finally:
         _remove_rootfs(tmp, rootfs, progress)
@@ -198,8 +243,9 @@ def build_stack(
     return True
 
 
-def host_mirrors(sources: Iterable[Path] = HOST_APT_SOURCES) -> tuple[str, str | None]:
-    """The host's Debian mirror (or the default) and its security mirror (or None)."""
+def host_mirrors(stack: Stack, sources: Iterable[Path] = HOST_APT_SOURCES) -> tuple[str, str | None]:
+    """The host's Debian mirror for the stack's suite (or any suite's: a mirror has them all, or
+    the default) and its security mirror (or None)."""
     texts = []
     for path in sources:
         files = sorted(path.glob("*.list")) + sorted(path.glob("*.sources")) if path.is_dir() else [path]
@@ -208,8 +254,15 @@ def host_mirrors(sources: Iterable[Path] = HOST_APT_SOURCES) -> tuple[str, str |
                 texts.append(file.read_text(errors="replace"))
             except OSError:
                 continue
-    mirror = mirror_from_sources(texts, SUITE) or DEFAULT_MIRROR
-    return mirror, mirror_from_sources(texts, f"{SUITE}-security")
+    # A mirror of Debian has every suite: the host's, whichever suite it runs, serves the stack's
+    # (another distribution's mirror does not).
+    mirror = mirror_from_sources(texts, stack.suite)
+    if mirror is None:
+        mirror = mirror_from_sources(texts, lambda name: not name.endswith("-security"))
+        mirror = mirror if mirror and "debian" in mirror else DEFAULT_MIRROR
+    security = (mirror_from_sources(texts, f"{stack.suite}-security")
+                or mirror_from_sources(texts, lambda name: name.endswith("-security")))
+    return mirror, security if security and "debian" in security else None
 
 
 # --- steps ------------------------------------------------------------------------------------
@@ -248,15 +301,24 @@ class _Runner:
             raise EnvironmentProblem(_with_tail(f"{what} failed (exit status {process.returncode})", tail))
 
 
-def _install_packages(rootfs: Path, run: _Runner, mirror: str, security_mirror: str | None) -> None:
+def _install_packages(rootfs: Path, stack: Stack, run: _Runner, mirror: str, security_mirror: str | None) -> None:
     started = time.monotonic()
-    _replace_file(rootfs / "etc/apt/sources.list", sources_list(mirror, SUITE, security_mirror))
+    _replace_file(rootfs / "etc/apt/sources.list", sources_list(mirror, stack, security_mirror))
     # Keep maintainer scripts from starting services inside the chroot.
     _replace_file(rootfs / "usr/sbin/policy-rc.d", "#!/bin/sh\nexit 101\n", mode=0o755)
     _mount_pseudo_filesystems(rootfs)
     try:
-        run(apt_update_command(rootfs), "apt-get update")
-        run(apt_install_command(rootfs), "apt-get install")
+        try:
+            run(apt_update_command(rootfs), "apt-get update")
+        except EnvironmentProblem as exc:
+            if "is expired" not in str(exc):
+                raise
+            # A snapshot mirror serves a suite's Release file past its Valid-Until (testing's last a
+            # week): taken as it is, its signature still checked.
+            run.progress(f"       the mirror's Release file of {stack.suite} has expired (a snapshot mirror?): "
+                         "using it as it is, its signature still checked")
+            run(apt_update_command(rootfs, "-o", "Acquire::Check-Valid-Until=false"), "apt-get update")
+        run(apt_install_command(rootfs, stack.packages), "apt-get install")
         run(apt_clean_command(rootfs), "apt-get clean")
     finally:
         _unmount_all(rootfs)
@@ -276,7 +338,19 @@ def _install_packages(rootfs: Path, run: _Runner, mirror: str, security_mirror: 
     run.progress(f"       done in {time.monotonic() - started:.0f}s")
 
 
-def _import(client, rootfs: Path, image: str, fingerprint: str) -> None:
+def _runtimes_in(rootfs: Path, stack: Stack) -> dict:
+    """The exact Python and Node.js versions installed in the root file system."""
+    def version(*command: str) -> str:
+        result = subprocess.run(["chroot", str(rootfs), *command], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise EnvironmentProblem(f"{command[0]} does not run in the {stack.name} stack: {result.stderr.strip()[:200]}")
+        return result.stdout.strip().removeprefix("v")
+    pythons = {minor: version(f"python{minor}", "-c", "import platform; print(platform.python_version())")
+               for minor in stack.pythons}
+    return {"python": pythons, "node": version("node", "--version")}
+
+
+def _import(client, rootfs: Path, image: str, stack: Stack, fingerprint: str, runtimes: dict) -> None:
     """Stream ``tar`` of the root file system into the engine, as ``docker import`` does."""
     repository, tag = parse_repository_tag(image)
     with tempfile.TemporaryFile() as tar_errors:
@@ -287,7 +361,7 @@ def _import(client, rootfs: Path, image: str, fingerprint: str) -> None:
         try:
             answer = client.api.import_image_from_data(
                 _chunks(tar.stdout), repository=repository, tag=tag or "latest",
-                changes=import_changes(fingerprint),
+                changes=import_changes(fingerprint, runtimes),
             )
         except (docker.errors.DockerException, requests.RequestException) as exc:
             reason = getattr(exc, "explanation", None) or exc
@@ -303,7 +377,7 @@ def _import(client, rootfs: Path, image: str, fingerprint: str) -> None:
         message = json.loads(line) if line.strip().startswith("{") else {}
         if message.get("error"):
             raise EnvironmentProblem(f"docker import of the stack failed: {message['error']}")
-    if stack_status(client, image) != "current":
+    if stack_status(client, image, stack) != "current":
         raise EnvironmentProblem(f"docker import did not leave {image} labelled {labels.STACK}={fingerprint}")
 
 
@@ -399,7 +473,8 @@ def _with_tail(message: str, tail: Iterable[str]) -> str:
 
 
 __all__ = [
-    "STACK_PACKAGES",
+    "ensure_stack",
+    "provided_runtimes",
     "build_stack",
     "stack_fingerprint",
     "stack_status",

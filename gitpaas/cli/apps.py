@@ -14,12 +14,13 @@ from gitpaas.operations import app_info, create_app, destroy_app
 @cli.command("apps:create")
 @click.argument("name")
 @click.option("--owner", metavar="EMAIL", help="the account that owns it (may use it over the API, SSH and HTTPS)")
-def apps_create(name: str, owner: str | None) -> None:
+@click.option("-s", "--stack", metavar="STACK", help="the stack it is built on (default: the server's; see `gitpaas stacks`)")
+def apps_create(name: str, owner: str | None, stack: str | None) -> None:
     """Create an app: its git repository, its records, its URL."""
     plat = platform()
     if owner:
         owner = Accounts(plat.settings).get_user(owner)["email"]
-    create_app(plat, name, owner=owner)
+    create_app(plat, name, owner=owner, stack=stack)
     git_url = plat.apps.repo_path(name)
     click.echo(f"Creating {name}... done")
     click.echo(f"{plat.settings.web_url(name)} | {git_url}")
@@ -57,6 +58,8 @@ def apps_info(app: str, as_json: bool) -> None:
         click.echo(f"{key.replace('_', ' ').title() + ':':18}{info[key] or '-'}")
     dynos = ", ".join(f"{f['type']}={f['quantity']}" for f in info["formation"]) or "-"
     click.echo(f"{'Formation:':18}{dynos}")
+    stack = info["stack"] + ("" if info["build_stack"] == info["stack"] else f" (next build: {info['build_stack']})")
+    click.echo(f"{'Stack:':18}{stack}")
     if info["postdeploy"]:
         post = info["postdeploy"]
         click.echo(f"{'Postdeploy:':18}{post['status']} after v{post['release']} (exit {post['exit_status']}; "

@@ -40,6 +40,9 @@ class App:
     retention: int | None = None
     #: outcome of app.json's scripts.postdeploy, run once after the first successful release
     postdeploy: dict | None = None
+    #: the stack the app's next build uses (gitpaas.stacks); None: recorded before stacks could be
+    #: chosen, so bookworm, what everything was built on then
+    build_stack: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,13 +75,13 @@ class AppStore:
     def exists(self, name: str) -> bool:
         return (self.app_dir(name) / "app.json").is_file()
 
-    def create(self, name: str) -> App:
+    def create(self, name: str, build_stack: str | None = None) -> App:
         validate_new_app_name(name)
         self.root.mkdir(parents=True, exist_ok=True)
         with self._home_lock():
             if self.exists(name):
                 raise AppExists(name)
-            app = App(name=name)
+            app = App(name=name, build_stack=build_stack or self.settings.default_stack)
             self.app_dir(name).mkdir(parents=True, exist_ok=True)
             self.save(app)
         return app

@@ -17,7 +17,7 @@ from pathlib import Path
 
 #: the definitions tests/ passes to ``schema.validate`` (grep "validate(" tests/)
 USED_BY_TESTS = ("account", "add-on", "add-on-attachment", "add-on-service", "app", "dyno", "formation", "plan",
-                 "release")
+                 "release", "stack")
 
 #: the root keys kept besides ``definitions``: the ones that identify the schema and its dialect
 #: (``links`` and ``properties`` describe the whole API's index and are left out)

@@ -7,8 +7,9 @@ import docker
 import pytest
 
 from gitpaas import labels
+from gitpaas.build.addon_images import ADDON_STACK
 from gitpaas.build.stack import stack_status
-from gitpaas.settings import DEFAULT_STACK_IMAGE
+from gitpaas.stacks import DEFAULT_STACK, STACKS
 from harness import Home
 
 
@@ -25,8 +26,9 @@ def docker_client(tmp_path_factory):
         client.ping()
     except docker.errors.DockerException as exc:
         pytest.fail(f"integration tests need the Docker engine (run scripts/setup.sh): {exc}")
-    if stack_status(client, DEFAULT_STACK_IMAGE) == "missing":
-        pytest.fail("the stack image is missing: run `gitpaas stack:build` (make test does)")
+    for name in (DEFAULT_STACK, ADDON_STACK):
+        if stack_status(client, f"gitpaas/stack:{name}", STACKS[name]) == "missing":
+            pytest.fail(f"the {name} stack image is missing: run `gitpaas stack:build {name}` (make test does)")
     base = str(tmp_path_factory.getbasetemp())
     yield client
     # Session sweep: anything labelled with a home under this session's temporary folder.

@@ -15,7 +15,7 @@ from testcontainers.core.container import DockerContainer
 from gitpaas import labels
 from gitpaas.addons.plans import POSTGRESQL, REDIS
 from gitpaas.addons.runtime import readiness
-from gitpaas.build.addon_images import RECIPES, ensure_image
+from gitpaas.build.addon_images import ADDON_STACK, RECIPES, ensure_image
 from gitpaas.settings import Settings
 
 #: a password with what a URL must quote (gitpaas's own are URL-safe; a restore may bring others)
@@ -31,7 +31,7 @@ def volume(docker_client, tmp_path):
 
 
 def service_container(docker_client, tmp_path, service: str, volume: str, env: dict[str, str]) -> DockerContainer:
-    image = ensure_image(docker_client, service, print, Settings.from_env({"GITPAAS_HOME": str(tmp_path)}).stack_image)
+    image = ensure_image(docker_client, service, print, Settings.from_env({"GITPAAS_HOME": str(tmp_path)}).stack_image(ADDON_STACK))
     container = (DockerContainer(image).with_envs(**env).with_exposed_ports(service_port(service))
                  .with_volume_mapping(volume, RECIPES[service].data_dir, "rw")
                  .with_kwargs(labels={labels.HOME: str(tmp_path / "home")}))

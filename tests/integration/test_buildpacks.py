@@ -50,8 +50,8 @@ def test_python_app_installs_from_pypi_and_the_second_push_reuses_the_cache(home
     home.create_app("py")
     first = home.push("py", "python-pypi")
     assert deployed(first), first.stderr
-    for line in ("-----> Building with buildpacks", "-----> Python app detected",
-                 "Python 3.11.2 (.python-version: 3.11)", "-----> Installing requirements with pip",
+    for line in ("-----> Building on the trixie stack with buildpacks", "-----> Python app detected",
+                 "Python 3.13.5 (.python-version asks for 3.13)", "-----> Installing requirements with pip",
                  "Successfully installed humanize-4.12.3", "-----> Slug image", "-----> Deployed v1"):
         assert line in first.stderr, line
     assert home.get("py").text == ("hello from python v1: humanize 4.12.3 says 1234567 is 1.2 million "
@@ -64,13 +64,13 @@ def test_python_app_installs_from_pypi_and_the_second_push_reuses_the_cache(home
     assert image.labels[labels.APP] == "py" and image.labels[labels.ROLE] == "slug"
     assert image.attrs["Config"]["Env"][0].startswith("PATH=/app/.venv/bin:")
     assert slug_entries(docker_client, home, record["image"], "/app") == {
-        ".python-version", ".venv", "BODY", "Procfile", "app.py", "requirements.txt"}
+        ".python-version", ".venv", ".profile.d", "BODY", "Procfile", "app.py", "requirements.txt"}
     assert slug_entries(docker_client, home, record["image"], "/gitpaas") is None
     assert not build_containers(docker_client, home)
 
     second = home.push("py", "python-pypi", files={"BODY": "v2"})
     assert deployed(second), second.stderr
-    assert "-----> Reusing the cached virtualenv (requirements.txt unchanged)" in second.stderr
+    assert "-----> Reusing the cached virtualenv (requirements.txt and Python 3.13.5 unchanged)" in second.stderr
     assert "Installing requirements with pip" not in second.stderr and "humanize-4.12.3" not in second.stderr
     assert home.get("py").text.startswith("hello from python v2: humanize 4.12.3 says 1234567 is 1.2 million")
     cold, warm = build_log(home, "py", 1), build_log(home, "py", 2)
@@ -107,7 +107,7 @@ def test_a_failed_build_and_a_failed_release_leave_the_cache_alone(home, docker_
 
     again = home.push("keep", "python-pypi", files={"BODY": "v4"})
     assert deployed(again), again.stderr
-    assert "Reusing the cached virtualenv (requirements.txt unchanged)" in again.stderr
+    assert "Reusing the cached virtualenv (requirements.txt and Python 3.13.5 unchanged)" in again.stderr
     assert home.get("keep").text.startswith("hello from python v4")
     assert not build_containers(docker_client, home)
 
@@ -225,9 +225,10 @@ BAD_PUSHES = {
     "unknown buildpack name": (
         {".buildpacks": "cobol\n"},
         "build failed: buildpack cobol: not a bundled buildpack (python, nodejs, static, procfile)"),
-    "python the stack does not have": (
+    "python no stack has": (
         {"requirements.txt": "", ".python-version": "3.12\n"},
-        "build failed: buildpack python: python 3.12 requested, this stack has 3.11"),
+        "Python 3.12 (.python-version) is on no stack of this server: it has 3.11 (bookworm); 3.13 (trixie); "
+        "3.14, 3.13, 3.15 (forky)"),
 }
 
 

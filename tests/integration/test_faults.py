@@ -69,7 +69,7 @@ def test_a_full_disk_during_a_build_refuses_the_push_and_loses_nothing(home, tmp
     try:
         home.create_app("cramped")
         assert home.push("cramped", "web", files={"BODY": "fits"}).returncode == 0
-        noisy = ("ARG GITPAAS_STACK_IMAGE=gitpaas/stack:bookworm\nFROM ${GITPAAS_STACK_IMAGE}\nWORKDIR /app\n"
+        noisy = ("ARG GITPAAS_STACK_IMAGE=gitpaas/stack:trixie\nFROM ${GITPAAS_STACK_IMAGE}\nWORKDIR /app\n"
                  "COPY . /app\nRUN head -c 6000000 /dev/zero | tr '\\\\0' 'x' | fold -w 100\n"
                  'CMD ["python3", "/app/server.py"]\n')
         push = home.push("cramped", "web", files={"BODY": "too big", "Dockerfile": noisy})

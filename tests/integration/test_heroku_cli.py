@@ -120,6 +120,18 @@ def test_everyday_commands_of_the_heroku_cli(home, heroku):
     assert "app[web.1]:" in logs and "/seen-by-heroku-logs" in logs
     assert "No add-ons for app herokuish" in heroku("addons", "-a", "herokuish").stdout
 
+    # stacks: `heroku stack` answered Not Found before there were several
+    assert heroku("stack", "-a", "herokuish").stdout.splitlines() == [
+        "=== herokuish Available Stacks", "", "  bookworm", "  forky", "* trixie"]
+    setting = heroku("stack:set", "bookworm", "-a", "herokuish")
+    assert "Setting stack to bookworm... done" in setting.stderr
+    assert "You will need to redeploy herokuish for the change to take effect." in setting.stdout
+    assert "  bookworm (active on next deploy)" in heroku("stack", "-a", "herokuish").stdout
+    push = home.push("herokuish", "web", files={"BODY": "on bookworm"}, url=api.git_url("herokuish"))
+    assert push.returncode == 0 and "Building on the bookworm stack" in push.stderr, push.stderr
+    assert "* bookworm" in heroku("stack", "-a", "herokuish").stdout
+    assert re.search(r"Stack:\s+bookworm", heroku("apps:info", "-a", "herokuish").stdout)
+
     destroyed = heroku("apps:destroy", "-a", "herokuish", "--confirm", "herokuish")
     assert "Destroying herokuish (including all add-ons)... done" in destroyed.stderr
     assert api.call("GET", "/apps/herokuish").status_code == 404

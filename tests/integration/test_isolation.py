@@ -70,7 +70,7 @@ def test_processes_run_unprivileged_with_their_sizes_limits(home, docker_client)
 
 def test_a_dockerfile_user_is_kept_and_a_buildpack_slug_runs_as_its_build_user(home, docker_client):
     home.create_app("ownuser")
-    dockerfile = ("ARG GITPAAS_STACK_IMAGE=gitpaas/stack:bookworm\nFROM ${GITPAAS_STACK_IMAGE}\nWORKDIR /app\n"
+    dockerfile = ("ARG GITPAAS_STACK_IMAGE=gitpaas/stack:trixie\nFROM ${GITPAAS_STACK_IMAGE}\nWORKDIR /app\n"
                   "COPY . /app\nUSER 4242:4242\nCMD [\"python3\", \"/app/server.py\"]\n")
     assert home.push("ownuser", "web", files={"Dockerfile": dockerfile}).returncode == 0
     assert run_in(web_container(docker_client, home, "ownuser"), "import os; print(os.getuid())")[1].strip() == "4242"

@@ -22,7 +22,7 @@ def test_first_deploy_answers_and_is_recorded(home, docker_client):
     push = home.push("first", "web")
     assert deployed(push), push.stderr
     out = push.stderr
-    for header in ("-----> Building with a Dockerfile", "-----> Release v1 created", "-----> Running release command",
+    for header in ("-----> Building on the trixie stack with a Dockerfile", "-----> Release v1 created", "-----> Running release command",
                    "release phase for hello v1", "-----> Deployed v1"):
         assert header in out
     assert home.get("first").text == "hello v1 from web.1\n"

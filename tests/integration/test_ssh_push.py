@@ -129,7 +129,7 @@ def test_push_over_ssh_deploys_with_the_same_pipeline(sshd, home, tmp_path):
     assert push.returncode == 0, push.stderr
     said = remote_lines(push.stderr)
     assert said[0].startswith("-----> Deploying viassh: main at")
-    assert "-----> Building with a Dockerfile" in said and "release phase for hello v1" in said
+    assert "-----> Building on the trixie stack with a Dockerfile" in said and "release phase for hello v1" in said
     assert said.index("release phase for hello v1") < next(i for i, line in enumerate(said)
                                                            if line.startswith("-----> Deployed v1 in"))
     assert home.get("viassh").text == "hello v1 from web.1\n"

@@ -9,6 +9,7 @@ and are removed as they exit.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -16,8 +17,11 @@ import docker
 import pytest
 
 from gitpaas import labels
-from gitpaas.build.stack import CA_BUNDLE, build_stack, stack_fingerprint, stack_status
-from gitpaas.settings import DEFAULT_STACK_IMAGE
+from gitpaas.build.stack import CA_BUNDLE, RUNTIMES_LABEL, build_stack, stack_fingerprint, stack_status
+from gitpaas.stacks import DEFAULT_STACK, STACKS
+
+STACK = STACKS[DEFAULT_STACK]
+IMAGE = f"gitpaas/stack:{DEFAULT_STACK}"
 
 pytestmark = pytest.mark.integration
 
@@ -37,10 +41,10 @@ def client():
 def stack_image(client) -> str:
     lines: list[str] = []
     build_stack(
-        client, DEFAULT_STACK_IMAGE, lines.append,
+        client, STACK, IMAGE, lines.append,
         force=os.environ.get("GITPAAS_TEST_REBUILD_STACK") == "1",
     )
-    return DEFAULT_STACK_IMAGE
+    return IMAGE
 
 
 def run_in(client, image: str, script: str) -> str:
@@ -50,14 +54,16 @@ def run_in(client, image: str, script: str) -> str:
 
 def test_image_carries_the_fingerprint(client, stack_image):
     image = client.images.get(stack_image)
-    assert image.labels[labels.STACK] == stack_fingerprint()
-    assert stack_status(client, stack_image) == "current"
+    assert image.labels[labels.STACK] == stack_fingerprint(STACK)
+    assert stack_status(client, stack_image, STACK) == "current"
     assert image.attrs["Config"]["WorkingDir"] == "/app"
 
 
-def test_python_and_node_run_in_the_image(client, stack_image):
-    assert run_in(client, stack_image, "python3 -c 'import ssl,venv;print(1)'") == "1"
-    assert run_in(client, stack_image, "node --version").startswith("v")
+def test_python_and_node_run_in_the_image_as_its_label_says(client, stack_image):
+    recorded = json.loads(client.images.get(stack_image).labels[RUNTIMES_LABEL])
+    version = run_in(client, stack_image, "python3 -c 'import ssl,venv,platform;print(platform.python_version())'")
+    assert recorded["python"] == {STACK.pythons[0]: version} and version.startswith(STACK.pythons[0] + ".")
+    assert run_in(client, stack_image, "node --version") == f"v{recorded['node']}"
     assert run_in(client, stack_image, "npm --version")[0].isdigit()
 
 
@@ -70,6 +76,6 @@ def test_image_trusts_the_hosts_ca_bundle(client, stack_image):
 def test_second_build_reuses_the_image(client, stack_image):
     before = client.images.get(stack_image).id
     lines: list[str] = []
-    assert build_stack(client, stack_image, lines.append) is False
+    assert build_stack(client, STACK, stack_image, lines.append) is False
     assert "reusing" in lines[-1]
     assert client.images.get(stack_image).id == before

@@ -319,13 +319,16 @@ def make_platform(tmp_path: Path, **settings: object) -> Platform:
 
 def deploy(platform: Platform, process_types: Mapping[str, str | None] = PROCESS_TYPES, *,
            config_vars: Mapping[str, str] | None = None, image: str = "gitpaas-test/shop:build-1",
-           output: Output | None = None, actor: Actor = OPERATOR, app: str = "shop") -> Release:
-    """A release of a made-up slug through the real release phase and swap (no build)."""
+           output: Output | None = None, actor: Actor = OPERATOR, app: str = "shop",
+           stack: str | None = None) -> Release:
+    """A release of a made-up slug (built on ``stack``, the app's build stack unless told) through
+    the real release phase and swap (no build)."""
     platform.slugs.tags.setdefault(image, f"sha256:{image}")
     release = pipeline.create_release(
         platform, platform.apps.get(app), actor, description="Deploy abc1234", source_image=image, slug_id=SLUG_ID,
         commit="abc1234" + "0" * 33, process_types=dict(process_types),
-        config_vars=dict(platform.apps.config(app).get() if config_vars is None else config_vars))
+        config_vars=dict(platform.apps.config(app).get() if config_vars is None else config_vars),
+        stack=stack or platform.apps.get(app).build_stack)
     return pipeline.release_and_swap(platform, app, release, output or RecordingOutput())
 
 

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import pytest
 from schema import validate
-from test_api_security import Client
+from test_api_security import Client, signed_in_client
 
 from fakes import deploy, make_platform
 from gitpaas import locks, operations
-from gitpaas.accounts import Accounts
 from gitpaas.addons.store import AddonStore
 from gitpaas.api import addons as addons_api
 from gitpaas.api import routes
-from gitpaas.api.application import create_app
 from gitpaas.platform import Platform
 
 OWNER = "owner@example.com"
@@ -45,15 +43,10 @@ def platform(tmp_path) -> Platform:
 
 @pytest.fixture
 def client(platform, monkeypatch) -> Client:
-    accounts = Accounts(platform.settings)
-    tokens = {}
-    for email in (OWNER, FRIEND, STRANGER):
-        accounts.add_user(email)
-        tokens[email] = accounts.create_token(email)[1]
     # The routes make their own Platform of the home; add-ons need the fake scheduler.
     monkeypatch.setattr(addons_api, "platform_of", lambda request: platform)
     monkeypatch.setattr(routes, "platform_of", lambda request: platform)
-    return Client(create_app(platform.settings), tokens)
+    return signed_in_client(platform, (OWNER, FRIEND, STRANGER))
 
 
 def settled(platform: Platform, app: str = "shop") -> None:

@@ -125,17 +125,22 @@ def platform(tmp_path) -> Platform:
     return made
 
 
+def signed_in_client(platform, emails) -> Client:
+    """The API of ``platform``'s home, each of ``emails`` an account with a token."""
+    accounts = Accounts(platform.settings)
+    tokens = {}
+    for email in emails:
+        accounts.add_user(email)
+        tokens[email] = accounts.create_token(email)[1]
+    return Client(create_app(platform.settings), tokens)
+
+
 @pytest.fixture
 def client(platform, monkeypatch) -> Client:
     """The API of ``platform``'s home, with a token for OWNER, FRIEND and a stranger."""
-    accounts = Accounts(platform.settings)
-    tokens = {}
-    for email in (OWNER, FRIEND, "stranger@example.com"):
-        accounts.add_user(email)
-        tokens[email] = accounts.create_token(email)[1]
     # The routes make their own Platform of the home; streams of logs need the fake scheduler.
     monkeypatch.setattr(streams, "platform_of", lambda request: platform)
-    return Client(create_app(platform.settings), tokens)
+    return signed_in_client(platform, (OWNER, FRIEND, "stranger@example.com"))
 
 
 # --- 1. bodies are not read before the sender is known ----------------------------------------------

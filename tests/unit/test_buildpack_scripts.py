@@ -30,6 +30,10 @@ def release(name: str, app: Path) -> dict[str, str]:
 @pytest.mark.parametrize("files, first_match", [
     (["requirements.txt", "Procfile"], ("python", "Python")),
     (["pyproject.toml"], ("python", "Python")),
+    (["Pipfile", "Pipfile.lock"], ("python", "Python")),
+    (["poetry.lock", "pyproject.toml", "package.json"], ("python", "Python")),
+    (["uv.lock"], ("python", "Python")),
+    (["requirements.txt", "manage.py"], ("python", "Python (Django)")),
     (["package.json", "index.html"], ("nodejs", "Node.js")),
     (["index.html"], ("static", "Static site")),
     (["public/app.css"], ("static", "Static site")),

@@ -121,3 +121,37 @@ def test_config_vars_together_are_limited_as_on_heroku(platform):
     with pytest.raises(InvalidParams, match="limited to 32 KiB together"):
         events.change_config(platform, "shop", OPERATOR, NullOutput(), set_values={"B": big})
     assert platform.apps.config("shop").get() == {"A": big}, "nothing was changed"
+
+
+# --- app.json with comments (Dokku's own sample apps have them) ------------------------------------
+
+COMMENTED = """{
+  // what runs once, after the first release
+  "scripts": {"postdeploy": "curl http://example.test/hook // a URL, not a comment"},
+  /* the add-ons,
+     provisioned before the first release phase */
+  "addons": ["heroku-postgresql"], "note": "a /* in a string */ stays"
+}"""
+
+
+def test_app_json_may_have_line_and_block_comments():
+    parsed = appjson.parse(COMMENTED)
+    assert parsed.postdeploy == "curl http://example.test/hook // a URL, not a comment"
+    assert parsed.addons == (("postgresql", None),)
+
+
+def test_a_real_syntax_error_after_comments_keeps_its_own_line_and_column():
+    broken = "{\n  // a comment\n  /* another */ \"scripts\": {,}\n}"
+    with pytest.raises(PushRefused) as refused:
+        appjson.parse(broken)
+    assert str(refused.value) == ("app.json is not valid JSON: line 3 column 29: "
+                                  "Expecting property name enclosed in double quotes")
+
+
+def test_an_unclosed_block_comment_is_reported_where_it_opens():
+    with pytest.raises(PushRefused, match="line 2 column 3: a /\\* comment is not closed"):
+        appjson.parse('{\n  /* never closed\n  "scripts": {}\n}')
+
+
+def test_escaped_quotes_do_not_end_a_string_early():
+    assert appjson.without_comments('{"a": "say \\"//\\" twice"} // end') == '{"a": "say \\"//\\" twice"}       '

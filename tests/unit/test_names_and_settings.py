@@ -10,7 +10,7 @@ import pytest
 from gitpaas import settings as settings_module
 from gitpaas.errors import InvalidAppName, UsageError
 from gitpaas.names import validate_app_name
-from gitpaas.settings import DEFAULT_STACK_IMAGE, Settings
+from gitpaas.settings import Settings
 
 # --- app names -------------------------------------------------------------------------------
 
@@ -52,7 +52,7 @@ def test_defaults_for_a_user(tmp_path, not_root):
     assert settings.home == tmp_path / ".local/share/gitpaas"
     assert settings.domain == "localhost"
     assert settings.http_port == 8080
-    assert settings.stack_image == DEFAULT_STACK_IMAGE
+    assert settings.stack_image(settings.default_stack) == "gitpaas/stack:trixie"
     assert (settings.release_timeout, settings.boot_timeout, settings.stop_timeout) == (3600.0, 60.0, 30.0)
 
 
@@ -71,11 +71,12 @@ def test_defaults_for_root(tmp_path, monkeypatch):
 def test_environment_sets_everything(tmp_path):
     settings = Settings.from_env({
         "GITPAAS_HOME": str(tmp_path / "home"), "GITPAAS_DOMAIN": "example.test", "GITPAAS_HTTP_PORT": "9090",
-        "GITPAAS_STACK_IMAGE": "me/stack:1", "GITPAAS_RELEASE_TIMEOUT": "2.5", "GITPAAS_BOOT_TIMEOUT": "7",
+        "GITPAAS_STACK_REPOSITORY": "me/stack", "GITPAAS_STACK": "Bookworm", "GITPAAS_RELEASE_TIMEOUT": "2.5", "GITPAAS_BOOT_TIMEOUT": "7",
         "GITPAAS_STOP_TIMEOUT": "1",
     })
     assert settings.home == tmp_path / "home"
-    assert (settings.domain, settings.http_port, settings.stack_image) == ("example.test", 9090, "me/stack:1")
+    assert (settings.domain, settings.http_port) == ("example.test", 9090)
+    assert (settings.default_stack, settings.stack_image("forky")) == ("bookworm", "me/stack:forky")
     assert (settings.release_timeout, settings.boot_timeout, settings.stop_timeout) == (2.5, 7.0, 1.0)
     assert settings.environ["GITPAAS_DOMAIN"] == "example.test"
 

@@ -62,7 +62,7 @@ def test_a_push_builds_releases_and_routes_to_the_new_release(pushed):
     assert (job.type, job.command) == ("release", "./migrate.sh")
     assert output.lines[0].startswith("-----> Deploying web: main at ")
     assert "       Procfile: web, release" in output.lines
-    assert "-----> Building with a fake builder" in output.lines
+    assert "-----> Building on the trixie stack with a fake builder" in output.lines
     assert "       Step 1/1 : COPY . /app" in output.lines
     assert output.lines[-2].startswith("-----> Deployed v1 in ")
     assert output.lines[-1] == "       http://web.localhost:8080/"

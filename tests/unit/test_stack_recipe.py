@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import docker.errors
@@ -9,8 +11,10 @@ import pytest
 
 from gitpaas import labels
 from gitpaas.build import stack
-from gitpaas.build.stack import STACK_PACKAGES, stack_fingerprint, stack_status
+from gitpaas.build.stack import stack_fingerprint, stack_status
 from gitpaas.errors import EnvironmentProblem
+from gitpaas.runtimes import Provided
+from gitpaas.stacks import STACKS
 
 
 class FakeImage:
@@ -36,69 +40,91 @@ class FakeClient:
         self.images = FakeImages(images)
 
 
+BOOKWORM, TRIXIE, FORKY = (STACKS[name] for name in ("bookworm", "trixie", "forky"))
+
+
 def test_fingerprint_is_stable_and_short():
-    assert stack_fingerprint() == stack_fingerprint()
-    assert stack_fingerprint() == stack_fingerprint(STACK_PACKAGES, "bookworm", stack.RECIPE_VERSION)
-    assert len(stack_fingerprint()) == 12
+    assert stack_fingerprint(TRIXIE) == stack_fingerprint(TRIXIE)
+    assert len(stack_fingerprint(TRIXIE)) == 12
+    assert len({stack_fingerprint(each) for each in STACKS.values()}) == len(STACKS)
 
 
 def test_fingerprint_ignores_package_order():
-    assert stack_fingerprint(reversed(STACK_PACKAGES)) == stack_fingerprint()
+    shuffled = dataclasses.replace(TRIXIE, extra=("git", "make"))
+    assert stack_fingerprint(shuffled) == stack_fingerprint(dataclasses.replace(TRIXIE, extra=("make", "git")))
 
 
 @pytest.mark.parametrize(
     "changed",
     [
-        {"packages": STACK_PACKAGES + ("git",)},
-        {"packages": STACK_PACKAGES[1:]},
-        {"suite": "trixie"},
-        {"recipe_version": stack.RECIPE_VERSION + 1},
+        {"extra": ("git",)},
+        {"pythons": ("3.13", "3.14")},
+        {"name": "sid"},
+        {"security_updates": False},
     ],
 )
 def test_fingerprint_changes_with_the_recipe(changed):
-    assert stack_fingerprint(**changed) != stack_fingerprint()
+    assert stack_fingerprint(dataclasses.replace(TRIXIE, **changed)) != stack_fingerprint(TRIXIE)
+    assert stack_fingerprint(TRIXIE, stack.RECIPE_VERSION + 1) != stack_fingerprint(TRIXIE)
 
 
-def test_package_list_has_the_runtimes_and_no_init():
-    for package in ("ca-certificates", "python3", "python3-venv", "python3-pip", "nodejs", "npm"):
-        assert package in STACK_PACKAGES
-    assert "tini" not in STACK_PACKAGES
+def test_every_stack_has_the_runtimes_and_no_init():
+    for each in STACKS.values():
+        for package in ("ca-certificates", "python3", "python3-venv", "python3-pip", "nodejs", "npm"):
+            assert package in each.packages
+        assert "tini" not in each.packages
+    assert {"python3.13", "python3.13-venv", "python3.15", "python3.15-venv"} <= set(FORKY.packages)
 
 
 def test_status_missing_current_outdated():
     client = FakeClient(
         {
-            "gitpaas/stack:bookworm": FakeImage({labels.STACK: stack_fingerprint()}),
-            "old/stack:bookworm": FakeImage({labels.STACK: "0123456789ab"}),
+            "gitpaas/stack:trixie": FakeImage({labels.STACK: stack_fingerprint(TRIXIE)}),
+            "gitpaas/stack:bookworm": FakeImage({labels.STACK: stack_fingerprint(TRIXIE)}),
+            "old/stack:trixie": FakeImage({labels.STACK: "0123456789ab"}),
             "plain:latest": FakeImage(None),
         }
     )
-    assert stack_status(client, "gitpaas/stack:bookworm") == "current"
-    assert stack_status(client, "old/stack:bookworm") == "outdated"
-    assert stack_status(client, "plain:latest") == "outdated"
-    assert stack_status(client, "nothing/here:bookworm") == "missing"
+    assert stack_status(client, "gitpaas/stack:trixie", TRIXIE) == "current"
+    assert stack_status(client, "gitpaas/stack:bookworm", BOOKWORM) == "outdated"  # another stack's recipe
+    assert stack_status(client, "old/stack:trixie", TRIXIE) == "outdated"
+    assert stack_status(client, "plain:latest", TRIXIE) == "outdated"
+    assert stack_status(client, "nothing/here:trixie", TRIXIE) == "missing"
+
+
+def test_provided_runtimes_are_exact_where_built_and_the_catalogue_elsewhere():
+    recorded = json.dumps({"python": {"3.13": "3.13.5"}, "node": "20.19.2"})
+    client = FakeClient({"gitpaas/stack:trixie": FakeImage({stack.RUNTIMES_LABEL: recorded}),
+                         "gitpaas/stack:bookworm": FakeImage({})})
+    provided = stack.provided_runtimes(client, "gitpaas/stack")
+    assert provided["trixie"] == Provided({"3.13": "3.13.5"}, "20.19.2")
+    assert provided["bookworm"] == Provided({"3.11": ""}, "18.20")
+    assert provided["forky"] == Provided({"3.14": "", "3.13": "", "3.15": ""}, "24.21")
 
 
 def test_debootstrap_is_minbase_without_include():
-    command = stack.debootstrap_command(Path("/var/tmp/x/rootfs"), "http://mirror.example/debian")
-    assert command == [
+    command = stack.debootstrap_command(Path("/var/tmp/x/rootfs"), BOOKWORM, "http://mirror.example/debian")
+    assert command[:5] == [
         "debootstrap", "--variant=minbase", "bookworm", "/var/tmp/x/rootfs", "http://mirror.example/debian",
     ]
+    assert command[5].startswith("/usr/share/debootstrap/scripts/")
     assert not any(word.startswith("--include") for word in command)
 
 
 def test_apt_commands_run_inside_the_rootfs():
     rootfs = Path("/var/tmp/x/rootfs")
     assert stack.apt_update_command(rootfs) == ["chroot", "/var/tmp/x/rootfs", "apt-get", "update"]
-    install = stack.apt_install_command(rootfs)
+    install = stack.apt_install_command(rootfs, FORKY.packages)
     assert install[:6] == ["chroot", "/var/tmp/x/rootfs", "apt-get", "install", "-y", "--no-install-recommends"]
-    assert tuple(install[6:]) == STACK_PACKAGES
+    assert tuple(install[6:]) == FORKY.packages
     assert stack.apt_clean_command(rootfs) == ["chroot", "/var/tmp/x/rootfs", "apt-get", "clean"]
 
 
 def test_import_changes_label_env_and_workdir():
-    changes = stack.import_changes("abcdef123456")
+    changes = stack.import_changes("abcdef123456", {"python": {"3.13": "3.13.5"}, "node": "20.19.2"})
     assert f"LABEL {labels.STACK}=abcdef123456" in changes
+    label = next(change for change in changes if change.startswith(f"LABEL {stack.RUNTIMES_LABEL}="))
+    assert json.loads(json.loads(label.split("=", 1)[1])) == {"python": {"3.13": "3.13.5"}, "node": "20.19.2"}
     assert "WORKDIR /app" in changes
     assert 'CMD ["/bin/bash"]' in changes
     bundle = "/etc/ssl/certs/ca-certificates.crt"
@@ -148,28 +174,41 @@ def test_disabled_deb822_stanza_is_skipped():
 def test_host_mirrors_reads_files_and_falls_back(tmp_path):
     (tmp_path / "sources.list.d").mkdir()
     (tmp_path / "sources.list.d" / "debian.sources").write_text(DEB822)
-    assert stack.host_mirrors([tmp_path / "sources.list", tmp_path / "sources.list.d"]) == (
+    sources = [tmp_path / "sources.list", tmp_path / "sources.list.d"]
+    assert stack.host_mirrors(BOOKWORM, sources) == (
         "http://ftp.example.org/debian",
         "http://security.example.org/debian-security",
     )
-    assert stack.host_mirrors([tmp_path / "nothing"]) == (stack.DEFAULT_MIRROR, None)
+    # a bookworm host's mirror serves trixie too: every Debian mirror has every suite
+    assert stack.host_mirrors(TRIXIE, sources) == (
+        "http://ftp.example.org/debian",
+        "http://security.example.org/debian-security",
+    )
+    assert stack.host_mirrors(TRIXIE, [tmp_path / "nothing"]) == (stack.DEFAULT_MIRROR, None)
+
+
+def test_another_distributions_mirror_is_not_taken_for_debian(tmp_path):
+    (tmp_path / "sources.list").write_text("deb http://archive.ubuntu.com/ubuntu noble main\n")
+    assert stack.host_mirrors(TRIXIE, [tmp_path / "sources.list"]) == (stack.DEFAULT_MIRROR, None)
 
 
 def test_sources_list_inside_the_rootfs():
-    assert stack.sources_list("http://m/debian", "bookworm", "http://s/debian-security") == (
-        "deb http://m/debian bookworm main\n"
-        "deb http://m/debian bookworm-updates main\n"
-        "deb http://s/debian-security bookworm-security main\n"
+    assert stack.sources_list("http://m/debian", TRIXIE, "http://s/debian-security") == (
+        "deb http://m/debian trixie main\n"
+        "deb http://m/debian trixie-updates main\n"
+        "deb http://s/debian-security trixie-security main\n"
     )
-    assert "security" not in stack.sources_list("http://m/debian")
+    assert "security" not in stack.sources_list("http://m/debian", TRIXIE)
+    # testing has neither -updates nor -security
+    assert stack.sources_list("http://m/debian", FORKY, "http://s/debian-security") == "deb http://m/debian forky main\n"
 
 
 def test_current_image_is_reused_without_touching_the_host(tmp_path):
-    client = FakeClient({"gitpaas/stack:bookworm": FakeImage({labels.STACK: stack_fingerprint()})})
+    client = FakeClient({"gitpaas/stack:trixie": FakeImage({labels.STACK: stack_fingerprint(TRIXIE)})})
     lines: list[str] = []
-    assert stack.build_stack(client, "gitpaas/stack:bookworm", lines.append, workdir=tmp_path) is False
+    assert stack.build_stack(client, TRIXIE, "gitpaas/stack:trixie", lines.append, workdir=tmp_path) is False
     assert "reusing" in lines[-1]
-    assert list(tmp_path.iterdir()) == []
+    assert [path.name for path in tmp_path.iterdir()] in ([], ["gitpaas-stack-trixie.lock"])
 
 
 def test_failing_command_raises_with_the_tail_of_its_output():

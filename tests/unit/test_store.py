@@ -339,6 +339,9 @@ def test_release_output_is_created_0600(tmp_path):
 class _TreeWithDockerfile:
     commit_sha = "0" * 40
 
+    def read_text(self, path: str) -> str | None:
+        return "FROM scratch\n" if path == "Dockerfile" else None
+
     def write_tar(self, fileobj, prefix: str = "") -> None:
         with tarfile.open(fileobj=fileobj, mode="w") as tar:
             data = b"FROM scratch\n"
@@ -359,5 +362,5 @@ def test_a_dockerfile_build_log_is_created_0600(tmp_path):
     request = BuildRequest(app="shop", source=_TreeWithDockerfile(), tag="shop:v1", labels={},
                            log_path=log_path, output=RecordingOutput())
     with pytest.raises(BuildFailed):
-        DockerfileBuilder(_EngineThatFails()).build(request)
+        DockerfileBuilder(_EngineThatFails(), Settings.from_env({"GITPAAS_HOME": str(tmp_path)})).build(request)
     assert stat.S_IMODE(log_path.stat().st_mode) == 0o600

@@ -22,7 +22,7 @@ from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
 from gitpaas import labels
-from gitpaas.build.addon_images import RECIPES, ensure_image, is_current
+from gitpaas.build.addon_images import ADDON_STACK, RECIPES, ensure_image, is_current
 from gitpaas.errors import EnvironmentProblem
 from gitpaas.scheduler import AddonSpec
 from gitpaas.scheduler.docker_local.containers import Containers, remove
@@ -65,9 +65,9 @@ class AddonContainers:
         if found is not None and not self._wired(found, network, addon):
             remove(found)
             found = None
-        if found is not None and refresh and not is_current(self.client, found.image, addon.service,
-                                                             self.settings.stack_image):
-            ensure_image(self.client, addon.service, progress, self.settings.stack_image)  # before the old one goes
+        stack = self.settings.stack_image(ADDON_STACK)
+        if found is not None and refresh and not is_current(self.client, found.image, addon.service, stack):
+            ensure_image(self.client, addon.service, progress, stack)  # before the old one goes
             remove(found)
             found = None
         if found is not None:
@@ -75,7 +75,7 @@ class AddonContainers:
                 return False
             found.start()
             return True
-        image = ensure_image(self.client, addon.service, progress, self.settings.stack_image)
+        image = ensure_image(self.client, addon.service, progress, stack)
         try:
             self.client.volumes.get(self.volume(addon))
         except NotFound:
