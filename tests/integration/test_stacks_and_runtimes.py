@@ -121,6 +121,7 @@ def test_stacks_lists_what_the_server_has_and_can_build(home):
 def test_python_apps_with_a_lock_file_install_with_their_package_manager(home, docker_client, manager, source,
                                                                          lockfile, install):
     home.create_app(manager)
+    home.gitpaas("config:set", "GREETING=hello hooks", "-a", manager)
     push = home.push(manager, source)
     assert deployed(push), push.stderr
     assert install in push.stderr
@@ -128,7 +129,12 @@ def test_python_apps_with_a_lock_file_install_with_their_package_manager(home, d
         home.release(manager, 1)["image"], entrypoint=["ls", "/app/.venv/lib/python3.13/site-packages"],
         remove=True, labels={labels.HOME: str(home.path)}).decode().split()
     assert "gunicorn" in installed and "pytest" not in installed, "development dependencies stay out of the slug"
-    assert page(home, manager) == f"hello from a {manager} app on Python 3.13.5 (gunicorn 27.0.1)\n"
+    hooks = ""
+    if manager == "uv":  # its bin/pre_compile (with the config vars) and bin/post_compile (after the install)
+        assert "-----> Running bin/pre_compile" in push.stderr and "pre_compile saw GREETING=hello hooks" in push.stderr
+        assert "-----> Running bin/post_compile" in push.stderr
+        hooks = " [hello hooks; post_compile found gunicorn 27.0.1]"
+    assert page(home, manager) == f"hello from a {manager} app on Python 3.13.5 (gunicorn 27.0.1){hooks}\n"
 
     warm = home.push(manager, source, files={"BODY": "again"})
     assert deployed(warm), warm.stderr
@@ -141,7 +147,7 @@ def test_python_apps_with_a_lock_file_install_with_their_package_manager(home, d
 def test_node_apps_with_yarn_or_pnpm_build_through_corepack(home, manager):
     home.create_app(manager)
     push = home.push(manager, f"node-{manager}")
-    assert deployed(push), push.stderr
+    assert deployed(push), push.stderr  # (node-yarn's app.json has // and /* */ comments: accepted)
     assert "Node.js 20.19.2 (package.json engines.node asks for >=18)" in push.stderr
     assert "-----> Running heroku-prebuild" in push.stderr and "-----> Running heroku-postbuild" in push.stderr
     assert page(home, manager) == (f"{manager} app: NODE_ENV=production\n"
