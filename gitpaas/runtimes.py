@@ -48,7 +48,15 @@ Reader = Callable[[str], "str | None"]
 
 
 def python_request(read: Reader) -> Requested | None:
-    """The Python version the app's files ask for, or None; UnsupportedApp when a file is unreadable."""
+    """The Python version the app's files ask for, or None; UnsupportedApp when a file is unreadable.
+    Heroku's order: ``runtime.txt`` (deprecated, but it wins when both are there), ``.python-version``,
+    then ``Pipfile.lock``."""
+    text = read("runtime.txt")
+    if text is not None:
+        raw = text.strip()
+        if not raw.startswith("python-"):
+            raise UnsupportedApp(f"runtime.txt must say python-3.X or python-3.X.Y, not {raw[:40]!r}")
+        return Requested(_python_version(raw.removeprefix("python-"), "runtime.txt"), "runtime.txt")
     text = read(".python-version")
     if text is not None:
         lines = [line.strip() for line in text.splitlines()]
@@ -57,18 +65,16 @@ def python_request(read: Reader) -> Requested | None:
             raise UnsupportedApp(".python-version must name one Python version, like 3.13 "
                                  f"(found {len(versions)} lines that are not comments)")
         return Requested(_python_version(versions[0], ".python-version"), ".python-version")
-    text = read("runtime.txt")
-    if text is not None:
-        raw = text.strip()
-        if not raw.startswith("python-"):
-            raise UnsupportedApp(f"runtime.txt must say python-3.X or python-3.X.Y, not {raw[:40]!r}")
-        return Requested(_python_version(raw.removeprefix("python-"), "runtime.txt"), "runtime.txt")
     text = read("Pipfile.lock")
     if text is not None:
         try:
-            requires = json.loads(text).get("_meta", {}).get("requires", {})
-        except (ValueError, AttributeError):
+            lock = json.loads(text)
+        except ValueError:
             return None  # pipenv itself reports a broken lock file, with more to say than we could
+        meta = lock.get("_meta") if isinstance(lock, dict) else None
+        requires = meta.get("requires") if isinstance(meta, dict) else None
+        if not isinstance(requires, dict):
+            return None
         version = requires.get("python_full_version") or requires.get("python_version")
         if isinstance(version, str) and version:
             return Requested(_python_version(version, "Pipfile.lock"), "Pipfile.lock")
@@ -81,6 +87,11 @@ def _python_version(raw: str, origin: str) -> str:
         shown = version if len(version) <= 40 else version[:40] + "…"
         raise UnsupportedApp(f"{origin} asks for Python {shown!r}: write a version like 3.13 or 3.13.1")
     return version
+
+
+def _patch(version: str) -> int:
+    parts = version.split(".")
+    return int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 0
 
 
 def node_request(read: Reader) -> Requested | None:
@@ -109,7 +120,9 @@ def choose_python(requested: Requested, stack: str, stacks: Mapping[str, Provide
         exact = here[requested.minor]
         said = f"Python {exact or requested.minor} ({requested.origin} asks for {requested.version})"
         if exact and requested.version != requested.minor and requested.version != exact:
-            said += f"; Debian ships {requested.minor} as {exact}, with its security fixes"
+            newer = _patch(requested.version) > _patch(exact)
+            said += (f"; Debian ships {requested.minor} as {exact}, "
+                     + ("older than asked: the newest this stack has" if newer else "with its security fixes"))
         return requested.minor, said
     elsewhere = [name for name, provided in stacks.items() if requested.minor in provided.python]
     available = ", ".join(here)
@@ -126,7 +139,8 @@ def check_node(requested: Requested, stack: str, stacks: Mapping[str, Provided],
     """A line saying which Node.js runs when the stack's satisfies ``requested``; else UnsupportedApp
     naming the versions there are and the stack to switch to."""
     try:
-        spec = semantic_version.NpmSpec(requested.version)
+        # npm allows a space after an operator (">= 18"); semantic_version does not
+        spec = semantic_version.NpmSpec(re.sub(r"(<=|>=|<|>|=|~|\^)\s+", r"\1", requested.version))
     except ValueError:
         raise UnsupportedApp(f"{requested.origin} is {requested.version[:40]!r}, which is not a version range "
                              "npm understands (write one like 20.x or >=20)") from None

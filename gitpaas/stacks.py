@@ -56,9 +56,6 @@ class Stack:
                         for package in (f"python{version}", f"python{version}-venv")]
         return (*BASE_PACKAGES, *interpreters, *self.extra)
 
-    def image(self, repository: str) -> str:
-        return f"{repository}:{self.name}"
-
 
 STACKS: dict[str, Stack] = {stack.name: stack for stack in (
     Stack("bookworm", "Debian 12 (oldstable)", "public", ("3.11",), "18.20", "2026-01-01"),

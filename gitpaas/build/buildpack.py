@@ -261,7 +261,7 @@ class _Build:
         if buildpack.path not in (bundled("python").path, bundled("nodejs").path):
             return {}
         read, stack, app = self.request.source.read_text, self.request.stack, self.request.app
-        provided = provided_runtimes(self.client, self.settings.stack_repository)
+        provided = provided_runtimes(self.client, self.settings)
         if buildpack.path == bundled("nodejs").path:
             requested = node_request(read)
             if requested is not None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import docker
 
 from gitpaas.build.base import BuildRequest, BuiltImage
+from gitpaas.build.buildpack_protocol import route_line
 from gitpaas.build.stack import ensure_stack
 from gitpaas.dockerutil import ENGINE_ERRORS, describe
 from gitpaas.errors import BuildFailed
@@ -79,10 +80,8 @@ class DockerfileBuilder:
 
 
 def _progress(output: Output):
-    """A stack build's progress lines ("-----> step", "       detail") told as the push's own."""
+    """A stack build's progress lines told as the push's own, with their meaning."""
     def tell(line: str) -> None:
-        if line.startswith("-----> "):
-            output.stage(line.removeprefix("-----> "))
-        else:
-            output.info(line.strip())
+        kind, text = route_line(line)
+        getattr(output, kind)(text)
     return tell

@@ -150,14 +150,14 @@ def stack_status(client, image: str, stack: Stack) -> str:
 
 
 @engine_call("looking up the stack images")
-def provided_runtimes(client, repository: str) -> dict[str, Provided]:
+def provided_runtimes(client, settings: Settings) -> dict[str, Provided]:
     """What each stack provides: exactly, from the label of its image where it is built; else the
     catalogue's minor versions."""
     found = {}
     for stack in STACKS.values():
         found[stack.name] = Provided({version: "" for version in stack.pythons}, stack.node)
         try:
-            recorded = json.loads((client.images.get(stack.image(repository)).labels or {}).get(RUNTIMES_LABEL, ""))
+            recorded = json.loads((client.images.get(settings.stack_image(stack)).labels or {}).get(RUNTIMES_LABEL, ""))
         except (docker.errors.ImageNotFound, ValueError):
             continue
         pythons = recorded.get("python") if isinstance(recorded, dict) else None
@@ -178,7 +178,16 @@ def ensure_stack(client, settings: Settings, stack: Stack, progress: Progress) -
                                  f"its operator builds it with `gitpaas stack:build {stack.name}`")
     progress(f"-----> The {stack.name} stack is not built on this server yet: building it first "
              "(once, a few minutes)")
-    build_stack(client, stack, image, progress)
+    log = settings.home / "logs" / f"stack-{stack.name}.log"
+    try:
+        build_stack(client, stack, image, progress)
+    except EnvironmentProblem as exc:
+        # The details name the server's folders and mirrors: kept for the operator, not told to a pusher.
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as written:
+            written.write(f"{exc}\n")
+        raise EnvironmentProblem(f"building the {stack.name} stack failed (the server's logs/{log.name} says why); "
+                                 f"its operator can run `gitpaas stack:build {stack.name}`") from None
     return image
 
 

@@ -7,6 +7,7 @@ import click
 from gitpaas import stacks
 from gitpaas.cli.common import app_option, json_option, platform, print_json, print_table
 from gitpaas.cli.group import cli
+from gitpaas.errors import UsageError
 from gitpaas.operations import app_stacks, current_release, set_stack
 
 
@@ -19,7 +20,7 @@ def stacks_list(as_json: bool) -> None:
 
     plat = platform()
     client = plat.engine()
-    provided = provided_runtimes(client, plat.settings.stack_repository)
+    provided = provided_runtimes(client, plat.settings)
     rows = []
     for stack in stacks.STACKS.values():
         image = plat.settings.stack_image(stack)
@@ -81,6 +82,8 @@ def stack_build(name: str | None, every: bool, force: bool, verbose: bool) -> No
     an image that is current is reused."""
     from gitpaas.build.stack import build_stack
 
+    if name and every:
+        raise UsageError("name one stack or give --all, not both")
     plat = platform()
     chosen = list(stacks.STACKS.values()) if every else [stacks.get(name or plat.settings.default_stack)]
     for stack in chosen:

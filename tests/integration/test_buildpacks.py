@@ -225,6 +225,10 @@ BAD_PUSHES = {
     "unknown buildpack name": (
         {".buildpacks": "cobol\n"},
         "build failed: buildpack cobol: not a bundled buildpack (python, nodejs, static, procfile)"),
+    "two python package managers": (
+        {"requirements.txt": "", "uv.lock": "version = 1\n"},
+        "build failed: buildpack python: several package manager files: requirements.txt uv.lock; keep the one "
+        "you use and delete the others"),
     "python no stack has": (
         {"requirements.txt": "", ".python-version": "3.12\n"},
         "Python 3.12 (.python-version) is on no stack of this server: it has 3.11 (bookworm); 3.13 (trixie); "

@@ -46,10 +46,10 @@ def test_python_version_must_name_exactly_one_version(text):
         python_request(reader({".python-version": text}))
 
 
-def test_runtime_txt_comes_after_python_version():
+def test_runtime_txt_wins_over_python_version_as_on_heroku():
     assert python_request(reader({"runtime.txt": "python-3.13.2\n"})) == Requested("3.13.2", "runtime.txt")
     both = {".python-version": "3.14", "runtime.txt": "python-3.11.2"}
-    assert python_request(reader(both)).origin == ".python-version"
+    assert python_request(reader(both)).origin == "runtime.txt"
     with pytest.raises(UnsupportedApp, match="runtime.txt must say python-3.X"):
         python_request(reader({"runtime.txt": "3.13"}))
 
@@ -59,7 +59,8 @@ def test_pipfile_lock_requires_is_the_last_place_looked():
     assert python_request(reader({"Pipfile.lock": lock})) == Requested("3.13", "Pipfile.lock")
     full = json.dumps({"_meta": {"requires": {"python_full_version": "3.13.5", "python_version": "3.13"}}})
     assert python_request(reader({"Pipfile.lock": full})).version == "3.13.5"
-    assert python_request(reader({"Pipfile.lock": "not json"})) is None
+    for broken in ("not json", "[1]", '{"_meta": []}', '{"_meta": {"requires": ["3.11"]}}'):
+        assert python_request(reader({"Pipfile.lock": broken})) is None  # pipenv says what is wrong with it
     assert python_request(reader({})) is None
 
 
@@ -75,6 +76,11 @@ def test_a_patch_version_runs_debians_patch_release_of_that_minor_and_says_so():
     assert minor == "3.13"
     assert said == ("Python 3.13.5 (.python-version asks for 3.13.1); Debian ships 3.13 as 3.13.5, "
                     "with its security fixes")
+
+
+def test_a_newer_patch_than_debian_ships_runs_the_newest_there_is_and_says_so():
+    minor, said = choose_python(Requested("3.13.9", ".python-version"), "trixie", PROVIDED, "shop")
+    assert minor == "3.13" and said.endswith("Debian ships 3.13 as 3.13.5, older than asked: the newest this stack has")
 
 
 def test_a_version_on_another_stack_is_refused_with_the_command_to_switch():
@@ -106,7 +112,8 @@ def test_engines_node_is_read_from_package_json():
     assert node_request(reader({})) is None
 
 
-@pytest.mark.parametrize("wanted", ["20.x", ">=18", "^20.10.0", "18 || 20", "~20.19", "*", ">=20 <21"])
+@pytest.mark.parametrize("wanted", ["20.x", ">=18", ">= 18", "^20.10.0", "18 || 20", "~20.19", "*", ">=20 <21",
+                                    ">= 20 < 21"])
 def test_a_range_the_stacks_node_satisfies_is_accepted(wanted):
     assert check_node(Requested(wanted, "package.json engines.node"), "trixie", PROVIDED, "shop") == \
         f"Node.js 20.19.2 (package.json engines.node asks for {wanted})"

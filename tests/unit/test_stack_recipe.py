@@ -14,6 +14,7 @@ from gitpaas.build import stack
 from gitpaas.build.stack import stack_fingerprint, stack_status
 from gitpaas.errors import EnvironmentProblem
 from gitpaas.runtimes import Provided
+from gitpaas.settings import Settings
 from gitpaas.stacks import STACKS
 
 
@@ -96,7 +97,7 @@ def test_provided_runtimes_are_exact_where_built_and_the_catalogue_elsewhere():
     recorded = json.dumps({"python": {"3.13": "3.13.5"}, "node": "20.19.2"})
     client = FakeClient({"gitpaas/stack:trixie": FakeImage({stack.RUNTIMES_LABEL: recorded}),
                          "gitpaas/stack:bookworm": FakeImage({})})
-    provided = stack.provided_runtimes(client, "gitpaas/stack")
+    provided = stack.provided_runtimes(client, Settings(home=Path("/nonexistent")))
     assert provided["trixie"] == Provided({"3.13": "3.13.5"}, "20.19.2")
     assert provided["bookworm"] == Provided({"3.11": ""}, "18.20")
     assert provided["forky"] == Provided({"3.14": "", "3.13": "", "3.15": ""}, "24.21")
@@ -227,3 +228,31 @@ def test_verbose_streams_the_output():
     lines: list[str] = []
     stack._Runner(lines.append, verbose=True)(["sh", "-c", "echo one; echo two"], "echo")
     assert [line.strip() for line in lines] == ["one", "two"]
+
+
+def test_a_missing_stack_is_refused_to_a_user_who_cannot_build_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(stack.os, "geteuid", lambda: 1000)
+    with pytest.raises(EnvironmentProblem) as refused:
+        stack.ensure_stack(FakeClient({}), Settings(home=tmp_path), FORKY, print)
+    assert str(refused.value) == ("the forky stack is not built on this server: its operator builds it with "
+                                  "`gitpaas stack:build forky`")
+
+
+def test_a_stack_build_that_fails_during_a_push_tells_no_server_path(tmp_path, monkeypatch):
+    monkeypatch.setattr(stack.os, "geteuid", lambda: 0)
+
+    def fails(*args, **kwargs):
+        raise EnvironmentProblem("mount -t proc proc /var/tmp/gitpaas-stack-x1/rootfs/proc failed: no")
+    monkeypatch.setattr(stack, "build_stack", fails)
+    lines: list[str] = []
+    with pytest.raises(EnvironmentProblem) as refused:
+        stack.ensure_stack(FakeClient({}), Settings(home=tmp_path), FORKY, lines.append)
+    assert str(refused.value) == ("building the forky stack failed (the server's logs/stack-forky.log says why); "
+                                  "its operator can run `gitpaas stack:build forky`")
+    assert "/var/tmp" in (tmp_path / "logs" / "stack-forky.log").read_text()
+    assert lines == ["-----> The forky stack is not built on this server yet: building it first (once, a few minutes)"]
+
+
+def test_an_outdated_stack_is_used_as_it_is_until_stack_build(tmp_path):
+    client = FakeClient({"gitpaas/stack:trixie": FakeImage({labels.STACK: "0123456789ab"})})
+    assert stack.ensure_stack(client, Settings(home=tmp_path), TRIXIE, print) == "gitpaas/stack:trixie"
