@@ -21,6 +21,11 @@ WEB = "web"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,29}$")
 
 
+def is_process_type(name: str) -> bool:
+    """Whether ``name`` may name a process type: letters, digits, '-' and '_', 30 at most."""
+    return bool(_NAME.match(name))
+
+
 def parse(text: str) -> dict[str, str]:
     """Return ``{process type: command}`` in file order."""
     if text.startswith("\ufeff"):
@@ -35,7 +40,7 @@ def parse(text: str) -> dict[str, str]:
         name, command = name.strip(), command.strip()
         if not colon:
             raise ProcfileError(number, f"expected 'name: command', got {line!r}")
-        if not _NAME.match(name):
+        if not is_process_type(name):
             raise ProcfileError(
                 number,
                 f"invalid process type {name!r}: use letters, digits, '-' and '_' "
