@@ -145,7 +145,8 @@ def ineligibility(platform: Platform, release: Release) -> str | None:
         return f"v{release.version} is still pending"
     if release.status != SUCCEEDED:
         return f"v{release.version} is {release.status}"
-    if release.slug_pruned or not platform.slugs.exists(release.image):
+    if release.slug_pruned or not all(platform.slugs.exists(image)
+                                      for image in (release.image, *release.process_images.values())):
         return f"v{release.version}'s slug image was pruned, so it is not eligible for rollback"
     return None
 
@@ -161,7 +162,7 @@ def release_from(platform: Platform, app_name: str, actor: Actor, source: Releas
         platform, platform.apps.get(app_name), actor, description=description, source_image=source.image,
         slug_id=(source.slug or {}).get("id", ""), commit=source.commit,
         process_types=dict(source.process_types), config_vars=config, build_log=source.build_log,
-        healthchecks=source.healthchecks, stack=source.stack,
+        healthchecks=source.healthchecks, stack=source.stack, process_images=source.process_images,
     )
 
 

@@ -46,7 +46,8 @@ def release_spec(release: Release, addon_values: Mapping[str, str] | None = None
     env = dict(release.config_vars)
     env.update({key: value for key, value in (addon_values or {}).items() if key in release.addon_config_vars})
     return ReleaseSpec(app=release.app["name"], version=release.version, id=release.id, image=release.image or "",
-                       process_types=dict(release.process_types), env=env, healthchecks=dict(release.healthchecks))
+                       process_types=dict(release.process_types), env=env, healthchecks=dict(release.healthchecks),
+                       images=dict(release.process_images))
 
 
 def deployment(settings: Settings, app: App, release: Release, formation: Mapping[str, int],

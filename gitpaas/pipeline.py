@@ -141,7 +141,8 @@ def describe_process_types(process_types: Mapping[str, str | None]) -> str:
 def create_release(platform: Platform, app: App, actor: Actor, *, description: str, source_image: str,
                    slug_id: str, commit: str | None, process_types: Mapping[str, str | None],
                    config_vars: Mapping[str, str], build_log: str | None = None,
-                   healthchecks: Mapping | None = None, stack: str | None = None) -> Release:
+                   healthchecks: Mapping | None = None, stack: str | None = None,
+                   process_images: Mapping[str, str] | None = None) -> Release:
     """Allocate vN (under the store's version lock), give its slug the tag ``:vN`` and publish it
     for the scheduler, record it ``pending``. ``config_vars`` are the app's own: the release runs
     with them and its add-ons' (``DATABASE_URL``…), whose current values always win.
@@ -169,8 +170,14 @@ def create_release(platform: Platform, app: App, actor: Actor, *, description: s
     try:
         platform.slugs.tag(source_image, release.image)
         published = platform.slugs.publish(release.image)
-        if published != release.image:  # a registry's reference, for a scheduler on other machines
-            release.image = published
+        # heroku.yml's other images: each its own tag of this release, published the same way
+        extra = {}
+        for process_type, image in (process_images or {}).items():
+            tag = f"{repository}:v{release.version}-{process_type}"
+            platform.slugs.tag(image, tag)
+            extra[process_type] = platform.slugs.publish(tag)
+        if published != release.image or extra:  # (a registry's reference, for a scheduler on other machines)
+            release.image, release.process_images = published, extra
             releases.save(release)
     except BaseException as exc:
         release.mark(FAILED, reason=f"could not tag the slug image: {exc}", exit_status=None)

@@ -61,6 +61,9 @@ class Release:
     addon_config_vars: list[str] = field(default_factory=list)
     #: the stack the slug was built on (gitpaas.stacks); None: built before stacks could be chosen (bookworm)
     stack: str | None = None
+    #: process type → its own image (``repository:vN-TYPE``), for the types that do not run in ``image``
+    #: (heroku.yml builds one image per build.docker entry; ``release`` when release.image names another)
+    process_images: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

@@ -27,7 +27,8 @@ def apply_retention(platform: Platform, name: str) -> list[int]:
             break  # pruning goes oldest-last, so everything older is pruned already
         if version in in_use:
             continue
-        platform.slugs.untag(release.image)
+        for image in (release.image, *release.process_images.values()):
+            platform.slugs.untag(image)
         release.slug_pruned = True
         release.eligible_for_rollback = False
         releases.save(release)

@@ -51,6 +51,12 @@ class ReleaseSpec:
     env: Mapping[str, str]
     #: app.json's startup checks by process type (gitpaas.healthchecks.Check fields)
     healthchecks: Mapping[str, list[dict]] = field(default_factory=dict)
+    #: process type → its own image, for the types that do not run in ``image`` (heroku.yml's
+    #: build.docker entries; ``release`` for the release phase's ``release.image``)
+    images: Mapping[str, str] = field(default_factory=dict)
+
+    def image_of(self, process_type: str) -> str:
+        return self.images.get(process_type, self.image)
 
 
 @dataclass(frozen=True)

@@ -76,13 +76,13 @@ class FakeContainers:
         process = Process(id=f"{name}@v{release.version}", app=release.app, type=process_type, index=index,
                           release_version=release.version, release_id=release.id, command="", state="up",
                           created_at="2026-12-01T00:00:00Z", size=sizes.get(size).name)
-        dyno = Dyno(process, FakeContainer(name, self.spec(release, size)), address)
+        dyno = Dyno(process, FakeContainer(name, self.spec(release, size, process_type)), address)
         self.dynos_now.append(dyno)
         return dyno
 
-    def spec(self, release: ReleaseSpec, size: str | None) -> str:
-        """How docker-local would set the container up: here, its size is what differs."""
-        return sizes.get(size).name
+    def spec(self, release: ReleaseSpec, size: str | None, process_type: str) -> str:
+        """How docker-local would set the container up: here, its size and image are what differ."""
+        return f"{sizes.get(size).name} {release.image_of(process_type)}"
 
     def stop(self, dynos: list[Dyno], grace: float) -> None:
         for dyno in dynos:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from fakes import PROCESS_TYPES, SLUG_ID, commit, deploy, move_branch, routed, running
-from gitpaas import pipeline
+from gitpaas import events, pipeline
 from gitpaas.errors import BootFailed, BuildFailed, EnvironmentProblem, ProcfileError, PushRefused, ReleaseFailed
 from gitpaas.formation import next_formation
 from gitpaas.hook import explain_failure
@@ -17,6 +17,7 @@ from gitpaas.identity import OPERATOR, Actor, account_id, account_ref, local_ema
 from gitpaas.operations import create_app, scale
 from gitpaas.output import RecordingOutput
 from gitpaas.release import describe_timings
+from gitpaas.retention import apply_retention
 from gitpaas.scheduler import RunResult
 
 APP_FILES = {"Procfile": "web: python3 app.py\nrelease: ./migrate.sh\n", "app.py": "print('hi')\n"}
@@ -411,3 +412,36 @@ def test_timings_are_recorded_and_described(platform):
     assert platform.apps.releases("shop").get(1).timings == release.timings
     line = describe_timings(12, {"receive": 0.04, "build": 0.5, "release": 0.3, "health": 0.2, "swap": 0.1, "total": 1.4})
     assert line == "deployed v12 in 1.4 s: receive 0.0, build 0.5, release 0.3, health 0.2, swap 0.1"
+
+
+# --- a release with an image per process type (heroku.yml's build.docker) ---------------------------
+
+def test_images_per_process_type_are_tagged_run_rolled_back_and_pruned(platform, scheduler):
+    platform.slugs.tags["gitpaas-test/shop:build-worker"] = "sha256:worker"
+    platform.slugs.tags["gitpaas-test/shop:build-web"] = "sha256:web"
+    app = platform.apps.get("shop")
+    release = pipeline.create_release(
+        platform, app, Actor(None), description="Deploy abc1234", source_image="gitpaas-test/shop:build-web",
+        slug_id="slug", commit="abc1234" + "0" * 33, process_types={"web": None, "worker": None, "release": "./m"},
+        config_vars={}, process_images={"worker": "gitpaas-test/shop:build-worker",
+                                        "release": "gitpaas-test/shop:build-worker"})
+    repository = platform.settings.image_repository("shop")
+    assert release.process_images == {"worker": f"{repository}:v1-worker", "release": f"{repository}:v1-release"}
+    assert platform.slugs.tags[f"{repository}:v1-worker"] == "sha256:worker"
+    pipeline.release_and_swap(platform, "shop", release, RecordingOutput())
+    (job, _timeout), = scheduler.runs
+    assert job.release.image_of("release") == f"{repository}:v1-release"
+    spec = scheduler.deployments[-1].release
+    assert (spec.image_of("web"), spec.image_of("worker")) == (f"{repository}:v1", f"{repository}:v1-worker")
+
+    deploy(platform, image="gitpaas-test/shop:build-2")  # v2: one image
+    back = events.rollback(platform, "shop", Actor(None), RecordingOutput(), 1)  # v3: v1's images again
+    assert back.process_images == {"worker": f"{repository}:v3-worker", "release": f"{repository}:v3-release"}
+    assert platform.slugs.tags[f"{repository}:v3-worker"] == "sha256:worker"
+
+    app = platform.apps.get("shop")
+    app.retention = 1
+    platform.apps.save(app)
+    apply_retention(platform, "shop")
+    assert not platform.slugs.exists(f"{repository}:v1-worker") and platform.slugs.exists(f"{repository}:v3-worker")
+    assert "slug image was pruned" in events.ineligibility(platform, platform.apps.releases("shop").get(1))

@@ -236,10 +236,10 @@ class Containers:
                 pass  # removed meanwhile
         self._networks_ready.discard(self.settings.app_network(app))
 
-    def spec(self, release: ReleaseSpec, size: str | None) -> str:
-        """The digest a container of ``release`` at ``size`` is labelled with (see SPEC)."""
+    def spec(self, release: ReleaseSpec, size: str | None, process_type: str) -> str:
+        """The digest a ``process_type`` container of ``release`` at ``size`` is labelled with (see SPEC)."""
         limits = sizes.get(size)
-        parts = (SPEC_VERSION, self.user_of(release.image), limits.name, limits.memory_mb, limits.cpu_shares,
+        parts = (SPEC_VERSION, self.user_of(release.image_of(process_type)), limits.name, limits.memory_mb, limits.cpu_shares,
                  limits.pids, self.settings.app_network(release.app))
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
@@ -261,7 +261,7 @@ class Containers:
         # so `sh -c "a && b"` commands get SIGTERM too, as every process of a Heroku dyno does.
         env.setdefault("TINI_KILL_PROCESS_GROUP", "1")
         return dict(
-            image=release.image,
+            image=release.image_of(process_type),
             command=shell_command(command) if command else None,
             name=f"gp-{self.settings.home_id}-{release.app}.{dyno}.v{release.version}-{secrets.token_hex(2)}",
             hostname=f"{release.app}-{process_type}-{index}"[:63],
@@ -271,12 +271,12 @@ class Containers:
                     labels.RELEASE: release.version, RELEASE_ID: release.id,
                     labels.PROCESS_TYPE: process_type, labels.DYNO: dyno, labels.ROLE: role,
                     COMMAND: command or "", SIZE: limits.name,
-                    SPEC: self.spec(release, size),
+                    SPEC: self.spec(release, size, process_type),
                 }),
             network=self.network(release.app),
             init=True,
             detach=True,
-            user=self.user_of(release.image),
+            user=self.user_of(release.image_of(process_type)),
             security_opt=["no-new-privileges:true"],
             cap_drop=["ALL"],
             mem_limit=limits.memory_bytes,

@@ -38,7 +38,7 @@ def converge(containers: Containers, router: Router, settings: Settings, deploym
     dead = [d for d in current if d.dead]
     running = [d for d in current if not d.dead]
     keep = [d for d in running if d.process.release_version == release.version
-            and d.container.labels.get(SPEC) == containers.spec(release, deployment.sizes.get(d.process.type))
+            and d.container.labels.get(SPEC) == containers.spec(release, deployment.sizes.get(d.process.type), d.process.type)
             and d.process.index <= formation.get(d.process.type, 0) and d.name not in deployment.replace]
     kept = {(d.process.type, d.process.index) for d in keep}
     retire = [d for d in running if d not in keep]
