@@ -33,6 +33,7 @@ from gitpaas.addons import backups as addon_backups
 from gitpaas.addons import runtime
 from gitpaas.addons.plans import POSTGRESQL
 from gitpaas.addons.store import Addon, AddonStore, BackupStore
+from gitpaas.build.base import BuiltImage
 from gitpaas.errors import GitpaasError, UsageError
 from gitpaas.formation import deployment
 from gitpaas.git.repo import install_hooks, wait_for_noted_ref_update
@@ -173,22 +174,31 @@ def _bring_back(platform: Platform, name: str, dumps: dict[str, str]) -> str:
     releases = platform.apps.releases(name)
     release = releases.get(app.current_release)
     image = f"{platform.settings.image_repository(name)}:v{release.version}"
+    # heroku.yml's other images, if the release has any: this home's vN-TYPE tags
+    extra = {process_type: f"{image}-{process_type}" for process_type in release.process_images}
     rebuilt = ""
-    if not platform.slugs.exists(image):
+    if not all(platform.slugs.exists(tag) for tag in (image, *extra.values())):
         if not release.commit:
             raise UsageError(f"v{release.version} records no commit to rebuild its slug from")
         built = _rebuild(platform, name, release.commit, stacks.of_record(release.stack))
         try:
-            platform.slugs.tag(built, image)
+            platform.slugs.tag(built.tag, image)
+            for process_type, tag in built.process_images.items():
+                platform.slugs.tag(tag, f"{image}-{process_type}")
+            extra = {process_type: f"{image}-{process_type}" for process_type in built.process_images}
         finally:
-            platform.slugs.untag(built)
+            for tag in {built.tag, *built.process_images.values()}:
+                platform.slugs.untag(tag)
         rebuilt = f" (its slug rebuilt from commit {release.commit[:7]})"
+    release.process_images = {process_type: platform.slugs.publish(tag) for process_type, tag in extra.items()}
     release.image = platform.slugs.publish(image)
     releases.save(release)
     for old in releases.walk_down(below=release.version):
         # Its slug is this home's :vN tag, if any: never an image of the home the backup came from.
         old.image = f"{platform.settings.image_repository(name)}:v{old.version}"
-        if old.eligible_for_rollback and not platform.slugs.exists(old.image):
+        old.process_images = {process_type: f"{old.image}-{process_type}" for process_type in old.process_images}
+        if old.eligible_for_rollback and not all(platform.slugs.exists(tag)
+                                                 for tag in (old.image, *old.process_images.values())):
             old.slug_pruned, old.eligible_for_rollback = True, False
         releases.save(old)
     report = platform.scheduler.deploy(deployment(platform.settings, app, release, app.formation), NullOutput())
@@ -198,11 +208,11 @@ def _bring_back(platform: Platform, name: str, dumps: dict[str, str]) -> str:
             + (f"; {', '.join(addons)}" if addons else ""))
 
 
-def _rebuild(platform: Platform, name: str, commit: str, stack: stacks.Stack) -> str:
-    """The slug of ``commit`` built again, on the stack it was built on."""
+def _rebuild(platform: Platform, name: str, commit: str, stack: stacks.Stack) -> BuiltImage:
+    """The slug of ``commit`` built again, on the stack it was built on (with heroku.yml's other images)."""
     source = PushedTree.open(platform.apps.repo_path(name), commit)
     image, _log, _stack = build_slug(platform, name, source, NullOutput(), stack=stack)
-    return image.tag
+    return image
 
 
 def _files_to_keep(home: Path) -> Iterator[Path]:

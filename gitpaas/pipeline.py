@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Mapping
 
-from gitpaas import appjson, faults, labels, procfile, sizes, stacks
+from gitpaas import appjson, faults, herokuyml, labels, procfile, sizes, stacks
 from gitpaas.addons import runtime as addon_runtime
 from gitpaas.addons.plans import Service, parse_plan
 from gitpaas.addons.store import AddonStore
@@ -61,19 +61,29 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
     with release_lock(platform, app.name, output):
         ensure_ref_unmoved(apps.app_dir(app.name), apps.repo_path(app.name), ref, old)
         source = PushedTree.open(apps.repo_path(app.name), new, environ)
-        procfile_text = source.read_text("Procfile")
-        process_types: dict[str, str | None] = procfile.parse(procfile_text) if procfile_text is not None else {}
-        output.info(f"Procfile: {describe_process_types(process_types)}")
+        process_types: dict[str, str | None] = {}
+        if source.has(herokuyml.FILE):
+            yml = herokuyml.parse(source.read_text(herokuyml.FILE) or "")
+            output.info(f"heroku.yml: {', '.join([*yml.processes, *(['release'] if yml.release_command else [])])}"
+                        + (" (the Procfile is not read)" if source.has("Procfile") else ""))
+        else:
+            procfile_text = source.read_text("Procfile")
+            process_types = procfile.parse(procfile_text) if procfile_text is not None else {}
+            output.info(f"Procfile: {describe_process_types(process_types)}")
         manifest = appjson.parse(source.read_text("app.json"))
-        wanted_addons = [(parse_plan(plan), attachment) for plan, attachment in manifest.addons]
+        wanted_addons = [(parse_plan(plan), attachment, "app.json") for plan, attachment in manifest.addons]
 
         received = time.monotonic()
         image, log_path, stack = build_slug(platform, app.name, source, output)
         tag = image.tag
+        if image.replaces_procfile:
+            process_types = dict(image.default_process_types)
         for name, command in image.default_process_types.items():
             process_types.setdefault(name, command)
-        if procfile.WEB not in process_types and image.runs_image_command:
+        if procfile.WEB not in process_types and image.runs_image_command and not image.replaces_procfile:
             process_types[procfile.WEB] = None  # the image's own command
+        wanted_addons += [(parse_plan(plan), attachment, "heroku.yml") for plan, attachment in image.addons
+                          if (plan, attachment) not in manifest.addons]
         built = time.monotonic()
         output.info(f"Built {tag.split(':')[0]} ({image.size / 1e6:.1f} MB) in {built - received:.1f} s")
         try:
@@ -83,9 +93,10 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
                                      slug_id=str(uuid.uuid5(uuid.NAMESPACE_URL, image.image_id)),
                                      commit=new, process_types=process_types, build_log=str(log_path),
                                      config_vars=apps.config(app.name).get(), healthchecks=manifest.healthchecks,
-                                     stack=stack.name)
+                                     stack=stack.name, process_images=image.process_images)
         finally:
-            platform.slugs.untag(image.tag)
+            for built_tag in {image.tag, *image.process_images.values()}:
+                platform.slugs.untag(built_tag)
         release.timings.update(receive=round(received - started, 2), build=round(built - received, 2))
         release = release_and_swap(platform, app.name, release, output, started=started)
         note_ref_update(apps.app_dir(app.name), ref, new)
@@ -97,15 +108,16 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
     return release
 
 
-def provision_manifest_addons(platform: Platform, app_name: str, wanted: list[tuple[Service, str | None]],
+def provision_manifest_addons(platform: Platform, app_name: str, wanted: list[tuple[Service, str | None, str]],
                               output: Output) -> None:
-    """app.json's ``addons``, on the app's first deploy: each one the app does not have yet is
-    provisioned (and accepts connections) before the release phase."""
+    """app.json's ``addons`` and heroku.yml's ``setup.addons`` — (service, attachment, which file) —
+    on the app's first deploy: each one the app does not have yet is provisioned (and accepts
+    connections) before the release phase."""
     have = AddonStore(platform.settings).of_app(app_name)
-    for service, attachment in wanted:
+    for service, attachment, asked_by in wanted:
         if any(a.service == service.name and attachment in (None, a.attachment) for a in have):
             continue
-        output.stage(f"app.json asks for {service.heroku_name}" + (f" as {attachment}" if attachment else ""))
+        output.stage(f"{asked_by} asks for {service.heroku_name}" + (f" as {attachment}" if attachment else ""))
         have.append(addon_runtime.provision(platform, app_name, service, output, attachment=attachment))
 
 

@@ -59,8 +59,10 @@ class Platform:
         """The builders, in the order they are tried: a Dockerfile wins; anything else goes to buildpacks."""
         if self._builders is None:
             from gitpaas.build.buildpack import BuildpackBuilder
-            from gitpaas.build.dockerfile import DockerfileBuilder
-            self._builders = [DockerfileBuilder(self.engine(), self.settings), BuildpackBuilder(self.engine(), self.settings)]
+            from gitpaas.build.dockerfile import DockerfileBuilder, HerokuYmlBuilder
+            # heroku.yml wins over a bare Dockerfile, which wins over the buildpacks
+            self._builders = [HerokuYmlBuilder(self.engine(), self.settings),
+                              DockerfileBuilder(self.engine(), self.settings), BuildpackBuilder(self.engine(), self.settings)]
         return self._builders
 
     def engine(self):

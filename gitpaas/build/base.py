@@ -38,6 +38,12 @@ class BuiltImage:
     default_process_types: dict[str, str] = field(default_factory=dict)
     #: with no Procfile web entry, run the image's own command (CMD) as web: true for Dockerfile apps
     runs_image_command: bool = False
+    #: the process types are ``default_process_types`` and nothing else: the Procfile is not read (heroku.yml)
+    replaces_procfile: bool = False
+    #: process type → the tag of its own image, for the types that do not run in ``tag`` (heroku.yml)
+    process_images: dict[str, str] = field(default_factory=dict)
+    #: add-ons the build's manifest asks for on the first deploy (heroku.yml's setup.addons): (service, as)
+    addons: tuple[tuple[str, str | None], ...] = ()
 
 
 class Builder(Protocol):

@@ -1,13 +1,16 @@
-"""Build an app that has a ``Dockerfile`` at its root, with the Docker engine."""
+"""Build an app with the Docker engine: a ``Dockerfile`` at its root, or the images its
+``heroku.yml`` names (one per ``build.docker`` entry, each with its folder as the build context)."""
 
 from __future__ import annotations
 
 import collections
 import tempfile
 from collections.abc import Iterator
+from typing import IO
 
 import docker
 
+from gitpaas import herokuyml
 from gitpaas.build.base import BuildRequest, BuiltImage
 from gitpaas.build.buildpack_protocol import route_line
 from gitpaas.build.stack import ensure_stack
@@ -33,50 +36,116 @@ class DockerfileBuilder:
         return source.has("Dockerfile")
 
     def build(self, request: BuildRequest) -> BuiltImage:
-        tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
-        image_id = None
+        request.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open_private(request.log_path) as log:
+            build = _DockerBuild(self.client, self.settings, request, log)
+            image_id, size = build.image("Dockerfile", "", None, request.build_args, request.tag)
+        return BuiltImage(image_id=image_id, tag=request.tag, size=size, runs_image_command=True)
 
-        def failed(reason: str) -> BuildFailed:
-            return BuildFailed(reason, "\n".join(tail), log_path=str(request.log_path))
+
+class HerokuYmlBuilder:
+    """heroku.yml's ``build.docker``: an image per entry (entries naming the same Dockerfile and
+    target share one), ``build.config`` as build arguments; ``run`` and ``release`` say which
+    image each process type runs and with what command. The Procfile is not read."""
+
+    name = "heroku.yml"
+
+    def __init__(self, client: docker.DockerClient, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+
+    def detect(self, source: PushedTree) -> bool:
+        return source.has(herokuyml.FILE)
+
+    def build(self, request: BuildRequest) -> BuiltImage:
+        manifest = herokuyml.parse(request.source.read_text(herokuyml.FILE) or "")
+        # web's image is the release's own (its :vN tag); the others get tags of their own
+        builds = sorted(manifest.builds, key=lambda b: b.process_type != "web")
+        request.log_path.parent.mkdir(parents=True, exist_ok=True)
+        tags: dict[str, str] = {}
+        built: dict[tuple[str, str | None], tuple[str, str, int]] = {}
+        with open_private(request.log_path) as log:
+            build = _DockerBuild(self.client, self.settings, request, log)
+            for entry in builds:
+                key = (entry.dockerfile, entry.target)
+                if key not in built:
+                    tag = request.tag if not built else f"{request.tag}-{entry.process_type}"
+                    request.output.stage(f"Building {entry.process_type}'s image from {entry.dockerfile}"
+                                         + (f" (target {entry.target})" if entry.target else ""))
+                    dockerfile = entry.dockerfile[len(entry.context):].lstrip("/")
+                    image_id, size = build.image(dockerfile, entry.context, entry.target,
+                                                 {**manifest.build_args, **request.build_args}, tag)
+                    built[key] = (tag, image_id, size)
+                tags[entry.process_type] = built[key][0]
+        main_tag, main_id, main_size = built[(builds[0].dockerfile, builds[0].target)]
+        process_types: dict[str, str | None] = {name: process.command for name, process in manifest.processes.items()}
+        images = {name: tags[process.image] for name, process in manifest.processes.items()}
+        if manifest.release_command:
+            process_types["release"] = manifest.release_command
+            images["release"] = tags[manifest.release_image]
+        return BuiltImage(
+            image_id=main_id, tag=main_tag, size=main_size, default_process_types=process_types,
+            runs_image_command=True, replaces_procfile=True,
+            process_images={name: tag for name, tag in images.items() if tag != main_tag},
+            addons=manifest.addons)
+
+
+class _DockerBuild:
+    """``docker build`` of a folder of the pushed tree, its output streamed into the push and the log."""
+
+    def __init__(self, client: docker.DockerClient, settings: Settings, request: BuildRequest, log: IO[str]) -> None:
+        self.client, self.settings, self.request, self.log = client, settings, request, log
+        self.tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+
+    def failed(self, reason: str) -> BuildFailed:
+        return BuildFailed(reason, "\n".join(self.tail), log_path=str(self.request.log_path))
+
+    def image(self, dockerfile: str, context: str, target: str | None, build_args: dict[str, str],
+              tag: str) -> tuple[str, int]:
+        """Build ``dockerfile`` (relative to ``context``, a folder of the tree) into ``tag``: its id and size."""
+        request = self.request
+        path = f"{context}/{dockerfile}" if context else dockerfile
+        text = request.source.read_text(path)
+        if text is None:
+            raise self.failed(f"{path} is not in the pushed commit")
+        if "GITPAAS_STACK_IMAGE" in text:
+            ensure_stack(self.client, self.settings, request.stack, _progress(request.output))
+        image_id = None
 
         def streamed_text(stream: Iterator[dict]) -> Iterator[str]:
             nonlocal image_id
             for chunk in stream:
                 if "error" in chunk:
                     message = chunk["error"].strip()
-                    log.write(message + "\n")
-                    tail.append(message)
+                    self.log.write(message + "\n")
+                    self.tail.append(message)
                     request.output.warn(message)
-                    raise failed(message.splitlines()[-1] if message else "docker build failed")
+                    raise self.failed(message.splitlines()[-1] if message else "docker build failed")
                 if "aux" in chunk and "ID" in chunk["aux"]:
                     image_id = chunk["aux"]["ID"]
                 yield chunk.get("stream", "")
 
-        request.log_path.parent.mkdir(parents=True, exist_ok=True)
-        if "GITPAAS_STACK_IMAGE" in (request.source.read_text("Dockerfile") or ""):
-            ensure_stack(self.client, self.settings, request.stack, _progress(request.output))
-        with tempfile.TemporaryFile() as context, open_private(request.log_path) as log:
-            request.source.write_tar(context)
-            context.seek(0)
+        with tempfile.TemporaryFile() as tree:
+            request.source.write_tar(tree, folder=context)
+            tree.seek(0)
             try:
                 stream = self.client.api.build(
-                    fileobj=context, custom_context=True, tag=request.tag, labels=request.labels,
-                    buildargs=request.build_args, rm=True, forcerm=True, pull=False, decode=True,
+                    fileobj=tree, custom_context=True, dockerfile=dockerfile, target=target, tag=tag,
+                    labels=request.labels, buildargs=build_args, rm=True, forcerm=True, pull=False, decode=True,
                 )
                 for line in iter_lines(streamed_text(stream)):
-                    log.write(line + "\n")
-                    log.flush()
-                    tail.append(line)
+                    self.log.write(line + "\n")
+                    self.log.flush()
+                    self.tail.append(line)
                     if line.strip():
                         request.output.info(line)
             except ENGINE_ERRORS as exc:
-                raise failed(describe(exc)) from exc
+                raise self.failed(describe(exc)) from exc
         try:
-            image = self.client.images.get(request.tag)
+            image = self.client.images.get(tag)
         except ENGINE_ERRORS as exc:
-            raise failed("the build finished but produced no image") from exc
-        return BuiltImage(image_id=image_id or image.id, tag=request.tag, size=image.attrs.get("Size", 0),
-                          runs_image_command=True)
+            raise self.failed("the build finished but produced no image") from exc
+        return image_id or image.id, image.attrs.get("Size", 0)
 
 
 def _progress(output: Output):

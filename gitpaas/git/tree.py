@@ -75,13 +75,15 @@ class PushedTree:
         except UnicodeDecodeError:
             raise PushRefused(f"{path} is not valid UTF-8 text") from None
 
-    def write_tar(self, fileobj: IO[bytes], prefix: str = "") -> None:
-        """Write every file (modes and symlinks kept, submodules skipped) as an uncompressed tar."""
+    def write_tar(self, fileobj: IO[bytes], prefix: str = "", folder: str = "") -> None:
+        """Write every file (modes and symlinks kept, submodules skipped) as an uncompressed tar; with
+        ``folder``, only the files under it, named relative to it (a build context in a subfolder)."""
+        inside = f"{folder.strip('/')}/" if folder.strip("/") else ""
         with tarfile.open(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for path, entry in sorted(self._entries.items()):
-                if entry.mode == 0o160000:  # a submodule (gitlink): nothing to copy
+                if entry.mode == 0o160000 or not path.startswith(inside):  # a submodule (gitlink): nothing to copy
                     continue
-                info = tarfile.TarInfo(prefix + path)
+                info = tarfile.TarInfo(prefix + path[len(inside):])
                 info.mtime = self.commit.commit_time
                 data = self.store[entry.sha].data
                 if stat.S_ISLNK(entry.mode):

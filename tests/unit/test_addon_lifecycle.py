@@ -304,8 +304,10 @@ def test_app_json_addons_take_strings_and_objects():
 def test_app_json_addons_are_provisioned_once_before_the_first_release(platform):
     from gitpaas.pipeline import provision_manifest_addons
 
-    wanted = [(plans.POSTGRESQL, None), (plans.REDIS, "CACHE")]
-    provision_manifest_addons(platform, "shop", wanted, RecordingOutput())
+    wanted = [(plans.POSTGRESQL, None, "app.json"), (plans.REDIS, "CACHE", "heroku.yml")]
+    first = RecordingOutput()
+    provision_manifest_addons(platform, "shop", wanted, first)
+    assert "-----> heroku.yml asks for heroku-redis as CACHE" in first.lines
     provision_manifest_addons(platform, "shop", wanted, RecordingOutput())
     assert sorted(a.config_var for a in AddonStore(platform.settings).of_app("shop")) == ["CACHE_URL", "DATABASE_URL"]
 

@@ -342,7 +342,7 @@ class _TreeWithDockerfile:
     def read_text(self, path: str) -> str | None:
         return "FROM scratch\n" if path == "Dockerfile" else None
 
-    def write_tar(self, fileobj, prefix: str = "") -> None:
+    def write_tar(self, fileobj, prefix: str = "", folder: str = "") -> None:
         with tarfile.open(fileobj=fileobj, mode="w") as tar:
             data = b"FROM scratch\n"
             info = tarfile.TarInfo("Dockerfile")
