@@ -197,8 +197,7 @@ def _bring_back(platform: Platform, name: str, dumps: dict[str, str]) -> str:
         # Its slug is this home's :vN tag, if any: never an image of the home the backup came from.
         old.image = f"{platform.settings.image_repository(name)}:v{old.version}"
         old.process_images = {process_type: f"{old.image}-{process_type}" for process_type in old.process_images}
-        if old.eligible_for_rollback and not all(platform.slugs.exists(tag)
-                                                 for tag in (old.image, *old.process_images.values())):
+        if old.eligible_for_rollback and not all(platform.slugs.exists(tag) for tag in old.images):
             old.slug_pruned, old.eligible_for_rollback = True, False
         releases.save(old)
     report = platform.scheduler.deploy(deployment(platform.settings, app, release, app.formation), NullOutput())

@@ -112,7 +112,7 @@ def begin_retry(platform: Platform, app_name: str, actor: Actor, output: Output)
         latest = platform.apps.releases(app_name).latest()
         if latest is None:
             raise UsageError(f"{app_name} has no releases to retry")
-        if not platform.slugs.exists(latest.image):
+        if not all(platform.slugs.exists(image) for image in latest.images):
             raise UsageError(f"cannot retry v{latest.version}: its slug image was pruned")
         release = release_from(platform, app_name, actor, latest, f"Retry of v{latest.version}",
                                 config=latest.own_config_vars)
@@ -129,7 +129,7 @@ def begin_slug_release(platform: Platform, app_name: str, actor: Actor, output: 
     with held(release_lock(platform, app_name, output)) as lock:
         source = next((r for r in platform.apps.releases(app_name).walk_down()
                        if (r.slug or {}).get("id") == slug_id), None)
-        if source is None or not platform.slugs.exists(source.image):
+        if source is None or not all(platform.slugs.exists(image) for image in source.images):
             raise UsageError(f"no slug {slug_id} on this server")
         release = release_from(platform, app_name, actor, source, description or f"Release of slug {slug_id[:8]}",
                                 config=platform.apps.config(app_name).get())
@@ -145,8 +145,7 @@ def ineligibility(platform: Platform, release: Release) -> str | None:
         return f"v{release.version} is still pending"
     if release.status != SUCCEEDED:
         return f"v{release.version} is {release.status}"
-    if release.slug_pruned or not all(platform.slugs.exists(image)
-                                      for image in (release.image, *release.process_images.values())):
+    if release.slug_pruned or not all(platform.slugs.exists(image) for image in release.images):
         return f"v{release.version}'s slug image was pruned, so it is not eligible for rollback"
     return None
 

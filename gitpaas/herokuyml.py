@@ -43,6 +43,9 @@ from gitpaas.errors import PushRefused, UsageError
 FILE = "heroku.yml"
 #: the most a manifest may hold: far more than any app needs, a bound on what parsing costs
 MAX_BYTES = 64 * 1024
+#: how deep its mappings and lists may nest, and how many images it may build
+MAX_DEPTH = 16
+MAX_BUILDS = 32
 _BUILD_ARG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -81,9 +84,16 @@ class Manifest:
     release_image: str = procfile.WEB
     #: setup.addons: provisioned before the app's first release phase, like app.json's
     addons: tuple[tuple[str, str | None], ...] = ()
+    #: setup.config: config vars the app gets on its first deploy (those it has not set already)
+    config: dict[str, str] = field(default_factory=dict)
 
     def build_of(self, process_type: str) -> DockerBuild:
         return next(build for build in self.builds if build.process_type == process_type)
+
+    @property
+    def images_used(self) -> set[str]:
+        """The build.docker entries some process type (or the release phase) runs in."""
+        return {process.image for process in self.processes.values()} | ({self.release_image} if self.release_command else set())
 
 
 class _Refused(Exception):
@@ -97,7 +107,10 @@ def parse(text: str) -> Manifest:
     if len(text.encode("utf-8", "surrogateescape")) > MAX_BYTES:
         raise PushRefused(f"{FILE} is larger than {MAX_BYTES // 1024} KB")
     try:
+        _check_shape(text)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except _Refused as refused:
+        raise PushRefused(f"{FILE} line {refused.node.start_mark.line + 1}: {refused.problem}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
@@ -109,6 +122,21 @@ def parse(text: str) -> Manifest:
     except _Refused as refused:
         line = f" line {refused.node.start_mark.line + 1}" if refused.node is not None else ""
         raise PushRefused(f"{FILE}{line}: {refused.where}: {refused.problem}") from None
+
+
+def _check_shape(text: str) -> None:
+    """No anchors or aliases (a few bytes of aliases can stand for gigabytes of command), nesting at
+    most MAX_DEPTH deep: checked on the event stream, before any node is made."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise _Refused(event, "", "anchors and aliases (& and *) are not allowed in heroku.yml")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _Refused(event, "", f"nested more than {MAX_DEPTH} levels deep")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 # --- the sections ------------------------------------------------------------------------------
@@ -126,6 +154,8 @@ def _manifest(root: yaml.Node | None) -> Manifest:
     builds = tuple(_build(name, node) for name, node in _entries(build["docker"], "build.docker"))
     if not builds:
         raise _Refused(build["docker"], "build.docker", "name at least one Dockerfile, like `web: Dockerfile`")
+    if len(builds) > MAX_BUILDS:
+        raise _Refused(build["docker"], "build.docker", f"more than {MAX_BUILDS} images")
     images = {b.process_type for b in builds}
     build_args = {}
     for key, node in _entries(build.get("config"), "build.config"):
@@ -147,7 +177,8 @@ def _manifest(root: yaml.Node | None) -> Manifest:
         else:
             image, command = (name if name in images else procfile.WEB), _command(node, f"run.{name}")
         if image not in images:
-            raise _Refused(node, f"run.{name}", f"it runs in the image of {image!r}, which build.docker does not build")
+            at = entry["image"] if isinstance(node, yaml.MappingNode) and "image" in entry else node
+            raise _Refused(at, f"run.{name}", f"it runs in the image of {image!r}, which build.docker does not build")
         processes[name] = Process(command, image)
 
     release_command, release_image = None, procfile.WEB
@@ -163,8 +194,13 @@ def _manifest(root: yaml.Node | None) -> Manifest:
                            f"{release_image!r} is not an image build.docker builds")
 
     setup = _mapping(top.get("setup"), "setup", {"addons", "config"})
+    config = {}
+    for key, node in _entries(setup.get("config"), "setup.config"):
+        if not _BUILD_ARG.match(key):
+            raise _Refused(node, f"setup.config.{key}", "a config var's name is letters, digits and _")
+        config[key] = _text(node, f"setup.config.{key}", allow_number=True)
     return Manifest(builds=builds, build_args=build_args, processes=processes, release_command=release_command,
-                    release_image=release_image, addons=_addons(setup.get("addons")))
+                    release_image=release_image, addons=_addons(setup.get("addons")), config=config)
 
 
 def _build(name: str, node: yaml.Node) -> DockerBuild:

@@ -62,6 +62,7 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
         ensure_ref_unmoved(apps.app_dir(app.name), apps.repo_path(app.name), ref, old)
         source = PushedTree.open(apps.repo_path(app.name), new, environ)
         process_types: dict[str, str | None] = {}
+        yml = None
         if source.has(herokuyml.FILE):
             yml = herokuyml.parse(source.read_text(herokuyml.FILE) or "")
             output.info(f"heroku.yml: {', '.join([*yml.processes, *(['release'] if yml.release_command else [])])}"
@@ -82,12 +83,15 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
             process_types.setdefault(name, command)
         if procfile.WEB not in process_types and image.runs_image_command and not image.replaces_procfile:
             process_types[procfile.WEB] = None  # the image's own command
-        wanted_addons += [(parse_plan(plan), attachment, "heroku.yml") for plan, attachment in image.addons
-                          if (plan, attachment) not in manifest.addons]
+        if yml is not None:
+            wanted_addons += [(parse_plan(plan), attachment, "heroku.yml") for plan, attachment in yml.addons]
         built = time.monotonic()
         output.info(f"Built {tag.split(':')[0]} ({image.size / 1e6:.1f} MB) in {built - received:.1f} s")
         try:
-            if wanted_addons and apps.get(app.name).current_release is None:
+            first = apps.get(app.name).current_release is None
+            if first and yml is not None and yml.config:
+                apply_manifest_config(platform, app.name, yml.config, output)
+            if wanted_addons and first:
                 provision_manifest_addons(platform, app.name, wanted_addons, output)
             release = create_release(platform, app, actor, description=f"Deploy {new[:7]}", source_image=image.tag,
                                      slug_id=str(uuid.uuid5(uuid.NAMESPACE_URL, image.image_id)),
@@ -106,6 +110,16 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
     output.stage(summary[0].upper() + summary[1:])
     output.info(platform.settings.web_url(app.name))
     return release
+
+
+def apply_manifest_config(platform: Platform, app_name: str, config: Mapping[str, str], output: Output) -> None:
+    """heroku.yml's ``setup.config``, on the app's first deploy: the vars the app has not set itself."""
+    store = platform.apps.config(app_name)
+    current = store.get()
+    added = {key: value for key, value in config.items() if key not in current}
+    if added:
+        store.replace({**current, **added})
+        output.stage(f"heroku.yml sets {', '.join(sorted(added))}")
 
 
 def provision_manifest_addons(platform: Platform, app_name: str, wanted: list[tuple[Service, str | None, str]],
@@ -177,6 +191,9 @@ def create_release(platform: Platform, app: App, actor: Actor, *, description: s
             process_types=dict(process_types), config_vars=store.with_own(app.name, dict(config_vars)),
             build_log=build_log, healthchecks=dict(healthchecks or {}),
             addon_config_vars=sorted(addon.config_var for addon in addons), stack=stack,
+            # named before they are tagged: a record saved half-way still names every tag to prune
+            process_images={process_type: f"{repository}:v{version}-{process_type}"
+                            for process_type in (process_images or {})},
         )
     release = releases.create(build)
     try:
@@ -185,10 +202,9 @@ def create_release(platform: Platform, app: App, actor: Actor, *, description: s
         # heroku.yml's other images: each its own tag of this release, published the same way
         extra = {}
         for process_type, image in (process_images or {}).items():
-            tag = f"{repository}:v{release.version}-{process_type}"
-            platform.slugs.tag(image, tag)
-            extra[process_type] = platform.slugs.publish(tag)
-        if published != release.image or extra:  # (a registry's reference, for a scheduler on other machines)
+            platform.slugs.tag(image, release.process_images[process_type])
+            extra[process_type] = platform.slugs.publish(release.process_images[process_type])
+        if published != release.image or extra != release.process_images:  # a registry's references
             release.image, release.process_images = published, extra
             releases.save(release)
     except BaseException as exc:

@@ -70,6 +70,11 @@ class Release:
         return f"v{self.version}"
 
     @property
+    def images(self) -> tuple[str, ...]:
+        """Every image the release runs: its slug, then heroku.yml's images of other process types."""
+        return (self.image or "", *self.process_images.values())
+
+    @property
     def own_config_vars(self) -> dict[str, str]:
         """The app's own config vars in force for this release: without those its add-ons owned."""
         return {key: value for key, value in self.config_vars.items() if key not in self.addon_config_vars}

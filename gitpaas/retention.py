@@ -27,7 +27,7 @@ def apply_retention(platform: Platform, name: str) -> list[int]:
             break  # pruning goes oldest-last, so everything older is pruned already
         if version in in_use:
             continue
-        for image in (release.image, *release.process_images.values()):
+        for image in release.images:
             platform.slugs.untag(image)
         release.slug_pruned = True
         release.eligible_for_rollback = False

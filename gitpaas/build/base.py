@@ -42,8 +42,6 @@ class BuiltImage:
     replaces_procfile: bool = False
     #: process type → the tag of its own image, for the types that do not run in ``tag`` (heroku.yml)
     process_images: dict[str, str] = field(default_factory=dict)
-    #: add-ons the build's manifest asks for on the first deploy (heroku.yml's setup.addons): (service, as)
-    addons: tuple[tuple[str, str | None], ...] = ()
 
 
 class Builder(Protocol):

@@ -59,24 +59,31 @@ class HerokuYmlBuilder:
 
     def build(self, request: BuildRequest) -> BuiltImage:
         manifest = herokuyml.parse(request.source.read_text(herokuyml.FILE) or "")
-        # web's image is the release's own (its :vN tag); the others get tags of their own
-        builds = sorted(manifest.builds, key=lambda b: b.process_type != "web")
+        # Only the images some process type (or the release phase) runs in; web's is the release's own
+        # (its :vN tag), the others get tags of their own.
+        used = manifest.images_used
+        builds = sorted((b for b in manifest.builds if b.process_type in used), key=lambda b: b.process_type != "web")
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
         tags: dict[str, str] = {}
         built: dict[tuple[str, str | None], tuple[str, str, int]] = {}
-        with open_private(request.log_path) as log:
-            build = _DockerBuild(self.client, self.settings, request, log)
-            for entry in builds:
-                key = (entry.dockerfile, entry.target)
-                if key not in built:
-                    tag = request.tag if not built else f"{request.tag}-{entry.process_type}"
-                    request.output.stage(f"Building {entry.process_type}'s image from {entry.dockerfile}"
-                                         + (f" (target {entry.target})" if entry.target else ""))
-                    dockerfile = entry.dockerfile[len(entry.context):].lstrip("/")
-                    image_id, size = build.image(dockerfile, entry.context, entry.target,
-                                                 {**manifest.build_args, **request.build_args}, tag)
-                    built[key] = (tag, image_id, size)
-                tags[entry.process_type] = built[key][0]
+        try:
+            with open_private(request.log_path) as log:
+                build = _DockerBuild(self.client, self.settings, request, log)
+                for entry in builds:
+                    key = (entry.dockerfile, entry.target)
+                    if key not in built:
+                        tag = request.tag if not built else f"{request.tag}-{entry.process_type}"
+                        request.output.stage(f"Building {entry.process_type}'s image from {entry.dockerfile}"
+                                             + (f" (target {entry.target})" if entry.target else ""))
+                        dockerfile = entry.dockerfile[len(entry.context):].lstrip("/")
+                        image_id, size = build.image(dockerfile, entry.context, entry.target,
+                                                     {**manifest.build_args, **request.build_args}, tag)
+                        built[key] = (tag, image_id, size)
+                    tags[entry.process_type] = built[key][0]
+        except BaseException:
+            for tag, _id, _size in built.values():  # a later image failed: none of this build stays tagged
+                _untag(self.client, tag)
+            raise
         main_tag, main_id, main_size = built[(builds[0].dockerfile, builds[0].target)]
         process_types: dict[str, str | None] = {name: process.command for name, process in manifest.processes.items()}
         images = {name: tags[process.image] for name, process in manifest.processes.items()}
@@ -86,8 +93,14 @@ class HerokuYmlBuilder:
         return BuiltImage(
             image_id=main_id, tag=main_tag, size=main_size, default_process_types=process_types,
             runs_image_command=True, replaces_procfile=True,
-            process_images={name: tag for name, tag in images.items() if tag != main_tag},
-            addons=manifest.addons)
+            process_images={name: tag for name, tag in images.items() if tag != main_tag})
+
+
+def _untag(client: docker.DockerClient, tag: str) -> None:
+    try:
+        client.images.remove(tag, noprune=False)
+    except ENGINE_ERRORS:
+        pass  # gone already, or in use: the app's next build or destroy removes it by label
 
 
 class _DockerBuild:

@@ -16,11 +16,12 @@ def test_a_heroku_yml_app_builds_an_image_per_process_type(home, docker_client):
     assert "-----> Building on the trixie stack with heroku.yml" in said
     assert "Building web's image from Dockerfile" in said and "Building worker's image from worker/Dockerfile" in said
     assert "-----> heroku.yml asks for heroku-redis" in said  # setup.addons, before the release phase
+    assert "-----> heroku.yml sets FROM_SETUP" in said  # setup.config, on the first deploy
     assert "release phase in the worker image (web's files here: no)" in said
 
     # web runs heroku.yml's run command in the web image, built with build.config; the add-on is attached
-    assert home.get("manifest").text == ("web built with build.config; redis attached; started by heroku.yml run; "
-                                         "worker image here: False\n")
+    assert home.get("manifest").text == ("web built with build.config; config from setup.config; redis attached; "
+                                         "started by heroku.yml run; worker image here: False\n")
     record = home.release("manifest", 1)
     repository = record["image"].rsplit(":", 1)[0]
     assert record["process_images"] == {"worker": f"{repository}:v1-worker", "release": f"{repository}:v1-release"}
@@ -38,7 +39,15 @@ def test_a_heroku_yml_app_builds_an_image_per_process_type(home, docker_client):
     # a config change and a rollback carry every image of the release
     home.gitpaas("config:set", "GREETING=hi", "-a", "manifest")
     assert home.release("manifest", 2)["process_images"]["worker"] == f"{repository}:v2-worker"
+    home.gitpaas("rollback", "v1", "-a", "manifest")
+    assert home.release("manifest", 3)["process_images"] == {"worker": f"{repository}:v3-worker",
+                                                             "release": f"{repository}:v3-release"}
+    assert docker_client.images.get(f"{repository}:v3-worker").id == workers[0].image.id
     assert home.get("manifest").status_code == 200
+
+    # no build tag is left behind
+    tags = {tag for image in home.docker_objects(docker_client, "manifest")["images"] for tag in image.tags}
+    assert not [tag for tag in tags if ":build-" in tag], tags
 
 
 def test_a_mistake_in_heroku_yml_names_the_key_and_the_line(home):
@@ -46,6 +55,6 @@ def test_a_mistake_in_heroku_yml_names_the_key_and_the_line(home):
     manifest = "build:\n  docker:\n    web: Dockerfile\nrun:\n  worker:\n    command: [x]\n    image: jobs\n"
     push = home.push("typo", "heroku-yml", files={"heroku.yml": manifest})
     assert push.returncode != 0
-    assert ("heroku.yml line 6: run.worker: it runs in the image of 'jobs', which build.docker does not build"
+    assert ("heroku.yml line 7: run.worker: it runs in the image of 'jobs', which build.docker does not build"
             in push.stderr)
     assert "Traceback" not in push.stderr

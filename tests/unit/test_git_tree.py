@@ -68,10 +68,10 @@ def head(work: Path) -> str:
     return git(work, "rev-parse", "HEAD")
 
 
-def read_tar(tree: PushedTree, prefix: str = "") -> tuple[dict[str, tarfile.TarInfo], dict[str, bytes]]:
+def read_tar(tree: PushedTree, prefix: str = "", folder: str = "") -> tuple[dict[str, tarfile.TarInfo], dict[str, bytes]]:
     """The build context ``tree`` writes: its members by name, and the contents of its files."""
     buffer = io.BytesIO()
-    tree.write_tar(buffer, prefix=prefix)
+    tree.write_tar(buffer, prefix=prefix, folder=folder)
     buffer.seek(0)
     with tarfile.open(fileobj=buffer) as tar:
         members = {member.name: member for member in tar.getmembers()}
@@ -112,6 +112,14 @@ def test_write_tar_keeps_modes_symlinks_and_nested_paths(bare, work):
     assert members["link-to-run"].issym() and members["link-to-run"].linkname == "run.sh"
     assert members["broken-link"].issym() and members["broken-link"].linkname == "does/not/exist"
     assert {member.mtime for member in members.values()} == {tree.commit.commit_time}
+
+
+def test_write_tar_of_a_folder_is_that_folder_alone_as_its_root(bare, work):
+    # heroku.yml's build context: the folder its Dockerfile is in
+    members, contents = read_tar(PushedTree.open(bare, head(work)), folder="app")
+    assert set(members) == {"deep/main.py"} and contents["deep/main.py"] == b"print('deep')\n"
+    assert set(read_tar(PushedTree.open(bare, head(work)), folder="app/deep/")[0]) == {"main.py"}
+    assert read_tar(PushedTree.open(bare, head(work)), folder="ap")[0] == {}  # a name's prefix is not its folder
 
 
 def test_write_tar_prefix_puts_everything_under_a_folder(bare, work):

@@ -85,7 +85,7 @@ def test_a_run_entry_without_an_image_of_its_own_runs_in_webs():
     ("build:\n  docker:\n    web: Dockerfile\nrelease:\n  command: [./x]\n  image: worker\n",
      "heroku.yml line 6: release.image: 'worker' is not an image build.docker builds"),
     ("build:\n  docker:\n    web: Dockerfile\nrun:\n  worker:\n    command: [x]\n    image: jobs\n",
-     "heroku.yml line 6: run.worker: it runs in the image of 'jobs', which build.docker does not build"),
+     "heroku.yml line 7: run.worker: it runs in the image of 'jobs', which build.docker does not build"),
     ("build:\n  docker:\n    web: Dockerfile\nrun:\n  web: []\n", "heroku.yml line 5: run.web: an empty list is no command"),
     ("build:\n  docker:\n    web: Dockerfile\nrun:\n  release: x\n", "heroku.yml line 5: run.release: the release phase"),
     ("build:\n  docker:\n    web: Dockerfile\n  config:\n    BAD-NAME: 1\n", "heroku.yml line 5: build.config.BAD-NAME"),
@@ -105,8 +105,30 @@ def test_a_huge_manifest_is_refused_before_it_is_parsed():
         herokuyml.parse("build:\n  docker:\n    web: Dockerfile\n" + "#" * 70_000)
 
 
-def test_yaml_tags_and_aliases_build_no_python_objects():
-    for text in ("build: !!python/object/apply:os.system ['true']\n",
-                 "a: &x [*x]\n"):
-        with pytest.raises(PushRefused):
-            herokuyml.parse(text)
+def test_yaml_tags_build_no_python_objects():
+    with pytest.raises(PushRefused):
+        herokuyml.parse("build: !!python/object/apply:os.system ['true']\n")
+
+
+def test_anchors_and_aliases_are_refused_before_they_expand():
+    # a few kilobytes of aliases would otherwise stand for a command of hundreds of megabytes
+    blob = "x" * 30_000
+    text = f"build:\n  docker:\n    web: Dockerfile\nrun:\n  web: &a {blob}\n  worker: [*a, *a, *a]\n"
+    with pytest.raises(PushRefused) as refused:
+        herokuyml.parse(text)
+    assert str(refused.value) == "heroku.yml line 5: anchors and aliases (& and *) are not allowed in heroku.yml"
+
+
+@pytest.mark.parametrize("text", ["[" * 30_000, "{a: " * 10_000, "build: " + "[" * 20 + "]" * 20])
+def test_deep_nesting_is_one_line_not_a_recursion_error(text):
+    with pytest.raises(PushRefused, match="nested more than 16 levels deep|not valid YAML"):
+        herokuyml.parse(text)
+
+
+def test_setup_config_and_the_images_some_process_runs_in():
+    manifest = herokuyml.parse("setup:\n  config:\n    LANG: en_US.UTF-8\n    WORKERS: 2\nbuild:\n  docker:\n"
+                               "    web: Dockerfile\n    tools: tools/Dockerfile\n    jobs: jobs/Dockerfile\n"
+                               "run:\n  jobs:\n    command: [./work]\n    image: web\n")
+    assert manifest.config == {"LANG": "en_US.UTF-8", "WORKERS": "2"}
+    # tools is built for nothing unless a process runs in it: jobs runs in web's image
+    assert manifest.images_used == {"web", "tools"}

@@ -9,6 +9,7 @@ from pathlib import Path
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         body = (f"web built with {Path('/app/built-with.txt').read_text().strip()}; "
+                f"config from {os.environ.get('FROM_SETUP', 'nowhere')}; "
                 f"redis {'attached' if os.environ.get('REDIS_URL') else 'missing'}; "
                 f"started {'by its CMD' if '--from-cmd' in sys.argv else 'by heroku.yml run'}; "
                 f"worker image here: {Path('/worker').exists()}\n").encode()
