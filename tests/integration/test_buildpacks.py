@@ -229,6 +229,10 @@ BAD_PUSHES = {
         {"requirements.txt": "", "uv.lock": "version = 1\n"},
         "build failed: buildpack python: several package manager files: requirements.txt uv.lock; keep the one "
         "you use and delete the others"),
+    "Pipfile without its lock file": (
+        {"Pipfile": "[packages]\n"},
+        "build failed: buildpack python: a Pipfile without its Pipfile.lock: run `pipenv lock` and commit "
+        "Pipfile.lock"),
     "python no stack has": (
         {"requirements.txt": "", ".python-version": "3.12\n"},
         "Python 3.12 (.python-version) is on no stack of this server: it has 3.11 (bookworm); 3.13 (trixie); "

@@ -78,3 +78,41 @@ def test_staging_holds_the_buildpacks_without_git_and_env_dir_byte_for_byte(tmp_
     assert "gitpaas/buildpacks/2-custom/bin/compile" in members
     assert not [name for name in members if "/.git" in name]
     assert ENV_DIR == "/gitpaas/env"
+
+
+# --- WEB_CONCURRENCY, set at run time from the dyno's limits (as Heroku's Python buildpack does) --------
+
+WEB_CONCURRENCY_SH = BUNDLED_DIR / "python" / "profile" / "WEB_CONCURRENCY.sh"
+
+
+def concurrency(tmp_path: Path, files: dict[str, str], cpus: int = 2, **env: str) -> tuple[str, str]:
+    """WEB_CONCURRENCY and DYNO_RAM after sourcing the script with ``files`` as the cgroup folder."""
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    script = f'. {WEB_CONCURRENCY_SH}; echo "${{WEB_CONCURRENCY:-unset}} ${{DYNO_RAM:-unset}}"'
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True,
+                            env={"PATH": "/usr/bin:/bin", "GITPAAS_CGROUP": str(tmp_path),
+                                 "GITPAAS_NPROC": f"echo {cpus}", **env})
+    concurrency, ram = result.stdout.split()
+    return concurrency, ram
+
+
+@pytest.mark.parametrize("memory, cpus, expected", [
+    (512, 2, "2"),     # standard-1X: capped by memory
+    (1024, 2, "4"),    # standard-2X
+    (2560, 2, "5"),    # by the CPUs: 2 × 2 + 1
+    (128, 8, "1"),     # never zero
+])
+def test_web_concurrency_is_the_lower_of_memory_and_cpus(tmp_path, memory, cpus, expected):
+    assert concurrency(tmp_path, {"memory.max": f"{memory * 1048576}\n"}, cpus) == (expected, str(memory))
+
+
+def test_web_concurrency_reads_cgroup_v1_and_the_cpu_quota(tmp_path):
+    assert concurrency(tmp_path, {"memory/memory.limit_in_bytes": f"{4096 * 1048576}\n",
+                                  "cpu.max": "150000 100000\n"}, cpus=16) == ("5", "4096")  # 2 CPUs' worth
+
+
+def test_web_concurrency_is_left_alone_when_set_or_when_nothing_limits_memory(tmp_path):
+    assert concurrency(tmp_path, {"memory.max": f"{512 * 1048576}\n"}, WEB_CONCURRENCY="9") == ("9", "512")
+    assert concurrency(tmp_path / "none", {"memory.max": "max\n"}) == ("unset", "unset")

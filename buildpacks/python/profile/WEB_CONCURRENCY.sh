@@ -5,12 +5,13 @@
 # 256 MB of the dyno's memory limit. So a standard-1X dyno (512 MB) gets 2, a standard-2X (1 GB) 4.
 # DYNO_RAM is the limit in MB. Sourced, so: no `exit`, no `set -e`.
 
+# (GITPAAS_CGROUP and GITPAAS_NPROC stand in for /sys/fs/cgroup and nproc in gitpaas's own tests.)
 gitpaas_memory_mb() {
-    local limit=""
-    if [ -r /sys/fs/cgroup/memory.max ]; then                        # cgroup v2
-        limit=$(cat /sys/fs/cgroup/memory.max)
-    elif [ -r /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then    # cgroup v1
-        limit=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)
+    local limit="" root=${GITPAAS_CGROUP:-/sys/fs/cgroup}
+    if [ -r "$root/memory.max" ]; then                         # cgroup v2
+        limit=$(cat "$root/memory.max")
+    elif [ -r "$root/memory/memory.limit_in_bytes" ]; then     # cgroup v1
+        limit=$(cat "$root/memory/memory.limit_in_bytes")
     fi
     case "$limit" in
         ''|max|*[!0-9]*) return 1 ;;
@@ -21,15 +22,15 @@ gitpaas_memory_mb() {
 }
 
 gitpaas_cpus() {
-    local quota period
-    if [ -r /sys/fs/cgroup/cpu.max ]; then
-        read -r quota period < /sys/fs/cgroup/cpu.max
+    local quota period root=${GITPAAS_CGROUP:-/sys/fs/cgroup}
+    if [ -r "$root/cpu.max" ]; then
+        read -r quota period < "$root/cpu.max"
         if [ "$quota" != max ] && [ "${period:-0}" -gt 0 ]; then
             echo $(( (quota + period - 1) / period ))
             return 0
         fi
     fi
-    nproc 2>/dev/null || echo 1
+    ${GITPAAS_NPROC:-nproc} 2>/dev/null || echo 1
 }
 
 if gitpaas_memory_mb >/dev/null; then
