@@ -175,3 +175,13 @@ def test_a_runtime_no_stack_has_is_refused_with_the_versions_there_are(home):
     assert push.returncode != 0
     assert re.search(r"Node\.js 16\.x \(package\.json engines\.node\) is on no stack of this server: it has "
                      r"18\.20\.\d+ \(bookworm\), 20\.19\.2 \(trixie\), 24\.21", push.stderr), push.stderr
+
+
+def test_an_app_created_on_bookworm_builds_with_its_python_311(home):
+    assert "Creating old-stack... done" in home.gitpaas("apps:create", "old-stack", "--stack", "bookworm").stdout
+    push = home.push("old-stack", "python-pypi", files={".python-version": "3.11\n"})
+    assert deployed(push), push.stderr
+    assert "-----> Building on the bookworm stack with buildpacks" in push.stderr
+    assert "Python 3.11.2 (.python-version asks for 3.11)" in push.stderr
+    assert page(home, "old-stack").startswith("hello from python v1: humanize 4.12.3")
+    assert home.json("apps:info", "-a", "old-stack")["stack"] == "bookworm"
