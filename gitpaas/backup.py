@@ -35,6 +35,7 @@ from gitpaas.addons.plans import POSTGRESQL
 from gitpaas.addons.store import Addon, AddonStore, BackupStore
 from gitpaas.build.base import BuiltImage
 from gitpaas.errors import GitpaasError, UsageError
+from gitpaas.events import has_slugs
 from gitpaas.formation import deployment
 from gitpaas.git.repo import install_hooks, wait_for_noted_ref_update
 from gitpaas.git.tree import PushedTree
@@ -42,7 +43,7 @@ from gitpaas.locks import AppLock
 from gitpaas.output import NullOutput, Output
 from gitpaas.pipeline import build_slug
 from gitpaas.platform import Platform
-from gitpaas.release import now_iso
+from gitpaas.release import Release, now_iso
 from gitpaas.settings import read_home_record
 from gitpaas.store.files import PRIVATE, write_json
 
@@ -173,11 +174,10 @@ def _bring_back(platform: Platform, name: str, dumps: dict[str, str]) -> str:
         return "restored (no release yet)" + (f"; {', '.join(addons)}" if addons else "")
     releases = platform.apps.releases(name)
     release = releases.get(app.current_release)
-    image = f"{platform.settings.image_repository(name)}:v{release.version}"
-    # heroku.yml's other images, if the release has any: this home's vN-TYPE tags
-    extra = {process_type: f"{image}-{process_type}" for process_type in release.process_images}
+    _point_at_this_home(platform, name, release)
+    image = release.image
     rebuilt = ""
-    if not all(platform.slugs.exists(tag) for tag in (image, *extra.values())):
+    if not has_slugs(platform, release):
         if not release.commit:
             raise UsageError(f"v{release.version} records no commit to rebuild its slug from")
         built = _rebuild(platform, name, release.commit, stacks.of_record(release.stack))
@@ -185,19 +185,18 @@ def _bring_back(platform: Platform, name: str, dumps: dict[str, str]) -> str:
             platform.slugs.tag(built.tag, image)
             for process_type, tag in built.process_images.items():
                 platform.slugs.tag(tag, f"{image}-{process_type}")
-            extra = {process_type: f"{image}-{process_type}" for process_type in built.process_images}
+            release.process_images = {process_type: f"{image}-{process_type}" for process_type in built.process_images}
         finally:
             for tag in {built.tag, *built.process_images.values()}:
                 platform.slugs.untag(tag)
         rebuilt = f" (its slug rebuilt from commit {release.commit[:7]})"
-    release.process_images = {process_type: platform.slugs.publish(tag) for process_type, tag in extra.items()}
+    release.process_images = {process_type: platform.slugs.publish(tag)
+                              for process_type, tag in release.process_images.items()}
     release.image = platform.slugs.publish(image)
     releases.save(release)
     for old in releases.walk_down(below=release.version):
-        # Its slug is this home's :vN tag, if any: never an image of the home the backup came from.
-        old.image = f"{platform.settings.image_repository(name)}:v{old.version}"
-        old.process_images = {process_type: f"{old.image}-{process_type}" for process_type in old.process_images}
-        if old.eligible_for_rollback and not all(platform.slugs.exists(tag) for tag in old.images):
+        _point_at_this_home(platform, name, old)
+        if old.eligible_for_rollback and not has_slugs(platform, old):
             old.slug_pruned, old.eligible_for_rollback = True, False
         releases.save(old)
     report = platform.scheduler.deploy(deployment(platform.settings, app, release, app.formation), NullOutput())
@@ -205,6 +204,13 @@ def _bring_back(platform: Platform, name: str, dumps: dict[str, str]) -> str:
     return (f"v{release.version}{rebuilt}, running {running}"
             + (f" (started {', '.join(report.started)})" if report.started else "")
             + (f"; {', '.join(addons)}" if addons else ""))
+
+
+def _point_at_this_home(platform: Platform, name: str, release: Release) -> None:
+    """A restored release's images are this home's ``:vN`` (and ``:vN-TYPE``) tags, if any: never an
+    image of the home the backup came from."""
+    release.image = f"{platform.settings.image_repository(name)}:v{release.version}"
+    release.process_images = {process_type: f"{release.image}-{process_type}" for process_type in release.process_images}
 
 
 def _rebuild(platform: Platform, name: str, commit: str, stack: stacks.Stack) -> BuiltImage:

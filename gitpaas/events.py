@@ -112,7 +112,7 @@ def begin_retry(platform: Platform, app_name: str, actor: Actor, output: Output)
         latest = platform.apps.releases(app_name).latest()
         if latest is None:
             raise UsageError(f"{app_name} has no releases to retry")
-        if not all(platform.slugs.exists(image) for image in latest.images):
+        if not has_slugs(platform, latest):
             raise UsageError(f"cannot retry v{latest.version}: its slug image was pruned")
         release = release_from(platform, app_name, actor, latest, f"Retry of v{latest.version}",
                                 config=latest.own_config_vars)
@@ -129,11 +129,16 @@ def begin_slug_release(platform: Platform, app_name: str, actor: Actor, output: 
     with held(release_lock(platform, app_name, output)) as lock:
         source = next((r for r in platform.apps.releases(app_name).walk_down()
                        if (r.slug or {}).get("id") == slug_id), None)
-        if source is None or not all(platform.slugs.exists(image) for image in source.images):
+        if source is None or not has_slugs(platform, source):
             raise UsageError(f"no slug {slug_id} on this server")
         release = release_from(platform, app_name, actor, source, description or f"Release of slug {slug_id[:8]}",
                                 config=platform.apps.config(app_name).get())
         return lock.hand_over(platform, release)
+
+
+def has_slugs(platform: Platform, release: Release) -> bool:
+    """Whether every image the release runs (heroku.yml's per-type ones too) is still tagged."""
+    return all(platform.slugs.exists(image) for image in release.images)
 
 
 def ineligibility(platform: Platform, release: Release) -> str | None:
@@ -145,7 +150,7 @@ def ineligibility(platform: Platform, release: Release) -> str | None:
         return f"v{release.version} is still pending"
     if release.status != SUCCEEDED:
         return f"v{release.version} is {release.status}"
-    if release.slug_pruned or not all(platform.slugs.exists(image) for image in release.images):
+    if release.slug_pruned or not has_slugs(platform, release):
         return f"v{release.version}'s slug image was pruned, so it is not eligible for rollback"
     return None
 

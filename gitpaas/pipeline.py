@@ -62,9 +62,8 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
         ensure_ref_unmoved(apps.app_dir(app.name), apps.repo_path(app.name), ref, old)
         source = PushedTree.open(apps.repo_path(app.name), new, environ)
         process_types: dict[str, str | None] = {}
-        yml = None
-        if source.has(herokuyml.FILE):
-            yml = herokuyml.parse(source.read_text(herokuyml.FILE) or "")
+        yml = read_heroku_yml(source)
+        if yml is not None:
             output.info(f"heroku.yml: {', '.join([*yml.processes, *(['release'] if yml.release_command else [])])}"
                         + (" (the Procfile is not read)" if source.has("Procfile") else ""))
         else:
@@ -75,14 +74,15 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
         wanted_addons = [(parse_plan(plan), attachment, "app.json") for plan, attachment in manifest.addons]
 
         received = time.monotonic()
-        image, log_path, stack = build_slug(platform, app.name, source, output)
+        image, log_path, stack = build_slug(platform, app.name, source, output, heroku_yml=yml)
         tag = image.tag
         if image.replaces_procfile:
             process_types = dict(image.default_process_types)
-        for name, command in image.default_process_types.items():
-            process_types.setdefault(name, command)
-        if procfile.WEB not in process_types and image.runs_image_command and not image.replaces_procfile:
-            process_types[procfile.WEB] = None  # the image's own command
+        else:
+            for name, command in image.default_process_types.items():
+                process_types.setdefault(name, command)
+            if procfile.WEB not in process_types and image.runs_image_command:
+                process_types[procfile.WEB] = None  # the image's own command
         if yml is not None:
             wanted_addons += [(parse_plan(plan), attachment, "heroku.yml") for plan, attachment in yml.addons]
         built = time.monotonic()
@@ -135,11 +135,18 @@ def provision_manifest_addons(platform: Platform, app_name: str, wanted: list[tu
         have.append(addon_runtime.provision(platform, app_name, service, output, attachment=attachment))
 
 
+def read_heroku_yml(source: PushedTree) -> herokuyml.Manifest | None:
+    """The tree's heroku.yml, parsed; None when it has none. Raises PushRefused for a mistake in it."""
+    return herokuyml.parse(source.read_text(herokuyml.FILE) or "") if source.has(herokuyml.FILE) else None
+
+
 def build_slug(platform: Platform, app_name: str, source: PushedTree, output: Output,
-               stack: stacks.Stack | None = None) -> tuple[BuiltImage, Path, stacks.Stack]:
+               stack: stacks.Stack | None = None,
+               heroku_yml: herokuyml.Manifest | None = None) -> tuple[BuiltImage, Path, stacks.Stack]:
     """Build ``source`` on ``stack`` (the app's build stack unless told) with the builder that
     applies, into a ``:build-ID`` tag; returns the image, where its log is kept (``builds/``) and the
-    stack. Raises BuildFailed, UnsupportedApp."""
+    stack. ``heroku_yml``: the tree's, when the caller has read it already. Raises BuildFailed,
+    UnsupportedApp."""
     builder = select_builder(source, platform.builders)
     build_id = uuid.uuid4().hex[:8]
     tag = f"{platform.settings.image_repository(app_name)}:build-{build_id}"
@@ -153,7 +160,7 @@ def build_slug(platform: Platform, app_name: str, source: PushedTree, output: Ou
         labels=labels.for_app(platform.settings, app_name, **{labels.ROLE: "slug"}),
         build_args={"GITPAAS_STACK_IMAGE": platform.settings.stack_image(stack)},
         config_vars=platform.apps.config(app_name).get(), cache_dir=platform.apps.app_dir(app_name) / "cache",
-        stack=stack,
+        stack=stack, heroku_yml=heroku_yml or read_heroku_yml(source),
     ))
     return image, log_path, stack
 

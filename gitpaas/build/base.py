@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Protocol, Sequence
 
 from gitpaas.errors import UnsupportedApp
+from gitpaas.herokuyml import Manifest
 from gitpaas.git.tree import PushedTree
 from gitpaas.output import Output
 from gitpaas.stacks import DEFAULT_STACK, STACKS, Stack
@@ -27,6 +28,8 @@ class BuildRequest:
     cache_dir: Path | None = None
     #: the stack the app is built on (its build stack)
     stack: Stack = field(default_factory=lambda: STACKS[DEFAULT_STACK])
+    #: the tree's heroku.yml, parsed (None: it has none)
+    heroku_yml: Manifest | None = None
 
 
 @dataclass

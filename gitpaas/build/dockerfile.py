@@ -58,7 +58,7 @@ class HerokuYmlBuilder:
         return source.has(herokuyml.FILE)
 
     def build(self, request: BuildRequest) -> BuiltImage:
-        manifest = herokuyml.parse(request.source.read_text(herokuyml.FILE) or "")
+        manifest = request.heroku_yml or herokuyml.parse(request.source.read_text(herokuyml.FILE) or "")
         # Only the images some process type (or the release phase) runs in; web's is the release's own
         # (its :vN tag), the others get tags of their own.
         used = manifest.images_used

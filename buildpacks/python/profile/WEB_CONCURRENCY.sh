@@ -33,8 +33,8 @@ gitpaas_cpus() {
     ${GITPAAS_NPROC:-nproc} 2>/dev/null || echo 1
 }
 
-if gitpaas_memory_mb >/dev/null; then
-    export DYNO_RAM=$(gitpaas_memory_mb)
+if gitpaas_ram=$(gitpaas_memory_mb); then
+    export DYNO_RAM=$gitpaas_ram
     if [ -z "${WEB_CONCURRENCY:-}" ]; then
         gitpaas_by_memory=$(( DYNO_RAM / 256 ))
         [ "$gitpaas_by_memory" -ge 1 ] || gitpaas_by_memory=1
@@ -48,4 +48,5 @@ if gitpaas_memory_mb >/dev/null; then
         unset gitpaas_by_memory gitpaas_by_cpus
     fi
 fi
+unset gitpaas_ram
 unset -f gitpaas_memory_mb gitpaas_cpus
