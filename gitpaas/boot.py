@@ -50,6 +50,8 @@ def boot(platform: Platform, output: Output, engine_wait: float = ENGINE_WAIT) -
         did(f"started the router on port {platform.settings.http_port}")
     recover_all(platform, _Reporting(output, did))
     for app in platform.apps.list():
+        if app.maintenance:  # (a restored home's router has no record of it)
+            platform.router.set_maintenance(app.name, True)
         if current_release(platform, app.name) is None:
             continue
         try:

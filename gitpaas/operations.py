@@ -9,6 +9,7 @@ lock where it changes what runs, and asks the scheduler for a whole deployment
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import stat
 import sys
@@ -22,7 +23,7 @@ from gitpaas.addons import runtime as addon_runtime
 from gitpaas.addons.store import AddonStore, Backup
 from gitpaas.build import cache
 from gitpaas.errors import ProcessNotFound, UsageError
-from gitpaas.formation import check_quantities, deployment, hosts
+from gitpaas.formation import check_quantities, deployment, hosts, release_spec
 from gitpaas.git.repo import init_bare, install_hooks
 from gitpaas.identity import Actor
 from gitpaas.locks import release_lock
@@ -31,7 +32,7 @@ from gitpaas.output import NullOutput, Output
 from gitpaas.platform import Platform
 from gitpaas.release import Release
 from gitpaas.retention import apply_retention
-from gitpaas.scheduler import Process
+from gitpaas.scheduler import OneOff, Process
 from gitpaas.settings import read_home_record
 from gitpaas.store.apps import App
 from gitpaas.store.files import write_json
@@ -188,7 +189,24 @@ def app_info(platform: Platform, name: str) -> dict[str, Any]:
         "current_release": app.current_release and f"v{app.current_release}",
         "formation": [{"type": t, "quantity": q, "command": commands.get(t)} for t, q in app.formation.items()],
         "domains": app.domains, "retention": app.retention, "postdeploy": app.postdeploy,
+        "owner": app.owner, "collaborators": list(app.collaborators), "maintenance": app.maintenance,
     }
+
+
+def set_maintenance(platform: Platform, name: str, on: bool, output: Output | None = None) -> bool:
+    """Put the app in maintenance mode (its router answers the maintenance page, 503) or take it
+    out; its processes keep running either way. Returns whether anything changed."""
+    with release_lock(platform, name, output):
+        app = platform.apps.get(name)
+        platform.router.set_maintenance(name, on)
+        release = current_release(platform, name)
+        if release is not None:  # routes the app anew: a route written by an older gitpaas may lack the switch
+            platform.scheduler.deploy(deployment(platform.settings, app, release, app.formation), output or NullOutput())
+        if app.maintenance == on:
+            return False
+        app.maintenance = on
+        platform.apps.save(app)
+        return True
 
 
 def add_collaborator(platform: Platform, name: str, email: str, output: Output | None = None) -> None:
@@ -347,6 +365,49 @@ def _released(platform: Platform, name: str) -> Release:
     if release is None:
         raise UsageError(f"{name} has no release yet: deploy it with git push first")
     return release
+
+
+# --- one-off dynos ---------------------------------------------------------------------------
+
+#: what a one-off's extra environment may not set: what gitpaas gives every process itself
+_RESERVED_ENV = {"DYNO", "PORT"}
+
+
+def run_env(pairs: str | None) -> dict[str, str]:
+    """``--env "K=V;K2=V2"`` (the Heroku CLI's form) as a dict; refuses what cannot be read."""
+    env: dict[str, str] = {}
+    for pair in (pairs or "").split(";"):
+        if not pair.strip():
+            continue
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key or not key.replace("_", "a").isalnum() or key[0].isdigit():
+            raise UsageError(f"cannot read {pair.strip()!r} in --env: write KEY=VALUE pairs separated by ';'")
+        env[key] = value
+    return env
+
+
+def start_run(platform: Platform, name: str, command: str, *, size: str | None = None,
+              env: dict[str, str] | None = None, tty: bool = False, attach: bool = True,
+              output: Output | None = None):
+    """A one-off dyno (``run.NNNN``) of the app's current release, with its config vars, its add-ons
+    (started if they are not) and ``env`` on top: attached, a session to start (the scheduler's
+    RunSession); detached, started at once, its output in the app's logs. Returns (name, session)."""
+    if not command.strip():
+        raise UsageError("what should it run? usage: gitpaas run -a APP -- COMMAND")
+    extra = dict(env or {})
+    reserved = sorted(set(extra) & _RESERVED_ENV)
+    if reserved:
+        raise UsageError(f"{', '.join(reserved)} is set by gitpaas for every process; a one-off cannot set it")
+    chosen = sizes.parse(size) if size else None
+    release = _released(platform, name)
+    addon_runtime.ensure_ready(platform, name, output or NullOutput())
+    taken = {p.name for p in platform.scheduler.processes(name)}
+    number = next(n for n in iter(lambda: 1000 + secrets.randbelow(9000), None) if f"run.{n}" not in taken)
+    spec = release_spec(release, AddonStore(platform.settings).config_vars(name))
+    job = OneOff(release=spec, type="run", number=number, command=command,
+                 size=chosen or platform.apps.get(name).sizes.get("run"))
+    return job.name, platform.scheduler.run(job, tty=tty, attach=attach, env=extra)
 
 
 # --- retention -------------------------------------------------------------------------------

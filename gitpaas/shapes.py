@@ -39,7 +39,7 @@ def app_json(app: App, settings: Settings, git_url: str, released_at: str | None
     return {
         "acm": False, "archived_at": None, "build_stack": stack_ref(build_stack), "buildpack_provided_description": None,
         "created_at": app.created_at, "generation": GENERATION, "git_url": git_url, "id": app.id,
-        "internal_routing": None, "maintenance": False, "name": app.name, "organization": None,
+        "internal_routing": None, "maintenance": app.maintenance, "name": app.name, "organization": None,
         "owner": account_ref(app.owner) if app.owner else {"email": "operator@localhost", "id": derived_id("operator")},
         "region": REGION, "released_at": released_at, "repo_size": None, "slug_size": None, "space": None,
         "stack": stack_ref(stack), "team": None, "updated_at": app.updated_at, "web_url": settings.web_url(app.name),
@@ -90,8 +90,11 @@ def collaborator_json(app: App, email: str) -> dict[str, Any]:
             "updated_at": app.updated_at}
 
 
-def domain_json(app: App, host: str, *, default: bool) -> dict[str, Any]:
-    """One of the app's host names: its own (``APP.$GITPAAS_DOMAIN``, Heroku's kind "heroku") or a custom one."""
+def domain_json(app: App, host: str, *, default: bool, target: str | None = None) -> dict[str, Any]:
+    """One of the app's host names: its own (``APP.$GITPAAS_DOMAIN``, Heroku's kind "heroku") or a custom one,
+    whose DNS ``target`` (``cname``) is the app's own host name. The router serves a host name as soon
+    as it is added (status ``none``: nothing to provision, no certificate to wait for)."""
     return {"id": derived_id(app.id, "domain", host), "hostname": host, "kind": "heroku" if default else "custom",
-            "cname": None, "status": "succeeded", "app": {"id": app.id, "name": app.name},
+            "cname": None if default else target, "status": "none", "acm_status": None, "acm_status_reason": None,
+            "sni_endpoint": None, "app": {"id": app.id, "name": app.name},
             "created_at": app.created_at, "updated_at": app.updated_at}

@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gitpaas.api import addons, git_http, routes, streams
+from gitpaas.api import account, addons, drains, git_http, routes, streams, webhooks
+from gitpaas.api.rendezvous import Rendezvous
 from gitpaas.api.core import (
     BODY_ALLOWED,
     error_response,
@@ -95,10 +96,12 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
                          RequestTooLarge(MAX_BODY).message)(scope, receive, send)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, rendezvous: Rendezvous | None = None) -> FastAPI:
     api = FastAPI(title="gitpaas Platform API", version="3", openapi_url="/openapi.json", docs_url=None,
                   redoc_url=None, description="Heroku Platform API v3 shapes, served by gitpaas.")
     api.state.settings = settings
+    #: where clients attach to one-off dynos (``gitpaas server`` makes one; None: run:detached only)
+    api.state.rendezvous = rendezvous
 
     @api.exception_handler(GitpaasError)
     async def gitpaas_error(request: Request, exc: GitpaasError):
@@ -134,6 +137,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     api.include_router(routes.router)
     api.include_router(addons.router)
+    api.include_router(webhooks.router)
+    api.include_router(account.router)
+    api.include_router(drains.router)
     api.include_router(streams.router)
     api.include_router(git_http.router)
     api.add_middleware(BodyLimit)

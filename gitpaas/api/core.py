@@ -85,6 +85,15 @@ class JsonRoute(APIRoute):
         return unicode_only
 
 
+#: the Accept header's variant that asks for gitpaas's records instead of Heroku's shapes (the gitpaas
+#: CLI on another machine sends it; Heroku names its own variants ``version=3.<name>`` too)
+GITPAAS_VARIANT = "version=3.gitpaas"
+
+
+def gitpaas_variant(request: Request) -> bool:
+    return GITPAAS_VARIANT in request.headers.get("accept", "").replace(" ", "")
+
+
 def settings_of(request: Request) -> Settings:
     return request.app.state.settings
 

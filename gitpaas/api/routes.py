@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Annotated, Optional, Union
+from dataclasses import asdict
+from typing import Annotated, Literal, Optional, Union
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 from pydantic import Field, RootModel
@@ -14,6 +15,7 @@ from gitpaas import events, operations, stacks
 from gitpaas.addons.store import AddonStore
 from gitpaas.api.core import (
     JsonRoute,
+    gitpaas_variant,
     Strict,
     accounts_of,
     base_url,
@@ -24,7 +26,15 @@ from gitpaas.api.core import (
     release_in_background,
     visible_app,
 )
-from gitpaas.errors import BadRange, DamagedRecord, Forbidden, InvalidParams, NotFound, UsageError
+from gitpaas.errors import (
+    BadRange,
+    DamagedRecord,
+    EnvironmentProblem,
+    Forbidden,
+    InvalidParams,
+    NotFound,
+    UsageError,
+)
 from gitpaas.identity import Actor
 from gitpaas.names import parse_number
 from gitpaas.output import NullOutput
@@ -48,16 +58,31 @@ MAX_RANGE = 1000
 
 
 def _app_payload(request: Request, platform: Platform, app) -> dict:
+    if gitpaas_variant(request):
+        return _app_record(request, platform, app.name)
     current = operations.current_release(platform, app.name)
     return app_json(app, platform.settings, f"{base_url(request)}/{app.name}.git",
                     current.updated_at if current else None, operations.app_stacks(app, current))
 
 
+def _app_record(request: Request, platform: Platform, name: str) -> dict:
+    """gitpaas's own view of an app (``apps:info --json``), with the server's URLs in it and no path."""
+    info = operations.app_info(platform, name)
+    info["git_url"] = f"{base_url(request)}/{name}.git"
+    if info["postdeploy"]:
+        info["postdeploy"] = {**info["postdeploy"], "log": f"releases/v{info['postdeploy']['release']}/postdeploy.log"}
+    return info
+
+
 def _release_payload(request: Request, app: App, user: str, release: Release) -> dict:
     """A release, its output at a URL signed for ``user`` — or null when it has no release phase,
-    which is what clients (the Heroku CLI's rollback, retry and releases:output) expect."""
+    which is what clients (the Heroku CLI's rollback, retry and releases:output) expect. gitpaas's
+    variant is the whole record (failure, timings, config var names…), with that URL in it."""
     has_output = bool(release.process_types.get("release"))
-    return release_json(release, output_url(request, app, release.version, user) if has_output else None)
+    url = output_url(request, app, release.version, user) if has_output else None
+    if gitpaas_variant(request):
+        return {**release.to_dict(), "output_stream_url": url}
+    return release_json(release, url)
 
 
 # --- account -----------------------------------------------------------------------------------
@@ -99,25 +124,38 @@ def apps_create(request: Request, user: User, body: AppCreate | None = Body(defa
     return _app_payload(request, platform, operations.create_app(platform, name, owner=user, stack=stack))
 
 
+RENAME_REFUSED = ("gitpaas cannot rename an app: its name is in its containers, slug images, network and "
+                  "add-on volumes on the engine, which cannot be renamed in place. Create an app with the new "
+                  "name, push to it and move its config (config --shell), then destroy the old one.")
+
+
 class AppUpdate(Strict):
     build_stack: Optional[str] = Field(default=None, max_length=64)
     maintenance: Optional[bool] = None
     name: Optional[str] = Field(default=None, max_length=30)
+    #: gitpaas's: keep the slugs of the newest N releases, or "all" (``releases:retention``)
+    retention: Optional[Union[Annotated[int, Field(ge=1, le=1_000_000)], Literal["all"]]] = None
 
 
 @router.patch("/apps/{app}")
 def apps_update(request: Request, user: User, app: str, body: AppUpdate) -> dict:
-    """Change an app: its build stack (what ``stack:set`` sends). Maintenance mode and renaming are
-    not something gitpaas does."""
+    """Change an app: its build stack (``stack:set``), maintenance mode (``maintenance:on``), its slug
+    retention (gitpaas's). Renaming is refused, with why."""
     platform = platform_of(request)
     found = visible_app(platform, user, app)
-    if body.maintenance:
-        raise InvalidParams("Maintenance mode is not supported by gitpaas.")
     if body.name is not None and body.name != found.name:
-        raise InvalidParams("Renaming an app is not supported by gitpaas.")
+        raise InvalidParams(RENAME_REFUSED)
+    if body.maintenance is not None:
+        operations.set_maintenance(platform, found.name, body.maintenance)
+        found = platform.apps.get(found.name)
     if body.build_stack is not None:
         found = operations.set_stack(platform, found.name, _stack_named(body.build_stack))
-    return _app_payload(request, platform, found)
+    pruned = None
+    if body.retention is not None:
+        pruned = operations.set_retention(platform, found.name, None if body.retention == "all" else body.retention)
+        found = platform.apps.get(found.name)
+    payload = _app_payload(request, platform, found)
+    return {**payload, "pruned": pruned} if pruned is not None and gitpaas_variant(request) else payload
 
 
 def _stack_named(name: str) -> str:
@@ -165,7 +203,9 @@ def apps_delete(request: Request, user: User, app: str) -> dict:
     if found.owner != user:
         raise Forbidden("Only the app's owner can destroy it.")
     payload = _app_payload(request, platform, found)
-    operations.destroy_app(platform, found.name)
+    kept = operations.destroy_app(platform, found.name)
+    if gitpaas_variant(request):
+        payload["kept_backups"] = [{"id": backup.id, "addon": backup.addon} for backup in kept]
     return payload
 
 
@@ -261,8 +301,11 @@ def releases_info(request: Request, user: User, app: str, release: str) -> dict:
 
 class ReleaseCreate(Strict):
     slug: Optional[str] = Field(default=None, max_length=64)
+    #: a release's id or version to roll back to; gitpaas also takes "previous" (the one before the current)
     release: Optional[str] = Field(default=None, max_length=64)
     description: Optional[str] = Field(default=None, max_length=500)
+    #: gitpaas's: run the latest release's release phase again, as a new release (``releases:retry``)
+    retry: Optional[bool] = None
 
 
 @router.post("/apps/{app}/releases", status_code=201)
@@ -270,13 +313,17 @@ def releases_create(request: Request, user: User, app: str, body: ReleaseCreate)
     """``{"slug": id}`` creates a release of that slug; ``{"release": id}`` rolls back to a release."""
     platform = platform_of(request)
     found = visible_app(platform, user, app)
-    if (body.slug is None) == (body.release is None):
-        raise InvalidParams("Send either slug (to create a release) or release (to roll back).")
-    if body.release is not None:
-        target = find_release(platform, found.name, body.release)
+    if [body.slug is not None, body.release is not None, bool(body.retry)].count(True) != 1:
+        raise InvalidParams("Send either slug (to create a release), release (to roll back) or retry.")
+    if body.retry:
+        def begin():
+            pending = events.begin_retry(platform, found.name, Actor(user), NullOutput())
+            return pending.release, pending
+    elif body.release is not None:
+        version = None if body.release == "previous" else find_release(platform, found.name, body.release).version
 
         def begin():
-            pending = events.begin_rollback(platform, found.name, Actor(user), NullOutput(), target.version)
+            pending = events.begin_rollback(platform, found.name, Actor(user), NullOutput(), version)
             return pending.release, pending
     else:
         def begin():
@@ -308,7 +355,7 @@ def config_vars(request: Request, user: User, app: str) -> dict[str, str]:
 
 
 @router.patch("/apps/{app}/config-vars")
-def config_vars_update(request: Request, user: User, app: str, body: ConfigPatch) -> dict[str, str]:
+def config_vars_update(request: Request, user: User, app: str, body: ConfigPatch) -> dict:
     """Set (a string) or remove (``null``) keys; the release it creates continues in the background."""
     platform = platform_of(request)
     found = visible_app(platform, user, app)
@@ -321,6 +368,10 @@ def config_vars_update(request: Request, user: User, app: str, body: ConfigPatch
             platform, found.name, Actor(user), NullOutput(),
             set_values={k: v for k, v in changes.items() if v is not None},
             unset_keys=[k for k, v in changes.items() if v is None])
+        if gitpaas_variant(request):  # what changed, and the release it made (to follow)
+            release = change.pending.release if change.pending else None
+            return {"config": change.config, "changed": change.changed,
+                    "release": _release_payload(request, found, user, release) if release else None}, change.pending
         return change.config, change.pending
     return release_in_background(found.name, begin)
 
@@ -409,7 +460,47 @@ def formation_update(request: Request, user: User, app: str, process_type: str, 
 def dynos_list(request: Request, user: User, app: str) -> list[dict]:
     platform = platform_of(request)
     found = visible_app(platform, user, app)
+    if gitpaas_variant(request):  # the scheduler's records: restarts, crash reasons, sizes by name
+        return [asdict(p) for p in operations.processes(platform, found.name)]
     return [dyno_json(p, found.id) for p in operations.processes(platform, found.name)]
+
+
+class DynoCreate(Strict):
+    command: str = Field(min_length=1, max_length=20000)
+    attach: Optional[bool] = None
+    #: the Heroku CLI sends numbers too (COLUMNS, LINES) and leaves out what it does not know
+    env: Optional[dict[str, Union[str, int, float, bool, None]]] = Field(default=None, max_length=200)
+    force_no_tty: Optional[bool] = None
+    size: Optional[str] = Field(default=None, max_length=32)
+    type: Optional[str] = Field(default=None, max_length=30)
+    time_to_live: Optional[int] = None
+
+
+@router.post("/apps/{app}/dynos", status_code=201)
+def dynos_create(request: Request, user: User, app: str, body: DynoCreate) -> dict:
+    """A one-off dyno (``heroku run``): attached, its ``attach_url`` is where the client meets it
+    (gitpaas.api.rendezvous); detached, it runs at once with its output in the app's logs."""
+    platform = platform_of(request)
+    found = visible_app(platform, user, app)
+    if body.type not in (None, "run"):
+        raise InvalidParams(f"gitpaas runs one-off dynos of type run, not {body.type[:30]!r}")
+    attach = bool(body.attach)
+    rendezvous = getattr(request.app.state, "rendezvous", None)
+    if attach and rendezvous is None:
+        raise EnvironmentProblem("this server has no rendezvous for attached one-off dynos: run:detached works")
+    env = {key: str(value).lower() if isinstance(value, bool) else str(value)
+           for key, value in (body.env or {}).items() if value is not None}
+    name, session = operations.start_run(platform, found.name, body.command, size=body.size, env=env,
+                                         tty=attach and not body.force_no_tty, attach=attach)
+    process = next((p for p in operations.processes(platform, found.name) if p.name == name), None)
+    payload = dyno_json(process, found.id) if process else {"name": name, "state": "starting", "type": "run"}
+    if session is not None:
+        secret = rendezvous.register(session, found.name)
+        host = request.url.hostname if not request.headers.get("host") else request.headers["host"].rsplit(":", 1)[0]
+        payload["attach_url"] = f"rendezvous://{host}:{rendezvous.port}/{secret}"
+        if gitpaas_variant(request):
+            payload["rendezvous_fingerprint"] = rendezvous.fingerprint
+    return payload
 
 
 @router.get("/apps/{app}/dynos/{dyno}")
@@ -424,23 +515,23 @@ def dynos_info(request: Request, user: User, app: str, dyno: str) -> dict:
 
 @router.delete("/apps/{app}/dynos", status_code=202)
 def dynos_restart_all(request: Request, user: User, app: str) -> dict:
-    platform = platform_of(request)
-    operations.restart(platform, visible_app(platform, user, app).name)
-    return {}
+    return _restart(request, user, app, None)
 
 
 @router.delete("/apps/{app}/dynos/{dyno}", status_code=202)
 def dynos_restart(request: Request, user: User, app: str, dyno: str) -> dict:
-    platform = platform_of(request)
-    operations.restart(platform, visible_app(platform, user, app).name, dyno)
-    return {}
+    return _restart(request, user, app, dyno)
 
 
 @router.delete("/apps/{app}/formations/{process_type}", status_code=202)
 def formation_restart(request: Request, user: User, app: str, process_type: str) -> dict:
+    return _restart(request, user, app, process_type)
+
+
+def _restart(request: Request, user: str, app: str, target: str | None) -> dict:
     platform = platform_of(request)
-    operations.restart(platform, visible_app(platform, user, app).name, process_type)
-    return {}
+    names = operations.restart(platform, visible_app(platform, user, app).name, target)
+    return {"restarted": names} if gitpaas_variant(request) else {}
 
 
 @router.post("/apps/{app}/formations/{process_type}/actions/stop", status_code=202)
@@ -452,12 +543,13 @@ def formation_stop(request: Request, user: User, app: str, process_type: str) ->
 def dynos_stop(request: Request, user: User, app: str, dyno: str) -> dict:
     platform = platform_of(request)
     found = visible_app(platform, user, app)
+    outcome = "restarted"
     if dyno in found.formation and "." not in dyno:  # a type: stop (restart) each of its dynos
         for process in [p for p in operations.processes(platform, found.name) if p.type == dyno and not p.retiring]:
             operations.stop_process(platform, found.name, process.name)
     else:
-        operations.stop_process(platform, found.name, dyno)
-    return {}
+        outcome = operations.stop_process(platform, found.name, dyno)
+    return {"outcome": outcome} if gitpaas_variant(request) else {}
 
 
 # --- what gitpaas does not have ----------------------------------------------------------------
@@ -467,6 +559,32 @@ def collaborators(request: Request, user: User, app: str) -> list[dict]:
     platform = platform_of(request)
     found = visible_app(platform, user, app)
     return [collaborator_json(found, email) for email in found.collaborators]
+
+
+class CollaboratorCreate(Strict):
+    user: str = Field(max_length=254)
+    silent: Optional[bool] = None
+    permissions: Optional[list[str]] = None
+
+
+@router.post("/apps/{app}/collaborators", status_code=201)
+def collaborators_add(request: Request, user: User, app: str, body: CollaboratorCreate) -> dict:
+    """Let another account use the app (its owner or a collaborator may)."""
+    platform = platform_of(request)
+    found = visible_app(platform, user, app)
+    account = accounts_of(request).get_user(body.user)
+    operations.add_collaborator(platform, found.name, account["email"])
+    return collaborator_json(platform.apps.get(found.name), account["email"])
+
+
+@router.delete("/apps/{app}/collaborators/{collaborator}")
+def collaborators_remove(request: Request, user: User, app: str, collaborator: str) -> dict:
+    platform = platform_of(request)
+    found = visible_app(platform, user, app)
+    email = next((c for c in found.collaborators if collaborator in (c, collaborator_json(found, c)["id"])),
+                 collaborator)
+    removed = operations.remove_collaborator(platform, found.name, email)
+    return collaborator_json(found, removed)
 
 
 @router.get("/apps/{app}/pipeline-couplings")
@@ -488,6 +606,46 @@ def nothing_here(request: Request, user: User, app: str) -> list:
 def domains(request: Request, user: User, app: str) -> list[dict]:
     platform = platform_of(request)
     found = visible_app(platform, user, app)
-    return [domain_json(found, host, default=index == 0)
-            for index, host in enumerate(operations.app_hosts(platform, found.name))]
+    hosts = operations.app_hosts(platform, found.name)
+    return [domain_json(found, host, default=index == 0, target=hosts[0]) for index, host in enumerate(hosts)]
+
+
+def _domain(platform: Platform, found: App, identity: str) -> dict:
+    hosts = operations.app_hosts(platform, found.name)
+    for index, host in enumerate(hosts):
+        entry = domain_json(found, host, default=index == 0, target=hosts[0])
+        if identity in (host, entry["id"]):
+            return entry
+    raise NotFound(f"Couldn't find that domain ({identity[:253]}).")
+
+
+@router.get("/apps/{app}/domains/{domain}")
+def domains_info(request: Request, user: User, app: str, domain: str) -> dict:
+    platform = platform_of(request)
+    return _domain(platform, visible_app(platform, user, app), domain)
+
+
+class DomainCreate(Strict):
+    hostname: str = Field(max_length=253)
+    sni_endpoint: Optional[str] = Field(default=None, max_length=64)
+
+
+@router.post("/apps/{app}/domains", status_code=201)
+def domains_add(request: Request, user: User, app: str, body: DomainCreate) -> dict:
+    """Route a custom host name to the app; the router serves it at once (no DNS target to wait for)."""
+    platform = platform_of(request)
+    found = visible_app(platform, user, app)
+    hosts = operations.add_domain(platform, found.name, body.hostname)
+    return domain_json(platform.apps.get(found.name), hosts[-1], default=False, target=hosts[0])
+
+
+@router.delete("/apps/{app}/domains/{domain}")
+def domains_remove(request: Request, user: User, app: str, domain: str) -> dict:
+    platform = platform_of(request)
+    found = visible_app(platform, user, app)
+    entry = _domain(platform, found, domain)
+    if entry["kind"] != "custom":
+        raise InvalidParams(f"{entry['hostname']} is the app's own host name: it cannot be removed")
+    operations.remove_domain(platform, found.name, entry["hostname"])
+    return entry
 

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import getpass
-import sys
 
 import click
 
 from gitpaas.accounts import Accounts
 from gitpaas.cli.common import (
     app_option,
+    backend,
     json_option,
     platform,
     print_json,
     print_table,
 )
 from gitpaas.cli.group import cli
-from gitpaas.operations import add_collaborator, init_home, remove_collaborator
-from gitpaas.output import StreamOutput
+from gitpaas.operations import init_home
 from gitpaas.sshd import configure_sshd
 
 user_option = click.option("--user", "email", required=True, metavar="EMAIL", help="the account")
@@ -139,7 +138,7 @@ def keys_remove(fingerprint: str) -> None:
 @json_option
 def access_list(app: str, as_json: bool) -> None:
     """Who may use the app: its owner and collaborators."""
-    record = platform().apps.get(app)
+    record = backend().access(app)
     rows = ([(record.owner, "owner")] if record.owner else []) + [(c, "collaborator") for c in record.collaborators]
     if as_json:
         print_json([{"user": {"email": email}, "role": role} for email, role in rows])
@@ -155,9 +154,8 @@ def access_list(app: str, as_json: bool) -> None:
 @app_option
 def access_add(email: str, app: str) -> None:
     """Let another account use the app (push, config, releases...)."""
-    user = accounts().get_user(email)
-    add_collaborator(platform(), app, user["email"], StreamOutput(sys.stderr))
-    click.echo(f"Adding {user['email']} access to the app {app}... done")
+    added = backend().add_access(app, email)
+    click.echo(f"Adding {added} access to the app {app}... done")
 
 
 @cli.command("access:remove")
@@ -165,7 +163,7 @@ def access_add(email: str, app: str) -> None:
 @app_option
 def access_remove(email: str, app: str) -> None:
     """Take a collaborator's access to the app away."""
-    wanted = remove_collaborator(platform(), app, email, StreamOutput(sys.stderr))
+    wanted = backend().remove_access(app, email)
     click.echo(f"Removing {wanted} access to the app {app}... done")
 
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import click
 
-from gitpaas.accounts import Accounts
-from gitpaas.cli.common import json_option, platform, print_json, print_table, release_output
+from gitpaas.cli.common import backend, json_option, print_json, print_table
 from gitpaas.cli.group import cli
 from gitpaas.errors import UsageError
-from gitpaas.operations import app_info, create_app, destroy_app
 
 
 @cli.command("apps:create")
@@ -17,31 +15,26 @@ from gitpaas.operations import app_info, create_app, destroy_app
 @click.option("-s", "--stack", metavar="STACK", help="the stack it is built on (default: the server's; see `gitpaas stacks`)")
 def apps_create(name: str, owner: str | None, stack: str | None) -> None:
     """Create an app: its git repository, its records, its URL."""
-    plat = platform()
-    if owner:
-        owner = Accounts(plat.settings).get_user(owner)["email"]
-    create_app(plat, name, owner=owner, stack=stack)
-    git_url = plat.apps.repo_path(name)
+    info = backend().create_app(name, stack, owner)
     click.echo(f"Creating {name}... done")
-    click.echo(f"{plat.settings.web_url(name)} | {git_url}")
-    click.echo(f"Deploy with: git push {git_url} main")
+    click.echo(f"{info['web_url']} | {info['git_url']}")
+    click.echo(f"Deploy with: git push {info['git_url']} main")
 
 
 @cli.command("apps")
 @json_option
 def apps_list(as_json: bool) -> None:
-    """List the apps of this gitpaas home."""
-    plat = platform()
-    apps = plat.apps.list()
+    """List the apps (of this home, or the ones you may use on the server you are logged in to)."""
+    where = backend()
+    apps = where.apps()
     if as_json:
-        print_json([app_info(plat, app.name) for app in apps])
+        print_json(apps)
         return
     if not apps:
         click.echo("No apps yet. Create one with `gitpaas apps:create NAME`.")
         return
-    print_table(["name", "release", "url"], (
-        (app.name, f"v{app.current_release}" if app.current_release else "-", plat.settings.web_url(app.name))
-        for app in apps), title=f"=== Apps in {plat.settings.home}")
+    print_table(["name", "release", "url"], ((app["name"], app["current_release"] or "-", app["web_url"])
+                                             for app in apps), title=f"=== Apps in {where.where}")
 
 
 @cli.command("apps:info")
@@ -49,7 +42,7 @@ def apps_list(as_json: bool) -> None:
 @json_option
 def apps_info(app: str, as_json: bool) -> None:
     """Show an app: URLs, current release, formation."""
-    info = app_info(platform(), app)
+    info = backend().app(app)
     if as_json:
         print_json(info)
         return
@@ -76,12 +69,12 @@ def apps_destroy(name: str | None, app: str | None, confirm: str | None) -> None
     target = name or app
     if not target:
         raise UsageError("which app? usage: gitpaas apps:destroy NAME --confirm NAME")
-    plat = platform()
-    plat.apps.get(target)
+    where = backend()
+    where.app(target)
     if confirm != target:
         raise UsageError(f"this permanently destroys {target}; to proceed, run again with --confirm {target}")
-    kept = destroy_app(plat, target, release_output())
+    kept = where.destroy_app(target)
     click.echo(f"Destroying {target} (including all its releases and add-ons)... done")
     for backup in kept:
-        click.echo(f"Kept the final backup {backup.id} of {backup.addon} "
-                   f"(`gitpaas pg:backups -a {target}`; delete it with `gitpaas pg:backups:delete {backup.id} -a {target}`)")
+        click.echo(f"Kept the final backup {backup['id']} of {backup['addon']} "
+                   f"(`gitpaas pg:backups -a {target}`; delete it with `gitpaas pg:backups:delete {backup['id']} -a {target}`)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from typing import Any, Iterable, Sequence
@@ -11,8 +12,11 @@ import click
 from rich.console import Console
 from rich.table import Table, box
 
+from gitpaas.cli.backend import Backend, Local, release_output  # noqa: F401  (for the commands)
+from gitpaas.client import credentials
+from gitpaas.client.credentials import Login
+from gitpaas.client.remote import Remote
 from gitpaas.identity import OPERATOR, Actor
-from gitpaas.output import StreamOutput
 from gitpaas.platform import Platform
 from gitpaas.settings import Settings
 
@@ -30,13 +34,25 @@ def actor() -> Actor:
     return OPERATOR
 
 
+def login() -> Login | None:
+    """The login the commands use, if they act on a server rather than a home: a home named in the
+    environment (``GITPAAS_HOME``) wins, so the server's own shells never go through the API."""
+    if os.environ.get("GITPAAS_HOME"):
+        return None
+    return credentials.load()
+
+
+def backend() -> Backend:
+    """Where the command's data comes from: the server logged in to, else this machine's home."""
+    root = click.get_current_context().find_root()
+    if "gitpaas.backend" not in root.meta:
+        found = login()
+        root.meta["gitpaas.backend"] = Remote(found) if found else Local(platform(), actor())
+    return root.meta["gitpaas.backend"]
+
+
 app_option = click.option("-a", "--app", "app", required=True, metavar="APP", help="the app to act on")
 json_option = click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
-
-
-def release_output() -> StreamOutput:
-    """Where a release created from the CLI tells its story: the terminal, as it happens."""
-    return StreamOutput(sys.stdout)
 
 
 def when(timestamp: str) -> str:

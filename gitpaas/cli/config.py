@@ -7,11 +7,9 @@ import shlex
 import click
 
 from gitpaas import config as config_vars
-from gitpaas.addons.store import AddonStore
-from gitpaas.cli.common import actor, app_option, platform, print_json, release_output
+from gitpaas.cli.common import app_option, backend, print_json
 from gitpaas.cli.group import cli
-from gitpaas.errors import BootFailed, ConfigChangeFailed, ReleaseFailed, UsageError
-from gitpaas.events import change_config
+from gitpaas.errors import UsageError
 
 
 @cli.command("config")
@@ -20,10 +18,7 @@ from gitpaas.events import change_config
 @click.option("--shell", "as_shell", is_flag=True, help="KEY=value lines, quoted for a POSIX shell")
 def config_show(app: str, as_json: bool, as_shell: bool) -> None:
     """Show the app's config vars (those its add-ons own are marked with the add-on's name)."""
-    plat = platform()
-    plat.apps.get(app)
-    owners = {addon.config_var: addon for addon in AddonStore(plat.settings).of_app(app)}
-    values = AddonStore(plat.settings).with_own(app, plat.apps.config(app).get())
+    values, owners = backend().config(app)
     if as_json:
         print_json(values)
     elif as_shell:
@@ -36,7 +31,7 @@ def config_show(app: str, as_json: bool, as_shell: bool) -> None:
         width = max(len(key) for key in values) + 1
         for key, value in values.items():
             owner = owners.get(key)
-            click.echo(f"{key + ':':{width}} {value}" + (f"  (add-on {owner.name})" if owner else ""))
+            click.echo(f"{key + ':':{width}} {value}" + (f"  (add-on {owner})" if owner else ""))
 
 
 @cli.command("config:get")
@@ -44,9 +39,7 @@ def config_show(app: str, as_json: bool, as_shell: bool) -> None:
 @app_option
 def config_get(key: str, app: str) -> None:
     """Print one config var's value, exactly."""
-    plat = platform()
-    plat.apps.get(app)
-    values = AddonStore(plat.settings).with_own(app, plat.apps.config(app).get())
+    values, _ = backend().config(app)
     if key not in values:
         raise UsageError(f"{key} is not set for {app}")
     click.echo(values[key])
@@ -58,7 +51,7 @@ def config_get(key: str, app: str) -> None:
 def config_set(assignments: tuple[str, ...], app: str) -> None:
     """Set config vars; creates a release that runs the release phase and restarts the formation."""
     values = config_vars.parse_assignments(assignments)
-    _apply(app, f"Setting {', '.join(values)}", set_values=values)
+    _apply(app, f"Setting {', '.join(values)}", values, [])
 
 
 @cli.command("config:unset")
@@ -66,20 +59,14 @@ def config_set(assignments: tuple[str, ...], app: str) -> None:
 @app_option
 def config_unset(keys: tuple[str, ...], app: str) -> None:
     """Remove config vars; creates a release like config:set."""
-    _apply(app, f"Unsetting {', '.join(keys)}", unset_keys=list(keys))
+    _apply(app, f"Unsetting {', '.join(keys)}", {}, list(keys))
 
 
-def _apply(app: str, doing: str, **change) -> None:
-    plat = platform()
-    previous = plat.apps.get(app).current_release
-    try:
-        result = change_config(plat, app, actor(), release_output(), **change)
-    except (ReleaseFailed, BootFailed) as exc:
-        reason = exc.reason if isinstance(exc, ReleaseFailed) else str(exc)
-        raise ConfigChangeFailed(app, exc.version, reason, previous, getattr(exc, "exit_status", None)) from exc
+def _apply(app: str, doing: str, set_values: dict[str, str], unset_keys: list[str]) -> None:
+    result = backend().change_config(app, set_values, unset_keys)
     if not result.changed:
         click.echo(f"{doing} for {app}... nothing changed, no new release")
-    elif result.pending is None:
+    elif result.version is None:
         click.echo(f"{doing} for {app}... done; it takes effect with the first deploy")
     else:
-        click.echo(f"{doing} and restarting {app}... done, v{result.pending.release.version}")
+        click.echo(f"{doing} and restarting {app}... done, v{result.version}")

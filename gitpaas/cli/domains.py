@@ -1,12 +1,11 @@
-"""domains, domains:add, domains:remove."""
+"""domains, domains:add, domains:remove, domains:clear."""
 
 from __future__ import annotations
 
 import click
 
-from gitpaas.cli.common import app_option, json_option, platform, print_json
+from gitpaas.cli.common import app_option, backend, json_option, print_json
 from gitpaas.cli.group import cli
-from gitpaas.operations import add_domain, app_hosts, remove_domain
 
 
 @cli.command("domains")
@@ -14,7 +13,7 @@ from gitpaas.operations import add_domain, app_hosts, remove_domain
 @json_option
 def domains_list(app: str, as_json: bool) -> None:
     """List the host names routed to the app."""
-    hosts = app_hosts(platform(), app)
+    hosts = backend().domains(app)
     if as_json:
         print_json([{"hostname": host, "kind": "default" if index == 0 else "custom"}
                     for index, host in enumerate(hosts)])
@@ -29,7 +28,7 @@ def domains_list(app: str, as_json: bool) -> None:
 @app_option
 def domains_add(host: str, app: str) -> None:
     """Route another host name to the app."""
-    hosts = add_domain(platform(), app, host)
+    hosts = backend().add_domain(app, host)
     click.echo(f"Adding {hosts[-1]} to {app}... done")
 
 
@@ -38,5 +37,15 @@ def domains_add(host: str, app: str) -> None:
 @app_option
 def domains_remove(host: str, app: str) -> None:
     """Stop routing a host name to the app."""
-    remove_domain(platform(), app, host)
+    backend().remove_domain(app, host)
     click.echo(f"Removing {host} from {app}... done")
+
+
+@cli.command("domains:clear")
+@app_option
+def domains_clear(app: str) -> None:
+    """Stop routing every custom host name to the app (its own host name stays)."""
+    where = backend()
+    for host in where.domains(app)[1:]:
+        where.remove_domain(app, host)
+    click.echo(f"Removing all domains from {app}... done")

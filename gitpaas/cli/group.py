@@ -8,8 +8,8 @@ import sys
 
 import click
 
-from gitpaas.cli.common import platform
-from gitpaas.errors import DiskFull, GitpaasError
+from gitpaas.cli.common import login, platform
+from gitpaas.errors import DiskFull, GitpaasError, UsageError
 from gitpaas.locks import recover_all
 from gitpaas.operations import refresh_entry_points
 from gitpaas.output import StreamOutput
@@ -17,6 +17,22 @@ from gitpaas.output import StreamOutput
 #: commands that must not wait on recovery (it may need the Docker engine they are setting up, or
 #: wait for: boot settles releases itself once the engine answers)
 NO_RECOVERY = {"stack:build", "boot"}
+
+#: what a team member does from another machine once logged in, through the server's Platform API;
+#: every other command acts on a server's home and runs there (setup, backups, accounts, the sshd)
+REMOTE = {
+    "login", "logout", "whoami", "git:remote", "git:credential",
+    "apps", "apps:create", "apps:info", "apps:destroy",
+    "config", "config:get", "config:set", "config:unset",
+    "releases", "releases:info", "releases:output", "releases:retry", "releases:retention", "rollback",
+    "ps", "ps:scale", "ps:restart", "ps:stop", "ps:type", "ps:resize", "run", "run:detached", "logs",
+    "domains", "domains:add", "domains:remove", "domains:clear",
+    "access", "access:add", "access:remove",
+    "webhooks", "webhooks:add", "webhooks:remove", "webhooks:deliveries",
+    "stack", "stack:set", "maintenance", "maintenance:on", "maintenance:off", "drains", "drains:add", "drains:remove",
+}
+#: commands that need no home at all (they manage the login itself)
+NO_HOME = {"login", "logout", "whoami", "git:credential"}
 
 
 class _Failure(click.ClickException):
@@ -48,8 +64,19 @@ class GitpaasGroup(click.Group):
 def cli(ctx: click.Context) -> None:
     """gitpaas: git push to deploy, with Heroku's release model, on a server you own.
 
-    State lives in $GITPAAS_HOME; the router answers on $GITPAAS_HTTP_PORT for *.$GITPAAS_DOMAIN.
+    On the server, state lives in $GITPAAS_HOME; the router answers on $GITPAAS_HTTP_PORT for
+    *.$GITPAAS_DOMAIN. From another machine, `gitpaas login --server URL` first: the app commands
+    then act on that server through its Platform API.
     """
+    command = ctx.invoked_subcommand
+    if command in NO_HOME:
+        return
+    remote = login()
+    if remote is not None:
+        if command not in REMOTE:
+            raise UsageError(f"`gitpaas {command}` acts on the server's home and runs on the server only; this "
+                             f"machine is logged in to {remote.server} (`gitpaas logout` to use a home here)")
+        return
     refresh_entry_points(platform())
-    if ctx.invoked_subcommand not in NO_RECOVERY:
+    if command not in NO_RECOVERY:
         recover_all(platform(), StreamOutput(sys.stderr))

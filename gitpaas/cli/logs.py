@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gitpaas.cli.common import app_option, platform
+from gitpaas.cli.common import app_option, backend
 from gitpaas.cli.group import cli
 
 
@@ -15,10 +15,8 @@ from gitpaas.cli.group import cli
 @click.option("-t", "--tail", "follow", is_flag=True, help="keep printing new lines as they come")
 def logs(app: str, lines: int, follow: bool) -> None:
     """Show the output of the app's processes."""
-    plat = platform()
-    plat.apps.get(app)
     try:
-        for line in plat.scheduler.logs(app, lines, follow):
+        for line in backend().logs(app, lines, follow):
             click.echo(line)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a person stops `logs --tail`: end quietly

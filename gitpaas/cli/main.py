@@ -16,9 +16,12 @@ from gitpaas.cli import (  # noqa: F401  (importing a module adds its commands t
     config,
     domains,
     logs,
+    maintenance,
     ps,
     releases,
+    run,
     server,
+    session,
     stack,
     webhooks,
 )

@@ -5,26 +5,10 @@ from __future__ import annotations
 import click
 
 from gitpaas import sizes
-from gitpaas.cli.common import (
-    app_option,
-    json_option,
-    platform,
-    print_json,
-    print_table,
-    release_output,
-)
+from gitpaas.cli.common import app_option, backend, json_option, print_json, print_table
 from gitpaas.cli.group import cli
 from gitpaas.errors import UsageError
 from gitpaas.names import parse_number
-from gitpaas.operations import (
-    current_release,
-    resize,
-    restart,
-    scale,
-    stop_process,
-    type_sizes,
-)
-from gitpaas.operations import processes as list_processes
 from gitpaas.shapes import dyno_json
 
 
@@ -33,10 +17,8 @@ from gitpaas.shapes import dyno_json
 @json_option
 def ps(app: str, as_json: bool) -> None:
     """List the app's running processes."""
-    plat = platform()
-    processes = list_processes(plat, app)
+    app_id, processes = backend().processes(app)
     if as_json:
-        app_id = plat.apps.get(app).id
         print_json([dyno_json(p, app_id) for p in processes])
         return
     if not processes:
@@ -60,7 +42,7 @@ def ps_scale(changes: tuple[str, ...], app: str) -> None:
         if not sep or not name or quantity is None:
             raise UsageError(f"cannot read {change!r}: write TYPE=N, e.g. web=2")
         wanted[name] = quantity
-    formation = scale(platform(), app, wanted, release_output())
+    formation = backend().scale(app, wanted)
     click.echo(f"Scaling {app}... done, now running " + ", ".join(f"{t}={q}" for t, q in formation.items()))
 
 
@@ -69,9 +51,11 @@ def ps_scale(changes: tuple[str, ...], app: str) -> None:
 @app_option
 def ps_stop(dyno: str, app: str) -> None:
     """Stop a process: a running release command (release.NNNN) is cancelled; web.1 etc. restart."""
-    outcome = stop_process(platform(), app, dyno, release_output())
-    if outcome == "stopped":
+    outcome = backend().stop(app, dyno)
+    if outcome == "stopped" and dyno.startswith("release."):
         click.echo(f"Stopping {dyno} of {app}... done (the release it was running fails: release command stopped)")
+    elif outcome == "stopped":
+        click.echo(f"Stopping {dyno} of {app}... done")
     else:
         click.echo(f"Stopping {dyno} of {app}... done, it restarted (use ps:scale to run fewer)")
 
@@ -81,7 +65,7 @@ def ps_stop(dyno: str, app: str) -> None:
 @app_option
 def ps_restart(target: str | None, app: str) -> None:
     """Restart the formation (or one type, or one process) with fresh processes, no downtime."""
-    names = restart(platform(), app, target, release_output())
+    names = backend().restart(app, target)
     click.echo(f"Restarting {', '.join(names)} of {app}... done")
 
 
@@ -100,14 +84,8 @@ def ps_type(changes: tuple[str, ...], app: str, as_json: bool) -> None:
         if not sep or not name or not size:
             raise UsageError(f"cannot read {change!r}: write TYPE=SIZE, e.g. web=standard-2x")
         wanted[name] = size
-    plat = platform()
-    if wanted:
-        current = resize(plat, app, wanted, release_output())
-    else:
-        current = type_sizes(plat.apps.get(app), current_release(plat, app))
-    record = plat.apps.get(app)
-    rows = [(process_type, sizes.get(size), record.formation.get(process_type, 0))
-            for process_type, size in current.items()]
+    current, formation = backend().sizes(app, wanted)
+    rows = [(process_type, sizes.get(size), formation.get(process_type, 0)) for process_type, size in current.items()]
     if as_json:
         print_json([{"type": t, "size": s.name, "quantity": q, "memory_mb": s.memory_mb, "cpu_share": s.cpu_share,
                      "pids": s.pids} for t, s, q in rows])

@@ -2,37 +2,24 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 
-from gitpaas import events
 from gitpaas.cli.common import (
-    actor,
     app_option,
+    backend,
     json_option,
-    platform,
     print_json,
     print_table,
-    release_output,
     when,
 )
 from gitpaas.cli.group import cli
 from gitpaas.errors import UsageError
 from gitpaas.names import parse_number
-from gitpaas.operations import set_retention
-from gitpaas.release import FAILED, PENDING, Release, describe_timings, parse_version
+from gitpaas.release import FAILED, Release, describe_timings, parse_version
 
 
 def _resolve(app: str, version: str | None) -> Release:
-    releases = platform().apps.releases(app)
-    platform().apps.get(app)
-    if version is None:
-        latest = releases.latest()
-        if latest is None:
-            raise UsageError(f"{app} has no releases yet")
-        return latest
-    return releases.get(_version_number(version))
+    return backend().release(app, None if version is None else _version_number(version))
 
 
 def _version_number(version: str) -> int:
@@ -49,17 +36,14 @@ def _version_number(version: str) -> int:
               help="how many of the newest releases")
 def releases_list(app: str, as_json: bool, limit: int) -> None:
     """List an app's releases, newest first."""
-    plat = platform()
-    plat.apps.get(app)
-    store = plat.apps.releases(app)
-    found = store.list(limit=limit)
-    for damaged in store.skipped:  # the others are listed; this says which could not be
-        click.echo(f" !    {damaged.record} is damaged ({damaged.reason}) and left out of this list", err=True)
+    found, damaged = backend().releases(app, limit)
+    for warning in damaged:  # the others are listed; this says which could not be
+        click.echo(f" !    {warning}", err=True)
     if as_json:
         print_json([release.to_dict() for release in found])
         return
     if not found:
-        click.echo(f"{app} has no releases yet. Deploy with: git push {plat.apps.repo_path(app)} main")
+        click.echo(f"{app} has no releases yet. Deploy with: git push {backend().app(app)['git_url']} main")
         return
     print_table(["version", "change", "by", "when", "status"], (
         (f"v{r.version}" + (" (current)" if r.current else ""), r.description, r.user.get("email"), when(r.created_at), r.status)
@@ -101,34 +85,18 @@ def releases_output(version: str | None, app: str) -> None:
 
     Exits 0 when the release succeeded, 1 when it failed.
     """
+    where = backend()
     release = _resolve(app, version)
-    releases = platform().apps.releases(app)
-    path = releases.output_path(release.version)
     printed = 0
-    while True:
-        pending = releases.get(release.version).status == PENDING  # read before the file: no lost tail
-        printed += _print_from(path, printed)
-        if not pending:
-            break
-        time.sleep(0.2)
-    release = releases.get(release.version)
+    for text in where.output(app, release):
+        click.echo(text, nl=False)
+        printed += len(text)
+    release = where.release(app, release.version)
     if not printed:
         click.echo(f"v{release.version} ran no release command.", err=True)
     if release.status == FAILED:
         click.echo(f" !    v{release.version} failed: {(release.failure or {}).get('reason')}", err=True)
         raise SystemExit(1)
-
-
-def _print_from(path, offset: int) -> int:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            data = handle.read()
-    except FileNotFoundError:
-        return 0
-    if data:
-        click.echo(data.decode("utf-8", "replace"), nl=False)
-    return len(data)
 
 
 @cli.command("rollback")
@@ -137,7 +105,7 @@ def _print_from(path, offset: int) -> int:
 def rollback(version: str | None, app: str) -> None:
     """Roll back to a release (default: the one before the current): a new release with its slug and config."""
     target = None if version is None else _version_number(version)
-    release = events.rollback(platform(), app, actor(), release_output(), target)
+    release = backend().rollback(app, target)
     click.echo(f"Rolling back {app}... done, v{release.version} ({release.description})")
 
 
@@ -145,7 +113,7 @@ def rollback(version: str | None, app: str) -> None:
 @app_option
 def releases_retry(app: str) -> None:
     """Run the latest release's release phase again, as a new release (no build)."""
-    release = events.retry(platform(), app, actor(), release_output())
+    release = backend().retry(app)
     click.echo(f"Retrying the release phase of {app}... done, v{release.version} ({release.description})")
 
 
@@ -157,6 +125,6 @@ def releases_retention(app: str, keep: str) -> None:
     """Prune old releases' slug images (records stay; pruned releases cannot be rolled back to)."""
     if keep != "all" and parse_number(keep, digits=9) is None:
         raise UsageError(f"--keep takes a number or 'all', not {keep!r}")
-    pruned = set_retention(platform(), app, None if keep == "all" else int(keep))
+    pruned = backend().retention(app, None if keep == "all" else int(keep))
     policy = "every release's slug" if keep == "all" else f"the slugs of the newest {keep} releases"
     click.echo(f"{app} keeps {policy}." + (" Pruned: " + ", ".join(f"v{v}" for v in pruned) if pruned else ""))

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
 import click
 
 from gitpaas.addons.backups import run_scheduled
+from gitpaas.api.rendezvous import Rendezvous, certificate
 from gitpaas.cli.common import platform
 from gitpaas.cli.group import cli
+from gitpaas.errors import UsageError
+from gitpaas.notify.drains import Forwarding
 from gitpaas.operations import init_home, record_api_url
 
 
@@ -17,9 +21,11 @@ from gitpaas.operations import init_home, record_api_url
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535), help="port to listen on")
 @click.option("--publish", is_flag=True, help="also route api.$GITPAAS_DOMAIN on the router's port(s) to it")
-def server(host: str, port: int, publish: bool) -> None:
+@click.option("--rendezvous-port", type=click.IntRange(0, 65535), default=None,
+              help="where clients attach to one-off dynos (`run`), over TLS [default: --port + 1; 0: any free port]")
+def server(host: str, port: int, publish: bool, rendezvous_port: int | None) -> None:
     """Serve the Heroku-shaped Platform API and git smart HTTP (Ctrl-C stops it); also takes the
-    scheduled PostgreSQL backups."""
+    scheduled PostgreSQL backups, feeds the log drains and is where one-off dynos attach."""
     # Imported when the command runs: every other command starts without loading FastAPI and uvicorn.
     import uvicorn
 
@@ -38,8 +44,22 @@ def server(host: str, port: int, publish: bool) -> None:
         # webhook events link to a release's output there (a signed URL): receivers are elsewhere
         record_api_url(plat, f"https://{api_host}:{plat.settings.https_port}" if tls
                        else f"http://{api_host}:{plat.settings.http_port}")
+    names = sorted({"localhost", "127.0.0.1", f"api.{plat.settings.domain}", socket.gethostname(),
+                    *([host] if host not in ("0.0.0.0", "::") else [])})
+    cert, key = certificate(plat.settings.home / "rendezvous", names)
+    wanted = port + 1 if rendezvous_port is None else rendezvous_port
+    try:
+        rendezvous = Rendezvous(host, wanted, cert, key)
+    except OSError as exc:
+        raise UsageError(f"cannot listen for one-off dynos on port {wanted} ({exc.strerror}): "
+                         "choose another with --rendezvous-port") from None
+    rendezvous.serve()
+    click.echo(f"One-off dynos (run) attach on port {rendezvous.port} over TLS; its certificate, for the Heroku CLI "
+               f"(NODE_EXTRA_CA_CERTS): {cert}")
     threading.Thread(target=_take_scheduled_backups, args=(plat,), name="scheduled-backups", daemon=True).start()
-    uvicorn.run(create_app(plat.settings), host=host, port=port, log_level="info", access_log=True)
+    Forwarding(plat.settings, lambda: [app.name for app in plat.apps.list()],
+               lambda app: plat.scheduler.logs(app, 0, True)).start()
+    uvicorn.run(create_app(plat.settings, rendezvous), host=host, port=port, log_level="info", access_log=True)
 
 
 def _take_scheduled_backups(plat, every: float = 60.0) -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import click
 
 from gitpaas import stacks
-from gitpaas.cli.common import app_option, json_option, platform, print_json, print_table
+from gitpaas.cli.common import app_option, backend, json_option, platform, print_json, print_table
 from gitpaas.cli.group import cli
 from gitpaas.errors import UsageError
-from gitpaas.operations import app_stacks, current_release, set_stack
 
 
 @cli.command("stacks")
@@ -45,13 +44,12 @@ def stacks_list(as_json: bool) -> None:
 @app_option
 def stack_show(app: str) -> None:
     """Show the app's stack among those there are (as `heroku stack`)."""
-    plat = platform()
-    stack, build_stack = app_stacks(plat.apps.get(app), current_release(plat, app))
+    stack, build_stack = backend().stacks(app)
     click.echo(f"=== {app} Available Stacks")
     for candidate in stacks.STACKS.values():
-        if candidate == stack:
+        if candidate.name == stack:
             click.echo(f"* {candidate.name}")
-        elif candidate == build_stack:
+        elif candidate.name == build_stack:
             click.echo(f"  {candidate.name} (active on next deploy)")
         else:
             click.echo(f"  {candidate.name}")
@@ -62,14 +60,12 @@ def stack_show(app: str) -> None:
 @app_option
 def stack_set(stack: str, app: str) -> None:
     """Choose the stack of the app's next build (a push builds on it and releases as usual)."""
-    plat = platform()
-    updated = set_stack(plat, app, stack)
-    current, build_stack = app_stacks(updated, current_release(plat, app))
-    click.echo(f"Setting stack to {build_stack.name}... done")
+    current, build_stack = backend().set_stack(app, stack)
+    click.echo(f"Setting stack to {build_stack}... done")
     if current != build_stack:
         click.echo(f"You will need to redeploy {app} for the change to take effect.")
-        click.echo(f"Push a commit to build {app} on {build_stack.name} (an unchanged app can push an empty one: "
-                   f"git commit --allow-empty -m 'Build on {build_stack.name}' && git push).")
+        click.echo(f"Push a commit to build {app} on {build_stack} (an unchanged app can push an empty one: "
+                   f"git commit --allow-empty -m 'Build on {build_stack}' && git push).")
 
 
 @cli.command("stack:build")

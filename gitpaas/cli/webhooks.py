@@ -6,6 +6,7 @@ import click
 
 from gitpaas.cli.common import (
     app_option,
+    backend,
     json_option,
     platform,
     print_json,
@@ -33,11 +34,11 @@ def webhooks_add(url: str, app: str, secret: str | None) -> None:
     URL's host must be public: loopback, link-local and private addresses need the operator's
     GITPAAS_WEBHOOK_PRIVATE_TARGETS=1.
     """
-    hook = _notifications(app).add_webhook(url, secret)
+    hook_id, hook_secret = backend().add_webhook(app, url, secret)
     click.echo(f"Adding webhook to {app}... done")
-    click.echo(f"Id:     {hook.id}")
+    click.echo(f"Id:     {hook_id}")
     if secret is None:
-        click.echo(f"Secret: {hook.secret}")
+        click.echo(f"Secret: {hook_secret}")
         click.echo("Keep the secret: it is shown only once. Verify the Heroku-Webhook-Hmac-SHA256 header with it.")
 
 
@@ -46,7 +47,7 @@ def webhooks_add(url: str, app: str, secret: str | None) -> None:
 @json_option
 def webhooks_list(app: str, as_json: bool) -> None:
     """List an app's webhooks (their secrets are never shown)."""
-    hooks = [hook.public() for hook in _notifications(app).webhooks()]
+    hooks = backend().webhooks(app)
     if as_json:
         print_json(hooks)
         return
@@ -62,8 +63,8 @@ def webhooks_list(app: str, as_json: bool) -> None:
 @app_option
 def webhooks_remove(id_or_url: str, app: str) -> None:
     """Stop sending events to a webhook, named by its id or its URL."""
-    hook = _notifications(app).remove_webhook(id_or_url)
-    click.echo(f"Removing webhook {hook.id} ({hook.url}) from {app}... done")
+    hook = backend().remove_webhook(app, id_or_url)
+    click.echo(f"Removing webhook {hook['id']} ({hook['url']}) from {app}... done")
 
 
 @cli.command("webhooks:deliveries")
@@ -73,7 +74,7 @@ def webhooks_remove(id_or_url: str, app: str) -> None:
               help="how many of the newest events")
 def webhooks_deliveries(app: str, as_json: bool, limit: int) -> None:
     """Recent release events and whether each webhook (and e-mail) got them."""
-    records = _notifications(app).deliveries(limit)
+    records = backend().deliveries(app, limit)
     if as_json:
         print_json(records)
         return

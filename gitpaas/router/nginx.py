@@ -41,7 +41,7 @@ from gitpaas.router.processes import (
     temp_dir,
     worker_user,
 )
-from gitpaas.router.render import render_app_config, render_main_config
+from gitpaas.router.render import render_app_config, render_main_config, render_maintenance
 from gitpaas.router.tls import CertificateFiles
 from gitpaas.settings import Settings
 from gitpaas.store.files import write_atomic
@@ -81,6 +81,24 @@ class NginxRouter:
     def app_config_path(self, app: str) -> Path:
         return self.router_dir / "apps" / f"{validate_app_name(app)}.conf"
 
+    @property
+    def maintenance_dir(self) -> Path:
+        return self.router_dir / "maintenance"
+
+    def set_maintenance(self, app: str, on: bool) -> None:
+        """Answer every request for the app with the maintenance page (503), or stop doing so."""
+        path = self.maintenance_dir / f"{validate_app_name(app)}.conf"
+        self._prepare_dirs()
+        with self._lock:
+            if on == path.exists():
+                return
+            if on:
+                write_atomic(path, render_maintenance().encode())
+            else:
+                path.unlink()
+            if self._master_pid() is not None:
+                self._reload()
+
     # --- public operations --------------------------------------------------------------
 
     def is_running(self) -> bool:
@@ -99,7 +117,8 @@ class NginxRouter:
     def set_app(self, app: str, hosts: list[str], backends: list[tuple[str, int]], max_body: str = "100m") -> None:
         """Route ``hosts`` to ``backends`` (round robin); no backends answers 503. When nginx already
         serves exactly that, nothing is rewritten or reloaded."""
-        text = render_app_config(app, hosts, backends, port=self.settings.http_port, max_body=max_body)
+        text = render_app_config(app, hosts, backends, port=self.settings.http_port, max_body=max_body,
+                                 maintenance_dir=self.maintenance_dir)
         self._prepare_dirs()
         target = self.app_config_path(app)
         with self._lock:
@@ -111,6 +130,7 @@ class NginxRouter:
 
     def remove_app(self, app: str) -> None:
         """Stop routing the app's hosts: they get the 404 page again."""
+        (self.maintenance_dir / f"{validate_app_name(app)}.conf").unlink(missing_ok=True)
         path = self.app_config_path(app)
         if not path.exists():
             return
@@ -178,7 +198,7 @@ class NginxRouter:
     # --- configuration files ------------------------------------------------------------
 
     def _prepare_dirs(self) -> None:
-        for folder in (self.router_dir, self.router_dir / "apps", self.router_dir / "logs"):
+        for folder in (self.router_dir, self.router_dir / "apps", self.router_dir / "logs", self.maintenance_dir):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         prepare_temp_dir(self.temp_dir)
 

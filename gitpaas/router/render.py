@@ -70,13 +70,17 @@ def render_main_config(
 
 
 def render_app_config(app: str, hosts: list[str], backends: list[tuple[str, int]], *, port: int,
-                      max_body: str = "100m") -> str:
+                      max_body: str = "100m", maintenance_dir: Path | None = None) -> str:
     """The upstream and server block that route ``hosts`` on ``port`` to ``backends``.
 
-    With no backends the app's hosts answer 503, so an app scaled to zero is not a 404.
+    With no backends the app's hosts answer 503, so an app scaled to zero is not a 404. The server
+    block includes ``maintenance_dir/APP.conf`` when it exists (a glob: nginx takes a pattern that
+    matches nothing), which turns every answer into the maintenance page (``render_maintenance``).
     """
     validate_app_name(app)
+    folder = maintenance_dir or Path("/nonexistent")
     return _environment.get_template("app.conf.j2").render(
+        maintenance=f"{folder}/{app}.con[f]",
         app=app,
         upstream=f"gitpaas-app-{app}",
         hosts=_valid_hosts(hosts),
@@ -84,6 +88,14 @@ def render_app_config(app: str, hosts: list[str], backends: list[tuple[str, int]
         port=port,
         max_body=max_body if re.fullmatch(r"\d+[kmg]?", max_body) else "100m",
     )
+
+
+def render_maintenance() -> str:
+    """What an app in maintenance mode answers every request with: 503, a page, and when to retry."""
+    page = (TEMPLATES_DIR / "maintenance.html").read_text(encoding="utf-8").replace("$", "&#36;")
+    return ("# gitpaas: this app is in maintenance mode (gitpaas maintenance:off ends it)\n"
+            "default_type text/html;\nadd_header Retry-After 60 always;\n"
+            f"return 503 {_nginx_quote(page)};\n")
 
 
 def _valid_hosts(hosts: list[str]) -> list[str]:

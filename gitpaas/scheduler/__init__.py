@@ -9,6 +9,8 @@ above this module imports ``docker``.
 
     deploy(deployment, output)        make the formation run ``deployment`` (zero downtime); raises BootFailed
     run_once(job, on_line, timeout)   a run-to-completion process: the release phase, postdeploy
+    run(job, tty, attach, env)        a one-off dyno (``run.1234``): attached (a RunSession to start
+                                      when its user is there) or detached (output to the logs)
     processes(app)                    what runs now, as dynos (``web.1``, ``release.4821``)
     stop(app, name)                   kill a one-off process (a release command being cancelled)
     remove_release(app, version)      remove whatever of one release is left (after a crash)
@@ -32,8 +34,9 @@ from typing import Protocol
 
 from gitpaas.output import Output
 
-#: Process types that run once and exit: the release phase and app.json's postdeploy script.
-ONE_OFF_TYPES = ("release", "postdeploy")
+#: Process types that run once and exit: the release phase, app.json's postdeploy script, and
+#: one-off dynos (``gitpaas run``).
+ONE_OFF_TYPES = ("release", "postdeploy", "run")
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,22 @@ class AddonSpec:
     #: the environment of every command run inside it (readiness, addon_exec): how a password
     #: reaches a client there without ever being in a command line
     secrets: Mapping[str, str] = field(default_factory=dict)
+
+
+class RunSession(Protocol):
+    """An attached one-off dyno: ``start`` it once its user is there, then exchange bytes."""
+
+    name: str
+    tty: bool
+
+    def start(self) -> None: ...
+    def read(self) -> tuple[int, bytes] | None: ...  # (1 stdout | 2 stderr, data); None at its end
+    def write(self, data: bytes) -> None: ...
+    def close_stdin(self) -> None: ...
+    def resize(self, rows: int, columns: int) -> None: ...
+    def wait(self) -> int: ...
+    def stop(self) -> None: ...
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -173,6 +192,7 @@ class Scheduler(Protocol):
 
     def deploy(self, deployment: Deployment, output: Output) -> DeployReport: ...
     def run_once(self, job: OneOff, on_line: Callable[[str], None], timeout: float) -> RunResult: ...
+    def run(self, job: OneOff, tty: bool, attach: bool, env: Mapping[str, str]) -> RunSession | None: ...
     def processes(self, app: str) -> list[Process]: ...
     def stop(self, app: str, name: str) -> None: ...
     def remove_release(self, app: str, version: int) -> None: ...
@@ -193,3 +213,4 @@ class Router(Protocol):
     """What a scheduler tells the router: where an app's host names go now."""
 
     def set_app(self, app: str, hosts: list[str], backends: list[tuple[str, int]]) -> None: ...
+    def set_maintenance(self, app: str, on: bool) -> None: ...

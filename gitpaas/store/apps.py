@@ -43,6 +43,8 @@ class App:
     #: the stack the app's next build uses (gitpaas.stacks); None: recorded before stacks could be
     #: chosen, so bookworm, what everything was built on then
     build_stack: str | None = None
+    #: in maintenance mode: the router answers every request with the maintenance page (503)
+    maintenance: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -146,7 +146,8 @@ class ApiServer:
         #: what the server printed (uvicorn's access log, tracebacks of unexpected errors): read it when a test fails
         self.log_path = home.path.parent / f"server-{self.port}.log"
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([GITPAAS, "server", "--port", str(self.port), *(["--publish"] if publish else [])],
+        self.process = subprocess.Popen([GITPAAS, "server", "--port", str(self.port), "--rendezvous-port", "0",
+                                         *(["--publish"] if publish else [])],
                                         env=home.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + 30
@@ -158,6 +159,11 @@ class ApiServer:
                 if time.monotonic() > deadline or self.process.poll() is not None:
                     raise AssertionError("gitpaas server did not start")
                 time.sleep(0.1)
+
+    @property
+    def rendezvous_certificate(self) -> Path:
+        """The certificate one-off dynos' rendezvous serves (what the Heroku CLI must trust)."""
+        return self.home.path / "rendezvous" / "rendezvous.crt"
 
     def create_token(self, email: str) -> str:
         out = self.home.gitpaas("tokens:create", "--user", email).stdout

@@ -47,6 +47,8 @@ def heroku(home, heroku_cli, tmp_path):
         "HEROKU_HOST": api.url, "HEROKU_API_KEY": api.token, "HEROKU_PARTICLEBOARD_URL": api.url,
         "HEROKU_SKIP_NEW_VERSION_CHECK": "true", "HEROKU_DISABLE_AUTOUPDATE": "1", "DISABLE_TELEMETRY": "true",
         "NO_COLOR": "1",
+        # the rendezvous of `heroku run` serves its own certificate: the CLI is told to trust it
+        "NODE_EXTRA_CA_CERTS": str(api.rendezvous_certificate),
     })
 
     def run(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -209,3 +211,70 @@ def test_add_ons_with_the_heroku_cli(home, heroku):
     assert "DATABASE_URL=" not in home.get("withdb", "/env").text
     missing = heroku("addons:info", name, check=False)
     assert missing.returncode != 0 and "Couldn't find that add on." in missing.stderr, missing.stderr
+
+
+def test_one_off_dynos_and_the_rest_of_the_everyday_commands(home, heroku):
+    """`heroku run` and `run:detached` through the rendezvous, and every everyday command that used
+    to answer Not Found or Method Not Allowed: each works, or says in one line why gitpaas does not."""
+    api = heroku.api
+    heroku("apps:create", "everyday")
+    assert home.push("everyday", "web", url=api.git_url("everyday")).returncode == 0
+
+    ran = heroku("run", "-a", "everyday", "--", "sh", "-c", "echo hello from $DYNO")
+    assert re.fullmatch(r"hello from run\.\d{4}\n", ran.stdout), ran.stdout
+    assert re.search(r"Running .* on everyday\.\.\. up, run\.\d{4}", ran.stderr), ran.stderr
+    failed = heroku("run", "--exit-code", "-a", "everyday", "--", "sh", "-c", "exit 4", check=False)
+    assert failed.returncode == 4 and "Process exited with code 4" in failed.stderr
+    detached = heroku("run:detached", "-a", "everyday", "--", "sh", "-c", "echo in the background; sleep 300")
+    name = re.search(r"(run\.\d{4})", detached.stderr + detached.stdout).group(1)
+    wait_for(lambda: "in the background" in heroku("logs", "--dyno", name, "-a", "everyday").stdout,
+             "the detached dyno's output in `heroku logs --dyno`")
+    assert re.search(rf"{name} \(Standard-1X\): up", heroku("ps", "-a", "everyday").stdout)
+    heroku("ps:stop", name, "-a", "everyday")
+    wait_for(lambda: name not in heroku("ps", "-a", "everyday").stdout, "the one-off to stop")
+
+    heroku("maintenance:on", "-a", "everyday")
+    assert heroku("maintenance", "-a", "everyday").stdout == "on\n"
+    assert home.get("everyday").status_code == 503
+    heroku("maintenance:off", "-a", "everyday")
+    assert home.get("everyday").status_code == 200
+
+    added = heroku("domains:add", "www.everyday.test", "-a", "everyday")
+    assert "DNS Target everyday.localhost" in added.stdout and "enqueued" not in added.stdout
+    assert home.get("www.everyday.test").status_code == 200
+    heroku("domains:remove", "www.everyday.test", "-a", "everyday")
+    heroku("domains:add", "api.everyday.test", "-a", "everyday")
+    heroku("domains:clear", "-a", "everyday")
+    assert home.json("domains", "-a", "everyday") == [{"hostname": "everyday.localhost", "kind": "default"}]
+
+    hook = heroku("webhooks:add", "-i", "api:release", "-l", "notify", "-u", "https://hooks.example.com/in",
+                  "-a", "everyday")
+    assert "=== Webhooks Signing Secret" in hook.stdout
+    refused = heroku("webhooks:add", "-i", "api:dyno", "-l", "notify", "-u", "https://hooks.example.com/x",
+                     "-a", "everyday", check=False)
+    assert refused.returncode != 0 and "gitpaas sends api:release events only" in refused.stderr
+    hook_id = re.search(r"([0-9a-f-]{36})\s+https://hooks\.example\.com/in", heroku("webhooks", "-a", "everyday").stdout)
+    heroku("webhooks:deliveries", "-a", "everyday")
+    heroku("webhooks:remove", hook_id.group(1), "-a", "everyday")
+    assert "has no webhooks" in heroku("webhooks", "-a", "everyday").stdout
+
+    assert "Successfully added drain https://logs.example.com/in" in heroku(
+        "drains:add", "https://logs.example.com/in", "-a", "everyday").stdout
+    assert "https://logs.example.com/in (d." in heroku("drains", "-a", "everyday").stdout
+    heroku("drains:remove", "https://logs.example.com/in", "-a", "everyday")
+
+    made = heroku("authorizations:create", "-d", "ci job", "--short").stdout.strip()
+    assert api.call("GET", "/account", token=made).status_code == 200
+    auth_id = next(a["id"] for a in json.loads(heroku("authorizations", "--json").stdout) if a["description"] == "ci job")
+    heroku("authorizations:revoke", auth_id)
+    assert api.call("GET", "/account", token=made).status_code == 401
+
+    assert re.search(r"local\s+this gitpaas server", heroku("regions").stdout)
+    assert "=== App Features everyday" in heroku("features", "-a", "everyday").stdout
+    heroku("labs", "-a", "everyday")
+    nolab = heroku("labs:enable", "preboot", "-a", "everyday", check=False)
+    assert nolab.returncode != 0 and "gitpaas has no labs features" in nolab.stderr
+
+    renamed = heroku("apps:rename", "elsewhere", "-a", "everyday", check=False)
+    assert renamed.returncode != 0 and "gitpaas cannot rename an app" in renamed.stderr
+    assert home.get("everyday").status_code == 200 and api.call("GET", "/apps/elsewhere").status_code == 404

@@ -51,6 +51,9 @@ class FakeRouter:
         self.root.mkdir(parents=True, exist_ok=True)
         self.app_config_path(app).write_text(repr(self.routes[app]))
 
+    def set_maintenance(self, app: str, on: bool) -> None:
+        self.maintenance = {*getattr(self, "maintenance", set())} - {app} | ({app} if on else set())
+
     def remove_app(self, app: str) -> None:
         self.routes.pop(app, None)
         self.app_config_path(app).unlink(missing_ok=True)
@@ -63,6 +66,54 @@ class FakeRouter:
 
     def ensure_running(self) -> None:
         self.stopped = False
+
+
+class FakeRunSession:
+    """An attached one-off dyno: prints ``session_output``, then echoes what it is sent back on
+    stdout until its input ends, then exits ``session_status`` (137 when stopped)."""
+
+    def __init__(self, name: str, tty: bool, scheduler: "FakeScheduler", process: Process) -> None:
+        self.name, self.tty, self.scheduler, self.process = name, tty, scheduler, process
+        self.queue: list[tuple[int, bytes] | None] = []
+        self.ready = threading.Condition()
+        self.started = self.closed = self.stopped = False
+        self.sizes: list[tuple[int, int]] = []
+
+    def start(self) -> None:
+        self.started = True
+        with self.ready:
+            self.queue.extend(self.scheduler.session_output)
+            self.ready.notify_all()
+
+    def read(self) -> tuple[int, bytes] | None:
+        with self.ready:
+            self.ready.wait_for(lambda: self.queue, timeout=10)
+            return self.queue.pop(0) if self.queue else None
+
+    def write(self, data: bytes) -> None:
+        with self.ready:
+            self.queue.append((1, data))
+            self.ready.notify_all()
+
+    def close_stdin(self) -> None:
+        with self.ready:
+            self.queue.append(None)
+            self.ready.notify_all()
+
+    def resize(self, rows: int, columns: int) -> None:
+        self.sizes.append((rows, columns))
+
+    def wait(self) -> int:
+        return 137 if self.stopped else self.scheduler.session_status
+
+    def stop(self) -> None:
+        if not self.stopped and self.queue[-1:] != [None]:
+            self.stopped = True
+            self.close_stdin()
+
+    def close(self) -> None:
+        self.closed = True
+        self.scheduler.running = [p for p in self.scheduler.running if p is not self.process]
 
 
 class FakeScheduler:
@@ -94,6 +145,11 @@ class FakeScheduler:
         #: a command run in an add-on that fails (a part of its command line)
         self.addon_exec_fails_on: str | None = None
         self._ids = itertools.count(1)
+        #: one-off dynos asked for: (job, tty, attach, env)
+        self.one_offs: list[tuple[OneOff, bool, bool, dict]] = []
+        #: what an attached one-off prints, and the status it exits with (it echoes its input after)
+        self.session_output: list[tuple[int, bytes]] = [(1, b"hello\n")]
+        self.session_status = 0
 
     # --- the seam --------------------------------------------------------------------------
     def deploy(self, deployment: Deployment, output: Output) -> DeployReport:
@@ -133,6 +189,17 @@ class FakeScheduler:
         if self.run_raises is not None:
             raise self.run_raises
         return self.run_result
+
+    def run(self, job: OneOff, tty: bool, attach: bool, env: Mapping[str, str]) -> "FakeRunSession | None":
+        """A one-off dyno: listed as running until it ends; attached, a scripted session."""
+        process = Process(id=f"c{next(self._ids)}", app=job.release.app, type=job.type, index=job.number,
+                          release_version=job.release.version, release_id=job.release.id, command=job.command,
+                          state="starting" if attach else "up", created_at=now_iso(), size=job.size or "standard-1x")
+        self.running.append(process)
+        self.one_offs.append((job, tty, attach, dict(env)))
+        if not attach:
+            return None
+        return FakeRunSession(job.name, tty, self, process)
 
     def processes(self, app: str) -> list[Process]:
         return [p for p in self.running if p.app == app]

@@ -36,8 +36,9 @@ from gitpaas.scheduler import (
     Process,
     Router,
     RunResult,
+    RunSession,
 )
-from gitpaas.scheduler.docker_local import swap
+from gitpaas.scheduler.docker_local import oneoff, swap
 from gitpaas.scheduler.docker_local.addons import AddonContainers
 from gitpaas.scheduler.docker_local.containers import (
     SIZE,
@@ -49,6 +50,10 @@ from gitpaas.scheduler.docker_local.containers import (
 )
 from gitpaas.scheduler.docker_local.retire import retirers_alive
 from gitpaas.settings import Settings
+
+
+#: how often a followed log (``logs --tail``, a drain) looks for processes that started since
+FOLLOW_POLL = 2.0
 
 
 class DockerLocalScheduler:
@@ -172,11 +177,15 @@ class DockerLocalScheduler:
             timer.cancel()
             remove(container)
 
+    @engine_call("starting a one-off dyno")
+    def run(self, job: OneOff, tty: bool, attach: bool, env: Mapping[str, str]) -> RunSession | None:
+        return oneoff.create(self.containers, job, tty=tty, attach=attach, env=env)
+
     @engine_call("reading logs")
     def logs(self, app: str, lines: int | None, follow: bool) -> Iterator[str]:
         """The processes' output as Heroku-format lines, with the router's-eye R15 line each time the
         engine killed one of them for memory (``heroku[web.1]: Error R15 …``)."""
-        containers = self.containers.find(app, **{labels.ROLE: "process"})
+        containers = [c for c in self.containers.find(app) if c.labels.get(labels.ROLE) in ("process", "run")]
         by_id = {c.id: c for c in containers}
         if not follow:
             collected: list[str] = []
@@ -200,15 +209,42 @@ class DockerLocalScheduler:
             except Exception:  # noqa: BLE001 — the engine went away: the process lines stop too
                 return
         threading.Thread(target=watch_memory, daemon=True).start()
+        following: dict[str, threading.Thread] = {}
 
-        def pump(container: Container) -> None:
+        def pump(container: Container, tail: int | str, since: int | None) -> None:
             try:
-                for raw in iter_lines(container.logs(timestamps=True, stream=True, follow=True, tail=lines or 10)):
+                stream = container.logs(timestamps=True, stream=True, follow=True, tail=tail,
+                                        **({"since": since} if since else {}))
+                for raw in iter_lines(stream):
                     lines_queue.put(_format_log(container, raw))
             except (NotFound, APIError):
-                pass  # the container went away (retired, restarted): its stream simply ends
-        for container in containers:
-            threading.Thread(target=pump, args=(container,), daemon=True).start()
+                pass  # the container went away (retired, removed): its stream simply ends
+
+        def follow_new() -> None:
+            """Processes that start after the tail began (a deploy, a restart, a one-off) join it;
+            one the engine restarted (its stream ended) is followed again from where it stopped."""
+            first = True
+            while True:
+                try:
+                    found = [c for c in self.containers.find(app) if c.labels.get(labels.ROLE) in ("process", "run")]
+                except Exception:  # noqa: BLE001 — the engine went away: stop looking
+                    return
+                now = int(time.time())
+                for container in found:
+                    by_id[container.id] = container
+                    current = following.get(container.id)
+                    if current is not None and current.is_alive():
+                        continue
+                    if current is not None and container.status != "running":
+                        continue  # ended: nothing more to read until it runs again
+                    tail: int | str = (10 if lines is None else lines) if first else "all"
+                    since = now - 3 if current is not None else None  # (restarted: from about where it stopped)
+                    thread = threading.Thread(target=pump, args=(container, tail, since), daemon=True)
+                    following[container.id] = thread
+                    thread.start()
+                first = False
+                time.sleep(FOLLOW_POLL)
+        threading.Thread(target=follow_new, daemon=True).start()
         while True:
             yield lines_queue.get()
 

@@ -48,6 +48,8 @@ RETIRING = "-retiring"
 RELEASE_ID = "gitpaas.release-id"
 COMMAND = "gitpaas.command"
 SIZE = "gitpaas.size"
+#: label of a detached one-off (``run:detached``): kept a while after it exits, for its logs
+DETACHED = "gitpaas.detached"
 #: who a process runs as when its image names no USER: nobody, as Heroku's dynos run unprivileged
 DYNO_USER = "65534:65534"
 #: each app network's size: a /26 holds 62 processes and add-ons
@@ -168,9 +170,11 @@ class Containers:
         return found
 
     def dynos(self, app: str) -> list[Dyno]:
-        """The app's formation processes and any running one-off (``release.1234``)."""
+        """The app's formation processes and any running one-off (``release.1234``, ``run.5678``);
+        not a detached one-off that ended (it is only kept for its logs)."""
         roles = ("process", *ONE_OFF_TYPES)
-        found = [to_dyno(c) for c in self.find(app) if c.labels.get(labels.ROLE) in roles]
+        found = [to_dyno(c) for c in self.find(app) if c.labels.get(labels.ROLE) in roles
+                 and not (c.labels.get(DETACHED) and c.status in ("exited", "dead"))]
         return sorted(found, key=lambda d: (d.process.one_off, d.process.type != "web", d.process.type,
                                             d.process.index, d.process.release_version))
 

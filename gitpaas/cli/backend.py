@@ -1,0 +1,311 @@
+"""Where a command's data comes from: this server's home (``Local``), or a gitpaas server's Platform
+API when the user is logged in to one (``gitpaas.client.remote.Remote``). Both answer in the same
+shapes — releases as :class:`Release`, processes as :class:`Process`, an app as ``app_info`` — so
+every command renders one way, and ``--json`` is the same on the server and off it.
+
+A release a command creates (config:set, rollback, retry) tells its story as it happens: here on
+the terminal from the pipeline itself; remotely from the release's output stream."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict
+from typing import Any, Iterator, Protocol
+
+from gitpaas import events, operations
+from gitpaas.accounts import Accounts
+from gitpaas.addons.store import AddonStore
+from gitpaas.client.outcomes import Access, ConfigOutcome
+from gitpaas.client.terminal import Channel
+from gitpaas.errors import BootFailed, ConfigChangeFailed, ReleaseFailed, UsageError
+from gitpaas.identity import Actor
+from gitpaas.notify.drains import Drains
+from gitpaas.notify.store import Notifications
+from gitpaas.output import StreamOutput
+from gitpaas.platform import Platform
+from gitpaas.release import PENDING, Release
+from gitpaas.scheduler import Process, RunSession
+
+
+class Backend(Protocol):
+    #: what the commands act on, for titles: ``home /var/lib/gitpaas`` or ``https://paas.example.com``
+    where: str
+    remote: bool
+
+    def apps(self) -> list[dict[str, Any]]: ...
+    def create_app(self, name: str, stack: str | None, owner: str | None) -> dict[str, Any]: ...
+    def app(self, name: str) -> dict[str, Any]: ...
+    def destroy_app(self, name: str) -> list[dict[str, str]]: ...
+    def config(self, app: str) -> tuple[dict[str, str], dict[str, str]]: ...
+    def change_config(self, app: str, set_values: dict[str, str], unset_keys: list[str]) -> ConfigOutcome: ...
+    def releases(self, app: str, limit: int) -> tuple[list[Release], list[str]]: ...
+    def release(self, app: str, version: int | None) -> Release: ...
+    def output(self, app: str, release: Release) -> Iterator[str]: ...
+    def rollback(self, app: str, version: int | None) -> Release: ...
+    def retry(self, app: str) -> Release: ...
+    def retention(self, app: str, keep: int | None) -> list[int]: ...
+    def processes(self, app: str) -> tuple[str, list[Process]]: ...
+    def scale(self, app: str, wanted: dict[str, int]) -> dict[str, int]: ...
+    def stop(self, app: str, dyno: str) -> str: ...
+    def restart(self, app: str, target: str | None) -> list[str]: ...
+    def sizes(self, app: str, wanted: dict[str, str]) -> tuple[dict[str, str], dict[str, int]]: ...
+    def logs(self, app: str, lines: int, follow: bool) -> Iterator[str]: ...
+    def domains(self, app: str) -> list[str]: ...
+    def add_domain(self, app: str, host: str) -> list[str]: ...
+    def remove_domain(self, app: str, host: str) -> list[str]: ...
+    def access(self, app: str) -> Access: ...
+    def add_access(self, app: str, email: str) -> str: ...
+    def remove_access(self, app: str, email: str) -> str: ...
+    def webhooks(self, app: str) -> list[dict[str, str]]: ...
+    def add_webhook(self, app: str, url: str, secret: str | None) -> tuple[str, str]: ...
+    def remove_webhook(self, app: str, id_or_url: str) -> dict[str, str]: ...
+    def deliveries(self, app: str, limit: int) -> list[dict[str, Any]]: ...
+    def stacks(self, app: str) -> tuple[str, str]: ...
+    def set_stack(self, app: str, stack: str) -> tuple[str, str]: ...
+    def maintenance(self, app: str) -> bool: ...
+    def set_maintenance(self, app: str, on: bool) -> bool: ...
+    def drains(self, app: str) -> list[dict[str, Any]]: ...
+    def add_drain(self, app: str, url: str) -> dict[str, Any]: ...
+    def remove_drain(self, app: str, id_or_url: str) -> dict[str, Any]: ...
+    def run(self, app: str, command: str, size: str | None, env: dict[str, str], tty: bool) -> tuple[str, Channel]: ...
+    def run_detached(self, app: str, command: str, size: str | None, env: dict[str, str]) -> str: ...
+
+
+class SessionChannel:
+    """A one-off dyno on this server's engine, as the terminal pump reaches it."""
+
+    def __init__(self, session: RunSession) -> None:
+        self.session = session
+
+    def read(self) -> tuple[int, bytes] | None:
+        return self.session.read()
+
+    def write(self, data: bytes) -> None:
+        self.session.write(data)
+
+    def close_stdin(self) -> None:
+        self.session.close_stdin()
+
+    def resize(self, rows: int, columns: int) -> None:
+        self.session.resize(rows, columns)
+
+    def stop(self) -> None:
+        self.session.stop()
+
+    def finish(self) -> int:
+        try:
+            return self.session.wait()
+        finally:
+            self.session.close()
+
+
+def release_output() -> StreamOutput:
+    """Where a release created from the CLI tells its story: the terminal, as it happens."""
+    return StreamOutput(sys.stdout)
+
+
+def config_failure(app: str, previous: int | None, exc: ReleaseFailed | BootFailed) -> ConfigChangeFailed:
+    reason = exc.reason if isinstance(exc, ReleaseFailed) else str(exc)
+    return ConfigChangeFailed(app, exc.version, reason, previous, getattr(exc, "exit_status", None))
+
+
+class Local:
+    """This server's home, as its operator (who may use every app)."""
+
+    remote = False
+
+    def __init__(self, platform: Platform, actor: Actor) -> None:
+        self.platform = platform
+        self.actor = actor
+        self.where = f"home {platform.settings.home}"
+
+    # --- apps ----------------------------------------------------------------------------------
+    def apps(self) -> list[dict[str, Any]]:
+        return [operations.app_info(self.platform, app.name) for app in self.platform.apps.list()]
+
+    def create_app(self, name: str, stack: str | None, owner: str | None) -> dict[str, Any]:
+        if owner:
+            owner = Accounts(self.platform.settings).get_user(owner)["email"]
+        operations.create_app(self.platform, name, owner=owner, stack=stack)
+        return operations.app_info(self.platform, name)
+
+    def app(self, name: str) -> dict[str, Any]:
+        return operations.app_info(self.platform, name)
+
+    def destroy_app(self, name: str) -> list[dict[str, str]]:
+        kept = operations.destroy_app(self.platform, name, release_output())
+        return [{"id": backup.id, "addon": backup.addon} for backup in kept]
+
+    # --- config --------------------------------------------------------------------------------
+    def config(self, app: str) -> tuple[dict[str, str], dict[str, str]]:
+        self.platform.apps.get(app)
+        store = AddonStore(self.platform.settings)
+        owners = {addon.config_var: addon.name for addon in store.of_app(app)}
+        return store.with_own(app, self.platform.apps.config(app).get()), owners
+
+    def change_config(self, app: str, set_values: dict[str, str], unset_keys: list[str]) -> ConfigOutcome:
+        previous = self.platform.apps.get(app).current_release
+        try:
+            result = events.change_config(self.platform, app, self.actor, release_output(),
+                                          set_values=set_values, unset_keys=unset_keys)
+        except (ReleaseFailed, BootFailed) as exc:
+            raise config_failure(app, previous, exc) from exc
+        return ConfigOutcome(result.changed, result.pending.release.version if result.pending else None)
+
+    # --- releases ------------------------------------------------------------------------------
+    def releases(self, app: str, limit: int) -> tuple[list[Release], list[str]]:
+        self.platform.apps.get(app)
+        store = self.platform.apps.releases(app)
+        found = store.list(limit=limit)
+        return found, [f"{damaged.record} is damaged ({damaged.reason}) and left out of this list"
+                       for damaged in store.skipped]
+
+    def release(self, app: str, version: int | None) -> Release:
+        self.platform.apps.get(app)
+        releases = self.platform.apps.releases(app)
+        if version is None:
+            latest = releases.latest()
+            if latest is None:
+                raise UsageError(f"{app} has no releases yet")
+            return latest
+        return releases.get(version)
+
+    def output(self, app: str, release: Release) -> Iterator[str]:
+        releases = self.platform.apps.releases(app)
+        path = releases.output_path(release.version)
+        offset = 0
+        while True:
+            pending = releases.get(release.version).status == PENDING  # read before the file: no lost tail
+            try:
+                with open(path, "rb") as handle:
+                    handle.seek(offset)
+                    data = handle.read()
+            except FileNotFoundError:
+                data = b""
+            offset += len(data)
+            if data:
+                yield data.decode("utf-8", "replace")
+            if not pending:
+                return
+            time.sleep(0.2)
+
+    def rollback(self, app: str, version: int | None) -> Release:
+        return events.rollback(self.platform, app, self.actor, release_output(), version)
+
+    def retry(self, app: str) -> Release:
+        return events.retry(self.platform, app, self.actor, release_output())
+
+    def retention(self, app: str, keep: int | None) -> list[int]:
+        return operations.set_retention(self.platform, app, keep)
+
+    # --- processes -----------------------------------------------------------------------------
+    def processes(self, app: str) -> tuple[str, list[Process]]:
+        return self.platform.apps.get(app).id, operations.processes(self.platform, app)
+
+    def scale(self, app: str, wanted: dict[str, int]) -> dict[str, int]:
+        return operations.scale(self.platform, app, wanted, release_output())
+
+    def stop(self, app: str, dyno: str) -> str:
+        return operations.stop_process(self.platform, app, dyno, release_output())
+
+    def restart(self, app: str, target: str | None) -> list[str]:
+        return operations.restart(self.platform, app, target, release_output())
+
+    def sizes(self, app: str, wanted: dict[str, str]) -> tuple[dict[str, str], dict[str, int]]:
+        if wanted:
+            current = operations.resize(self.platform, app, wanted, release_output())
+        else:
+            current = operations.type_sizes(self.platform.apps.get(app), operations.current_release(self.platform, app))
+        return current, dict(self.platform.apps.get(app).formation)
+
+    def logs(self, app: str, lines: int, follow: bool) -> Iterator[str]:
+        self.platform.apps.get(app)
+        return self.platform.scheduler.logs(app, lines, follow)
+
+    # --- domains and access --------------------------------------------------------------------
+    def domains(self, app: str) -> list[str]:
+        return operations.app_hosts(self.platform, app)
+
+    def add_domain(self, app: str, host: str) -> list[str]:
+        return operations.add_domain(self.platform, app, host)
+
+    def remove_domain(self, app: str, host: str) -> list[str]:
+        return operations.remove_domain(self.platform, app, host)
+
+    def access(self, app: str) -> Access:
+        record = self.platform.apps.get(app)
+        return Access(record.owner, list(record.collaborators))
+
+    def add_access(self, app: str, email: str) -> str:
+        user = Accounts(self.platform.settings).get_user(email)
+        operations.add_collaborator(self.platform, app, user["email"], StreamOutput(sys.stderr))
+        return user["email"]
+
+    def remove_access(self, app: str, email: str) -> str:
+        return operations.remove_collaborator(self.platform, app, email, StreamOutput(sys.stderr))
+
+    # --- webhooks ------------------------------------------------------------------------------
+    def _notifications(self, app: str) -> Notifications:
+        self.platform.apps.get(app)
+        return Notifications.for_app(self.platform.settings, app)
+
+    def webhooks(self, app: str) -> list[dict[str, str]]:
+        return [hook.public() for hook in self._notifications(app).webhooks()]
+
+    def add_webhook(self, app: str, url: str, secret: str | None) -> tuple[str, str]:
+        hook = self._notifications(app).add_webhook(url, secret)
+        return hook.id, hook.secret
+
+    def remove_webhook(self, app: str, id_or_url: str) -> dict[str, str]:
+        return self._notifications(app).remove_webhook(id_or_url).public()
+
+    def deliveries(self, app: str, limit: int) -> list[dict[str, Any]]:
+        return self._notifications(app).deliveries(limit)
+
+    # --- stacks --------------------------------------------------------------------------------
+    def stacks(self, app: str) -> tuple[str, str]:
+        stack, build_stack = operations.app_stacks(self.platform.apps.get(app),
+                                                   operations.current_release(self.platform, app))
+        return stack.name, build_stack.name
+
+    def set_stack(self, app: str, stack: str) -> tuple[str, str]:
+        operations.set_stack(self.platform, app, stack)
+        return self.stacks(app)
+
+    # --- maintenance and drains ----------------------------------------------------------------
+    def maintenance(self, app: str) -> bool:
+        return self.platform.apps.get(app).maintenance
+
+    def set_maintenance(self, app: str, on: bool) -> bool:
+        return operations.set_maintenance(self.platform, app, on, StreamOutput(sys.stderr))
+
+    def drains(self, app: str) -> list[dict[str, Any]]:
+        self.platform.apps.get(app)
+        store = Drains(self.platform.settings, app)
+        status = store.status()
+        return [{**asdict(drain), "status": status.get(drain.id, {})} for drain in store.list()]
+
+    def add_drain(self, app: str, url: str) -> dict[str, Any]:
+        self.platform.apps.get(app)
+        return asdict(Drains(self.platform.settings, app).add(url))
+
+    def remove_drain(self, app: str, id_or_url: str) -> dict[str, Any]:
+        self.platform.apps.get(app)
+        return asdict(Drains(self.platform.settings, app).remove(id_or_url))
+
+    # --- one-off dynos -------------------------------------------------------------------------
+    def run(self, app: str, command: str, size: str | None, env: dict[str, str], tty: bool) -> tuple[str, Channel]:
+        name, session = operations.start_run(self.platform, app, command, size=size, env=env, tty=tty,
+                                             output=StreamOutput(sys.stderr))
+        try:
+            session.start()
+        except BaseException:
+            session.close()
+            raise
+        return name, SessionChannel(session)
+
+    def run_detached(self, app: str, command: str, size: str | None, env: dict[str, str]) -> str:
+        name, _ = operations.start_run(self.platform, app, command, size=size, env=env, attach=False,
+                                       output=StreamOutput(sys.stderr))
+        return name

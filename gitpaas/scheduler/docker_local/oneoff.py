@@ -1,0 +1,138 @@
+"""One-off dynos (``gitpaas run``): a ``run.NNNN`` container of the app's current release, made
+like every process (its network, an unprivileged user, its size's limits) but run once.
+
+An attached one is created first and started only once someone is there to see it (its streams
+are attached before it starts, so nothing it prints is lost), with a TTY when asked; it is
+removed when it ends, or when its session is dropped. A detached one (``run:detached``) runs at
+once with its output in the app's logs; it is kept, exited, for a day so ``logs`` can still show
+what it printed, then pruned."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+
+from docker.errors import APIError, NotFound
+from docker.models.containers import Container
+from docker.utils.socket import frames_iter
+
+from gitpaas.errors import BootFailed
+from gitpaas.scheduler import OneOff
+from gitpaas.scheduler.docker_local.containers import DETACHED, Containers, kill, remove, shell_command
+
+#: how long an exited detached one-off's output stays readable in ``logs``
+KEEP_DETACHED = 24 * 3600
+
+
+class DockerRun:
+    """An attached one-off: start it, exchange bytes with it, learn its exit status."""
+
+    def __init__(self, container: Container, name: str, tty: bool) -> None:
+        self.container = container
+        self.name = name
+        self.tty = tty
+        self._socket = None
+        self._frames: Iterator | None = None
+
+    def start(self) -> None:
+        try:
+            self._socket = self.container.attach_socket(params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+            self.container.start()
+        except APIError as exc:
+            self.close()
+            raise BootFailed(self.name, f"could not start: {exc.explanation or exc}") from exc
+        self._frames = frames_iter(self._socket, self.tty)
+
+    @property
+    def _raw(self) -> socket.socket:
+        return getattr(self._socket, "_sock", self._socket)
+
+    def read(self) -> tuple[int, bytes] | None:
+        """The next output: (1 stdout | 2 stderr, bytes); None once the process closed its output."""
+        try:
+            return next(self._frames)
+        except (StopIteration, OSError, ValueError):
+            return None
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._raw.sendall(data)
+        except OSError:
+            pass  # the process ended meanwhile: what it was sent no longer matters
+
+    def close_stdin(self) -> None:
+        try:
+            self._raw.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def resize(self, rows: int, columns: int) -> None:
+        if self.tty:
+            try:
+                self.container.resize(height=rows, width=columns)
+            except APIError:
+                pass  # not running (yet, or any more)
+
+    def wait(self) -> int:
+        """Its exit status, once it exited (137 when it was killed)."""
+        try:
+            return int(self.container.wait().get("StatusCode", 1))
+        except (APIError, NotFound):
+            return 137
+
+    def stop(self) -> None:
+        kill(self.container)
+
+    def close(self) -> None:
+        """Remove the container (killing it if it still runs) and let the streams go."""
+        try:
+            if self._socket is not None:
+                self._socket.close()
+        except OSError:
+            pass
+        remove(self.container)
+
+
+def create(containers: Containers, job: OneOff, *, tty: bool, attach: bool, env: Mapping[str, str]) -> DockerRun | None:
+    """Create ``job``'s container: attached (returned, not started) or detached (started, None)."""
+    prune_detached(containers, job.release.app)
+    args = containers.run_args(job.release, job.type, job.number, job.command, role=job.type, size=job.size)
+    args["environment"].update(env)
+    args["command"] = shell_command(job.command)
+    if not attach:
+        args["labels"][DETACHED] = "1"
+        try:
+            containers.client.containers.run(**args)
+        except APIError as exc:
+            raise BootFailed(job.name, f"could not start: {exc.explanation or exc}",
+                             version=job.release.version) from exc
+        return None
+    del args["detach"]
+    args.update(stdin_open=True, tty=tty)
+    try:
+        container = containers.client.containers.create(**args)
+    except APIError as exc:
+        raise BootFailed(job.name, f"could not start: {exc.explanation or exc}", version=job.release.version) from exc
+    return DockerRun(container, job.name, tty)
+
+
+def prune_detached(containers: Containers, app: str, now: float | None = None) -> None:
+    """Remove the app's detached one-offs that exited more than KEEP_DETACHED ago."""
+    moment = time.time() if now is None else now
+    for container in containers.find(app, **{DETACHED: "1"}):
+        state = container.attrs.get("State", {})
+        if state.get("Running"):
+            continue
+        finished = _unix_time(state.get("FinishedAt", ""))
+        if finished and moment - finished > KEEP_DETACHED:
+            remove(container)
+
+
+def _unix_time(stamp: str) -> float:
+    try:
+        return datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return 0.0
+

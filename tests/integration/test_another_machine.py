@@ -1,0 +1,242 @@
+"""The gitpaas CLI on "another machine": its own HOME, no GITPAAS_HOME, only a login to a real
+`gitpaas server` on loopback — and the whole life of an app from there: create, git push through
+`git:remote`'s credential helper, config, releases, rollback, logs, one-off dynos, maintenance,
+drains, destroy."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import re
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from harness import APPS, GITPAAS, ApiServer, wait_for
+
+WEB = "web: python3 /app/server.py\n"
+
+
+class Laptop:
+    """A team member's machine: a HOME of its own, the gitpaas command, git; nothing of the server's."""
+
+    def __init__(self, base: Path) -> None:
+        self.home = base / "laptop"
+        self.repo = self.home / "blog"
+        self.repo.mkdir(parents=True)
+        self.env = {key: value for key, value in os.environ.items()
+                    if not key.startswith(("GITPAAS_", "XDG_", "GIT_"))}
+        self.env.update({"HOME": str(self.home), "GIT_TERMINAL_PROMPT": "0",
+                         "GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.com",
+                         "GIT_COMMITTER_NAME": "Ada", "GIT_COMMITTER_EMAIL": "ada@example.com"})
+
+    def gitpaas(self, *args: str, check: bool = True, stdin: str | None = None, timeout: float = 300):
+        result = subprocess.run([GITPAAS, *args], capture_output=True, text=True, env=self.env, cwd=self.repo,
+                                input=stdin if stdin is not None else "", timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"gitpaas {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
+        return result
+
+    def git(self, *args: str, check: bool = True):
+        result = subprocess.run(["git", *args], capture_output=True, text=True, env=self.env, cwd=self.repo, timeout=600)
+        if check and result.returncode != 0:
+            raise AssertionError(f"git {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
+        return result
+
+
+@pytest.fixture
+def server(home):
+    api = ApiServer(home)
+    yield api
+    api.stop()
+
+
+@pytest.fixture
+def laptop(tmp_path):
+    return Laptop(tmp_path)
+
+
+def one_error_line(result) -> str:
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.rstrip("\n").splitlines()
+    assert len(lines) == 1 and lines[0].startswith(" !    "), result.stderr
+    return lines[0]
+
+
+def test_another_machine_drives_the_whole_lifecycle(home, server, laptop):
+    # --- log in: the token from standard input, kept 0600 in a 0700 folder ---------------------
+    assert "not logged in" in one_error_line(laptop.gitpaas("whoami", check=False))
+    login = laptop.gitpaas("login", "--server", server.url, stdin=server.token + "\n")
+    assert f"Logged in to {server.url} as dev@example.com" in login.stdout
+    stored = laptop.home / ".config" / "gitpaas" / "credentials.json"
+    assert stored.stat().st_mode & 0o777 == 0o600 and stored.parent.stat().st_mode & 0o777 == 0o700
+    assert laptop.gitpaas("whoami").stdout == "dev@example.com\n"
+
+    # --- create, and push through the credential helper ------------------------------------------
+    created = laptop.gitpaas("apps:create", "blog")
+    assert created.stdout.splitlines()[1:] == [f"http://blog.localhost:{home.port}/ | {server.url}/blog.git",
+                                               f"Deploy with: git push {server.url}/blog.git main"]
+    for item in (APPS / "web").iterdir():
+        (laptop.repo / item.name).write_bytes(item.read_bytes())
+    laptop.git("init", "-q", "-b", "main")
+    laptop.git("add", "-A")
+    laptop.git("commit", "-q", "-m", "first")
+    remote = laptop.gitpaas("git:remote", "-a", "blog")
+    assert f"Added git remote gitpaas: {server.url}/blog.git" in remote.stdout
+    config_text = (laptop.repo / ".git" / "config").read_text()
+    assert server.token not in config_text and "git:credential" in config_text
+    push = laptop.git("push", "gitpaas", "main")
+    assert "Release v1 created" in push.stderr and "release phase for hello v1" in push.stderr, push.stderr
+    assert home.get("blog").text == "hello v1 from web.1\n"
+
+    # --- the same output as on the server, and the same --json -----------------------------------
+    listed = laptop.gitpaas("apps").stdout
+    assert f"=== Apps in {server.url}" in listed and re.search(r"blog\s+v1\s+http://blog\.localhost", listed)
+    info = json.loads(laptop.gitpaas("apps:info", "-a", "blog", "--json").stdout)
+    on_server = json.loads(home.gitpaas("apps:info", "-a", "blog", "--json").stdout)
+    assert {k: v for k, v in info.items() if k != "git_url"} == {k: v for k, v in on_server.items() if k != "git_url"}
+    assert info["git_url"] == f"{server.url}/blog.git"
+    assert laptop.gitpaas("ps", "-a", "blog", "--json").stdout == home.gitpaas("ps", "-a", "blog", "--json").stdout
+
+    # --- config:set: the release command's output as it runs, then the same last line -------------
+    setting = laptop.gitpaas("config:set", "GREETING=hi there", "-a", "blog")
+    assert "-----> Running release command: echo \"release phase for $(cat /app/BODY)\"" in setting.stdout
+    assert "       release phase for hello v1" in setting.stdout
+    assert setting.stdout.splitlines()[-1] == "Setting GREETING and restarting blog... done, v2"
+    assert laptop.gitpaas("config:get", "GREETING", "-a", "blog").stdout == "hi there\n"
+    laptop.gitpaas("config:set", "SECOND=1", "-a", "blog")
+
+    remote_releases = json.loads(laptop.gitpaas("releases", "-a", "blog", "--json").stdout)
+    server_releases = json.loads(home.gitpaas("releases", "-a", "blog", "--json").stdout)
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "output_stream_url"} for r in rs]  # noqa: E731
+    assert strip(remote_releases) == strip(server_releases) and [r["version"] for r in remote_releases] == [3, 2, 1]
+    table = laptop.gitpaas("releases", "-a", "blog").stdout
+    assert table == home.gitpaas("releases", "-a", "blog").stdout
+    assert laptop.gitpaas("releases:output", "v2", "-a", "blog").stdout == "release phase for hello v1\n"
+
+    # --- rollback and retry ----------------------------------------------------------------------
+    rolled = laptop.gitpaas("rollback", "v1", "-a", "blog")
+    assert rolled.stdout.splitlines()[-1] == "Rolling back blog... done, v4 (Rollback to v1)"
+    assert laptop.gitpaas("config", "-a", "blog", "--json").stdout.strip() == "{}"
+    retried = laptop.gitpaas("releases:retry", "-a", "blog")
+    assert retried.stdout.splitlines()[-1] == "Retrying the release phase of blog... done, v5 (Retry of v4)"
+    missing = laptop.gitpaas("rollback", "v99", "-a", "blog", check=False)
+    assert missing.returncode == 3 and "v99" in one_error_line(missing)
+
+    # --- logs, ps, scale, restart ---------------------------------------------------------------
+    home.get("blog", "/seen-from-the-laptop")
+    wait_for(lambda: "/seen-from-the-laptop" in laptop.gitpaas("logs", "-a", "blog", "-n", "50").stdout,
+             "the request in the app's logs, read remotely")
+    assert "Scaling blog... done, now running web=2" in laptop.gitpaas("ps:scale", "web=2", "-a", "blog").stdout
+    assert "Restarting web.1, web.2 of blog... done" in laptop.gitpaas("ps:restart", "-a", "blog").stdout
+    laptop.gitpaas("ps:scale", "web=1", "-a", "blog")
+
+    # --- one-off dynos ----------------------------------------------------------------------------
+    ran = laptop.gitpaas("run", "-a", "blog", "--", "sh", "-c", 'echo "out $DYNO $GREETING"; echo err >&2; exit 3',
+                         check=False)
+    assert ran.returncode == 3, ran.stderr
+    assert re.fullmatch(r"out run\.\d{4} \n", ran.stdout), ran.stdout
+    assert "err\n" in ran.stderr and re.search(r"Running .* on blog\.\.\. up, run\.\d{4}", ran.stderr)
+    piped = laptop.gitpaas("run", "-a", "blog", "--env", "EXTRA=yes", "--", "sh", "-c", 'cat; echo "$EXTRA"',
+                           stdin="typed on the laptop\n")
+    assert piped.stdout == "typed on the laptop\nyes\n"
+    detached = laptop.gitpaas("run:detached", "-a", "blog", "--", "sh", "-c", "echo from-the-background; sleep 300")
+    name = re.search(r"done, (run\.\d{4})", detached.stdout).group(1)
+    wait_for(lambda: f"app[{name}]: from-the-background" in laptop.gitpaas("logs", "-a", "blog").stdout,
+             "the detached dyno's output in the logs")
+    assert re.search(rf"{name}\s+up\s+v5", laptop.gitpaas("ps", "-a", "blog").stdout)
+    assert f"Stopping {name} of blog... done" in laptop.gitpaas("ps:stop", name, "-a", "blog").stdout
+    wait_for(lambda: name not in laptop.gitpaas("ps", "-a", "blog").stdout, "the stopped one-off to leave ps")
+
+    # --- maintenance mode: the router's 503 page --------------------------------------------------
+    assert "Enabling maintenance mode for blog... done" in laptop.gitpaas("maintenance:on", "-a", "blog").stdout
+    page = home.get("blog")
+    assert page.status_code == 503 and "Offline for maintenance" in page.text
+    assert laptop.gitpaas("maintenance", "-a", "blog").stdout == "on\n"
+    laptop.gitpaas("maintenance:off", "-a", "blog")
+    assert home.get("blog").text == "hello v1 from web.1\n"
+
+    # --- domains, access, webhooks -----------------------------------------------------------------
+    assert "Adding www.blog.test to blog... done" in laptop.gitpaas("domains:add", "www.blog.test", "-a", "blog").stdout
+    assert home.get("www.blog.test").text == "hello v1 from web.1\n"
+    assert "www.blog.test" in laptop.gitpaas("domains", "-a", "blog").stdout
+    laptop.gitpaas("domains:clear", "-a", "blog")
+    assert home.get("www.blog.test").status_code == 404
+    home.gitpaas("users:add", "bob@example.com")
+    assert "Adding bob@example.com access to the app blog... done" in laptop.gitpaas(
+        "access:add", "bob@example.com", "-a", "blog").stdout
+    assert re.search(r"bob@example\.com\s+collaborator", laptop.gitpaas("access", "-a", "blog").stdout)
+
+    # --- what runs on the server only says so, in one line, with no path -----------------------
+    for command in (["backup", "/tmp/x.tar"], ["users"], ["tokens:create", "--user", "bob@example.com"],
+                    ["stack:build"], ["sshd:config"]):
+        line = one_error_line(laptop.gitpaas(*command, check=False))
+        assert "runs on the server only" in line and str(home.path) not in line
+
+    # --- a revoked token: every command says to log in again ------------------------------------
+    token_id = home.json("tokens", "--user", "dev@example.com")[0]["id"]
+    destroyed = laptop.gitpaas("apps:destroy", "blog", "--confirm", "blog")
+    assert "Destroying blog (including all its releases and add-ons)... done" in destroyed.stdout
+    assert not (home.path / "apps" / "blog").exists()
+    home.gitpaas("tokens:revoke", token_id)
+    refused = laptop.gitpaas("apps", check=False)
+    assert refused.returncode == 9 and "log in again with `gitpaas login`" in one_error_line(refused)
+    assert "Logged out of" in laptop.gitpaas("logout").stdout
+    assert not stored.exists()
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    """A drain's HTTPS endpoint, in plain HTTP on loopback (the operator allows private targets)."""
+
+    received: list[tuple[dict, bytes]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Receiver.received.append((dict(self.headers), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_log_drains_receive_every_line_across_a_deploy(tmp_path, docker_client):
+    from harness import Home
+
+    home = Home.make(tmp_path, GITPAAS_WEBHOOK_PRIVATE_TARGETS="1")
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    server = ApiServer(home)
+    try:
+        home.create_app("drained")
+        assert home.push("drained", "web").returncode == 0
+        url = f"http://127.0.0.1:{receiver.server_address[1]}/logs"
+        added = home.gitpaas("drains:add", url, "-a", "drained").stdout
+        token = re.search(r"token (d\.[0-9a-f-]+)", added).group(1)
+        # (the server starts feeding a new drain within seconds: lines from then on are sent)
+        wait_for(lambda: home.get("drained", "/before-the-deploy") and any(
+            b"/before-the-deploy" in body for _, body in Receiver.received), "the first line drained", interval=1)
+        headers, body = next((h, b) for h, b in Receiver.received if b"/before-the-deploy" in b)
+        assert headers["Content-Type"] == "application/logplex-1" and headers["Logplex-Drain-Token"] == token
+        assert re.match(rb"\d+ <190>1 \S+ " + token.encode() + rb" app web\.1 - ", body), body
+        # a deploy replaces web.1's container: the drain follows the new one
+        assert home.push("drained", "web", files={"BODY": "second"}).returncode == 0
+        home.get("drained", "/after-the-deploy")
+        wait_for(lambda: any(b"/after-the-deploy" in body for _, body in Receiver.received),
+                 "a line of the new release's process drained", timeout=60)
+        status = home.json("drains", "-a", "drained")[0]["status"]
+        assert status["delivered"] >= 2 and status["failures"] == 0
+        home.gitpaas("drains:remove", url, "-a", "drained")
+        assert home.json("drains", "-a", "drained") == []
+        # a private address without the operator's consent: refused, in one line
+        strict = {**home.env, "GITPAAS_WEBHOOK_PRIVATE_TARGETS": ""}
+        refused = subprocess.run([GITPAAS, "drains:add", url, "-a", "drained"], env=strict, capture_output=True,
+                                 text=True)
+        assert "drains may only go to public addresses" in one_error_line(refused)
+    finally:
+        server.stop()
+        receiver.shutdown()
+        home.purge()
