@@ -9,6 +9,7 @@ import re
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
@@ -137,6 +138,15 @@ class AddonStore:
     def owner_of(self, app: str, key: str) -> Addon | None:
         """The add-on that owns config var ``key``, if one does."""
         return next((addon for addon in self.of_app(app) if addon.config_var == key), None)
+
+
+def cli_record(addon: Addon) -> dict[str, Any]:
+    """An add-on as ``gitpaas addons --json`` prints it, on the server and off it (no credentials:
+    those are in the app's config)."""
+    return {"name": addon.name, "id": addon.id, "app": addon.app, "plan": addon.kind.plan_name,
+            "service": addon.service, "attachment": addon.attachment, "config_vars": [addon.config_var],
+            "state": addon.state, "created_at": addon.created_at, "updated_at": addon.updated_at,
+            "backup_schedule": addon.schedule}
 
 
 @dataclass

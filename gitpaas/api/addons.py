@@ -20,8 +20,19 @@ from pydantic import Field
 
 from gitpaas.addons import lifecycle
 from gitpaas.addons.plans import SERVICES, Service, parse_plan
-from gitpaas.addons.store import Addon, AddonNotFound, AddonStore
-from gitpaas.api.core import JsonRoute, Strict, current_user, platform_of, release_in_background, visible_app
+from gitpaas.addons.plans import POSTGRESQL
+from gitpaas.addons.store import Addon, AddonNotFound, AddonStore, BackupStore, cli_record
+from gitpaas.api.core import (
+    JsonRoute,
+    Strict,
+    current_user,
+    gitpaas_variant,
+    platform_of,
+    release_in_background,
+    release_payload,
+    settings_of,
+    visible_app,
+)
 from gitpaas.errors import InvalidParams, NotFound, UsageError
 from gitpaas.identity import Actor
 from gitpaas.names import is_uuid
@@ -179,27 +190,37 @@ def _of_service(addons: list[Addon], service: str | None) -> list[Addon]:
 
 # --- add-ons -------------------------------------------------------------------------------------
 
+def _shaped(request: Request, addon: Addon, detail: bool = False) -> dict:
+    """Heroku's ``add-on``, or gitpaas's record of it (with its backups' count, for ``addons:info``)."""
+    if not gitpaas_variant(request):
+        return addon_json(addon, _expand(request))
+    record = cli_record(addon)
+    if detail and addon.service == POSTGRESQL.name:
+        record["backups_kept"] = sum(1 for b in BackupStore(settings_of(request)).list(addon.app) if b.addon == addon.name)
+    return record
+
+
 @router.get("/apps/{app}/addons")
 def addons_of_app(request: Request, user: User, app: str) -> list[dict]:
     platform = platform_of(request)
     found = visible_app(platform, user, app)
-    return [addon_json(addon, _expand(request)) for addon in AddonStore(platform.settings).of_app(found.name)]
+    return [_shaped(request, addon) for addon in AddonStore(platform.settings).of_app(found.name)]
 
 
 @router.get("/addons")
 def addons_list(request: Request, user: User) -> list[dict]:
-    return [addon_json(addon, _expand(request)) for addon in _visible_addons(platform_of(request), user)]
+    return [_shaped(request, addon) for addon in _visible_addons(platform_of(request), user)]
 
 
 @router.get("/apps/{app}/addons/{addon}")
 def addons_info_of_app(request: Request, user: User, app: str, addon: str) -> dict:
     platform = platform_of(request)
-    return addon_json(_addon_of_app(platform, visible_app(platform, user, app), addon), _expand(request))
+    return _shaped(request, _addon_of_app(platform, visible_app(platform, user, app), addon), detail=True)
 
 
 @router.get("/addons/{addon}")
 def addons_info(request: Request, user: User, addon: str) -> dict:
-    return addon_json(_addon(platform_of(request), user, addon), _expand(request))
+    return _shaped(request, _addon(platform_of(request), user, addon), detail=True)
 
 
 class PlanRef(Strict):
@@ -262,6 +283,8 @@ def addons_create(request: Request, user: User, app: str, body: AddonCreate) -> 
         pending = change.pending
         return (change.addon, pending.release if pending else None), pending
     addon, release = release_in_background(found.name, begin)
+    if gitpaas_variant(request):  # the record, and the release that attaches it (to follow)
+        return {"addon": cli_record(addon), "release": None if release is None else release_payload(request, found, user, release)}
     return addon_json(addon, _expand(request), provision_message=_provision_message(addon, release))
 
 
@@ -282,8 +305,14 @@ def addons_delete(request: Request, user: User, app: str, addon: str,
     def begin():
         with _unknown_as("add_on"):  # destroyed meanwhile
             change = lifecycle.begin_destroy(platform, found.name, Actor(user), NullOutput(), target.name)
-        return change.addon, change.pending
-    return addon_json(release_in_background(found.name, begin), _expand(request), state="deprovisioned")
+        pending = change.pending
+        return (change.addon, pending.release if pending else None, change.backup), pending
+    gone, release, backup = release_in_background(found.name, begin)
+    if gitpaas_variant(request):  # the release that detaches it (to follow) and the final backup kept
+        return {"addon": cli_record(gone), "backup": backup.id if backup else None,
+                "release": None if release is None else release_payload(request, found, user, release)}
+    return addon_json(gone, _expand(request), state="deprovisioned")
+
 
 
 class AddonResolve(Strict):

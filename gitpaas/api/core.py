@@ -30,6 +30,7 @@ from gitpaas.pipeline import PendingRelease
 from gitpaas.platform import Platform
 from gitpaas.release import Release, parse_version
 from gitpaas.settings import Settings
+from gitpaas.shapes import release_json
 from gitpaas.signing import release_output_path
 from gitpaas.store.apps import App
 
@@ -239,3 +240,14 @@ def base_url(request: Request) -> str:
 def output_url(request: Request, app: App, version: int, user: str) -> str:
     """A signed URL of release ``version``'s output, for ``user`` (see gitpaas.signing)."""
     return base_url(request) + release_output_path(settings_of(request), app.name, app.id, version, user=user)
+
+
+def release_payload(request: Request, app: App, user: str, release: Release) -> dict:
+    """A release, its output at a URL signed for ``user`` — or null when it has no release phase,
+    which is what clients (the Heroku CLI's rollback, retry and releases:output) expect. gitpaas's
+    variant is the whole record (failure, timings, config var names…), with that URL in it."""
+    has_output = bool(release.process_types.get("release"))
+    url = output_url(request, app, release.version, user) if has_output else None
+    if gitpaas_variant(request):
+        return {**release.to_dict(), "output_stream_url": url}
+    return release_json(release, url)

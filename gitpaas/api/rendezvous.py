@@ -30,7 +30,6 @@ from urllib.parse import parse_qs
 
 from gitpaas.frames import EOF, EXIT, RESIZE, STDIN, frame, read_frame
 from gitpaas.scheduler import RunSession
-from gitpaas.store.files import write_atomic
 
 log = logging.getLogger("gitpaas.rendezvous")
 #: how long a created dyno waits for its client
@@ -53,17 +52,22 @@ def certificate(folder: Path, names: list[str]) -> tuple[Path, Path]:
         return cert, key
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     alt = ",".join(f"IP:{n}" if n.replace(".", "").isdigit() or ":" in n else f"DNS:{n}" for n in names)
-    made = subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-days", "3650", "-subj", "/CN=gitpaas rendezvous", "-addext", f"subjectAltName={alt}",
-         "-keyout", "/dev/stdout", "-out", "/dev/stdout"], capture_output=True, timeout=60)
-    if made.returncode != 0:
-        raise RuntimeError(f"openssl could not make the rendezvous certificate: {made.stderr.decode()[-200:]}")
-    text = made.stdout.decode()
-    key_pem = text[text.index("-----BEGIN PRIVATE KEY-----"):text.index("-----END PRIVATE KEY-----") + 25] + "\n"
-    cert_pem = text[text.index("-----BEGIN CERTIFICATE-----"):text.index("-----END CERTIFICATE-----") + 25] + "\n"
-    write_atomic(key, key_pem.encode(), mode=0o600)
-    write_atomic(cert, cert_pem.encode(), mode=0o644)
+    new_key, new_cert = folder / ".rendezvous.key.new", folder / ".rendezvous.crt.new"
+    try:
+        new_key.touch(mode=0o600)
+        made = subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-days", "3650", "-subj", "/CN=gitpaas rendezvous", "-addext", f"subjectAltName={alt}",
+             "-keyout", str(new_key), "-out", str(new_cert)], capture_output=True, timeout=60)
+        if made.returncode != 0:
+            raise RuntimeError(f"openssl could not make the rendezvous certificate: {made.stderr.decode()[-200:]}")
+        new_key.chmod(0o600)
+        new_cert.chmod(0o644)
+        new_key.replace(key)
+        new_cert.replace(cert)
+    finally:
+        new_key.unlink(missing_ok=True)
+        new_cert.unlink(missing_ok=True)
     return cert, key
 
 

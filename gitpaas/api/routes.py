@@ -15,13 +15,13 @@ from gitpaas import events, operations, stacks
 from gitpaas.addons.store import AddonStore
 from gitpaas.api.core import (
     JsonRoute,
+    release_payload,
     gitpaas_variant,
     Strict,
     accounts_of,
     base_url,
     current_user,
     find_release,
-    output_url,
     platform_of,
     release_in_background,
     visible_app,
@@ -39,7 +39,6 @@ from gitpaas.identity import Actor
 from gitpaas.names import parse_number
 from gitpaas.output import NullOutput
 from gitpaas.platform import Platform
-from gitpaas.release import Release
 from gitpaas.shapes import (
     account_json,
     app_json,
@@ -47,7 +46,6 @@ from gitpaas.shapes import (
     domain_json,
     dyno_json,
     formation_json,
-    release_json,
     stack_json,
 )
 from gitpaas.store.apps import App
@@ -72,17 +70,6 @@ def _app_record(request: Request, platform: Platform, name: str) -> dict:
     if info["postdeploy"]:
         info["postdeploy"] = {**info["postdeploy"], "log": f"releases/v{info['postdeploy']['release']}/postdeploy.log"}
     return info
-
-
-def _release_payload(request: Request, app: App, user: str, release: Release) -> dict:
-    """A release, its output at a URL signed for ``user`` — or null when it has no release phase,
-    which is what clients (the Heroku CLI's rollback, retry and releases:output) expect. gitpaas's
-    variant is the whole record (failure, timings, config var names…), with that URL in it."""
-    has_output = bool(release.process_types.get("release"))
-    url = output_url(request, app, release.version, user) if has_output else None
-    if gitpaas_variant(request):
-        return {**release.to_dict(), "output_stream_url": url}
-    return release_json(release, url)
 
 
 # --- account -----------------------------------------------------------------------------------
@@ -256,7 +243,7 @@ def releases_list(request: Request, response: Response, user: User, app: str) ->
             response.status_code = 206
             response.headers["Next-Range"] = f"version ]{page[limit - 1].version}..; max={limit}, order=desc"
         _warn_damaged(response, releases)
-        return [_release_payload(request, found, user, r) for r in page[:limit]]
+        return [release_payload(request, found, user, r) for r in page[:limit]]
     versions = releases.versions()
     if desc:
         versions.reverse()
@@ -282,7 +269,7 @@ def releases_list(request: Request, response: Response, user: User, app: str) ->
         except DamagedRecord as damaged:  # the others still answer; the header names it
             releases.skipped.append(damaged)
     _warn_damaged(response, releases)
-    return [_release_payload(request, found, user, r) for r in readable]
+    return [release_payload(request, found, user, r) for r in readable]
 
 
 def _warn_damaged(response: Response, releases) -> None:
@@ -296,7 +283,7 @@ def _warn_damaged(response: Response, releases) -> None:
 def releases_info(request: Request, user: User, app: str, release: str) -> dict:
     platform = platform_of(request)
     found = visible_app(platform, user, app)
-    return _release_payload(request, found, user, find_release(platform, found.name, release))
+    return release_payload(request, found, user, find_release(platform, found.name, release))
 
 
 class ReleaseCreate(Strict):
@@ -330,7 +317,7 @@ def releases_create(request: Request, user: User, app: str, body: ReleaseCreate)
             pending = events.begin_slug_release(platform, found.name, Actor(user), NullOutput(), body.slug,
                                                 body.description)
             return pending.release, pending
-    return _release_payload(request, found, user, release_in_background(found.name, begin))
+    return release_payload(request, found, user, release_in_background(found.name, begin))
 
 
 @router.get("/apps/{app}/releases/{release}/config-vars")
@@ -371,7 +358,7 @@ def config_vars_update(request: Request, user: User, app: str, body: ConfigPatch
         if gitpaas_variant(request):  # what changed, and the release it made (to follow)
             release = change.pending.release if change.pending else None
             return {"config": change.config, "changed": change.changed,
-                    "release": _release_payload(request, found, user, release) if release else None}, change.pending
+                    "release": release_payload(request, found, user, release) if release else None}, change.pending
         return change.config, change.pending
     return release_in_background(found.name, begin)
 

@@ -20,6 +20,7 @@ from gitpaas.build.cache import describe_size
 from gitpaas.cli.common import (
     actor,
     app_option,
+    backend,
     json_option,
     platform,
     print_json,
@@ -35,14 +36,6 @@ from gitpaas.output import NullOutput
 optional_app = click.option("-a", "--app", "app", metavar="APP", help="the app (default: every app of the home)")
 
 
-def addon_json(addon: Addon) -> dict:
-    """An add-on as ``addons --json`` prints it (no credentials: those are in the app's config)."""
-    return {"name": addon.name, "id": addon.id, "app": addon.app, "plan": addon.kind.plan_name,
-            "service": addon.service, "attachment": addon.attachment, "config_vars": [addon.config_var],
-            "state": addon.state, "created_at": addon.created_at, "updated_at": addon.updated_at,
-            "backup_schedule": addon.schedule}
-
-
 @cli.command("addons:create")
 @click.argument("plan")
 @app_option
@@ -52,14 +45,10 @@ def addon_json(addon: Addon) -> dict:
                                            "accepts connections")
 def addons_create(plan: str, app: str, attachment: str | None, name: str | None, wait: bool) -> None:
     """Provision an add-on (postgresql, redis) and attach it: a release that runs the release phase."""
-    plat = platform()
-    plat.apps.get(app)
-    change = lifecycle.create(plat, app, actor(), release_output(), plan, attachment=attachment, name=name)
-    addon = change.addon
-    click.echo(f"Creating {addon.name} on {app}... done")
-    click.echo(f"{addon.name} is attached as {addon.attachment}: {addon.config_var} is set"
-               + (f" (release v{change.release.version})" if change.release else
-                  "; the app gets it with its first deploy"))
+    addon, version = backend().create_addon(app, plan, attachment, name)
+    click.echo(f"Creating {addon['name']} on {app}... done")
+    click.echo(f"{addon['name']} is attached as {addon['attachment']}: {addon['config_vars'][0]} is set"
+               + (f" (release v{version})" if version else "; the app gets it with its first deploy"))
 
 
 @cli.command("addons")
@@ -67,20 +56,16 @@ def addons_create(plan: str, app: str, attachment: str | None, name: str | None,
 @json_option
 def addons_list(app: str | None, as_json: bool) -> None:
     """List the add-ons of an app (or of every app of the home)."""
-    plat = platform()
-    if app:
-        plat.apps.get(app)
-    store = AddonStore(plat.settings)
-    found = store.of_app(app) if app else store.all()
+    found = backend().addons(app)
     if as_json:
-        print_json([addon_json(addon) for addon in found])
+        print_json(found)
         return
     if not found:
         click.echo(f"No add-ons{f' on {app}' if app else ''}. Create one with "
                    f"`gitpaas addons:create postgresql -a {app or 'APP'}`.")
         return
     print_table(["add-on", "plan", "app", "as", "state"], (
-        (a.name, a.kind.plan_name, a.app, a.config_var, a.state) for a in found),
+        (a["name"], a["plan"], a["app"], a["config_vars"][0], a["state"]) for a in found),
         title=f"=== Add-ons{f' of {app}' if app else ''}")
 
 
@@ -90,19 +75,18 @@ def addons_list(app: str | None, as_json: bool) -> None:
 @json_option
 def addons_info(name: str, app: str | None, as_json: bool) -> None:
     """Show an add-on: its plan, app, attachment, data and backups."""
-    plat = platform()
-    addon = AddonStore(plat.settings).get(name, app)
+    addon = backend().addon(name, app)
+    kept = addon.pop("backups_kept", None)
     if as_json:
-        print_json(addon_json(addon))
+        print_json(addon)
         return
-    click.echo(f"=== {addon.name}")
-    rows = [("Plan", addon.kind.plan_name), ("Price", "free (runs on this server)"), ("Owning app", addon.app),
-            ("Attachments", f"{addon.app}::{addon.attachment}"), ("Config var", addon.config_var),
-            ("Installed at", when(addon.created_at)), ("State", addon.state)]
-    if addon.service == POSTGRESQL.name:
-        kept = [b for b in BackupStore(plat.settings).list(addon.app) if b.addon == addon.name]
-        schedule = addon.schedule
-        rows += [("Backups", f"{len(kept)} (`gitpaas pg:backups -a {addon.app}`)"),
+    click.echo(f"=== {addon['name']}")
+    rows = [("Plan", addon["plan"]), ("Price", "free (runs on this server)"), ("Owning app", addon["app"]),
+            ("Attachments", f"{addon['app']}::{addon['attachment']}"), ("Config var", addon["config_vars"][0]),
+            ("Installed at", when(addon["created_at"])), ("State", addon["state"])]
+    if addon["service"] == POSTGRESQL.name:
+        schedule = addon["backup_schedule"]
+        rows += [("Backups", f"{kept} (`gitpaas pg:backups -a {addon['app']}`)"),
                  ("Backup schedule", f"daily at {schedule['at']} UTC, keeping {schedule['retain']}" if schedule else "none")]
     for key, value in rows:
         click.echo(f"{key + ':':17}{value}")
@@ -114,15 +98,14 @@ def addons_info(name: str, app: str | None, as_json: bool) -> None:
 @click.option("--confirm", metavar="APP", help="the app's name again, to confirm")
 def addons_destroy(name: str, app: str, confirm: str | None) -> None:
     """Destroy an add-on and its data (a PostgreSQL one keeps a final backup): a release without it."""
-    plat = platform()
-    addon = AddonStore(plat.settings).get(name, app)
+    where = backend()
+    addon = where.addon(name, app)
     if confirm != app:
-        raise UsageError(f"this destroys {addon.name} and its data on {app}; to proceed, run again with --confirm {app}")
-    change = lifecycle.destroy(plat, app, actor(), release_output(), name)
-    click.echo(f"Destroying {addon.name} on {app}... done"
-               + (f" (release v{change.release.version})" if change.release else ""))
-    if change.backup is not None:
-        click.echo(f"Its final backup {change.backup.id} is kept: `gitpaas pg:backups -a {app}`")
+        raise UsageError(f"this destroys {addon['name']} and its data on {app}; to proceed, run again with --confirm {app}")
+    _, version, backup = where.destroy_addon(app, name)
+    click.echo(f"Destroying {addon['name']} on {app}... done" + (f" (release v{version})" if version else ""))
+    if backup is not None:
+        click.echo(f"Its final backup {backup} is kept: `gitpaas pg:backups -a {app}`")
 
 
 @cli.command("addons:rotate-credentials")

@@ -15,7 +15,9 @@ from typing import Any, Iterator, Protocol
 
 from gitpaas import events, operations
 from gitpaas.accounts import Accounts
-from gitpaas.addons.store import AddonStore
+from gitpaas.addons import lifecycle
+from gitpaas.addons.plans import POSTGRESQL
+from gitpaas.addons.store import AddonStore, BackupStore, cli_record
 from gitpaas.client.outcomes import Access, ConfigOutcome
 from gitpaas.client.terminal import Channel
 from gitpaas.errors import BootFailed, ConfigChangeFailed, ReleaseFailed, UsageError
@@ -29,7 +31,7 @@ from gitpaas.scheduler import Process, RunSession
 
 
 class Backend(Protocol):
-    #: what the commands act on, for titles: ``home /var/lib/gitpaas`` or ``https://paas.example.com``
+    #: what the commands act on, for titles: ``/var/lib/gitpaas`` (a home) or ``https://paas.example.com``
     where: str
     remote: bool
 
@@ -63,6 +65,10 @@ class Backend(Protocol):
     def deliveries(self, app: str, limit: int) -> list[dict[str, Any]]: ...
     def stacks(self, app: str) -> tuple[str, str]: ...
     def set_stack(self, app: str, stack: str) -> tuple[str, str]: ...
+    def addons(self, app: str | None) -> list[dict[str, Any]]: ...
+    def addon(self, name: str, app: str | None) -> dict[str, Any]: ...
+    def create_addon(self, app: str, plan: str, attachment: str | None, name: str | None) -> tuple[dict, int | None]: ...
+    def destroy_addon(self, app: str, name: str) -> tuple[dict, int | None, str | None]: ...
     def maintenance(self, app: str) -> bool: ...
     def set_maintenance(self, app: str, on: bool) -> bool: ...
     def drains(self, app: str) -> list[dict[str, Any]]: ...
@@ -118,7 +124,7 @@ class Local:
     def __init__(self, platform: Platform, actor: Actor) -> None:
         self.platform = platform
         self.actor = actor
-        self.where = f"home {platform.settings.home}"
+        self.where = str(platform.settings.home)
 
     # --- apps ----------------------------------------------------------------------------------
     def apps(self) -> list[dict[str, Any]]:
@@ -272,6 +278,32 @@ class Local:
     def set_stack(self, app: str, stack: str) -> tuple[str, str]:
         operations.set_stack(self.platform, app, stack)
         return self.stacks(app)
+
+    # --- add-ons -------------------------------------------------------------------------------
+    def addons(self, app: str | None) -> list[dict[str, Any]]:
+        store = AddonStore(self.platform.settings)
+        if app:
+            self.platform.apps.get(app)
+        return [cli_record(addon) for addon in (store.of_app(app) if app else store.all())]
+
+    def addon(self, name: str, app: str | None) -> dict[str, Any]:
+        addon = AddonStore(self.platform.settings).get(name, app)
+        record = cli_record(addon)
+        if addon.service == POSTGRESQL.name:
+            record["backups_kept"] = sum(1 for b in BackupStore(self.platform.settings).list(addon.app)
+                                         if b.addon == addon.name)
+        return record
+
+    def create_addon(self, app: str, plan: str, attachment: str | None, name: str | None) -> tuple[dict, int | None]:
+        self.platform.apps.get(app)
+        change = lifecycle.create(self.platform, app, self.actor, release_output(), plan, attachment=attachment,
+                                  name=name)
+        return cli_record(change.addon), change.release.version if change.release else None
+
+    def destroy_addon(self, app: str, name: str) -> tuple[dict, int | None, str | None]:
+        change = lifecycle.destroy(self.platform, app, self.actor, release_output(), name)
+        return (cli_record(change.addon), change.release.version if change.release else None,
+                change.backup.id if change.backup else None)
 
     # --- maintenance and drains ----------------------------------------------------------------
     def maintenance(self, app: str) -> bool:

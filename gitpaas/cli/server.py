@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from pathlib import Path
 
 import click
 
@@ -23,7 +24,9 @@ from gitpaas.operations import init_home, record_api_url
 @click.option("--publish", is_flag=True, help="also route api.$GITPAAS_DOMAIN on the router's port(s) to it")
 @click.option("--rendezvous-port", type=click.IntRange(0, 65535), default=None,
               help="where clients attach to one-off dynos (`run`), over TLS [default: --port + 1; 0: any free port]")
-def server(host: str, port: int, publish: bool, rendezvous_port: int | None) -> None:
+@click.option("--rendezvous-host", default=None, metavar="ADDRESS",
+              help="the address it listens on [default: --host; with --publish, every interface]")
+def server(host: str, port: int, publish: bool, rendezvous_port: int | None, rendezvous_host: str | None) -> None:
     """Serve the Heroku-shaped Platform API and git smart HTTP (Ctrl-C stops it); also takes the
     scheduled PostgreSQL backups, feeds the log drains and is where one-off dynos attach."""
     # Imported when the command runs: every other command starts without loading FastAPI and uvicorn.
@@ -44,22 +47,33 @@ def server(host: str, port: int, publish: bool, rendezvous_port: int | None) -> 
         # webhook events link to a release's output there (a signed URL): receivers are elsewhere
         record_api_url(plat, f"https://{api_host}:{plat.settings.https_port}" if tls
                        else f"http://{api_host}:{plat.settings.http_port}")
-    names = sorted({"localhost", "127.0.0.1", f"api.{plat.settings.domain}", socket.gethostname(),
-                    *([host] if host not in ("0.0.0.0", "::") else [])})
-    cert, key = certificate(plat.settings.home / "rendezvous", names)
-    wanted = port + 1 if rendezvous_port is None else rendezvous_port
-    try:
-        rendezvous = Rendezvous(host, wanted, cert, key)
-    except OSError as exc:
-        raise UsageError(f"cannot listen for one-off dynos on port {wanted} ({exc.strerror}): "
-                         "choose another with --rendezvous-port") from None
-    rendezvous.serve()
-    click.echo(f"One-off dynos (run) attach on port {rendezvous.port} over TLS; its certificate, for the Heroku CLI "
-               f"(NODE_EXTRA_CA_CERTS): {cert}")
+    rendezvous = _rendezvous(plat, rendezvous_host or ("0.0.0.0" if publish else host), port, rendezvous_port)
     threading.Thread(target=_take_scheduled_backups, args=(plat,), name="scheduled-backups", daemon=True).start()
     Forwarding(plat.settings, lambda: [app.name for app in plat.apps.list()],
                lambda app: plat.scheduler.logs(app, 0, True)).start()
     uvicorn.run(create_app(plat.settings, rendezvous), host=host, port=port, log_level="info", access_log=True)
+
+
+def _rendezvous(plat, host: str, port: int, wanted: int | None) -> Rendezvous:
+    """Where clients attach to one-off dynos: TLS with the router's certificate when the operator
+    added one (clients trust it already), else a self-signed one made for this home."""
+    tls = plat.router.tls()
+    if tls:
+        cert, key = Path(tls["certificate"]), Path(tls["key"])
+    else:
+        names = sorted({"localhost", "127.0.0.1", f"api.{plat.settings.domain}", socket.gethostname(),
+                        *([host] if host not in ("0.0.0.0", "::") else [])})
+        cert, key = certificate(plat.settings.home / "rendezvous", names)
+    chosen = port + 1 if wanted is None else wanted
+    try:
+        rendezvous = Rendezvous(host, chosen, cert, key)
+    except OSError as exc:
+        raise UsageError(f"cannot listen for one-off dynos on port {chosen} ({exc.strerror}): "
+                         "choose another with --rendezvous-port") from None
+    rendezvous.serve()
+    click.echo(f"One-off dynos (run) attach on {host} port {rendezvous.port} over TLS"
+               + ("" if tls else f"; the Heroku CLI trusts its certificate with NODE_EXTRA_CA_CERTS={cert}"))
+    return rendezvous
 
 
 def _take_scheduled_backups(plat, every: float = 60.0) -> None:

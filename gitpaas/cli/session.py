@@ -8,6 +8,7 @@ token each time it needs one, so the token is never written into the repository'
 from __future__ import annotations
 
 import ipaddress
+import os
 import shlex
 import subprocess
 import sys
@@ -59,6 +60,9 @@ def login(server: str | None, token: str | None) -> None:
         click.echo(f" !    {url} is plain HTTP: your token crosses the network unencrypted; use HTTPS unless "
                    "this network is trusted", err=True)
     click.echo(f"Logged in to {url} as {email} (token kept in ~/{_home_relative(path)}, readable by you only)")
+    if os.environ.get("GITPAAS_HOME"):
+        click.echo(" !    GITPAAS_HOME is set in this shell: commands here act on that home; unset it to use "
+                   "this login", err=True)
 
 
 def _home_relative(path: Path) -> str:

@@ -17,7 +17,7 @@ from gitpaas.client.api import Api
 from gitpaas.client.credentials import Login
 from gitpaas.client.outcomes import Access, ConfigOutcome
 from gitpaas.client.terminal import Channel
-from gitpaas.errors import ConfigChangeFailed, EnvironmentProblem, ReleaseFailed, UsageError
+from gitpaas.errors import ChangeReleaseFailed, ConfigChangeFailed, EnvironmentProblem, ReleaseFailed, UsageError
 from gitpaas.frames import EOF, EXIT, RESIZE, STDIN, frame, read_frame
 from gitpaas.output import StreamOutput
 from gitpaas.release import FAILED, PENDING, Release
@@ -221,6 +221,35 @@ class Remote:
     def set_stack(self, app: str, stack: str) -> tuple[str, str]:
         info = self.api.patch(f"/apps/{_segment(app)}", {"build_stack": stack})
         return info["stack"], info["build_stack"]
+
+    # --- add-ons -------------------------------------------------------------------------------
+    def addons(self, app: str | None) -> list[dict[str, Any]]:
+        return self.api.get(f"/apps/{_segment(app)}/addons" if app else "/addons")
+
+    def addon(self, name: str, app: str | None) -> dict[str, Any]:
+        return self.api.get(f"/apps/{_segment(app)}/addons/{_segment(name)}" if app else f"/addons/{_segment(name)}")
+
+    def create_addon(self, app: str, plan: str, attachment: str | None, name: str | None) -> tuple[dict, int | None]:
+        previous = self.app(app)["current_release"]
+        answer = self.api.post(f"/apps/{_segment(app)}/addons", {
+            "plan": plan, **({"attachment": {"name": attachment}} if attachment else {}), **({"name": name} if name else {})})
+        return answer["addon"], self._follow_change(app, answer, previous, f"the add-on {answer['addon']['name']} is attached")
+
+    def destroy_addon(self, app: str, name: str) -> tuple[dict, int | None, str | None]:
+        previous = self.app(app)["current_release"]
+        answer = self.api.delete(f"/apps/{_segment(app)}/addons/{_segment(name)}")
+        version = self._follow_change(app, answer, previous, f"the add-on {answer['addon']['name']} was removed")
+        return answer["addon"], version, answer.get("backup")
+
+    def _follow_change(self, app: str, answer: dict, previous: str | None, done: str) -> int | None:
+        """Follow the release a change made (an add-on attached or removed); its failure keeps the change."""
+        if answer.get("release") is None:
+            return None
+        try:
+            return self._follow(app, Release.from_dict(answer["release"])).version
+        except ReleaseFailed as exc:
+            raise ChangeReleaseFailed(app, done, exc.version, exc.reason, int(previous[1:]) if previous else None,
+                                      exc.exit_status) from None
 
     # --- maintenance and drains ----------------------------------------------------------------
     def maintenance(self, app: str) -> bool:

@@ -147,6 +147,7 @@ class ApiServer:
         self.log_path = home.path.parent / f"server-{self.port}.log"
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen([GITPAAS, "server", "--port", str(self.port), "--rendezvous-port", "0",
+                                         "--rendezvous-host", "127.0.0.1",
                                          *(["--publish"] if publish else [])],
                                         env=home.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()

@@ -8,9 +8,14 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import pty
 import re
+import select
+import signal
 import subprocess
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,6 +23,12 @@ import pytest
 from harness import APPS, GITPAAS, ApiServer, wait_for
 
 WEB = "web: python3 /app/server.py\n"
+
+
+@dataclass
+class Terminal:
+    returncode: int
+    output: bytes
 
 
 class Laptop:
@@ -39,6 +50,32 @@ class Laptop:
         if check and result.returncode != 0:
             raise AssertionError(f"gitpaas {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
         return result
+
+    def on_terminal(self, args: list[str], typed: bytes, timeout: float = 120) -> "Terminal":
+        """Run gitpaas with a pseudo-terminal as its stdin, stdout and stderr, typing ``typed`` once
+        it says the dyno is up; everything it printed, and its exit status."""
+        controller, terminal = pty.openpty()
+        process = subprocess.Popen([GITPAAS, *args], env={**self.env, "TERM": "xterm"}, cwd=self.repo,
+                                   stdin=terminal, stdout=terminal, stderr=terminal, start_new_session=True)
+        os.close(terminal)
+        output, typed_yet = b"", False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(controller, 65536)
+                except OSError:  # the process closed the terminal: it ended
+                    break
+                output += chunk
+                if not typed_yet and b"... up, run." in output:
+                    time.sleep(1)
+                    os.write(controller, typed)
+                    typed_yet = True
+            elif process.poll() is not None:
+                break
+        os.close(controller)
+        return Terminal(process.wait(timeout=30), output)
 
     def git(self, *args: str, check: bool = True):
         result = subprocess.run(["git", *args], capture_output=True, text=True, env=self.env, cwd=self.repo, timeout=600)
@@ -143,6 +180,28 @@ def test_another_machine_drives_the_whole_lifecycle(home, server, laptop):
     piped = laptop.gitpaas("run", "-a", "blog", "--env", "EXTRA=yes", "--", "sh", "-c", 'cat; echo "$EXTRA"',
                            stdin="typed on the laptop\n")
     assert piped.stdout == "typed on the laptop\nyes\n"
+    # a terminal: `run bash` is a shell on a TTY (a pseudo-terminal here), its exit status returned
+    shell = laptop.on_terminal(["run", "-a", "blog", "bash"], typed=b"echo $((6*7)) on $(tty)\r exit 5\r")
+    assert shell.returncode == 5, shell.output
+    assert re.search(rb"42 on /dev/pts/\d+", shell.output), shell.output
+    # Ctrl-C without a terminal stops the dyno
+    running = subprocess.Popen([GITPAAS, "run", "-a", "blog", "--", "sleep", "600"], env=laptop.env, cwd=laptop.repo,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(lambda: re.search(r"run\.\d{4}\s+up", laptop.gitpaas("ps", "-a", "blog").stdout), "the one-off to run")
+    running.send_signal(signal.SIGINT)
+    assert running.wait(timeout=60) == 130
+    wait_for(lambda: "run." not in laptop.gitpaas("ps", "-a", "blog").stdout, "Ctrl-C to stop the dyno")
+    # `logs --tail` follows from here too
+    tail = subprocess.Popen([GITPAAS, "logs", "--tail", "-a", "blog"], env=laptop.env, cwd=laptop.repo, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    seen: list[str] = []
+    threading.Thread(target=lambda: seen.extend(tail.stdout), daemon=True).start()
+    try:
+        wait_for(lambda: home.get("blog", "/tailed-from-the-laptop") and any(
+            "/tailed-from-the-laptop" in line for line in seen), "the tail to print a new line", interval=1)
+    finally:
+        tail.terminate()
+        tail.wait(timeout=10)
     detached = laptop.gitpaas("run:detached", "-a", "blog", "--", "sh", "-c", "echo from-the-background; sleep 300")
     name = re.search(r"done, (run\.\d{4})", detached.stdout).group(1)
     wait_for(lambda: f"app[{name}]: from-the-background" in laptop.gitpaas("logs", "-a", "blog").stdout,
@@ -170,9 +229,23 @@ def test_another_machine_drives_the_whole_lifecycle(home, server, laptop):
         "access:add", "bob@example.com", "-a", "blog").stdout
     assert re.search(r"bob@example\.com\s+collaborator", laptop.gitpaas("access", "-a", "blog").stdout)
 
+    # --- add-ons: the same commands, the release that attaches one followed ---------------------
+    created = laptop.gitpaas("addons:create", "redis", "-a", "blog", timeout=900)
+    addon = re.search(r"Creating (redis-[a-z]+-\d+) on blog\.\.\. done", created.stdout).group(1)
+    assert f"{addon} is attached as REDIS: REDIS_URL is set (release v6)" in created.stdout
+    assert "       release phase for hello v1" in created.stdout
+    assert laptop.gitpaas("addons", "-a", "blog", "--json").stdout == home.gitpaas("addons", "-a", "blog", "--json").stdout
+    assert re.search(r"^Config var: +REDIS_URL$", laptop.gitpaas("addons:info", addon, "-a", "blog").stdout, re.M)
+    assert f"(add-on {addon})" in laptop.gitpaas("config", "-a", "blog").stdout
+    refused = laptop.gitpaas("addons:destroy", addon, "-a", "blog", check=False)
+    assert "run again with --confirm blog" in one_error_line(refused)
+    gone = laptop.gitpaas("addons:destroy", addon, "-a", "blog", "--confirm", "blog")
+    assert f"Destroying {addon} on blog... done (release v7)" in gone.stdout
+    assert laptop.gitpaas("addons", "-a", "blog", "--json").stdout.strip() == "[]"
+
     # --- what runs on the server only says so, in one line, with no path -----------------------
     for command in (["backup", "/tmp/x.tar"], ["users"], ["tokens:create", "--user", "bob@example.com"],
-                    ["stack:build"], ["sshd:config"]):
+                    ["stack:build"], ["sshd:config"], ["pg:backups", "-a", "blog"]):
         line = one_error_line(laptop.gitpaas(*command, check=False))
         assert "runs on the server only" in line and str(home.path) not in line
 
@@ -240,3 +313,17 @@ def test_log_drains_receive_every_line_across_a_deploy(tmp_path, docker_client):
         server.stop()
         receiver.shutdown()
         home.purge()
+
+
+def test_run_on_the_server_itself(home, tmp_path):
+    """No login: `run` attaches to the engine directly — a shell on a terminal, a pipe, Ctrl-C."""
+    home.create_app("local")
+    assert home.push("local", "web").returncode == 0
+    server_side = Laptop(tmp_path / "server-shell")
+    server_side.env.update({key: value for key, value in home.env.items() if key.startswith("GITPAAS_")})
+    shell = server_side.on_terminal(["run", "-a", "local", "bash"], typed=b"stty size; exit 7\r")
+    assert shell.returncode == 7 and re.search(rb"\r\n\d+ \d+\r\n", shell.output), shell.output
+    piped = server_side.gitpaas("run", "-a", "local", "--", "sh", "-c", "wc -l; echo oops >&2; exit 2", check=False,
+                                stdin="one\ntwo\n")
+    assert (piped.returncode, piped.stdout.strip(), "oops" in piped.stderr) == (2, "2", True)
+    assert not [p for p in home.json("ps", "-a", "local") if p["type"] == "run"], "an attached one-off is removed"
