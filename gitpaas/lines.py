@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 
 def iter_lines(chunks: Iterable[bytes | str]) -> Iterator[str]:
@@ -18,3 +19,14 @@ def iter_lines(chunks: Iterable[bytes | str]) -> Iterator[str]:
             yield raw.decode("utf-8", "replace").removesuffix("\r")
     if pending:
         yield pending.decode("utf-8", "replace").removesuffix("\r")
+
+
+@contextmanager
+def stopped_at_exit(lines: Iterator[str]) -> Iterator[Iterator[str]]:
+    """``lines`` (a followed log), closed when the block ends — which stops what a generator follows."""
+    try:
+        yield lines
+    finally:
+        close = getattr(lines, "close", None)
+        if close is not None:
+            close()

@@ -20,6 +20,7 @@ from gitpaas import procfile, sizes, stacks
 from gitpaas.accounts import Accounts
 from gitpaas.addons import backups as addon_backups
 from gitpaas.addons import runtime as addon_runtime
+from gitpaas.addons.plans import SERVICES
 from gitpaas.addons.store import AddonStore, Backup
 from gitpaas.build import cache
 from gitpaas.errors import ProcessNotFound, UsageError
@@ -198,15 +199,14 @@ def set_maintenance(platform: Platform, name: str, on: bool, output: Output | No
     out; its processes keep running either way. Returns whether anything changed."""
     with release_lock(platform, name, output):
         app = platform.apps.get(name)
+        changed = app.maintenance != on
         platform.router.set_maintenance(name, on)
+        app.maintenance = on
+        platform.apps.save(app)  # (the record and the router agree from here, whatever follows)
         release = current_release(platform, name)
         if release is not None:  # routes the app anew: a route written by an older gitpaas may lack the switch
             platform.scheduler.deploy(deployment(platform.settings, app, release, app.formation), output or NullOutput())
-        if app.maintenance == on:
-            return False
-        app.maintenance = on
-        platform.apps.save(app)
-        return True
+        return changed
 
 
 def add_collaborator(platform: Platform, name: str, email: str, output: Output | None = None) -> None:
@@ -408,6 +408,19 @@ def start_run(platform: Platform, name: str, command: str, *, size: str | None =
     job = OneOff(release=spec, type="run", number=number, command=command,
                  size=chosen or platform.apps.get(name).sizes.get("run"))
     return job.name, platform.scheduler.run(job, tty=tty, attach=attach, env=extra)
+
+
+def open_addon_session(platform: Platform, name: str, service: str, addon_name: str | None, command: str | None,
+                       tty: bool):
+    """A session of the add-on's client (psql, redis-cli) in its container, to attach to: the
+    add-on is made ready under the app's lock (one destroyed meanwhile is not brought back); the
+    session holds no lock, so deploys go on while it is open. Returns (the add-on's name, session)."""
+    with release_lock(platform, name):
+        platform.apps.get(name)
+        addon = AddonStore(platform.settings).of_service(name, SERVICES[service], addon_name)
+        addon_runtime.ready(platform, addon, NullOutput())
+    session = platform.scheduler.addon_attach(addon_runtime.spec(addon), addon_runtime.client_argv(addon, command), tty)
+    return addon.name, session
 
 
 # --- retention -------------------------------------------------------------------------------

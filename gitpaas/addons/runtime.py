@@ -11,6 +11,7 @@ never disagree for good, whatever fails half-way.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 
 from gitpaas.addons.plans import (
@@ -183,3 +184,18 @@ def _new_credentials(service: Service) -> dict[str, str]:
 def _word() -> str:
     """Twelve lowercase letters and digits: a PostgreSQL name that needs no quoting."""
     return new_password()[:12].lower().replace("-", "x").replace("_", "x")
+
+
+def client_argv(addon: Addon, command: str | None) -> list[str]:
+    """The client of ``addon``'s service, as a session in its container runs it: psql (``command``:
+    SQL to run, then exit) or redis-cli (``command``: one command's words). Passwords reach it through
+    the environment (``spec(addon).secrets``; psql connects over the local socket), never in argv."""
+    if addon.service == POSTGRESQL.name:
+        credentials = addon.credentials
+        return ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-U", credentials["user"], "-d", credentials["database"],
+                *(["-c", command] if command is not None else [])]
+    try:
+        words = shlex.split(command) if command else []
+    except ValueError as exc:
+        raise UsageError(f"cannot read the command: {exc}") from None
+    return ["redis-cli", *words]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 from fastapi import APIRouter, Body, Depends, Request
 from pydantic import Field
@@ -24,6 +24,7 @@ from gitpaas.addons.plans import POSTGRESQL
 from gitpaas.addons.store import Addon, AddonNotFound, AddonStore, BackupStore, cli_record
 from gitpaas.api.core import (
     JsonRoute,
+    attach_host,
     Strict,
     current_user,
     gitpaas_variant,
@@ -33,7 +34,8 @@ from gitpaas.api.core import (
     settings_of,
     visible_app,
 )
-from gitpaas.errors import InvalidParams, NotFound, UsageError
+from gitpaas import operations
+from gitpaas.errors import EnvironmentProblem, InvalidParams, NotFound, UsageError
 from gitpaas.identity import Actor
 from gitpaas.names import is_uuid
 from gitpaas.operations import can_access
@@ -313,6 +315,32 @@ def addons_delete(request: Request, user: User, app: str, addon: str,
                 "release": None if release is None else release_payload(request, found, user, release)}
     return addon_json(gone, _expand(request), state="deprovisioned")
 
+
+
+class AddonSessionCreate(Strict):
+    #: "postgresql" (psql) or "redis" (redis-cli): the client of that service, nothing else, is run
+    service: Literal["postgresql", "redis"]
+    #: the add-on's name or attachment (default: the app's first of that service)
+    addon: Optional[str] = Field(default=None, max_length=100)
+    #: SQL for psql's -c, or a redis-cli command; none: a session
+    command: Optional[str] = Field(default=None, max_length=100_000)
+    tty: Optional[bool] = None
+
+
+@router.post("/apps/{app}/addon-sessions", status_code=201)
+def addon_sessions_create(request: Request, user: User, app: str, body: AddonSessionCreate) -> dict:
+    """gitpaas's: a session of an add-on's client in its container (``gitpaas pg:psql``,
+    ``redis:cli`` from another machine), attached to through the rendezvous like a one-off dyno."""
+    platform = platform_of(request)
+    found = visible_app(platform, user, app)
+    rendezvous = getattr(request.app.state, "rendezvous", None)
+    if rendezvous is None:
+        raise EnvironmentProblem("this server has no rendezvous for sessions: run the command on the server")
+    name, session = operations.open_addon_session(platform, found.name, body.service, body.addon, body.command,
+                                                  bool(body.tty))
+    secret = rendezvous.register(session, found.name)
+    return {"addon": name, "attach_url": f"rendezvous://{attach_host(request)}:{rendezvous.port}/{secret}",
+            "rendezvous_fingerprint": rendezvous.fingerprint}
 
 
 class AddonResolve(Strict):

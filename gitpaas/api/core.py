@@ -23,6 +23,7 @@ from gitpaas.accounts import Accounts
 from gitpaas.errors import GitpaasError, NotFound, ReleaseNotFound, Unauthorized
 from gitpaas.identity import Actor
 from gitpaas.names import is_app_name, is_uuid
+from gitpaas.notify.event import hide_server_paths
 from gitpaas.notify.store import Notifications
 from gitpaas.operations import can_access
 from gitpaas.output import NullOutput
@@ -237,6 +238,12 @@ def base_url(request: Request) -> str:
     return f"{scheme}://{request.headers.get('host') or request.url.netloc}"
 
 
+def attach_host(request: Request) -> str:
+    """The host a client reached the API by, for a rendezvous URL (an IPv6 address in brackets)."""
+    host = request.url.hostname or "localhost"
+    return f"[{host}]" if ":" in host else host
+
+
 def output_url(request: Request, app: App, version: int, user: str) -> str:
     """A signed URL of release ``version``'s output, for ``user`` (see gitpaas.signing)."""
     return base_url(request) + release_output_path(settings_of(request), app.name, app.id, version, user=user)
@@ -248,6 +255,6 @@ def release_payload(request: Request, app: App, user: str, release: Release) -> 
     variant is the whole record (failure, timings, config var names…), with that URL in it."""
     has_output = bool(release.process_types.get("release"))
     url = output_url(request, app, release.version, user) if has_output else None
-    if gitpaas_variant(request):
-        return {**release.to_dict(), "output_stream_url": url}
+    if gitpaas_variant(request):  # (no path of the server's home leaves it: a build log's, a failure's)
+        return hide_server_paths({**release.to_dict(), "output_stream_url": url}, settings_of(request).home)
     return release_json(release, url)

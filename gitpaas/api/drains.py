@@ -8,7 +8,13 @@ from urllib.parse import unquote
 from fastapi import APIRouter, Request
 from pydantic import Field
 
-from gitpaas.api.core import JsonRoute, Strict, gitpaas_variant, platform_of, visible_app
+from gitpaas.api.core import (
+    JsonRoute,
+    Strict,
+    gitpaas_variant,
+    platform_of,
+    visible_app,
+)
 from gitpaas.api.routes import User
 from gitpaas.errors import InvalidParams, NotFound, UsageError
 from gitpaas.notify.drains import Drain, Drains

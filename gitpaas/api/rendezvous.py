@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs
 
+from gitpaas.errors import EnvironmentProblem
 from gitpaas.frames import EOF, EXIT, RESIZE, STDIN, frame, read_frame
 from gitpaas.scheduler import RunSession
 
@@ -55,12 +56,17 @@ def certificate(folder: Path, names: list[str]) -> tuple[Path, Path]:
     new_key, new_cert = folder / ".rendezvous.key.new", folder / ".rendezvous.crt.new"
     try:
         new_key.touch(mode=0o600)
-        made = subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-days", "3650", "-subj", "/CN=gitpaas rendezvous", "-addext", f"subjectAltName={alt}",
-             "-keyout", str(new_key), "-out", str(new_cert)], capture_output=True, timeout=60)
+        try:
+            made = subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                 "-days", "3650", "-subj", "/CN=gitpaas rendezvous", "-addext", f"subjectAltName={alt}",
+                 "-keyout", str(new_key), "-out", str(new_cert)], capture_output=True, timeout=60)
+        except FileNotFoundError:
+            raise EnvironmentProblem("openssl is not installed: the rendezvous of one-off dynos needs it to make "
+                                     "its certificate (apt install openssl)") from None
         if made.returncode != 0:
-            raise RuntimeError(f"openssl could not make the rendezvous certificate: {made.stderr.decode()[-200:]}")
+            lines = made.stderr.decode(errors="replace").strip().splitlines() or ["?"]
+            raise EnvironmentProblem(f"openssl could not make the rendezvous certificate: {lines[-1]}")
         new_key.chmod(0o600)
         new_cert.chmod(0o644)
         new_key.replace(key)
@@ -120,6 +126,7 @@ class Rendezvous:
 
     def _serve_one(self, raw: socket.socket) -> None:
         try:
+            _keep_alive(raw)
             raw.settimeout(30)
             connection = self.context.wrap_socket(raw, server_side=True)
             line = _read_line(connection)
@@ -142,6 +149,15 @@ class Rendezvous:
         finally:
             _quietly(waiting.session.close)
             _quietly(connection.close)
+
+
+def _keep_alive(raw: socket.socket) -> None:
+    """A client that vanishes without closing (a laptop that sleeps, a lost network) is noticed
+    within about a minute and a half, and its dyno stopped."""
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, option):
+            raw.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
 def _read_line(connection: ssl.SSLSocket) -> str:

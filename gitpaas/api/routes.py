@@ -15,6 +15,7 @@ from gitpaas import events, operations, stacks
 from gitpaas.addons.store import AddonStore
 from gitpaas.api.core import (
     JsonRoute,
+    attach_host,
     release_payload,
     gitpaas_variant,
     Strict,
@@ -479,12 +480,12 @@ def dynos_create(request: Request, user: User, app: str, body: DynoCreate) -> di
            for key, value in (body.env or {}).items() if value is not None}
     name, session = operations.start_run(platform, found.name, body.command, size=body.size, env=env,
                                          tty=attach and not body.force_no_tty, attach=attach)
+    if session is not None:
+        secret = rendezvous.register(session, found.name)  # (from here, one nobody attaches to expires)
     process = next((p for p in operations.processes(platform, found.name) if p.name == name), None)
     payload = dyno_json(process, found.id) if process else {"name": name, "state": "starting", "type": "run"}
     if session is not None:
-        secret = rendezvous.register(session, found.name)
-        host = request.url.hostname if not request.headers.get("host") else request.headers["host"].rsplit(":", 1)[0]
-        payload["attach_url"] = f"rendezvous://{host}:{rendezvous.port}/{secret}"
+        payload["attach_url"] = f"rendezvous://{attach_host(request)}:{rendezvous.port}/{secret}"
         if gitpaas_variant(request):
             payload["rendezvous_fingerprint"] = rendezvous.fingerprint
     return payload

@@ -32,6 +32,7 @@ from gitpaas.api.core import (
     visible_app,
 )
 from gitpaas.errors import NotFound
+from gitpaas.lines import stopped_at_exit
 from gitpaas.release import PENDING
 from gitpaas.shapes import derived_id
 from gitpaas.signing import Signer
@@ -120,11 +121,12 @@ async def logs(request: Request, token: str) -> StreamingResponse:
 
     def pump() -> None:
         try:
-            for line in scheduler.logs(app.name, claims.get("lines", 100), bool(claims.get("tail"))):
-                if stop.is_set():
-                    return
-                if not wanted or f"[{wanted}]" in line or f"[{wanted}." in line:
-                    lines.put(line)
+            with stopped_at_exit(scheduler.logs(app.name, claims.get("lines", 100), bool(claims.get("tail")))) as followed:
+                for line in followed:
+                    if stop.is_set():
+                        return  # (closing it stops what it follows)
+                    if line and (not wanted or f"[{wanted}]" in line or f"[{wanted}." in line):
+                        lines.put(line)
         finally:
             lines.put(None)
     threading.Thread(target=pump, name="gitpaas-logs", daemon=True).start()

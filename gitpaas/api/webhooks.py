@@ -12,7 +12,13 @@ from typing import Literal, Optional
 from fastapi import APIRouter, Request, Response
 from pydantic import Field
 
-from gitpaas.api.core import JsonRoute, Strict, gitpaas_variant, platform_of, visible_app
+from gitpaas.api.core import (
+    JsonRoute,
+    Strict,
+    gitpaas_variant,
+    platform_of,
+    visible_app,
+)
 from gitpaas.api.routes import User
 from gitpaas.errors import InvalidParams, NotFound, UsageError
 from gitpaas.notify.store import DELIVERED, PENDING, Notifications, Webhook

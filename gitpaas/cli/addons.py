@@ -4,10 +4,8 @@ and pg:backups (capture, restore, download, delete, schedule)."""
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -29,6 +27,7 @@ from gitpaas.cli.common import (
     when,
 )
 from gitpaas.cli.group import cli
+from gitpaas.client.terminal import attach
 from gitpaas.errors import UsageError
 from gitpaas.locks import release_lock
 from gitpaas.output import NullOutput
@@ -127,17 +126,22 @@ def _addon_of(app: str, name: str | None, service: Service) -> Addon:
     return AddonStore(plat.settings).of_service(app, service, name)
 
 
-def _session(app: str, name: str | None, service: Service, argv: Callable[[Addon], list[str]]) -> None:
+def _session(app: str, name: str | None, service: Service, command_text: str | None) -> None:
     """Run a session in the add-on, on this terminal (or this stdin), and exit with its status. The
     add-on is made ready under the app's lock (so one destroyed meanwhile is not brought back); the
-    session itself holds no lock: deploys go on while it is open."""
+    session itself holds no lock: deploys go on while it is open. From another machine, through the
+    server's rendezvous, like `run`."""
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    where = backend()
+    if where.remote:
+        raise SystemExit(attach(where.addon_session(app, service.name, name, command_text, interactive), interactive))
     plat = platform()
     with release_lock(plat, app):
         addon = _addon_of(app, name, service)
         runtime.ready(plat, addon, NullOutput())
-    interactive = sys.stdin.isatty() and sys.stdout.isatty()
     spec = runtime.spec(addon)  # its secrets (Redis: REDISCLI_AUTH) reach the session by name, never in argv
-    command = plat.scheduler.addon_session(spec, argv(addon), interactive, env_names=tuple(spec.secrets))
+    command = plat.scheduler.addon_session(spec, runtime.client_argv(addon, command_text), interactive,
+                                           env_names=tuple(spec.secrets))
     try:
         status = subprocess.run(command, env={**os.environ, **spec.secrets}).returncode
     except FileNotFoundError:
@@ -153,11 +157,7 @@ def _session(app: str, name: str | None, service: Service, argv: Callable[[Addon
 @click.option("-c", "--command", "sql", metavar="SQL", help="run this SQL and exit (else: a session, or SQL on stdin)")
 def pg_psql(name: str | None, app: str, sql: str | None) -> None:
     """psql on the app's PostgreSQL (DATABASE, or the add-on NAME)."""
-    def argv(addon: Addon) -> list[str]:
-        credentials = addon.credentials
-        return ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-U", credentials["user"], "-d", credentials["database"],
-                *(["-c", sql] if sql is not None else [])]
-    _session(app, name, POSTGRESQL, argv)
+    _session(app, name, POSTGRESQL, sql)
 
 
 @cli.command("redis:cli")
@@ -167,11 +167,7 @@ def pg_psql(name: str | None, app: str, sql: str | None) -> None:
               help="run this command and exit (like `GET key`; quote words with spaces)")
 def redis_cli(name: str | None, app: str, command: str | None) -> None:
     """redis-cli on the app's Redis (REDIS, or the add-on NAME)."""
-    try:
-        words = shlex.split(command) if command else []
-    except ValueError as exc:
-        raise UsageError(f"cannot read the command: {exc}") from None
-    _session(app, name, REDIS, lambda addon: ["redis-cli", *words])
+    _session(app, name, REDIS, command)
 
 
 # --- backups -----------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from rich.table import Table, box
 from gitpaas.cli.backend import Backend, Local, release_output  # noqa: F401  (for the commands)
 from gitpaas.client import credentials
 from gitpaas.client.credentials import Login
-from gitpaas.client.remote import Remote
 from gitpaas.identity import OPERATOR, Actor
 from gitpaas.platform import Platform
 from gitpaas.settings import Settings
@@ -47,7 +46,13 @@ def backend() -> Backend:
     root = click.get_current_context().find_root()
     if "gitpaas.backend" not in root.meta:
         found = login()
-        root.meta["gitpaas.backend"] = Remote(found) if found else Local(platform(), actor())
+        if found:
+            # Loaded when logged in: the API client (requests) is not what a command on the server needs.
+            from gitpaas.client.remote import Remote
+
+            root.meta["gitpaas.backend"] = Remote(found)
+        else:
+            root.meta["gitpaas.backend"] = Local(platform(), actor())
     return root.meta["gitpaas.backend"]
 
 

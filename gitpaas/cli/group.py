@@ -29,7 +29,7 @@ REMOTE = {
     "domains", "domains:add", "domains:remove", "domains:clear",
     "access", "access:add", "access:remove",
     "webhooks", "webhooks:add", "webhooks:remove", "webhooks:deliveries",
-    "addons", "addons:info", "addons:create", "addons:destroy",
+    "addons", "addons:info", "addons:create", "addons:destroy", "pg:psql", "redis:cli",
     "stack", "stack:set", "maintenance", "maintenance:on", "maintenance:off", "drains", "drains:add", "drains:remove",
 }
 #: commands that need no home at all (they manage the login itself)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from gitpaas.cli.common import app_option, backend, json_option, print_json, print_table, when
+from gitpaas.cli.common import (
+    app_option,
+    backend,
+    json_option,
+    print_json,
+    print_table,
+    when,
+)
 from gitpaas.cli.group import cli
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import socket
+import ssl
 import threading
 import time
 from pathlib import Path
@@ -13,7 +15,7 @@ from gitpaas.addons.backups import run_scheduled
 from gitpaas.api.rendezvous import Rendezvous, certificate
 from gitpaas.cli.common import platform
 from gitpaas.cli.group import cli
-from gitpaas.errors import UsageError
+from gitpaas.errors import EnvironmentProblem, UsageError
 from gitpaas.notify.drains import Forwarding
 from gitpaas.operations import init_home, record_api_url
 
@@ -67,9 +69,13 @@ def _rendezvous(plat, host: str, port: int, wanted: int | None) -> Rendezvous:
     chosen = port + 1 if wanted is None else wanted
     try:
         rendezvous = Rendezvous(host, chosen, cert, key)
+    except ssl.SSLError as exc:
+        raise EnvironmentProblem(f"the rendezvous cannot use its certificate ({exc.reason or exc})") from None
     except OSError as exc:
-        raise UsageError(f"cannot listen for one-off dynos on port {chosen} ({exc.strerror}): "
-                         "choose another with --rendezvous-port") from None
+        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise EnvironmentProblem(f"the rendezvous cannot start ({exc.strerror or exc})") from None
+        raise UsageError(f"cannot listen for one-off dynos on {host} port {chosen} ({exc.strerror}): "
+                         "choose another with --rendezvous-port or --rendezvous-host") from None
     rendezvous.serve()
     click.echo(f"One-off dynos (run) attach on {host} port {rendezvous.port} over TLS"
                + ("" if tls else f"; the Heroku CLI trusts its certificate with NODE_EXTRA_CA_CERTS={cert}"))

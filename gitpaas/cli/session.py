@@ -20,9 +20,8 @@ import click
 from gitpaas.cli.common import app_option, backend
 from gitpaas.cli.group import cli
 from gitpaas.client import credentials
-from gitpaas.client.api import Api
 from gitpaas.client.credentials import Login
-from gitpaas.errors import Unauthorized, UsageError
+from gitpaas.errors import EnvironmentProblem, Unauthorized, UsageError
 
 
 def _loopback(server: str) -> bool:
@@ -54,22 +53,34 @@ def login(server: str | None, token: str | None) -> None:
     token = token.strip()
     if not token:
         raise UsageError("no token given: create one on the server with `gitpaas tokens:create --user EMAIL`")
-    email = Api(Login(url, "", token)).get("/account")["email"]
-    path = credentials.save(Login(url, email, token))
     if url.startswith("http://") and not _loopback(url):
         click.echo(f" !    {url} is plain HTTP: your token crosses the network unencrypted; use HTTPS unless "
                    "this network is trusted", err=True)
-    click.echo(f"Logged in to {url} as {email} (token kept in ~/{_home_relative(path)}, readable by you only)")
+    account = _api(Login(url, "", token)).get("/account")
+    email = account.get("email") if isinstance(account, dict) else None
+    if not isinstance(email, str):
+        raise EnvironmentProblem(f"{url} did not answer as gitpaas's API does (no account): is that the address "
+                                 "of `gitpaas server`?")
+    path = credentials.save(Login(url, email, token))
+    click.echo(f"Logged in to {url} as {email} (token kept in {_shown(path)}, readable by you only)")
     if os.environ.get("GITPAAS_HOME"):
         click.echo(" !    GITPAAS_HOME is set in this shell: commands here act on that home; unset it to use "
                    "this login", err=True)
 
 
-def _home_relative(path: Path) -> str:
+def _api(found: Login):
+    from gitpaas.client.api import (
+        Api,  # (requests: loaded only by the commands that talk to a server)
+    )
+
+    return Api(found)
+
+
+def _shown(path: Path) -> str:
     try:
-        return str(path.relative_to(Path.home()))
+        return "~/" + str(path.relative_to(Path.home()))
     except ValueError:
-        return path.name
+        return str(path)  # (the user's own config folder, on their own machine)
 
 
 @cli.command("logout")
@@ -89,7 +100,7 @@ def whoami() -> None:
     if found is None:
         raise Unauthorized("not logged in to a gitpaas server: run `gitpaas login --server URL` "
                            "(on the server itself, commands act on its home as its operator)")
-    click.echo(Api(found).get("/account")["email"])
+    click.echo(_api(found).get("/account")["email"])
 
 
 @cli.command("git:remote")

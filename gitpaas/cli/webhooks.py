@@ -70,8 +70,8 @@ def webhooks_remove(id_or_url: str, app: str) -> None:
 @cli.command("webhooks:deliveries")
 @app_option
 @json_option
-@click.option("-n", "--num", "limit", type=click.IntRange(min=1), default=20, show_default=True,
-              help="how many of the newest events")
+@click.option("-n", "--num", "limit", type=click.IntRange(1, 1000), default=20, show_default=True,
+              help="how many of the newest events (at most 1000)")
 def webhooks_deliveries(app: str, as_json: bool, limit: int) -> None:
     """Recent release events and whether each webhook (and e-mail) got them."""
     records = backend().deliveries(app, limit)

@@ -8,6 +8,7 @@ the CLI prints the same thing on the server and off it."""
 
 from __future__ import annotations
 
+import os
 from typing import Any, Iterator
 
 import requests
@@ -52,6 +53,10 @@ class Api:
         self.session.headers.update({"Authorization": f"Bearer {login.token}", "Accept": VARIANT,
                                      "User-Agent": "gitpaas-cli"})
         self.session.trust_env = False  # a proxy from the environment would see the token
+        # a server whose certificate a private CA signed: REQUESTS_CA_BUNDLE names that CA, as for requests
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
+        if bundle:
+            self.session.verify = bundle
 
     def url(self, path: str) -> str:
         return self.login.server + path
@@ -87,17 +92,25 @@ class Api:
         return RemoteError(message, error_id, response.status_code)
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> Any:
-        return self.request("GET", path, headers=headers).json()
+        return self.json(self.request("GET", path, headers=headers))
 
     def post(self, path: str, body: Any = None) -> Any:
-        return self.request("POST", path, body if body is not None else {}).json()
+        return self.json(self.request("POST", path, body if body is not None else {}))
 
     def patch(self, path: str, body: Any) -> Any:
-        return self.request("PATCH", path, body).json()
+        return self.json(self.request("PATCH", path, body))
 
     def delete(self, path: str) -> Any:
         response = self.request("DELETE", path)
-        return response.json() if response.content else None
+        return self.json(response) if response.content else None
+
+    def json(self, response: requests.Response) -> Any:
+        """The answer's JSON; an answer that is none (a web page at that address) is one line."""
+        try:
+            return response.json()
+        except ValueError:
+            raise EnvironmentProblem(f"{self.login.server} answered with something that is not gitpaas's API "
+                                     "(not JSON): is that the address of `gitpaas server`?") from None
 
     def stream(self, url: str) -> Iterator[bytes]:
         """The body of a stream URL (signed: it needs no token) as its chunks come."""
@@ -107,7 +120,10 @@ class Api:
             response = self._send(requests, "GET", url, url.split("/streams/")[0], stream=True,
                                   timeout=(TIMEOUTS[0], None))
         with response:
-            yield from response.iter_content(chunk_size=None)
+            try:
+                yield from response.iter_content(chunk_size=None)
+            except requests.exceptions.RequestException as exc:
+                raise EnvironmentProblem(f"the connection to {self.login.server} was lost ({_reason(exc)})") from None
 
     def lines(self, url: str) -> Iterator[str]:
         """A Server-Sent Events stream's ``data:`` lines (a log session)."""

@@ -17,7 +17,13 @@ from gitpaas.client.api import Api
 from gitpaas.client.credentials import Login
 from gitpaas.client.outcomes import Access, ConfigOutcome
 from gitpaas.client.terminal import Channel
-from gitpaas.errors import ChangeReleaseFailed, ConfigChangeFailed, EnvironmentProblem, ReleaseFailed, UsageError
+from gitpaas.errors import (
+    ChangeReleaseFailed,
+    ConfigChangeFailed,
+    EnvironmentProblem,
+    ReleaseFailed,
+    UsageError,
+)
 from gitpaas.frames import EOF, EXIT, RESIZE, STDIN, frame, read_frame
 from gitpaas.output import StreamOutput
 from gitpaas.release import FAILED, PENDING, Release
@@ -84,7 +90,7 @@ class Remote:
                                     headers={"Range": f"version ..; max={limit}, order=desc"})
         warnings = [part.split('"')[1].replace(" and left out", " and left out of this list")
                     for part in response.headers.get("Warning", "").split(", 199 ") if '"' in part]
-        return [Release.from_dict(data) for data in response.json()], warnings
+        return [Release.from_dict(data) for data in self.api.json(response)], warnings
 
     def release(self, app: str, version: int | None) -> Release:
         if version is None:
@@ -210,8 +216,8 @@ class Remote:
         return {"id": hook["id"], "url": hook["url"], "created_at": hook["created_at"]}
 
     def deliveries(self, app: str, limit: int) -> list[dict[str, Any]]:
-        return self.api.request("GET", f"/apps/{_segment(app)}/webhook-deliveries",
-                                headers={"Range": f"id ..; max={limit}, order=desc"}).json()
+        return self.api.json(self.api.request("GET", f"/apps/{_segment(app)}/webhook-deliveries",
+                                              headers={"Range": f"id ..; max={limit}, order=desc"}))
 
     # --- stacks --------------------------------------------------------------------------------
     def stacks(self, app: str) -> tuple[str, str]:
@@ -250,6 +256,11 @@ class Remote:
         except ReleaseFailed as exc:
             raise ChangeReleaseFailed(app, done, exc.version, exc.reason, int(previous[1:]) if previous else None,
                                       exc.exit_status) from None
+
+    def addon_session(self, app: str, service: str, name: str | None, command: str | None, tty: bool) -> Channel:
+        made = self.api.post(f"/apps/{_segment(app)}/addon-sessions", {
+            "service": service, "addon": name, "command": command, "tty": tty})
+        return RendezvousChannel.connect(made["attach_url"], made["rendezvous_fingerprint"])
 
     # --- maintenance and drains ----------------------------------------------------------------
     def maintenance(self, app: str) -> bool:

@@ -31,31 +31,41 @@ class Channel(Protocol):
 
 
 def attach(channel: Channel, tty: bool) -> int:
+    """Pump until the dyno ends; whatever ends this process first (Ctrl-C, a closed terminal's
+    SIGHUP, a SIGTERM, an error), the dyno is stopped and let go, never left running."""
     stdin = sys.stdin.fileno()
-    restore = None
+    restore = termios.tcgetattr(stdin) if tty else None
+    handlers = {number: signal.signal(number, _interrupt) for number in (signal.SIGHUP, signal.SIGTERM)}
     if tty:
-        restore = termios.tcgetattr(stdin)
         ttymode.setraw(stdin)
         _send_size(channel)
-        previous = signal.signal(signal.SIGWINCH, lambda *_: _send_size(channel))
-    interrupted = False
+        handlers[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, lambda *_: _send_size(channel))
+    interrupted = ended = False
     threading.Thread(target=_forward_input, args=(channel, stdin), name="gitpaas-run-input", daemon=True).start()
     try:
         while True:
             try:
                 got = channel.read()
-            except KeyboardInterrupt:  # only without a TTY: with one, Ctrl-C is a byte for the dyno
+            except KeyboardInterrupt:  # with a TTY, Ctrl-C is a byte for the dyno: this is a signal
                 interrupted = True
                 channel.stop()
                 continue
             if got is None:
                 break
             kind, data = got
-            os.write(2 if kind == 2 else 1, data)
+            _write_all(2 if kind == 2 else 1, data)
+        ended = True
     finally:
         if restore is not None:
             termios.tcsetattr(stdin, termios.TCSADRAIN, restore)
-            signal.signal(signal.SIGWINCH, previous)
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+        if not ended:  # an error on the way: stop it and let it go, then say what happened
+            channel.stop()
+            try:
+                channel.finish()
+            except GitpaasError:
+                pass
     try:
         status = channel.finish()
     except GitpaasError:
@@ -63,6 +73,21 @@ def attach(channel: Channel, tty: bool) -> int:
             return 130
         raise
     return 130 if interrupted else status
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGHUP (the terminal closed) and SIGTERM stop the dyno as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except InterruptedError:
+            continue
+        view = view[written:]
 
 
 def _forward_input(channel: Channel, stdin: int) -> None:

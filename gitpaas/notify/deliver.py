@@ -90,7 +90,9 @@ class _PublicHTTPSHandler(_PublicOnly, urllib.request.HTTPSHandler):
     pass
 
 
-def _opener(private_targets: bool, resolver: Resolver) -> urllib.request.OpenerDirector:
+def http_opener(private_targets: bool, resolver: Resolver) -> urllib.request.OpenerDirector:
+    """urllib, refusing redirects and — unless ``private_targets`` — connecting only to the public
+    addresses its check saw (webhooks, log drains)."""
     if private_targets:
         return urllib.request.build_opener(_RefuseRedirects)
     handlers = [_PublicHTTPHandler(), _PublicHTTPSHandler()]
@@ -108,7 +110,7 @@ def post_webhook(url: str, secret: str, event: dict[str, Any], webhook_id: str, 
     body = json.dumps(webhook_payload(event, webhook_id, delivery_id, attempt["id"])).encode()
     request = urllib.request.Request(url, data=body, method="POST", headers=webhook_headers(secret, event["id"], body))
     try:
-        with _opener(private_targets, resolver).open(request, timeout=timeout) as response:
+        with http_opener(private_targets, resolver).open(request, timeout=timeout) as response:
             attempt["status_code"] = response.status
     except urllib.error.HTTPError as exc:
         attempt["status_code"] = exc.code

@@ -17,16 +17,20 @@ import socket
 import ssl
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
-import requests
+from filelock import FileLock
 
-from gitpaas.errors import GitpaasError, UsageError
+from gitpaas.errors import DamagedRecord, GitpaasError, UsageError
+from gitpaas.lines import stopped_at_exit
 from gitpaas.netpolicy import Resolver, check_host, system_resolver
+from gitpaas.notify.deliver import http_opener
 from gitpaas.release import now_iso
 from gitpaas.settings import Settings
 from gitpaas.store.files import PRIVATE, read_json, write_json
@@ -79,6 +83,7 @@ class Drains:
     """An app's drains and their delivery status, as files in its folder."""
 
     def __init__(self, settings: Settings, app: str) -> None:
+        self.app = app
         self.folder = settings.app_dir(app)
         self.path = self.folder / "drains.json"
         self.status_path = self.folder / "drains-status.json"
@@ -90,23 +95,28 @@ class Drains:
         except FileNotFoundError:
             return []
         except (ValueError, TypeError) as exc:
-            raise GitpaasError(f"drains.json of this app cannot be read ({exc}); fix or remove it") from None
+            raise DamagedRecord(self.app, "drains.json", str(exc)) from None
+
+    def _lock(self) -> FileLock:
+        return FileLock(str(self.folder / ".drains.lock"))
 
     def add(self, url: str, resolver: Resolver = system_resolver) -> Drain:
         url = validate_drain_url(url, self.private_targets, resolver)
-        drains = self.list()
-        if any(drain.url == url for drain in drains):
-            raise UsageError(f"{url} is already a drain of this app")
-        drain = Drain(url=url)
-        write_json(self.path, [asdict(d) for d in [*drains, drain]], mode=PRIVATE)
+        with self._lock():
+            drains = self.list()
+            if any(drain.url == url for drain in drains):
+                raise UsageError(f"{url} is already a drain of this app")
+            drain = Drain(url=url)
+            write_json(self.path, [asdict(d) for d in [*drains, drain]], mode=PRIVATE)
         return drain
 
     def remove(self, id_or_url: str) -> Drain:
-        drains = self.list()
-        for drain in drains:
-            if id_or_url in (drain.id, drain.url, drain.token):
-                write_json(self.path, [asdict(d) for d in drains if d is not drain], mode=PRIVATE)
-                return drain
+        with self._lock():
+            drains = self.list()
+            for drain in drains:
+                if id_or_url in (drain.id, drain.url, drain.token):
+                    write_json(self.path, [asdict(d) for d in drains if d is not drain], mode=PRIVATE)
+                    return drain
         raise UsageError(f"no drain {id_or_url!r} (see `gitpaas drains -a APP`)")
 
     def status(self) -> dict[str, dict[str, Any]]:
@@ -130,27 +140,49 @@ def syslog_frame(line: str, app: str, token: str) -> bytes:
     return f"{len(message)} ".encode() + message
 
 
-def send(drain: Drain, app: str, lines: list[str], private_targets: bool) -> None:
-    """Deliver ``lines`` to ``drain`` once; raises OSError (or requests') on any failure."""
+def send(drain: Drain, app: str, lines: list[str], private_targets: bool,
+         resolver: Resolver = system_resolver) -> None:
+    """Deliver ``lines`` to ``drain`` once; OSError on any failure. Unless ``private_targets``, the
+    connection goes only to the public addresses the check saw (no second DNS answer is asked)."""
     parts = urlsplit(drain.url)
-    if not private_targets:
-        refusal = private_host(parts.hostname or "")
-        if refusal:
-            raise OSError(f"not sent: {refusal}")
     body = b"".join(syslog_frame(line, app, drain.token) for line in lines)
     if parts.scheme in ("http", "https"):
-        answer = requests.post(drain.url, data=body, timeout=TIMEOUT, allow_redirects=False, headers={
+        request = urllib.request.Request(drain.url, data=body, method="POST", headers={
             "Content-Type": "application/logplex-1", "Logplex-Msg-Count": str(len(lines)),
             "Logplex-Frame-Id": str(uuid.uuid4()), "Logplex-Drain-Token": drain.token, "User-Agent": "gitpaas-drain"})
-        if not 200 <= answer.status_code < 300:
-            raise OSError(f"answered {answer.status_code}")
+        try:
+            with http_opener(private_targets, resolver).open(request, timeout=TIMEOUT) as answer:
+                status = answer.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except urllib.error.URLError as exc:
+            raise OSError(str(exc.reason)) from None
+        if not 200 <= status < 300:
+            raise OSError(f"answered {status}")
         return
-    with socket.create_connection((parts.hostname, parts.port), timeout=TIMEOUT) as raw:
+    with _connect(parts.hostname or "", parts.port or 0, private_targets, resolver) as raw:
         if parts.scheme == "syslog+tls":
             with ssl.create_default_context().wrap_socket(raw, server_hostname=parts.hostname) as secure:
                 secure.sendall(body)
         else:
             raw.sendall(body)
+
+
+def _connect(host: str, port: int, private_targets: bool, resolver: Resolver) -> socket.socket:
+    if private_targets:
+        return socket.create_connection((host, port), timeout=TIMEOUT)
+    verdict = check_host(host, resolver)
+    if not verdict.resolved:
+        raise OSError(f"cannot resolve {host}")
+    if verdict.refused:
+        raise OSError(f"not sent: {verdict.refused}")
+    failure = OSError(f"cannot connect to {host}")
+    for address in verdict.addresses:
+        try:
+            return socket.create_connection((address, port), timeout=TIMEOUT)
+        except OSError as exc:
+            failure = exc
+    raise failure
 
 
 class AppDrains:
@@ -176,19 +208,24 @@ class AppDrains:
 
     def _read(self) -> None:
         try:
-            for line in self.follow():
-                if self.stopped.is_set():
-                    return
-                with self.lock:
-                    for drain_id in list(self.backlogs):
-                        backlog = self.backlogs[drain_id]
-                        if len(backlog) == backlog.maxlen:
-                            entry = self.state.setdefault(drain_id, {})
-                            entry["dropped"] = entry.get("dropped", 0) + 1
-                        backlog.append(line)
+            with stopped_at_exit(self.follow()) as followed:
+                for line in followed:
+                    if self.stopped.is_set():
+                        return  # (closing it stops what it follows)
+                    if line:  # ("" marks a second of silence)
+                        self._keep(line)
         except Exception:  # noqa: BLE001 — the engine went away: the manager starts a new follower
             pass
         self.stopped.set()
+
+    def _keep(self, line: str) -> None:
+        with self.lock:
+            for drain_id in list(self.backlogs):
+                backlog = self.backlogs[drain_id]
+                if len(backlog) == backlog.maxlen:
+                    entry = self.state.setdefault(drain_id, {})
+                    entry["dropped"] = entry.get("dropped", 0) + 1
+                backlog.append(line)
 
     def _deliver(self) -> None:
         while not self.stopped.wait(INTERVAL):
@@ -222,7 +259,7 @@ class AppDrains:
         entry = self.state.setdefault(drain.id, {})
         try:
             send(drain, self.app, batch, self.settings.webhook_private_targets)
-        except (OSError, requests.RequestException) as exc:
+        except OSError as exc:  # (requests' errors are OSErrors too)
             failures = entry.get("failures", 0) + 1
             entry.update(failures=failures, last_error=str(exc)[:300], last_error_at=now_iso())
             self.pause_until[drain.id] = time.monotonic() + min(MAX_PAUSE, 2 ** min(failures, 6))
@@ -259,7 +296,13 @@ class Forwarding:
             time.sleep(self.every)
 
     def check(self) -> None:
-        wanted = {app for app in self.apps() if Drains(self.settings, app).list()}
+        wanted = set()
+        for app in self.apps():
+            try:
+                if Drains(self.settings, app).list():
+                    wanted.add(app)
+            except GitpaasError:
+                continue  # its drains.json is damaged (`drains` says so): the other apps go on
         for app, feeding in list(self.feeding.items()):
             if app not in wanted or feeding.stopped.is_set():
                 feeding.stop()

@@ -202,4 +202,4 @@ def _read(path: Path, default: Any) -> Any:
     except FileNotFoundError:
         return default
     except ValueError as exc:
-        raise GitpaasError(f"{path} is not valid JSON ({exc}); fix or remove it") from None
+        raise GitpaasError(f"the app's {path.name} is not valid JSON ({exc}); fix or remove it") from None

@@ -18,10 +18,11 @@ above this module imports ``docker``.
     start_addon(addon) / wait_addon   an add-on's container (True: it had to be started), on its app's
                                       network, its data on a volume; ``refresh`` moves it to a rebuilt image
     addon_exec(addon, argv, …)        run a command in it (rotate credentials, dump, restore)
+    addon_attach(addon, argv, tty)    a session in it as a RunSession (pg:psql from another machine)
     addon_session(addon, argv, …)     the command line of a session in it (pg:psql), passing env_names
                                       from the caller's environment (a password never in an argv)
     remove_addon(addon, keep_data)    its container (and, when asked, its data)
-    logs(app, lines, follow)          the app's output as Heroku-format lines
+    logs(app, lines, follow)          the app's output as Heroku-format lines (following: "" each idle second)
     destroy(app) / purge()            remove one app's resources / every resource of the home
 """
 
@@ -201,6 +202,7 @@ class Scheduler(Protocol):
     def wait_addon(self, addon: AddonSpec, timeout: float) -> None: ...
     def addon_exec(self, addon: AddonSpec, argv: Sequence[str], *, stdin_file: Path | None = None,
                    stdout_file: Path | None = None, env: Mapping[str, str] | None = None) -> tuple[int, str]: ...
+    def addon_attach(self, addon: AddonSpec, argv: Sequence[str], tty: bool) -> RunSession: ...
     def addon_session(self, addon: AddonSpec, argv: Sequence[str], interactive: bool,
                       env_names: Sequence[str] = ()) -> list[str]: ...
     def remove_addon(self, addon: AddonSpec, keep_data: bool) -> None: ...

@@ -201,6 +201,10 @@ class FakeScheduler:
             return None
         return FakeRunSession(job.name, tty, self, process)
 
+    def addon_attach(self, addon: AddonSpec, argv: Sequence[str], tty: bool) -> "FakeRunSession":
+        self.addons.setdefault(addon.name, {}).setdefault("sessions", []).append((list(argv), tty))
+        return FakeRunSession(f"{addon.name} session", tty, self, None)
+
     def processes(self, app: str) -> list[Process]:
         return [p for p in self.running if p.app == app]
 

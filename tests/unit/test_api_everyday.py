@@ -11,15 +11,21 @@ import threading
 import time
 
 import pytest
-
 from fakes import deploy, make_platform
+from schema import validate
+from test_api_security import signed_in_client
+
 from gitpaas import operations
 from gitpaas.api import account, addons, drains, routes, streams, webhooks
 from gitpaas.client.api import VARIANT
-from gitpaas.notify.drains import AppDrains, Drains, Forwarding, syslog_frame, validate_drain_url
+from gitpaas.notify.drains import (
+    AppDrains,
+    Drains,
+    Forwarding,
+    syslog_frame,
+    validate_drain_url,
+)
 from gitpaas.router.render import render_app_config, render_maintenance
-from schema import validate
-from test_api_security import signed_in_client
 
 OWNER = "owner@example.com"
 FRIEND = "friend@example.com"

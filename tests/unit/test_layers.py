@@ -10,13 +10,15 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "gitpaas"
 
-#: imports made on first use, on purpose: docker-py, FastAPI and uvicorn take a while to load, and
-#: commands that read files (`gitpaas apps`, `releases`) need none of them
+#: imports made on first use, on purpose: docker-py, FastAPI, uvicorn and requests take a while to
+#: load, and commands that read files (`gitpaas apps`, `releases`) need none of them
 LOADED_ON_FIRST_USE = {
     ("gitpaas.platform", "gitpaas.scheduler.docker_local"), ("gitpaas.platform", "gitpaas.build.slugs"),
     ("gitpaas.platform", "gitpaas.build.buildpack"), ("gitpaas.platform", "gitpaas.build.dockerfile"),
     ("gitpaas.platform", "gitpaas.dockerutil"), ("gitpaas.cli.stack", "gitpaas.build.stack"),
     ("gitpaas.cli.server", "gitpaas.api.application"),
+    # the Platform API client (requests) only when logged in to a server
+    ("gitpaas.cli.common", "gitpaas.client.remote"), ("gitpaas.cli.session", "gitpaas.client.api"),
 }
 
 

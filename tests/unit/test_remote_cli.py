@@ -9,11 +9,12 @@ import os
 import socket
 import ssl
 import stat
+import threading
 
 import pytest
 from click.testing import CliRunner
-
 from fakes import deploy, make_platform
+
 from gitpaas import operations
 from gitpaas.api.rendezvous import Rendezvous, certificate, fingerprint
 from gitpaas.cli.main import cli
@@ -245,8 +246,9 @@ def test_frames_round_trip_and_a_broken_stream_ends(tmp_path):
 
 
 def test_the_api_answers_an_attach_url_and_without_a_rendezvous_says_run_detached_works(tmp_path, rendezvous):
-    from gitpaas.api.application import create_app
     from test_api_security import Client, signed_in_client
+
+    from gitpaas.api.application import create_app
 
     platform = deployed(tmp_path)
     owner = "owner@example.com"
@@ -292,3 +294,71 @@ def test_credentials_never_print_a_server_path(tmp_path):
     with pytest.raises(UsageError) as caught:
         credentials.load(env)
     assert str(tmp_path) not in caught.value.message and os.sep + "tmp" not in caught.value.message
+
+
+def test_an_add_on_session_runs_its_client_only_with_the_password_in_the_environment(tmp_path):
+    from gitpaas.addons import lifecycle
+    from gitpaas.identity import OPERATOR
+    from gitpaas.output import NullOutput
+
+    platform = deployed(tmp_path)
+    redis = lifecycle.create(platform, "shop", OPERATOR, NullOutput(), "redis").addon
+    postgres = lifecycle.create(platform, "shop", OPERATOR, NullOutput(), "postgresql").addon
+    name, _ = operations.open_addon_session(platform, "shop", "redis", None, "SET k 'two words'", tty=False)
+    assert name == redis.name
+    assert platform.scheduler.addons[redis.name]["sessions"] == [(["redis-cli", "SET", "k", "two words"], False)]
+    operations.open_addon_session(platform, "shop", "postgresql", None, None, tty=True)
+    argv, tty = platform.scheduler.addons[postgres.name]["sessions"][0]
+    assert argv[0] == "psql" and tty and postgres.credentials["password"] not in " ".join(argv)
+    with pytest.raises(UsageError, match="cannot read the command"):
+        operations.open_addon_session(platform, "shop", "redis", None, "GET 'unclosed", tty=False)
+
+
+def test_a_web_page_where_the_api_should_be_is_one_line(tmp_path, monkeypatch):
+    """`gitpaas login --server` pointed at some web site: no traceback, one line, nothing kept."""
+    import http.server
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<html>not an API</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.delenv("GITPAAS_HOME", raising=False)
+    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": ""}
+    try:
+        result = CliRunner().invoke(cli, ["login", "--server", f"http://127.0.0.1:{server.server_address[1]}"],
+                                    env=env, input="gp_token\n")
+    finally:
+        server.shutdown()
+    assert result.exit_code == 8 and "Traceback" not in result.output
+    assert "is not gitpaas's API (not JSON)" in result.stderr and result.stderr.count("\n") == 1
+    assert credentials.load(env) is None
+
+
+def test_a_drain_connects_only_to_the_addresses_its_check_saw():
+    from gitpaas.notify.drains import _connect
+
+    with pytest.raises(OSError, match="not sent: rebinding.example.com resolves to 127.0.0.1"):
+        _connect("rebinding.example.com", 514, False, resolver=lambda host: ["127.0.0.1"])
+    with pytest.raises(OSError, match="cannot resolve"):
+        _connect("nowhere.example.com", 514, False, resolver=lambda host: [])
+
+
+@pytest.mark.parametrize("host, shown", [("api.example.com:5000", "api.example.com"), ("[::1]:5000", "[::1]"),
+                                         ("127.0.0.1", "127.0.0.1")])
+def test_a_rendezvous_url_names_the_host_the_client_used(host, shown):
+    from starlette.requests import Request
+
+    from gitpaas.api.core import attach_host
+
+    request = Request({"type": "http", "method": "POST", "path": "/", "headers": [(b"host", host.encode())],
+                       "scheme": "http", "query_string": b"", "server": ("127.0.0.1", 5000)})
+    assert attach_host(request) == shown

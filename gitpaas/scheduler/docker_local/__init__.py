@@ -41,6 +41,7 @@ from gitpaas.scheduler import (
 from gitpaas.scheduler.docker_local import oneoff, swap
 from gitpaas.scheduler.docker_local.addons import AddonContainers
 from gitpaas.scheduler.docker_local.containers import (
+    DETACHED,
     SIZE,
     Containers,
     Dyno,
@@ -54,6 +55,8 @@ from gitpaas.settings import Settings
 
 #: how often a followed log (``logs --tail``, a drain) looks for processes that started since
 FOLLOW_POLL = 2.0
+#: lines a followed log holds for a slow reader before it drops new ones
+FOLLOW_BACKLOG = 10_000
 
 
 class DockerLocalScheduler:
@@ -79,6 +82,10 @@ class DockerLocalScheduler:
     def addon_exec(self, addon: AddonSpec, argv: Sequence[str], *, stdin_file: Path | None = None,
                    stdout_file: Path | None = None, env: Mapping[str, str] | None = None) -> tuple[int, str]:
         return self.addons.exec(addon, argv, stdin_file=stdin_file, stdout_file=stdout_file, env=env)
+
+    @engine_call("opening a session in an add-on")
+    def addon_attach(self, addon: AddonSpec, argv: Sequence[str], tty: bool) -> RunSession:
+        return self.addons.attach(addon, argv, tty)
 
     def addon_session(self, addon: AddonSpec, argv: Sequence[str], interactive: bool,
                       env_names: Sequence[str] = ()) -> list[str]:
@@ -184,8 +191,10 @@ class DockerLocalScheduler:
     @engine_call("reading logs")
     def logs(self, app: str, lines: int | None, follow: bool) -> Iterator[str]:
         """The processes' output as Heroku-format lines, with the router's-eye R15 line each time the
-        engine killed one of them for memory (``heroku[web.1]: Error R15 …``)."""
-        containers = [c for c in self.containers.find(app) if c.labels.get(labels.ROLE) in ("process", "run")]
+        engine killed one of them for memory (``heroku[web.1]: Error R15 …``). Following, it yields
+        ``""`` after each second of silence, so its reader can stop it (``close()``): everything it
+        started to follow stops then too."""
+        containers = _logged(self.containers.find(app))
         by_id = {c.id: c for c in containers}
         if not follow:
             collected: list[str] = []
@@ -198,14 +207,24 @@ class DockerLocalScheduler:
             collected.sort()
             yield from collected[-lines:] if lines else collected
             return
-        lines_queue: queue.Queue[str] = queue.Queue()
+        lines_queue: queue.Queue[str] = queue.Queue(maxsize=FOLLOW_BACKLOG)
+        stopped = threading.Event()
+        streams: list = []
+
+        def put(line: str) -> None:
+            try:
+                lines_queue.put_nowait(line)
+            except queue.Full:
+                pass  # a reader that does not keep up loses lines, as Heroku's log stream drops them
 
         def watch_memory() -> None:
             try:
                 for container_id, when in self._memory_kills(app, [], follow=True):
+                    if stopped.is_set():
+                        return
                     container = by_id.get(container_id)
                     if container is not None:
-                        lines_queue.put(_memory_kill_line(container, when))
+                        put(_memory_kill_line(container, when))
             except Exception:  # noqa: BLE001 — the engine went away: the process lines stop too
                 return
         threading.Thread(target=watch_memory, daemon=True).start()
@@ -215,18 +234,21 @@ class DockerLocalScheduler:
             try:
                 stream = container.logs(timestamps=True, stream=True, follow=True, tail=tail,
                                         **({"since": since} if since else {}))
+                streams.append(stream)
                 for raw in iter_lines(stream):
-                    lines_queue.put(_format_log(container, raw))
-            except (NotFound, APIError):
-                pass  # the container went away (retired, removed): its stream simply ends
+                    if stopped.is_set():
+                        return
+                    put(_format_log(container, raw))
+            except (NotFound, APIError, OSError, ValueError):
+                pass  # the container went away (retired, removed), or the reader stopped: its stream ends
 
         def follow_new() -> None:
             """Processes that start after the tail began (a deploy, a restart, a one-off) join it;
             one the engine restarted (its stream ended) is followed again from where it stopped."""
             first = True
-            while True:
+            while not stopped.is_set():
                 try:
-                    found = [c for c in self.containers.find(app) if c.labels.get(labels.ROLE) in ("process", "run")]
+                    found = _logged(self.containers.find(app))
                 except Exception:  # noqa: BLE001 — the engine went away: stop looking
                     return
                 now = int(time.time())
@@ -243,10 +265,21 @@ class DockerLocalScheduler:
                     following[container.id] = thread
                     thread.start()
                 first = False
-                time.sleep(FOLLOW_POLL)
+                stopped.wait(FOLLOW_POLL)
         threading.Thread(target=follow_new, daemon=True).start()
-        while True:
-            yield lines_queue.get()
+        try:
+            while True:
+                try:
+                    yield lines_queue.get(timeout=1.0)
+                except queue.Empty:
+                    yield ""
+        finally:
+            stopped.set()
+            for stream in list(streams):
+                try:
+                    stream.close()
+                except Exception:  # noqa: BLE001 — closing what may be closed already
+                    pass
 
     @engine_call("destroying an app")
     def destroy(self, app: str) -> None:
@@ -345,6 +378,13 @@ def _memory_kill_line(container: Container, when: float) -> str:
     stamp = datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
     return (f"{stamp}+00:00 heroku[{container.labels.get(labels.DYNO, '?')}]: Error R15 (Memory quota vastly "
             f"exceeded): {sizes.memory_kill(container.labels.get(SIZE))}; the engine restarts it")
+
+
+def _logged(containers: list[Container]) -> list[Container]:
+    """The containers whose output is the app's logs: its processes and its detached one-offs (an
+    attached one's output is its user's terminal's alone, as on Heroku)."""
+    return [c for c in containers if c.labels.get(labels.ROLE) == "process"
+            or (c.labels.get(labels.ROLE) == "run" and c.labels.get(DETACHED))]
 
 
 def _format_log(container: Container, raw: str) -> str:

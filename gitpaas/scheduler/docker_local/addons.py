@@ -26,6 +26,7 @@ from gitpaas.build.addon_images import ADDON_STACK, RECIPES, ensure_image, is_cu
 from gitpaas.errors import EnvironmentProblem
 from gitpaas.scheduler import AddonSpec
 from gitpaas.scheduler.docker_local.containers import Containers, remove
+from gitpaas.scheduler.docker_local.oneoff import DockerExec
 from gitpaas.settings import Settings
 
 ROLE = "addon"
@@ -151,6 +152,13 @@ class AddonContainers:
         finally:
             if staged is not None:
                 container.exec_run(["rm", "-f", staged])
+
+    def attach(self, addon: AddonSpec, argv: Sequence[str], tty: bool) -> DockerExec:
+        """A session in the add-on's container, to start once its user is there (a rendezvous)."""
+        container = self.find(addon)
+        if container is None:
+            raise EnvironmentProblem(f"the add-on {addon.name} has no container: run `gitpaas boot`")
+        return DockerExec(self.client, container, list(argv), addon.secrets, tty, f"{addon.name} session")
 
     def session(self, addon: AddonSpec, argv: Sequence[str], interactive: bool, env_names: Sequence[str]) -> list[str]:
         """The ``docker exec`` command line of a session in the add-on (for a terminal to run);

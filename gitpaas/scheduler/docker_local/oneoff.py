@@ -20,7 +20,13 @@ from docker.utils.socket import frames_iter
 
 from gitpaas.errors import BootFailed
 from gitpaas.scheduler import OneOff
-from gitpaas.scheduler.docker_local.containers import DETACHED, Containers, kill, remove, shell_command
+from gitpaas.scheduler.docker_local.containers import (
+    DETACHED,
+    Containers,
+    kill,
+    remove,
+    shell_command,
+)
 
 #: how long an exited detached one-off's output stays readable in ``logs``
 KEEP_DETACHED = 24 * 3600
@@ -136,3 +142,73 @@ def _unix_time(stamp: str) -> float:
     except ValueError:
         return 0.0
 
+
+
+class DockerExec:
+    """A session in an add-on's container (``pg:psql`` from another machine): ``docker exec`` with
+    its streams attached, as a RunSession. It ends when its input ends (or its program exits);
+    stopping it closes the connection, which ends its input."""
+
+    def __init__(self, client, container: Container, argv: list[str], env: Mapping[str, str], tty: bool,
+                 name: str) -> None:
+        self.client = client
+        self.container = container
+        self.tty = tty
+        self.name = name
+        self.exec_id = client.api.exec_create(container.id, argv, stdin=True, tty=tty, environment=dict(env))["Id"]
+        self._socket = None
+        self._frames: Iterator | None = None
+
+    def start(self) -> None:
+        try:
+            self._socket = self.client.api.exec_start(self.exec_id, detach=False, tty=self.tty, socket=True)
+        except APIError as exc:
+            raise BootFailed(self.name, f"could not start: {exc.explanation or exc}") from exc
+        self._frames = frames_iter(self._socket, self.tty)
+
+    @property
+    def _raw(self) -> socket.socket:
+        return getattr(self._socket, "_sock", self._socket)
+
+    def read(self) -> tuple[int, bytes] | None:
+        try:
+            return next(self._frames)
+        except (StopIteration, OSError, ValueError):
+            return None
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._raw.sendall(data)
+        except OSError:
+            pass
+
+    def close_stdin(self) -> None:
+        try:
+            self._raw.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def resize(self, rows: int, columns: int) -> None:
+        if self.tty:
+            try:
+                self.client.api.exec_resize(self.exec_id, height=rows, width=columns)
+            except APIError:
+                pass
+
+    def wait(self) -> int:
+        for _ in range(100):  # its streams ended: its exit code follows at once
+            info = self.client.api.exec_inspect(self.exec_id)
+            if not info.get("Running"):
+                return int(info.get("ExitCode") or 0)
+            time.sleep(0.05)
+        return 1
+
+    def stop(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            if self._socket is not None:
+                self._socket.close()
+        except OSError:
+            pass
