@@ -13,7 +13,7 @@ import click
 from gitpaas.addons import backups as addon_backups
 from gitpaas.addons import lifecycle, runtime
 from gitpaas.addons.plans import POSTGRESQL, REDIS, Service
-from gitpaas.addons.store import Addon, AddonStore, BackupStore, validate_backup_id
+from gitpaas.addons.store import Addon, AddonStore, validate_backup_id
 from gitpaas.build.cache import describe_size
 from gitpaas.cli.common import (
     actor,
@@ -177,19 +177,17 @@ def redis_cli(name: str | None, app: str, command: str | None) -> None:
 @json_option
 def pg_backups(app: str | None, as_json: bool) -> None:
     """List the PostgreSQL backups of an app (or of the home), those of destroyed add-ons too."""
-    plat = platform()
-    found = BackupStore(plat.settings).list(app)
+    found, live = backend().backups(app)
     if as_json:
-        print_json([backup.to_dict() for backup in found])
+        print_json(found)
         return
     if not found:
         click.echo(f"No backups{f' of {app}' if app else ''}. Take one with "
                    f"`gitpaas pg:backups:capture -a {app or 'APP'}`.")
         return
-    live = {(a.app, a.name) for a in AddonStore(plat.settings).all()}
     print_table(["id", "taken at", "status", "size", "kind", "app", "add-on"], (
-        (b.id, when(b.created_at), b.status, describe_size(b.size), b.kind, b.app,
-         b.addon + ("" if (b.app, b.addon) in live else " (destroyed)")) for b in reversed(found)),
+        (b["id"], when(b["created_at"]), b["status"], describe_size(b["size"]), b["kind"], b["app"],
+         b["addon"] + ("" if (b["app"], b["addon"]) in live else " (destroyed)")) for b in reversed(found)),
         title=f"=== Backups{f' of {app}' if app else ''}")
 
 
@@ -198,14 +196,9 @@ def pg_backups(app: str | None, as_json: bool) -> None:
 @app_option
 def pg_backups_capture(name: str | None, app: str) -> None:
     """Back up the app's PostgreSQL now (pg_dump's custom format, kept in the home)."""
-    addon = _addon_of(app, name, POSTGRESQL)
-    click.echo(f"Backing up {addon.attachment} ({addon.name}) on {app}...", nl=False)
-    try:
-        backup = addon_backups.capture(platform(), app, addon.name)
-    except BaseException:
-        click.echo("")  # the error's line starts on a line of its own
-        raise
-    click.echo(f" done, {backup.id} ({describe_size(backup.size)})")
+    backup, addon = backend().capture_backup(app, name)
+    click.echo(f"Backing up {addon['attachment']} ({addon['name']}) on {app}... done, {backup['id']} "
+               f"({describe_size(backup['size'])})")
 
 
 @cli.command("pg:backups:restore")
@@ -215,14 +208,13 @@ def pg_backups_capture(name: str | None, app: str) -> None:
 @click.option("--confirm", metavar="APP", help="the app's name again, to confirm")
 def pg_backups_restore(backup_id: str, name: str | None, app: str, confirm: str | None) -> None:
     """Replace the database's contents with a backup's, all or nothing (once no release runs)."""
-    backup = BackupStore(platform().settings).get(validate_backup_id(backup_id), app)
-    addon = _addon_of(app, name, POSTGRESQL)
+    backup_id = validate_backup_id(backup_id)
     if confirm != app:
-        raise UsageError(f"this replaces everything in {addon.name} with {backup.id}; to proceed, run again with "
-                         f"--confirm {app}")
-    click.echo(f"Restoring {backup.id} into {addon.attachment} ({addon.name}) on {app}...")
-    addon_backups.restore(platform(), app, backup.id, addon.name, release_output())
-    click.echo("done")
+        raise UsageError(f"this replaces everything in {app}'s database with {backup_id}; to proceed, run again "
+                         f"with --confirm {app}")
+    click.echo(f"Restoring {backup_id} on {app}...")
+    addon = backend().restore_backup(app, backup_id, name)
+    click.echo(f"done: {addon['attachment']} ({addon['name']}) holds {backup_id}'s data")
 
 
 @cli.command("pg:backups:download")
@@ -231,10 +223,10 @@ def pg_backups_restore(backup_id: str, name: str | None, app: str, confirm: str 
 @click.option("-o", "--output", "target", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="the file to write (pg_dump's custom format: pg_restore reads it)")
 def pg_backups_download(backup_id: str, app: str, target: Path) -> None:
-    """Copy a backup to a file."""
-    backup = BackupStore(platform().settings).get(validate_backup_id(backup_id), app)
-    size = addon_backups.download(platform(), backup, target)
-    click.echo(f"Wrote {backup.id} to {target} ({describe_size(size)})")
+    """Copy a backup to a file (on this machine)."""
+    backup_id = validate_backup_id(backup_id)
+    size = backend().download_backup(app, backup_id, target)
+    click.echo(f"Wrote {backup_id} to {target} ({describe_size(size)})")
 
 
 @cli.command("pg:backups:delete")
@@ -243,24 +235,21 @@ def pg_backups_download(backup_id: str, app: str, target: Path) -> None:
 @click.option("--confirm", metavar="APP", help="the app's name again, to confirm")
 def pg_backups_delete(backup_id: str, app: str, confirm: str | None) -> None:
     """Delete a backup (a destroyed add-on's final one too)."""
-    store = BackupStore(platform().settings)
-    backup = store.get(validate_backup_id(backup_id), app)
-    if confirm != app:
-        raise UsageError(f"this deletes the backup {backup.id} of {app}; to proceed, run again with --confirm {app}")
-    store.delete(backup)
-    click.echo(f"Deleted {backup.id}")
+    deleted = backend().delete_backup(app, validate_backup_id(backup_id), confirm)
+    click.echo(f"Deleted {deleted['id']}")
 
 
 @cli.command("pg:backups:schedule")
 @click.argument("name", required=False)
 @app_option
 @click.option("--at", "at", required=True, metavar="HH:MM", help="the time of day, UTC")
-@click.option("--retain", type=int, default=7, show_default=True, help="how many scheduled backups to keep")
+@click.option("--retain", type=click.IntRange(1, 1000), default=7, show_default=True,
+              help="how many scheduled backups to keep")
 def pg_backups_schedule(name: str | None, app: str, at: str, retain: int) -> None:
     """Back the database up every day (taken by `gitpaas server`, or `pg:backups:take-due` from cron)."""
-    addon = addon_backups.set_schedule(platform(), app, name, at, retain)
-    click.echo(f"Scheduled a daily backup of {addon.name} at {addon.schedule['at']} UTC, keeping "
-               f"{addon.schedule['retain']}")
+    addon = backend().schedule_backups(app, name, at, retain)
+    click.echo(f"Scheduled a daily backup of {addon['name']} at {addon['backup_schedule']['at']} UTC, keeping "
+               f"{addon['backup_schedule']['retain']}")
 
 
 @cli.command("pg:backups:unschedule")
@@ -268,8 +257,8 @@ def pg_backups_schedule(name: str | None, app: str, at: str, retain: int) -> Non
 @app_option
 def pg_backups_unschedule(name: str | None, app: str) -> None:
     """Stop the daily backups (those taken are kept)."""
-    addon = addon_backups.set_schedule(platform(), app, name, None)
-    click.echo(f"Stopped the daily backups of {addon.name}")
+    addon = backend().schedule_backups(app, name, None, 7)
+    click.echo(f"Stopped the daily backups of {addon['name']}")
 
 
 @cli.command("pg:backups:take-due")

@@ -11,14 +11,16 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 from gitpaas import events, operations
 from gitpaas.accounts import Accounts
+from gitpaas.addons import backups as addon_backups
 from gitpaas.addons import lifecycle
 from gitpaas.addons.plans import POSTGRESQL
-from gitpaas.addons.store import AddonStore, BackupStore, cli_record
-from gitpaas.client.outcomes import Access, ConfigOutcome
+from gitpaas.addons.store import AddonStore, BackupStore, cli_record, validate_backup_id
+from gitpaas.client.outcomes import Access, ConfigOutcome, confirm_backup_deletion
 from gitpaas.client.terminal import Channel
 from gitpaas.errors import BootFailed, ConfigChangeFailed, ReleaseFailed, UsageError
 from gitpaas.identity import Actor
@@ -70,6 +72,12 @@ class Backend(Protocol):
     def create_addon(self, app: str, plan: str, attachment: str | None, name: str | None) -> tuple[dict, int | None]: ...
     def destroy_addon(self, app: str, name: str) -> tuple[dict, int | None, str | None]: ...
     def addon_session(self, app: str, service: str, name: str | None, command: str | None, tty: bool) -> Channel: ...
+    def backups(self, app: str | None) -> tuple[list[dict[str, Any]], set[tuple[str, str]]]: ...
+    def capture_backup(self, app: str, name: str | None) -> tuple[dict[str, Any], dict[str, Any]]: ...
+    def download_backup(self, app: str, backup_id: str, target: Path) -> int: ...
+    def delete_backup(self, app: str, backup_id: str, confirm: str | None) -> dict[str, Any]: ...
+    def restore_backup(self, app: str, backup_id: str, name: str | None) -> dict[str, Any]: ...
+    def schedule_backups(self, app: str, name: str | None, at: str | None, retain: int) -> dict[str, Any]: ...
     def maintenance(self, app: str) -> bool: ...
     def set_maintenance(self, app: str, on: bool) -> bool: ...
     def drains(self, app: str) -> list[dict[str, Any]]: ...
@@ -310,6 +318,35 @@ class Local:
         _, session = operations.open_addon_session(self.platform, app, service, name, command, tty)
         session.start()
         return SessionChannel(session)
+
+    # --- PostgreSQL backups ---------------------------------------------------------------------
+    def backups(self, app: str | None) -> tuple[list[dict[str, Any]], set[tuple[str, str]]]:
+        if app:
+            self.platform.apps.get(app)
+        live = {(a.app, a.name) for a in AddonStore(self.platform.settings).all()}
+        return [b.to_dict() for b in BackupStore(self.platform.settings).list(app)], live
+
+    def capture_backup(self, app: str, name: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        backup = addon_backups.capture(self.platform, app, name)
+        return backup.to_dict(), self.addon(backup.addon, app)
+
+    def download_backup(self, app: str, backup_id: str, target: Path) -> int:
+        backup = BackupStore(self.platform.settings).get(validate_backup_id(backup_id), app)
+        return addon_backups.download(self.platform, backup, target)
+
+    def delete_backup(self, app: str, backup_id: str, confirm: str | None) -> dict[str, Any]:
+        store = BackupStore(self.platform.settings)
+        backup = store.get(validate_backup_id(backup_id), app)
+        confirm_backup_deletion(app, backup.id, confirm)
+        store.delete(backup)
+        return backup.to_dict()
+
+    def restore_backup(self, app: str, backup_id: str, name: str | None) -> dict[str, Any]:
+        addon = addon_backups.restore(self.platform, app, validate_backup_id(backup_id), name, release_output())
+        return cli_record(addon)
+
+    def schedule_backups(self, app: str, name: str | None, at: str | None, retain: int) -> dict[str, Any]:
+        return cli_record(addon_backups.set_schedule(self.platform, app, name, at, retain))
 
     # --- maintenance and drains ----------------------------------------------------------------
     def maintenance(self, app: str) -> bool:

@@ -30,6 +30,8 @@ REMOTE = {
     "access", "access:add", "access:remove",
     "webhooks", "webhooks:add", "webhooks:remove", "webhooks:deliveries",
     "addons", "addons:info", "addons:create", "addons:destroy", "pg:psql", "redis:cli",
+    "pg:backups", "pg:backups:capture", "pg:backups:restore", "pg:backups:download", "pg:backups:delete",
+    "pg:backups:schedule", "pg:backups:unschedule",
     "stack", "stack:set", "maintenance", "maintenance:on", "maintenance:off", "drains", "drains:add", "drains:remove",
 }
 #: commands that need no home at all (they manage the login itself)

@@ -10,12 +10,13 @@ import ssl
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import quote, urlsplit
 
-from gitpaas.client.api import Api
+from gitpaas.client.api import Api, RemoteError
 from gitpaas.client.credentials import Login
-from gitpaas.client.outcomes import Access, ConfigOutcome
+from gitpaas.client.outcomes import Access, ConfigOutcome, confirm_backup_deletion
 from gitpaas.client.terminal import Channel
 from gitpaas.errors import (
     ChangeReleaseFailed,
@@ -261,6 +262,44 @@ class Remote:
         made = self.api.post(f"/apps/{_segment(app)}/addon-sessions", {
             "service": service, "addon": name, "command": command, "tty": tty})
         return RendezvousChannel.connect(made["attach_url"], made["rendezvous_fingerprint"])
+
+    # --- PostgreSQL backups ---------------------------------------------------------------------
+    def backups(self, app: str | None) -> tuple[list[dict[str, Any]], set[tuple[str, str]]]:
+        if not app:
+            raise UsageError("which app's backups? from another machine, name it: gitpaas pg:backups -a APP")
+        answer = self.api.get(f"/apps/{_segment(app)}/pg-backups")
+        return answer["backups"], {(app, name) for name in answer["addons"]}
+
+    def capture_backup(self, app: str, name: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        backup = self.api.post(f"/apps/{_segment(app)}/pg-backups", {"addon": name})
+        return backup, self.addon(backup["addon"], app)
+
+    def download_backup(self, app: str, backup_id: str, target: Path) -> int:
+        chunks = self.api.stream(self.api.url(f"/apps/{_segment(app)}/pg-backups/{_segment(backup_id)}/dump"))
+        first = next(chunks, b"")  # (an error is said before the file is touched)
+        try:
+            with open(target, "wb") as sink:
+                sink.write(first)
+                for chunk in chunks:
+                    sink.write(chunk)
+        except OSError as exc:
+            raise UsageError(f"cannot write {target.name}: {exc.strerror}") from None
+        return target.stat().st_size
+
+    def delete_backup(self, app: str, backup_id: str, confirm: str | None) -> dict[str, Any]:
+        listed, _ = self.backups(app)
+        backup = next((b for b in listed if b["id"] == backup_id), None)
+        if backup is None:
+            raise RemoteError(f"no backup {backup_id} of {app} (see `gitpaas pg:backups -a {app}`)", "not_found", 404)
+        confirm_backup_deletion(app, backup_id, confirm)
+        return self.api.delete(f"/apps/{_segment(app)}/pg-backups/{_segment(backup_id)}")
+
+    def restore_backup(self, app: str, backup_id: str, name: str | None) -> dict[str, Any]:
+        return self.api.post(f"/apps/{_segment(app)}/pg-backups/{_segment(backup_id)}/actions/restore", {"addon": name})
+
+    def schedule_backups(self, app: str, name: str | None, at: str | None, retain: int) -> dict[str, Any]:
+        return self.api.json(self.api.request("PUT", f"/apps/{_segment(app)}/pg-backups-schedule",
+                                              {"addon": name, "at": at, "retain": retain}))
 
     # --- maintenance and drains ----------------------------------------------------------------
     def maintenance(self, app: str) -> bool:

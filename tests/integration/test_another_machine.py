@@ -247,9 +247,29 @@ def test_another_machine_drives_the_whole_lifecycle(home, server, laptop):
     assert f"Destroying {addon} on blog... done (release v7)" in gone.stdout
     assert laptop.gitpaas("addons", "-a", "blog", "--json").stdout.strip() == "[]"
 
+    # PostgreSQL: psql, backups (captured, listed, downloaded here, restored, scheduled, deleted)
+    laptop.gitpaas("addons:create", "heroku-postgresql", "-a", "blog", timeout=900)
+    made = laptop.gitpaas("pg:psql", "-a", "blog", stdin="CREATE TABLE notes (body text);\n"
+                                                         "INSERT INTO notes VALUES ('from the laptop');\n")
+    assert "INSERT 0 1" in made.stdout, made.stdout + made.stderr
+    captured = laptop.gitpaas("pg:backups:capture", "-a", "blog")
+    backup = re.search(r"Backing up DATABASE \(postgresql-[a-z]+-\d+\) on blog\.\.\. done, (b\d+)", captured.stdout).group(1)
+    assert json.loads(laptop.gitpaas("pg:backups", "-a", "blog", "--json").stdout) == \
+        json.loads(home.gitpaas("pg:backups", "-a", "blog", "--json").stdout)
+    dump = laptop.home / "blog.dump"
+    assert f"Wrote {backup} to {dump}" in laptop.gitpaas("pg:backups:download", backup, "-a", "blog", "-o", str(dump)).stdout
+    assert dump.read_bytes()[:5] == b"PGDMP"
+    laptop.gitpaas("pg:psql", "-a", "blog", "-c", "DELETE FROM notes")
+    laptop.gitpaas("pg:backups:restore", backup, "-a", "blog", "--confirm", "blog")
+    assert "from the laptop" in laptop.gitpaas("pg:psql", "-a", "blog", "-c", "SELECT body FROM notes").stdout
+    assert "at 03:30 UTC, keeping 3" in laptop.gitpaas("pg:backups:schedule", "-a", "blog", "--at", "3:30",
+                                                       "--retain", "3").stdout
+    laptop.gitpaas("pg:backups:unschedule", "-a", "blog")
+    assert f"Deleted {backup}" in laptop.gitpaas("pg:backups:delete", backup, "-a", "blog", "--confirm", "blog").stdout
+
     # --- what runs on the server only says so, in one line, with no path -----------------------
     for command in (["backup", "/tmp/x.tar"], ["users"], ["tokens:create", "--user", "bob@example.com"],
-                    ["stack:build"], ["sshd:config"], ["pg:backups", "-a", "blog"]):
+                    ["stack:build"], ["sshd:config"], ["pg:backups:take-due"], ["addons:rotate-credentials", "x"]):
         line = one_error_line(laptop.gitpaas(*command, check=False))
         assert "runs on the server only" in line and str(home.path) not in line
 
