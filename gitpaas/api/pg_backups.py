@@ -40,12 +40,17 @@ def backups_capture(request: Request, user: User, app: str, body: AddonName) -> 
     return addon_backups.capture(platform, found.name, body.addon).to_dict()
 
 
-@router.get("/apps/{app}/pg-backups/{backup}/dump")
-def backups_download(request: Request, user: User, app: str, backup: str) -> FileResponse:
+def _backup(request: Request, user: str, app: str, backup: str):
+    """(the app, the backup store, the backup named) — 404 for an app the user may not use."""
     platform = platform_of(request)
     found = visible_app(platform, user, app)
     store = BackupStore(platform.settings)
-    record = store.get(validate_backup_id(backup), found.name)
+    return found, store, store.get(validate_backup_id(backup), found.name)
+
+
+@router.get("/apps/{app}/pg-backups/{backup}/dump")
+def backups_download(request: Request, user: User, app: str, backup: str) -> FileResponse:
+    found, store, record = _backup(request, user, app, backup)
     path = store.dump_path(record)
     if record.status != "completed" or not path.exists():
         raise UsageError(f"backup {record.id} did not complete: there is nothing to download")
@@ -54,10 +59,7 @@ def backups_download(request: Request, user: User, app: str, backup: str) -> Fil
 
 @router.delete("/apps/{app}/pg-backups/{backup}")
 def backups_delete(request: Request, user: User, app: str, backup: str) -> dict:
-    platform = platform_of(request)
-    found = visible_app(platform, user, app)
-    store = BackupStore(platform.settings)
-    record = store.get(validate_backup_id(backup), found.name)
+    _, store, record = _backup(request, user, app, backup)
     store.delete(record)
     return record.to_dict()
 
