@@ -43,6 +43,13 @@ class StreamOutput:
         self._write(" !     ", text)
 
 
+class FileOutput(StreamOutput):
+    """Writes each line to a file as it happens (a release's story, streamed to the gitpaas CLI)."""
+
+    def close(self) -> None:
+        self.stream.close()
+
+
 class RecordingOutput:
     """Keeps every line, for tests and for callers that show output later."""
 

@@ -63,6 +63,12 @@ class Signer:
         return hmac.new(self.key, body, hashlib.sha256).hexdigest()[:32]
 
 
+def release_story_path(settings: Settings, app: str, app_id: str, version: int, user: str) -> str:
+    """The path (``/streams/release-story/TOKEN``) of what the pipeline said making ``version``."""
+    claims = {"app": app, "app_id": app_id, "v": version, "user": user}
+    return f"/streams/release-story/{Signer(settings).sign('release-story', claims, RELEASE_OUTPUT_TTL)}"
+
+
 def release_output_path(settings: Settings, app: str, app_id: str, version: int, **audience: str | list[str]) -> str:
     """The path (``/streams/release-output/TOKEN``) of release ``version``'s output, for ``audience``:
     ``user=EMAIL`` (an account that may use the app) or ``webhooks=[ID, …]`` (its webhooks' receivers)."""

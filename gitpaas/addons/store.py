@@ -161,9 +161,16 @@ class Backup:
     created_at: str = field(default_factory=now_iso)
     size: int = 0
     status: str = "running"
+    #: the id of the app it was taken of: a later app of the same name is another app, and its
+    #: users never see this one's backups through the API (None: recorded before ids were)
+    app_id: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def of_app(self, app_id: str, app_created_at: str) -> bool:
+        """Whether it was taken of the app with that id (a record without one: not before it existed)."""
+        return self.app_id == app_id if self.app_id else self.created_at >= app_created_at
 
 
 class BackupStore:
@@ -174,6 +181,7 @@ class BackupStore:
 
     def __init__(self, settings: Settings) -> None:
         self.root = settings.home / "backups"
+        self.apps_root = settings.home / "apps"
 
     def folder(self, app: str, addon: str) -> Path:
         return self.root / app / addon
@@ -194,10 +202,16 @@ class BackupStore:
             last = max([last] + [int(path.stem[1:]) for path in (self.root / addon.app).glob("*/*.json")
                                  if _BACKUP_ID.fullmatch(path.stem)])
             backup = Backup(f"{self.PREFIX[kind]}{last + 1:03d}", addon.app, addon.name, addon.service, kind,
-                            created_at=created_at or now_iso())
+                            created_at=created_at or now_iso(), app_id=self._app_id(addon.app))
             write_atomic(sequence, f"{last + 1}\n".encode())
             self.save(backup)
         return backup, folder / f"{backup.id}.dump"
+
+    def _app_id(self, app: str) -> str | None:
+        try:
+            return read_json(self.apps_root / app / "app.json").get("id")
+        except (OSError, ValueError, AttributeError):
+            return None
 
     def save(self, backup: Backup) -> None:
         write_json(self.folder(backup.app, backup.addon) / f"{backup.id}.json", backup.to_dict(), mode=PRIVATE)

@@ -39,7 +39,6 @@ from gitpaas.errors import EnvironmentProblem, InvalidParams, NotFound, UsageErr
 from gitpaas.identity import Actor
 from gitpaas.names import is_uuid
 from gitpaas.operations import can_access
-from gitpaas.output import NullOutput
 from gitpaas.platform import Platform
 from gitpaas.release import Release
 from gitpaas.shapes import GENERATION, derived_id
@@ -279,8 +278,8 @@ def addons_create(request: Request, user: User, app: str, body: AddonCreate) -> 
         raise InvalidParams(f"{service.heroku_name} takes no provisioning options on gitpaas "
                             f"(got {', '.join(sorted(body.config))})")
 
-    def begin():
-        change = lifecycle.begin_create(platform, found.name, Actor(user), NullOutput(), service.name,
+    def begin(said):
+        change = lifecycle.begin_create(platform, found.name, Actor(user), said, service.name,
                                         attachment=body.attachment.name if body.attachment else None, name=body.name)
         pending = change.pending
         return (change.addon, pending.release if pending else None), pending
@@ -304,9 +303,9 @@ def addons_delete(request: Request, user: User, app: str, addon: str,
     found = visible_app(platform, user, app)
     target = _addon_of_app(platform, found, addon)
 
-    def begin():
+    def begin(said):
         with _unknown_as("add_on"):  # destroyed meanwhile
-            change = lifecycle.begin_destroy(platform, found.name, Actor(user), NullOutput(), target.name)
+            change = lifecycle.begin_destroy(platform, found.name, Actor(user), said, target.name)
         pending = change.pending
         return (change.addon, pending.release if pending else None, change.backup), pending
     gone, release, backup = release_in_background(found.name, begin)

@@ -26,14 +26,15 @@ from gitpaas.names import is_app_name, is_uuid
 from gitpaas.notify.event import hide_server_paths
 from gitpaas.notify.store import Notifications
 from gitpaas.operations import can_access
-from gitpaas.output import NullOutput
+from gitpaas.output import FileOutput, NullOutput, Output, RecordingOutput
 from gitpaas.pipeline import PendingRelease
 from gitpaas.platform import Platform
 from gitpaas.release import Release, parse_version
 from gitpaas.settings import Settings
 from gitpaas.shapes import release_json
-from gitpaas.signing import release_output_path
+from gitpaas.signing import release_output_path, release_story_path
 from gitpaas.store.apps import App
+from gitpaas.store.files import open_private
 
 log = logging.getLogger("gitpaas.api")
 T = TypeVar("T")
@@ -168,10 +169,12 @@ def find_release(platform: Platform, app: str, identity: str) -> Release:
     raise ReleaseNotFound(app, identity)
 
 
-def release_in_background(app: str, begin: Callable[[], tuple[T, PendingRelease | None]]) -> T:
-    """Run ``begin`` — an event's first half: it takes the app's lock and records vN ``pending`` —
-    in a thread of its own, answer with what it returned as soon as it did, and let the release
-    phase and swap go on in that thread, as on Heroku. Its outcome is in the release's record.
+def release_in_background(app: str, begin: Callable[[Output], tuple[T, PendingRelease | None]]) -> T:
+    """Run ``begin(output)`` — an event's first half: it takes the app's lock and records vN
+    ``pending`` — in a thread of its own, answer with what it returned as soon as it did, and let the
+    release phase and swap go on in that thread, as on Heroku. Its outcome is in the release's record;
+    what the pipeline says meanwhile, in its story (``releases/vN/story.log``: the gitpaas CLI
+    follows it from another machine).
 
     One thread takes the app's lock and lets it go: a request thread that took it could serve the
     next request for the same app while the release still holds it, and wait on itself.
@@ -179,28 +182,48 @@ def release_in_background(app: str, begin: Callable[[], tuple[T, PendingRelease 
     handoff: queue.Queue = queue.Queue(maxsize=1)
 
     def run() -> None:
+        said = RecordingOutput()
         try:
-            answer, pending = begin()
+            answer, pending = begin(said)
         except BaseException as exc:  # handed to the request, which renders it
             handoff.put((None, exc))
             return
+        story = None
         if pending is not None:  # the answer is the record as it is now; the release goes on changing
             answer = copy.deepcopy(answer)
+            story = _story(pending, said)
         handoff.put((answer, None))
         if pending is None:
             return
         try:
-            pending.finish(NullOutput())
+            pending.finish(story or NullOutput())
         except GitpaasError:
             pass  # expected failures are recorded in the release (status, failure reason)
         except Exception:
             log.exception("release v%s of %s failed unexpectedly", pending.release.version, app)
+        finally:
+            if story is not None:
+                story.close()
 
     threading.Thread(target=run, name=f"gitpaas-release-{app}", daemon=True).start()
     answer, error = handoff.get()
     if error is not None:
         raise error
     return answer
+
+
+def _story(pending: PendingRelease, said: RecordingOutput) -> FileOutput | None:
+    """The release's story file, begun with what its first half said (None if it cannot be written:
+    the release goes on without one)."""
+    try:
+        path = pending.platform.apps.releases(pending.release.app["name"]).story_path(pending.release.version)
+        story = FileOutput(open_private(path, "a"))
+    except OSError:
+        return None
+    for line in said.lines:
+        story.stream.write(line + "\n")
+    story.stream.flush()
+    return story
 
 
 #: how long a log session's URL may be opened; a tail, once open, stays open
@@ -256,5 +279,7 @@ def release_payload(request: Request, app: App, user: str, release: Release) -> 
     has_output = bool(release.process_types.get("release"))
     url = output_url(request, app, release.version, user) if has_output else None
     if gitpaas_variant(request):  # (no path of the server's home leaves it: a build log's, a failure's)
-        return hide_server_paths({**release.to_dict(), "output_stream_url": url}, settings_of(request).home)
+        story = base_url(request) + release_story_path(settings_of(request), app.name, app.id, release.version, user)
+        return hide_server_paths({**release.to_dict(), "output_stream_url": url, "story_stream_url": story},
+                                 settings_of(request).home)
     return release_json(release, url)

@@ -14,7 +14,7 @@ from gitpaas.addons import backups as addon_backups
 from gitpaas.addons.store import AddonStore, BackupStore, cli_record, validate_backup_id
 from gitpaas.api.core import JsonRoute, Strict, platform_of, visible_app
 from gitpaas.api.routes import User
-from gitpaas.errors import UsageError
+from gitpaas.errors import NotFound, UsageError
 
 router = APIRouter(route_class=JsonRoute)
 
@@ -29,7 +29,8 @@ def backups_list(request: Request, user: User, app: str) -> dict:
     """The app's backups (those of destroyed add-ons too), and the add-ons it still has."""
     platform = platform_of(request)
     found = visible_app(platform, user, app)
-    return {"backups": [b.to_dict() for b in BackupStore(platform.settings).list(found.name)],
+    return {"backups": [b.to_dict() for b in BackupStore(platform.settings).list(found.name)
+                        if b.of_app(found.id, found.created_at)],
             "addons": [a.name for a in AddonStore(platform.settings).of_app(found.name)]}
 
 
@@ -41,11 +42,15 @@ def backups_capture(request: Request, user: User, app: str, body: AddonName) -> 
 
 
 def _backup(request: Request, user: str, app: str, backup: str):
-    """(the app, the backup store, the backup named) — 404 for an app the user may not use."""
+    """(the app, the backup store, the backup named) — 404 for an app the user may not use, and for
+    a backup of an earlier app of the same name (destroyed: its backups are not the new app's)."""
     platform = platform_of(request)
     found = visible_app(platform, user, app)
     store = BackupStore(platform.settings)
-    return found, store, store.get(validate_backup_id(backup), found.name)
+    record = store.get(validate_backup_id(backup), found.name)
+    if not record.of_app(found.id, found.created_at):
+        raise NotFound(f"no backup {record.id!r} of {found.name} (see `gitpaas pg:backups -a {found.name}`)")
+    return found, store, record
 
 
 @router.get("/apps/{app}/pg-backups/{backup}/dump")
@@ -66,9 +71,8 @@ def backups_delete(request: Request, user: User, app: str, backup: str) -> dict:
 
 @router.post("/apps/{app}/pg-backups/{backup}/actions/restore")
 def backups_restore(request: Request, user: User, app: str, backup: str, body: AddonName) -> dict:
-    platform = platform_of(request)
-    found = visible_app(platform, user, app)
-    addon = addon_backups.restore(platform, found.name, validate_backup_id(backup), body.addon)
+    found, _, record = _backup(request, user, app, backup)
+    addon = addon_backups.restore(platform_of(request), found.name, record.id, body.addon)
     return cli_record(addon)
 
 

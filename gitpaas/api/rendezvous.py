@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from gitpaas.errors import EnvironmentProblem
-from gitpaas.frames import EOF, EXIT, RESIZE, STDIN, frame, read_frame
+from gitpaas.errors import EnvironmentProblem, GitpaasError
+from gitpaas.frames import EOF, EXIT, RESIZE, STDERR, STDIN, frame, read_frame
 from gitpaas.scheduler import RunSession
 
 log = logging.getLogger("gitpaas.rendezvous")
@@ -144,6 +144,9 @@ class Rendezvous:
         try:
             connection.sendall(b"rendezvous\r\n")
             _attach(connection, waiting.session, framed)
+        except GitpaasError as exc:  # (it could not start): the client is told why, as its last words
+            said = f" !    {exc.message}\r\n".encode()
+            _quietly(connection.sendall, frame(STDERR, said) + frame(EXIT, b"1") if framed else said)
         except Exception:  # noqa: BLE001 — a session's failure ends that session, not the server
             log.exception("one-off dyno %s of %s ended unexpectedly", waiting.session.name, waiting.app)
         finally:

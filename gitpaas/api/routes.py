@@ -38,7 +38,6 @@ from gitpaas.errors import (
 )
 from gitpaas.identity import Actor
 from gitpaas.names import parse_number
-from gitpaas.output import NullOutput
 from gitpaas.platform import Platform
 from gitpaas.shapes import (
     account_json,
@@ -304,18 +303,18 @@ def releases_create(request: Request, user: User, app: str, body: ReleaseCreate)
     if [body.slug is not None, body.release is not None, bool(body.retry)].count(True) != 1:
         raise InvalidParams("Send either slug (to create a release), release (to roll back) or retry.")
     if body.retry:
-        def begin():
-            pending = events.begin_retry(platform, found.name, Actor(user), NullOutput())
+        def begin(said):
+            pending = events.begin_retry(platform, found.name, Actor(user), said)
             return pending.release, pending
     elif body.release is not None:
         version = None if body.release == "previous" else find_release(platform, found.name, body.release).version
 
-        def begin():
-            pending = events.begin_rollback(platform, found.name, Actor(user), NullOutput(), version)
+        def begin(said):
+            pending = events.begin_rollback(platform, found.name, Actor(user), said, version)
             return pending.release, pending
     else:
-        def begin():
-            pending = events.begin_slug_release(platform, found.name, Actor(user), NullOutput(), body.slug,
+        def begin(said):
+            pending = events.begin_slug_release(platform, found.name, Actor(user), said, body.slug,
                                                 body.description)
             return pending.release, pending
     return release_payload(request, found, user, release_in_background(found.name, begin))
@@ -351,9 +350,9 @@ def config_vars_update(request: Request, user: User, app: str, body: ConfigPatch
     if not changes:
         raise InvalidParams("Send at least one config var.")
 
-    def begin():
+    def begin(said):
         change = events.begin_config_change(
-            platform, found.name, Actor(user), NullOutput(),
+            platform, found.name, Actor(user), said,
             set_values={k: v for k, v in changes.items() if v is not None},
             unset_keys=[k for k, v in changes.items() if v is None])
         if gitpaas_variant(request):  # what changed, and the release it made (to follow)

@@ -48,13 +48,23 @@ NO_BUFFERING = {"X-Accel-Buffering": "no", "Cache-Control": "no-cache"}
 
 @router.get("/streams/release-output/{token}")
 async def release_output(request: Request, token: str) -> StreamingResponse:
-    claims = Signer(settings_of(request)).verify(token, "release-output")
+    return _follow_release_file(request, token, "release-output", ReleaseStore.output_path)
+
+
+@router.get("/streams/release-story/{token}")
+async def release_story(request: Request, token: str) -> StreamingResponse:
+    """What the pipeline said while making a release the API started (``gitpaas.signing``)."""
+    return _follow_release_file(request, token, "release-story", ReleaseStore.story_path)
+
+
+def _follow_release_file(request: Request, token: str, kind: str, path_of) -> StreamingResponse:
+    claims = Signer(settings_of(request)).verify(token, kind)
     platform = platform_of(request)
     releases = platform.apps.releases(stream_app(platform, claims).name)
     version = claims.get("v")
     if type(version) is not int or _status(releases, version) is None:
         raise NotFound("Couldn't find that stream.")
-    path = releases.output_path(version)
+    path = path_of(releases, version)
 
     async def chunks() -> AsyncIterator[bytes]:
         offset = 0
@@ -126,9 +136,15 @@ async def logs(request: Request, token: str) -> StreamingResponse:
                     if stop.is_set():
                         return  # (closing it stops what it follows)
                     if line and (not wanted or f"[{wanted}]" in line or f"[{wanted}." in line):
-                        lines.put(line)
+                        try:
+                            lines.put(line, timeout=1.0)
+                        except queue.Full:
+                            pass  # a reader that does not keep up (or is gone: the next check ends this)
         finally:
-            lines.put(None)
+            try:
+                lines.put(None, timeout=1.0)
+            except queue.Full:
+                pass  # nobody reads any more
     threading.Thread(target=pump, name="gitpaas-logs", daemon=True).start()
 
     async def events() -> AsyncIterator[bytes]:

@@ -100,7 +100,10 @@ def whoami() -> None:
     if found is None:
         raise Unauthorized("not logged in to a gitpaas server: run `gitpaas login --server URL` "
                            "(on the server itself, commands act on its home as its operator)")
-    click.echo(_api(found).get("/account")["email"])
+    account = _api(found).get("/account")
+    if not isinstance(account, dict) or not isinstance(account.get("email"), str):
+        raise EnvironmentProblem(f"{found.server} did not answer as gitpaas's API does (no account)")
+    click.echo(account["email"])
 
 
 @cli.command("git:remote")
@@ -129,7 +132,10 @@ def git_remote(app: str, name: str) -> None:
 
 
 def _git(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(["git", *args], capture_output=True, text=True)
+    try:
+        result = subprocess.run(["git", *args], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise EnvironmentProblem("git is not installed here: git:remote configures git") from None
     if check and result.returncode != 0:
         raise UsageError(f"git {args[0]} failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
     return result

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from gitpaas.errors import UsageError
+from gitpaas.errors import EnvironmentProblem, UsageError
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,12 @@ def load(environ: Mapping[str, str] | None = None) -> Login | None:
 def save(login: Login, environ: Mapping[str, str] | None = None) -> Path:
     """Write the login atomically, readable by its owner only (the folder too)."""
     path = credentials_path(environ)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".credentials-")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".credentials-")
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot keep the login in {_shown(path.parent, os.environ if environ is None else environ)}: "
+                                 f"{exc.strerror}") from None
     try:
         os.fchmod(descriptor, 0o600)
         with os.fdopen(descriptor, "w") as handle:

@@ -26,7 +26,6 @@ from gitpaas.errors import (
     UsageError,
 )
 from gitpaas.frames import EOF, EXIT, RESIZE, STDIN, frame, read_frame
-from gitpaas.output import StreamOutput
 from gitpaas.release import FAILED, PENDING, Release
 from gitpaas.scheduler import Process
 from gitpaas.sizes import get as size_named
@@ -79,7 +78,7 @@ class Remote:
         if answer.get("release") is None:
             return ConfigOutcome(bool(answer.get("changed")), None)
         try:
-            release = self._follow(app, Release.from_dict(answer["release"]))
+            release = self._follow(app, answer["release"])
         except ReleaseFailed as exc:
             raise ConfigChangeFailed(app, exc.version, exc.reason, int(previous[1:]) if previous else None,
                                      exc.exit_status) from None
@@ -107,38 +106,31 @@ class Remote:
         for chunk in self.api.stream(release.output_stream_url):
             yield chunk.decode("utf-8", "replace")
 
-    def _follow(self, app: str, release: Release) -> Release:
-        """Tell a release's story until it ends (as the pipeline does on the server); a failed one raises."""
-        out = StreamOutput(sys.stdout)
-        command = release.process_types.get("release")
-        if command:
-            out.stage(f"Running release command: {command}")
-            buffer = ""
-            for chunk in self.output(app, release):
-                buffer += chunk
-                *lines, buffer = buffer.split("\n")
-                for line in lines:
-                    out.info(line)
-            if buffer:
-                out.info(buffer)
+    def _follow(self, app: str, record: dict[str, Any]) -> Release:
+        """Tell a release's story until it ends — what the pipeline says on the server, streamed
+        from it (``story_stream_url``) — then its outcome; a failed one raises, as on the server."""
+        release = Release.from_dict(record)
+        story = record.get("story_stream_url")
+        if story:
+            for chunk in self.api.stream(story):
+                sys.stdout.write(chunk.decode("utf-8", "replace"))
+                sys.stdout.flush()
         while release.status == PENDING:
             time.sleep(POLL)
             release = self.release(app, release.version)
         if release.status == FAILED:
             failure = release.failure or {}
             raise ReleaseFailed(release.version, failure.get("reason") or "it failed", failure.get("exit_status"))
-        if command:
-            out.info("Release command succeeded (exit 0)")
         return release
 
     def rollback(self, app: str, version: int | None) -> Release:
         pending = self.api.post(f"/apps/{_segment(app)}/releases",
                                 {"release": str(version) if version is not None else "previous"})
-        return self._follow(app, Release.from_dict(pending))
+        return self._follow(app, pending)
 
     def retry(self, app: str) -> Release:
         pending = self.api.post(f"/apps/{_segment(app)}/releases", {"retry": True})
-        return self._follow(app, Release.from_dict(pending))
+        return self._follow(app, pending)
 
     def retention(self, app: str, keep: int | None) -> list[int]:
         answer = self.api.patch(f"/apps/{_segment(app)}", {"retention": keep if keep is not None else "all"})
@@ -253,7 +245,7 @@ class Remote:
         if answer.get("release") is None:
             return None
         try:
-            return self._follow(app, Release.from_dict(answer["release"])).version
+            return self._follow(app, answer["release"]).version
         except ReleaseFailed as exc:
             raise ChangeReleaseFailed(app, done, exc.version, exc.reason, int(previous[1:]) if previous else None,
                                       exc.exit_status) from None
@@ -277,20 +269,24 @@ class Remote:
     def download_backup(self, app: str, backup_id: str, target: Path) -> int:
         chunks = self.api.stream(self.api.url(f"/apps/{_segment(app)}/pg-backups/{_segment(backup_id)}/dump"))
         first = next(chunks, b"")  # (an error is said before the file is touched)
+        partial = target.with_name(f".{target.name}.part")
         try:
-            with open(target, "wb") as sink:
+            with open(partial, "wb") as sink:
                 sink.write(first)
-                for chunk in chunks:
+                for chunk in chunks:  # (a connection lost half-way leaves no truncated dump behind)
                     sink.write(chunk)
+            partial.replace(target)
         except OSError as exc:
             raise UsageError(f"cannot write {target.name}: {exc.strerror}") from None
+        finally:
+            partial.unlink(missing_ok=True)
         return target.stat().st_size
 
     def delete_backup(self, app: str, backup_id: str, confirm: str | None) -> dict[str, Any]:
         listed, _ = self.backups(app)
         backup = next((b for b in listed if b["id"] == backup_id), None)
         if backup is None:
-            raise RemoteError(f"no backup {backup_id} of {app} (see `gitpaas pg:backups -a {app}`)", "not_found", 404)
+            raise RemoteError(f"no backup {backup_id!r} of {app} (see `gitpaas pg:backups -a {app}`)", "not_found", 404)
         confirm_backup_deletion(app, backup_id, confirm)
         return self.api.delete(f"/apps/{_segment(app)}/pg-backups/{_segment(backup_id)}")
 

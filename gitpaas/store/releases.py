@@ -44,6 +44,11 @@ class ReleaseStore:
     def output_path(self, version: int) -> Path:
         return self.folder(version) / "output.log"
 
+    def story_path(self, version: int) -> Path:
+        """What the pipeline said while it made a release the API started (``Release vN created``,
+        the release command, the swap): what the gitpaas CLI prints on another machine."""
+        return self.folder(version) / "story.log"
+
     def versions(self) -> list[int]:
         """Every version with a record, ascending."""
         try:

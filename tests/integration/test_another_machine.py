@@ -137,11 +137,14 @@ def test_another_machine_drives_the_whole_lifecycle(home, server, laptop):
     assert info["git_url"] == f"{server.url}/blog.git"
     assert laptop.gitpaas("ps", "-a", "blog", "--json").stdout == home.gitpaas("ps", "-a", "blog", "--json").stdout
 
-    # --- config:set: the release command's output as it runs, then the same last line -------------
+    # --- config:set: what the pipeline says on the server, as it happens, then the same last line --
     setting = laptop.gitpaas("config:set", "GREETING=hi there", "-a", "blog")
-    assert "-----> Running release command: echo \"release phase for $(cat /app/BODY)\"" in setting.stdout
-    assert "       release phase for hello v1" in setting.stdout
-    assert setting.stdout.splitlines()[-1] == "Setting GREETING and restarting blog... done, v2"
+    lines = setting.stdout.splitlines()
+    assert lines[0] == "-----> Release v2 created (Set GREETING config vars)"
+    assert re.fullmatch(r'-----> Running release command \(release\.\d{4}\): echo "release phase for \$\(cat /app/BODY\)"',
+                        lines[1])
+    assert "       release phase for hello v1" in lines and f"       Routing http://blog.localhost:{home.port}/ to v2 (1 web)" in lines
+    assert lines[-1] == "Setting GREETING and restarting blog... done, v2"
     assert laptop.gitpaas("config:get", "GREETING", "-a", "blog").stdout == "hi there\n"
     laptop.gitpaas("config:set", "SECOND=1", "-a", "blog")
 

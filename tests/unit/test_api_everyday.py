@@ -16,7 +16,7 @@ from schema import validate
 from test_api_security import signed_in_client
 
 from gitpaas import operations
-from gitpaas.api import account, addons, drains, routes, streams, webhooks
+from gitpaas.api import account, addons, drains, pg_backups, routes, streams, webhooks
 from gitpaas.client.api import VARIANT
 from gitpaas.notify.drains import (
     AppDrains,
@@ -38,7 +38,7 @@ def platform(tmp_path, monkeypatch):
     operations.create_app(made, "shop", owner=OWNER)
     operations.add_collaborator(made, "shop", FRIEND)
     deploy(made)
-    for module in (routes, webhooks, account, drains, streams, addons):
+    for module in (routes, webhooks, account, drains, streams, addons, pg_backups):
         monkeypatch.setattr(module, "platform_of", lambda request: made)
     return made
 
@@ -185,8 +185,9 @@ def test_the_gitpaas_variant_is_the_record_the_cli_prints(client, platform):
     assert app == {**operations.app_info(platform, "shop"), "git_url": "http://testserver/shop.git"}
     release = client.request("GET", "/apps/shop/releases/1", user=OWNER, headers={"accept": VARIANT}).json()
     record = platform.apps.releases("shop").get(1).to_dict()
-    assert {k: v for k, v in release.items() if k != "output_stream_url"} == \
+    assert {k: v for k, v in release.items() if k not in ("output_stream_url", "story_stream_url")} == \
         {k: v for k, v in record.items() if k != "output_stream_url"}
+    assert release["story_stream_url"].startswith("http://testserver/streams/release-story/")
     assert release["output_stream_url"].startswith("http://testserver/streams/release-output/")
     dynos = client.request("GET", "/apps/shop/dynos", user=OWNER, headers={"accept": VARIANT}).json()
     assert {d["type"] for d in dynos} == {"web"} and "restarts" in dynos[0]
@@ -292,3 +293,20 @@ def test_forwarding_feeds_apps_with_drains_and_stops_when_the_last_goes(tmp_path
     store.remove(drain.url)
     forwarding.check()
     assert forwarding.feeding == {}
+
+
+def test_backups_of_a_destroyed_app_are_not_served_to_a_new_app_of_its_name(client, platform):
+    from gitpaas.addons.store import Backup, BackupStore
+
+    store = BackupStore(platform.settings)
+    old = Backup("f001", "shop", "db", "postgresql", "final", created_at="2026-01-01T00:00:00Z", app_id="gone",
+                 status="completed")
+    store.save(old)
+    store.dump_path(old).write_bytes(b"PGDMP someone else's data")
+    assert client.request("GET", "/apps/shop/pg-backups", user=OWNER).json()["backups"] == []
+    for method, path in (("GET", "/apps/shop/pg-backups/f001/dump"), ("DELETE", "/apps/shop/pg-backups/f001")):
+        refused = client.request(method, path, user=OWNER)
+        assert refused.status == 404 and b"someone else" not in refused.body
+    assert client.request("POST", "/apps/shop/pg-backups/f001/actions/restore", user=OWNER, json_body={}).status == 404
+    assert store.dump_path(old).exists()
+    assert client.request("GET", "/apps/shop/pg-backups", user=STRANGER).status == 404

@@ -3,6 +3,7 @@ fakes: the records they leave and what runs afterwards."""
 
 from __future__ import annotations
 
+import stat
 import threading
 
 import pytest
@@ -64,24 +65,28 @@ def test_the_api_answers_with_the_pending_release_and_the_next_request_waits_for
     release(platform)
     platform.scheduler.run_gate = gate = threading.Event()
 
-    def begin():
-        pending = events.begin_retry(platform, "shop", Actor("dev@example.com"), RecordingOutput())
+    def begin(said):
+        pending = events.begin_retry(platform, "shop", Actor("dev@example.com"), said)
         return pending.release, pending
     answer = release_in_background("shop", begin)
     assert (answer.version, answer.status) == (2, PENDING)
+    story = platform.apps.releases("shop").story_path(2)
+    assert "-----> Release v2 created (Retry of v1)" in story.read_text(), "what the first half said is its story"
     with pytest.raises(Timeout):  # nobody else may change the app meanwhile
         platform.apps.release_lock("shop").acquire(blocking=False)
     threading.Timer(0.2, gate.set).start()
     with locks.release_lock(platform, "shop"):  # waits for the release's own thread to let it go
         assert platform.apps.releases("shop").get(2).status == "succeeded"
     assert answer.status == PENDING, "the answer was a copy"
+    assert "Release command succeeded (exit 0)" in story.read_text(), "and the release phase's, as it ran"
+    assert stat.S_IMODE(story.stat().st_mode) == 0o600
 
 
 def test_an_error_before_the_api_release_exists_is_the_requests(platform):
     from gitpaas.api.core import release_in_background
 
-    def begin():
-        pending = events.begin_rollback(platform, "shop", OPERATOR, RecordingOutput())
+    def begin(said):
+        pending = events.begin_rollback(platform, "shop", OPERATOR, said)
         return pending.release, pending
     with pytest.raises(UsageError, match="no release to roll back from"):
         release_in_background("shop", begin)

@@ -362,3 +362,34 @@ def test_a_rendezvous_url_names_the_host_the_client_used(host, shown):
     request = Request({"type": "http", "method": "POST", "path": "/", "headers": [(b"host", host.encode())],
                        "scheme": "http", "query_string": b"", "server": ("127.0.0.1", 5000)})
     assert attach_host(request) == shown
+
+
+def test_a_dyno_that_cannot_start_says_why_at_the_rendezvous(tmp_path, rendezvous):
+    from gitpaas.errors import BootFailed
+
+    _, session, secret = _attached(tmp_path, rendezvous)
+
+    def cannot() -> None:
+        raise BootFailed(session.name, "could not start: no such image")
+    session.start = cannot
+    channel = RendezvousChannel.connect(f"rendezvous://127.0.0.1:{rendezvous.port}/{secret}", rendezvous.fingerprint)
+    assert channel.read() == (2, f" !    {session.name} could not start: no such image\r\n".encode())
+    assert channel.read() is None and channel.finish() == 1
+
+
+def test_backups_of_an_earlier_app_of_the_same_name_are_not_the_new_apps(tmp_path):
+    from gitpaas.addons.store import Backup
+
+    earlier = Backup("f001", "shop", "db", "postgresql", "final", created_at="2026-01-01T00:00:00Z", app_id="old-id")
+    legacy = Backup("b002", "shop", "db", "postgresql", "manual", created_at="2026-01-01T00:00:00Z")
+    assert not earlier.of_app("new-id", "2026-06-01T00:00:00Z") and earlier.of_app("old-id", "2025-12-01T00:00:00Z")
+    assert not legacy.of_app("new-id", "2026-06-01T00:00:00Z"), "a record without an id: not from before the app"
+    assert legacy.of_app("new-id", "2025-06-01T00:00:00Z")
+
+
+def test_log_stamps_compare_as_text_whatever_their_precision():
+    from gitpaas.scheduler.docker_local import _sortable, _unix_time_precise
+
+    assert _sortable("2026-12-01T20:00:00.1Z") == "2026-12-01T20:00:00.100000000Z"
+    assert _sortable("2026-12-01T20:00:00.1Z") < _sortable("2026-12-01T20:00:00.123456789Z")
+    assert abs(_unix_time_precise(_sortable("1970-01-01T00:00:10.5Z")) - 10.5) < 1e-6

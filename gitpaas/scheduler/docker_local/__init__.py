@@ -117,7 +117,8 @@ class DockerLocalScheduler:
                                              + (f", {times} times" if times > 1 else ""))
         return [dyno.process for dyno in dynos]
 
-    def _memory_kills(self, app: str, dynos: list[Dyno], *, follow: bool = False) -> Iterator[tuple[str, float]]:
+    def _memory_kills(self, app: str, dynos: list[Dyno], *, follow: bool = False,
+                      opened: list | None = None) -> Iterator[tuple[str, float]]:
         """(container id, unix time) of each time the engine killed one of the app's processes for
         memory (Docker's ``oom`` events, which it keeps for a while); with ``follow``, as they come."""
         if not dynos and not follow:
@@ -129,7 +130,10 @@ class DockerLocalScheduler:
         # (An `until` in the future would hold the answer back until then; the engine keeps only its
         # recent events, so a kill long ago may no longer be told.)
         options = {} if follow else {"until": int(time.time())}
-        for event in self.client.events(since=since, filters=filters, decode=True, **options):
+        events = self.client.events(since=since, filters=filters, decode=True, **options)
+        if opened is not None:  # (for its follower to close)
+            opened.append(events)
+        for event in events:
             yield event.get("id", ""), event.get("timeNano", 0) / 1e9 or float(event.get("time", 0))
 
     @engine_call("stopping a process")
@@ -219,7 +223,7 @@ class DockerLocalScheduler:
 
         def watch_memory() -> None:
             try:
-                for container_id, when in self._memory_kills(app, [], follow=True):
+                for container_id, when in self._memory_kills(app, [], follow=True, opened=streams):
                     if stopped.is_set():
                         return
                     container = by_id.get(container_id)
@@ -229,15 +233,22 @@ class DockerLocalScheduler:
                 return
         threading.Thread(target=watch_memory, daemon=True).start()
         following: dict[str, threading.Thread] = {}
+        #: each followed container's last line's timestamp: one the engine restarts is followed again from there
+        last_seen: dict[str, str] = {}
 
-        def pump(container: Container, tail: int | str, since: int | None) -> None:
+        def pump(container: Container, tail: int | str) -> None:
+            after = last_seen.get(container.id)
+            since = {"since": _unix_time_precise(after)} if after else {}
             try:
-                stream = container.logs(timestamps=True, stream=True, follow=True, tail=tail,
-                                        **({"since": since} if since else {}))
+                stream = container.logs(timestamps=True, stream=True, follow=True, tail=tail, **since)
                 streams.append(stream)
                 for raw in iter_lines(stream):
                     if stopped.is_set():
                         return
+                    stamp = _sortable(raw.partition(" ")[0])
+                    if after and stamp <= after:
+                        continue  # (printed before the restart)
+                    last_seen[container.id] = stamp
                     put(_format_log(container, raw))
             except (NotFound, APIError, OSError, ValueError):
                 pass  # the container went away (retired, removed), or the reader stopped: its stream ends
@@ -249,9 +260,9 @@ class DockerLocalScheduler:
             while not stopped.is_set():
                 try:
                     found = _logged(self.containers.find(app))
-                except Exception:  # noqa: BLE001 — the engine went away: stop looking
-                    return
-                now = int(time.time())
+                except Exception:  # noqa: BLE001 — the engine is away (restarting?): look again later
+                    stopped.wait(FOLLOW_POLL * 5)
+                    continue
                 for container in found:
                     by_id[container.id] = container
                     current = following.get(container.id)
@@ -260,8 +271,7 @@ class DockerLocalScheduler:
                     if current is not None and container.status != "running":
                         continue  # ended: nothing more to read until it runs again
                     tail: int | str = (10 if lines is None else lines) if first else "all"
-                    since = now - 3 if current is not None else None  # (restarted: from about where it stopped)
-                    thread = threading.Thread(target=pump, args=(container, tail, since), daemon=True)
+                    thread = threading.Thread(target=pump, args=(container, tail), daemon=True)
                     following[container.id] = thread
                     thread.start()
                 first = False
@@ -371,6 +381,19 @@ def _unix_time(stamp: str) -> float:
         return datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
     except ValueError:
         return 0.0
+
+
+def _sortable(stamp: str) -> str:
+    """Docker's ``2026-12-01T20:00:00.1234Z`` with its fraction at nine digits, so stamps compare as text."""
+    head, _, fraction = stamp.rstrip("Z").partition(".")
+    return f"{head}.{fraction.ljust(9, '0')[:9]}Z"
+
+
+def _unix_time_precise(stamp: str) -> float:
+    """A sortable stamp (``_sortable``) as a unix time with its fraction (what ``since`` takes)."""
+    whole = _unix_time(stamp)
+    fraction = stamp.rstrip("Z").partition(".")[2]
+    return whole + (int(fraction) / 10 ** len(fraction) if fraction.isdigit() else 0.0)
 
 
 def _memory_kill_line(container: Container, when: float) -> str:

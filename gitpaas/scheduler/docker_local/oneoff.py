@@ -9,6 +9,8 @@ what it printed, then pruned."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import time
 from collections.abc import Iterator, Mapping
@@ -204,6 +206,14 @@ class DockerExec:
         return 1
 
     def stop(self) -> None:
+        """End its input; and its process, where gitpaas may signal it (the engine has no verb for
+        that: a `psql -c` query left running would otherwise go on)."""
+        try:
+            info = self.client.api.exec_inspect(self.exec_id)
+            if info.get("Running") and info.get("Pid"):
+                os.kill(int(info["Pid"]), signal.SIGTERM)
+        except (APIError, OSError, ValueError):
+            pass  # another user's process, or gone: closing its input is what is left
         self.close()
 
     def close(self) -> None:
