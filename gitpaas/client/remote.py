@@ -46,9 +46,6 @@ class Remote:
         self.api = Api(login)
         self.where = login.server
 
-    def whoami(self) -> str:
-        return self.api.get("/account")["email"]
-
     # --- apps ----------------------------------------------------------------------------------
     def apps(self) -> list[dict[str, Any]]:
         return self.api.get("/apps")
