@@ -48,6 +48,7 @@ from gitpaas.scheduler.docker_local.containers import (
     engine_instance,
     kill,
     remove,
+    unix_time,
 )
 from gitpaas.scheduler.docker_local.retire import retirers_alive
 from gitpaas.settings import Settings
@@ -123,7 +124,7 @@ class DockerLocalScheduler:
         memory (Docker's ``oom`` events, which it keeps for a while); with ``follow``, as they come."""
         if not dynos and not follow:
             return
-        created = [_unix_time(d.container.attrs.get("Created", "")) for d in dynos]
+        created = [unix_time(d.container.attrs.get("Created", "")) for d in dynos]
         since = int(min(created)) if created and not follow else int(time.time())
         filters = {"type": "container", "event": "oom", "label": [f"{labels.HOME}={self.settings.home_label}",
                                                                   f"{labels.APP}={app}"]}
@@ -375,14 +376,6 @@ def _answers() -> bool:
         return False
 
 
-def _unix_time(stamp: str) -> float:
-    """Docker's ``2026-12-01T20:00:00.123456789Z`` as a unix time (0 when it cannot be read)."""
-    try:
-        return datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
-    except ValueError:
-        return 0.0
-
-
 def _sortable(stamp: str) -> str:
     """Docker's ``2026-12-01T20:00:00.1234Z`` with its fraction at nine digits, so stamps compare as text."""
     head, _, fraction = stamp.rstrip("Z").partition(".")
@@ -391,7 +384,7 @@ def _sortable(stamp: str) -> str:
 
 def _unix_time_precise(stamp: str) -> float:
     """A sortable stamp (``_sortable``) as a unix time with its fraction (what ``since`` takes)."""
-    whole = _unix_time(stamp)
+    whole = unix_time(stamp)
     fraction = stamp.rstrip("Z").partition(".")[2]
     return whole + (int(fraction) / 10 ** len(fraction) if fraction.isdigit() else 0.0)
 

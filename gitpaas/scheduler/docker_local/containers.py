@@ -27,6 +27,7 @@ import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import docker
@@ -98,6 +99,14 @@ def engine_instance() -> tuple[int, int] | None:
     if name != "dockerd" or fields[0] == "Z":  # a zombie is an engine that exited
         return (0, 0)
     return (pid, int(fields[19]))
+
+
+def unix_time(stamp: str) -> float:
+    """Docker's ``2026-12-01T20:00:00.123456789Z`` as a unix time, to the second (0 when it cannot be read)."""
+    try:
+        return datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def free_loopback_port() -> int:

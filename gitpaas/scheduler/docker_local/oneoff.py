@@ -14,7 +14,6 @@ import signal
 import socket
 import time
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timezone
 
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
@@ -28,30 +27,25 @@ from gitpaas.scheduler.docker_local.containers import (
     kill,
     remove,
     shell_command,
+    unix_time,
 )
 
 #: how long an exited detached one-off's output stays readable in ``logs``
 KEEP_DETACHED = 24 * 3600
 
 
-class DockerRun:
-    """An attached one-off: start it, exchange bytes with it, learn its exit status."""
+class _Attached:
+    """The engine's attached streams of a process (a container's, or an exec's): its output as
+    (stream, bytes) frames, its input, the end of its input."""
 
-    def __init__(self, container: Container, name: str, tty: bool) -> None:
-        self.container = container
-        self.name = name
-        self.tty = tty
-        self._socket = None
-        self._frames: Iterator | None = None
+    name: str
+    tty: bool
+    _socket = None
+    _frames: Iterator | None = None
 
-    def start(self) -> None:
-        try:
-            self._socket = self.container.attach_socket(params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
-            self.container.start()
-        except APIError as exc:
-            self.close()
-            raise BootFailed(self.name, f"could not start: {exc.explanation or exc}") from exc
-        self._frames = frames_iter(self._socket, self.tty)
+    def _attached(self, sock) -> None:
+        self._socket = sock
+        self._frames = frames_iter(sock, self.tty)
 
     @property
     def _raw(self) -> socket.socket:
@@ -76,6 +70,32 @@ class DockerRun:
         except OSError:
             pass
 
+    def _let_go(self) -> None:
+        try:
+            if self._socket is not None:
+                self._socket.close()
+        except OSError:
+            pass
+
+
+class DockerRun(_Attached):
+    """An attached one-off: start it, exchange bytes with it, learn its exit status."""
+
+    def __init__(self, container: Container, name: str, tty: bool) -> None:
+        self.container = container
+        self.name = name
+        self.tty = tty
+
+    def start(self) -> None:
+        try:
+            sock = self.container.attach_socket(params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+            self._socket = sock
+            self.container.start()
+        except APIError as exc:
+            self.close()
+            raise BootFailed(self.name, f"could not start: {exc.explanation or exc}") from exc
+        self._attached(sock)
+
     def resize(self, rows: int, columns: int) -> None:
         if self.tty:
             try:
@@ -95,11 +115,7 @@ class DockerRun:
 
     def close(self) -> None:
         """Remove the container (killing it if it still runs) and let the streams go."""
-        try:
-            if self._socket is not None:
-                self._socket.close()
-        except OSError:
-            pass
+        self._let_go()
         remove(self.container)
 
 
@@ -133,20 +149,13 @@ def prune_detached(containers: Containers, app: str, now: float | None = None) -
         state = container.attrs.get("State", {})
         if state.get("Running"):
             continue
-        finished = _unix_time(state.get("FinishedAt", ""))
+        finished = unix_time(state.get("FinishedAt", ""))
         if finished and moment - finished > KEEP_DETACHED:
             remove(container)
 
 
-def _unix_time(stamp: str) -> float:
-    try:
-        return datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
-    except ValueError:
-        return 0.0
 
-
-
-class DockerExec:
+class DockerExec(_Attached):
     """A session in an add-on's container (``pg:psql`` from another machine): ``docker exec`` with
     its streams attached, as a RunSession. It ends when its input ends (or its program exits);
     stopping it closes the connection, which ends its input."""
@@ -158,37 +167,13 @@ class DockerExec:
         self.tty = tty
         self.name = name
         self.exec_id = client.api.exec_create(container.id, argv, stdin=True, tty=tty, environment=dict(env))["Id"]
-        self._socket = None
-        self._frames: Iterator | None = None
 
     def start(self) -> None:
         try:
-            self._socket = self.client.api.exec_start(self.exec_id, detach=False, tty=self.tty, socket=True)
+            sock = self.client.api.exec_start(self.exec_id, detach=False, tty=self.tty, socket=True)
         except APIError as exc:
             raise BootFailed(self.name, f"could not start: {exc.explanation or exc}") from exc
-        self._frames = frames_iter(self._socket, self.tty)
-
-    @property
-    def _raw(self) -> socket.socket:
-        return getattr(self._socket, "_sock", self._socket)
-
-    def read(self) -> tuple[int, bytes] | None:
-        try:
-            return next(self._frames)
-        except (StopIteration, OSError, ValueError):
-            return None
-
-    def write(self, data: bytes) -> None:
-        try:
-            self._raw.sendall(data)
-        except OSError:
-            pass
-
-    def close_stdin(self) -> None:
-        try:
-            self._raw.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
+        self._attached(sock)
 
     def resize(self, rows: int, columns: int) -> None:
         if self.tty:
@@ -217,8 +202,4 @@ class DockerExec:
         self.close()
 
     def close(self) -> None:
-        try:
-            if self._socket is not None:
-                self._socket.close()
-        except OSError:
-            pass
+        self._let_go()
