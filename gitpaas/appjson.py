@@ -1,5 +1,5 @@
-"""app.json: the parts gitpaas reads (``scripts.postdeploy``, ``healthchecks``, ``addons``;
-unknown keys are ignored)."""
+"""app.json: the parts gitpaas reads (``scripts.postdeploy`` and ``scripts.pr-predestroy``,
+``healthchecks``, ``addons``, ``env`` for review apps; unknown keys are ignored)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from gitpaas import config as config_vars
 from gitpaas.addons.plans import normalize_attachment, parse_plan
 from gitpaas.errors import PushRefused, UsageError
 from gitpaas.healthchecks import parse_checks
@@ -19,6 +20,22 @@ class AppJson:
     healthchecks: dict = field(default_factory=dict)
     #: add-ons to provision on the app's first deploy: (service, attachment or None), in order
     addons: tuple[tuple[str, str | None], ...] = ()
+    #: run before a review app is destroyed (its branch deleted)
+    predestroy: str | None = None
+    #: the config vars a new review app gets (Heroku's ``env``), in order
+    env: tuple["EnvVar", ...] = ()
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One of app.json's ``env`` entries: a fixed ``value``, a ``generator`` ("secret"), or neither —
+    then the pipeline's review config must set it when it is ``required`` (Heroku's default)."""
+
+    key: str
+    value: str | None = None
+    generator: str | None = None
+    required: bool = True
+    description: str | None = None
 
 
 #: how deep objects and lists may nest: far more than any manifest needs, far less than Python's stack
@@ -38,13 +55,47 @@ def parse(text: str | None) -> AppJson:
         scripts = {}
     if not isinstance(scripts, dict):
         raise PushRefused("app.json: \"scripts\" must be an object")
-    postdeploy = scripts.get("postdeploy")
-    if isinstance(postdeploy, dict):  # Heroku also accepts {"command": "...", "size": "..."}
-        postdeploy = postdeploy.get("command")
-    if postdeploy is not None and (not isinstance(postdeploy, str) or not postdeploy.strip()):
-        raise PushRefused("app.json: scripts.postdeploy must be a command (a non-empty string)")
-    return AppJson(postdeploy=postdeploy, healthchecks=_healthchecks(data.get("healthchecks")),
-                   addons=_addons(data.get("addons")))
+    return AppJson(postdeploy=_script(scripts, "postdeploy"), healthchecks=_healthchecks(data.get("healthchecks")),
+                   addons=_addons(data.get("addons")), predestroy=_script(scripts, "pr-predestroy"),
+                   env=_env(data.get("env")))
+
+
+def _script(scripts: dict, name: str) -> str | None:
+    command = scripts.get(name)
+    if isinstance(command, dict):  # Heroku also accepts {"command": "...", "size": "..."}
+        command = command.get("command")
+    if command is not None and (not isinstance(command, str) or not command.strip()):
+        raise PushRefused(f"app.json: scripts.{name} must be a command (a non-empty string)")
+    return command
+
+
+def _env(value) -> tuple[EnvVar, ...]:
+    """``{"KEY": "value"}`` or ``{"KEY": {"value": …, "generator": "secret", "required": …,
+    "description": …}}``; a value of another type is refused with where it is."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise PushRefused("app.json: \"env\" must be an object of config var names")
+    found = []
+    for key, entry in value.items():
+        try:
+            config_vars.validate_key(key)
+        except UsageError as exc:
+            raise PushRefused(f"app.json: env: {exc.message}") from None
+        if isinstance(entry, str):
+            entry = {"value": entry}
+        if not isinstance(entry, dict):
+            raise PushRefused(f"app.json: env.{key} must be a string or an object with \"value\" or \"generator\"")
+        fixed, generator, required = entry.get("value"), entry.get("generator"), entry.get("required", True)
+        if fixed is not None and not isinstance(fixed, str):
+            raise PushRefused(f"app.json: env.{key}.value must be a string")
+        if generator is not None and generator != "secret":
+            raise PushRefused(f"app.json: env.{key}.generator must be \"secret\" (the only generator there is)")
+        if not isinstance(required, bool):
+            raise PushRefused(f"app.json: env.{key}.required must be true or false")
+        description = entry.get("description")
+        found.append(EnvVar(key, fixed, generator, required, description if isinstance(description, str) else None))
+    return tuple(found)
 
 
 def _addons(value) -> tuple[tuple[str, str | None], ...]:

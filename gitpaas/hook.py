@@ -60,12 +60,13 @@ def pre_receive(stdin_lines: list[str], platform: Platform, git_dir: Path, outpu
         for old, new, ref in updates:
             deploy_push(platform, app, old, new, ref, output, actor, environ=environ)
     except GitpaasError as exc:
+        failed = getattr(exc, "app_name", None) or app  # a review app's, when a branch's push failed
         running = None
         try:
-            running = platform.apps.get(app).current_release
+            running = platform.apps.get(failed).current_release
         except GitpaasError:
             pass  # the app itself is gone or unreadable: say only what failed
-        explain_failure(output, exc, app, running)
+        explain_failure(output, exc, failed, running)
         return 1
     except KeyboardInterrupt as exc:
         output.warn(f"Deploy interrupted ({exc or 'SIGINT'}); the release in progress is recorded as failed")

@@ -133,19 +133,24 @@ def create_app(platform: Platform, name: str, owner: str | None = None, stack: s
     return app
 
 
-def destroy_app(platform: Platform, name: str, output: Output | None = None) -> list[Backup]:
-    """Remove the app, its processes, slugs, route and records; its add-ons too, each PostgreSQL one
-    keeping a final backup in the home (listed by ``pg:backups`` until deleted). Returns those."""
+def destroy_app(platform: Platform, name: str, output: Output | None = None, final_backups: bool = True) -> list[Backup]:
+    """Remove the app, its processes, slugs, route and records, and its place in a pipeline; its
+    add-ons too, each PostgreSQL one keeping a final backup in the home (listed by ``pg:backups``
+    until deleted) unless ``final_backups`` is off (a review app: disposable). Returns those."""
+    from gitpaas import pipelines  # (it builds on the events, which build on this module's peers)
+
     output = output or NullOutput()
     with release_lock(platform, name):
         addons = AddonStore(platform.settings).of_app(name)
         # Every final backup first: if one cannot be kept, nothing has been destroyed yet.
-        kept = [backup for addon in addons if (backup := addon_backups.final(platform, addon, output))]
+        kept = [backup for addon in addons
+                if final_backups and (backup := addon_backups.final(platform, addon, output))]
         for addon in addons:
             platform.scheduler.remove_addon(addon_runtime.spec(addon), keep_data=False)
         platform.scheduler.destroy(name)
         platform.slugs.destroy(name)
         platform.router.remove_app(name)
+        pipelines.forget_app(platform, name)
         platform.apps.delete(name)
     return kept
 

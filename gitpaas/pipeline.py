@@ -38,7 +38,7 @@ from gitpaas.output import Output
 from gitpaas.platform import Platform
 from gitpaas.release import FAILED, SUCCEEDED, Release, describe_timings
 from gitpaas.retention import apply_retention
-from gitpaas.scheduler import OneOff
+from gitpaas.scheduler import OneOff, RunResult
 from gitpaas.store.apps import App
 
 #: lines of the release command's output that go with the release's webhook event
@@ -46,12 +46,13 @@ OUTPUT_TAIL_LINES = 20
 
 
 def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str, output: Output,
-                actor: Actor, environ: Mapping[str, str] | None = None) -> Release:
-    """Deploy one pushed ref. Raises (and so rejects the push) unless the new release is live."""
+                actor: Actor, environ: Mapping[str, str] | None = None) -> Release | None:
+    """Deploy one pushed ref. Raises (and so rejects the push) unless the new release is live. A
+    branch other than main or master goes to its review app (``gitpaas.reviewapps``), or is refused."""
     if ref not in DEPLOY_BRANCHES:
-        branch = ref.removeprefix("refs/heads/")
-        raise PushRefused(f"gitpaas deploys only the main or master branch, not {branch!r}; "
-                          f"push it with `git push <remote> {branch}:main`")
+        from gitpaas import reviewapps  # (it deploys with this module's functions)
+
+        return reviewapps.on_branch_push(platform, app_name, old, new, ref, output, actor, environ)
     if new == ZERO_SHA:
         raise PushRefused(f"deleting {ref.removeprefix('refs/heads/')} is not supported: it is what the app runs")
     apps = platform.apps
@@ -61,54 +62,70 @@ def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str,
     with release_lock(platform, app.name, output):
         ensure_ref_unmoved(apps.app_dir(app.name), apps.repo_path(app.name), ref, old)
         source = PushedTree.open(apps.repo_path(app.name), new, environ)
-        process_types: dict[str, str | None] = {}
-        yml = read_heroku_yml(source)
-        if yml is not None:
-            output.info(f"heroku.yml: {', '.join([*yml.processes, *(['release'] if yml.release_command else [])])}"
-                        + (" (the Procfile is not read)" if source.has("Procfile") else ""))
-        else:
-            procfile_text = source.read_text("Procfile")
-            process_types = procfile.parse(procfile_text) if procfile_text is not None else {}
-            output.info(f"Procfile: {describe_process_types(process_types)}")
-        manifest = appjson.parse(source.read_text("app.json"))
-        wanted_addons = [(parse_plan(plan), attachment, "app.json") for plan, attachment in manifest.addons]
-
-        received = time.monotonic()
-        image, log_path, stack = build_slug(platform, app.name, source, output, heroku_yml=yml)
-        tag = image.tag
-        if image.replaces_procfile:
-            process_types = dict(image.default_process_types)
-        else:
-            for name, command in image.default_process_types.items():
-                process_types.setdefault(name, command)
-            if procfile.WEB not in process_types and image.runs_image_command:
-                process_types[procfile.WEB] = None  # the image's own command
-        if yml is not None:
-            wanted_addons += [(parse_plan(plan), attachment, "heroku.yml") for plan, attachment in yml.addons]
-        built = time.monotonic()
-        output.info(f"Built {tag.split(':')[0]} ({image.size / 1e6:.1f} MB) in {built - received:.1f} s")
-        try:
-            first = apps.get(app.name).current_release is None
-            if first and yml is not None and yml.config:
-                apply_manifest_config(platform, app.name, yml.config, output)
-            if wanted_addons and first:
-                provision_manifest_addons(platform, app.name, wanted_addons, output)
-            release = create_release(platform, app, actor, description=f"Deploy {new[:7]}", source_image=image.tag,
-                                     slug_id=str(uuid.uuid5(uuid.NAMESPACE_URL, image.image_id)),
-                                     commit=new, process_types=process_types, build_log=str(log_path),
-                                     config_vars=apps.config(app.name).get(), healthchecks=manifest.healthchecks,
-                                     stack=stack.name, process_images=image.process_images)
-        finally:
-            for built_tag in {image.tag, *image.process_images.values()}:
-                platform.slugs.untag(built_tag)
-        release.timings.update(receive=round(received - started, 2), build=round(built - received, 2))
-        release = release_and_swap(platform, app.name, release, output, started=started)
+        release = deploy_tree(platform, app.name, source, output, actor, started)
         note_ref_update(apps.app_dir(app.name), ref, new)
-        if manifest.postdeploy and apps.get(app.name).postdeploy is None:
-            run_postdeploy(platform, app.name, release, manifest.postdeploy, output)
+    tell_deployed(platform, app.name, release, output)
+    return release
+
+
+def tell_deployed(platform: Platform, app_name: str, release: Release, output: Output) -> None:
     summary = describe_timings(release.version, release.timings)
     output.stage(summary[0].upper() + summary[1:])
-    output.info(platform.settings.web_url(app.name))
+    output.info(platform.settings.web_url(app_name))
+
+
+def deploy_tree(platform: Platform, app_name: str, source: PushedTree, output: Output, actor: Actor,
+                started: float) -> Release:
+    """Build ``source`` and release it to ``app_name`` (whose release lock the caller holds): its
+    manifests read, its slug built, vN created, the release phase run, the formation swapped, and
+    app.json's postdeploy run after the app's first successful release."""
+    apps = platform.apps
+    app = apps.get(app_name)
+    new = source.commit_sha
+    process_types: dict[str, str | None] = {}
+    yml = read_heroku_yml(source)
+    if yml is not None:
+        output.info(f"heroku.yml: {', '.join([*yml.processes, *(['release'] if yml.release_command else [])])}"
+                    + (" (the Procfile is not read)" if source.has("Procfile") else ""))
+    else:
+        procfile_text = source.read_text("Procfile")
+        process_types = procfile.parse(procfile_text) if procfile_text is not None else {}
+        output.info(f"Procfile: {describe_process_types(process_types)}")
+    manifest = appjson.parse(source.read_text("app.json"))
+    wanted_addons = [(parse_plan(plan), attachment, "app.json") for plan, attachment in manifest.addons]
+
+    received = time.monotonic()
+    image, log_path, stack = build_slug(platform, app.name, source, output, heroku_yml=yml)
+    tag = image.tag
+    if image.replaces_procfile:
+        process_types = dict(image.default_process_types)
+    else:
+        for name, command in image.default_process_types.items():
+            process_types.setdefault(name, command)
+        if procfile.WEB not in process_types and image.runs_image_command:
+            process_types[procfile.WEB] = None  # the image's own command
+    if yml is not None:
+        wanted_addons += [(parse_plan(plan), attachment, "heroku.yml") for plan, attachment in yml.addons]
+    built = time.monotonic()
+    output.info(f"Built {tag.split(':')[0]} ({image.size / 1e6:.1f} MB) in {built - received:.1f} s")
+    try:
+        first = apps.get(app.name).current_release is None
+        if first and yml is not None and yml.config:
+            apply_manifest_config(platform, app.name, yml.config, output)
+        if wanted_addons and first:
+            provision_manifest_addons(platform, app.name, wanted_addons, output)
+        release = create_release(platform, app, actor, description=f"Deploy {new[:7]}", source_image=image.tag,
+                                 slug_id=str(uuid.uuid5(uuid.NAMESPACE_URL, image.image_id)),
+                                 commit=new, process_types=process_types, build_log=str(log_path),
+                                 config_vars=apps.config(app.name).get(), healthchecks=manifest.healthchecks,
+                                 stack=stack.name, process_images=image.process_images)
+    finally:
+        for built_tag in {image.tag, *image.process_images.values()}:
+            platform.slugs.untag(built_tag)
+    release.timings.update(receive=round(received - started, 2), build=round(built - received, 2))
+    release = release_and_swap(platform, app.name, release, output, started=started)
+    if manifest.postdeploy and apps.get(app.name).postdeploy is None:
+        run_postdeploy(platform, app.name, release, manifest.postdeploy, output)
     return release
 
 
@@ -175,7 +192,8 @@ def create_release(platform: Platform, app: App, actor: Actor, *, description: s
                    slug_id: str, commit: str | None, process_types: Mapping[str, str | None],
                    config_vars: Mapping[str, str], build_log: str | None = None,
                    healthchecks: Mapping | None = None, stack: str | None = None,
-                   process_images: Mapping[str, str] | None = None) -> Release:
+                   process_images: Mapping[str, str] | None = None,
+                   promoted_from: Mapping | None = None) -> Release:
     """Allocate vN (under the store's version lock), give its slug the tag ``:vN`` and publish it
     for the scheduler, record it ``pending``. ``config_vars`` are the app's own: the release runs
     with them and its add-ons' (``DATABASE_URL``…), whose current values always win.
@@ -201,6 +219,7 @@ def create_release(platform: Platform, app: App, actor: Actor, *, description: s
             # named before they are tagged: a record saved half-way still names every tag to prune
             process_images={process_type: f"{repository}:v{version}-{process_type}"
                             for process_type in (process_images or {})},
+            promoted_from=dict(promoted_from) if promoted_from else None,
         )
     release = releases.create(build)
     try:
@@ -336,20 +355,28 @@ def run_release_phase(platform: Platform, release: Release, output: Output) -> N
     output.info("Release command succeeded (exit 0)")
 
 
-def run_postdeploy(platform: Platform, app_name: str, release: Release, command: str, output: Output) -> None:
-    """app.json's ``scripts.postdeploy``: once, after the app's first successful release. Its
-    outcome is recorded in app.json (``postdeploy``) and its output in ``releases/vN/postdeploy.log``;
-    the release stays live whatever it does."""
-    log_path = platform.apps.releases(app_name).folder(release.version) / "postdeploy.log"
-    output.stage(f"Running app.json's postdeploy script: {command}")
-    job = OneOff(release=release_spec(release), type="postdeploy", number=1000 + secrets.randbelow(9000),
+def run_script(platform: Platform, app_name: str, release: Release, kind: str, command: str, output: Output,
+               log_name: str) -> RunResult:
+    """One of app.json's scripts (``postdeploy``, ``pr-predestroy``) as a one-off of ``release``,
+    sized like the release phase, its output shown and kept in ``releases/vN/LOG_NAME``."""
+    log_path = platform.apps.releases(app_name).folder(release.version) / log_name
+    job = OneOff(release=release_spec(release), type=kind, number=1000 + secrets.randbelow(9000),
                  command=command, size=platform.apps.get(app_name).sizes.get(procfile.RELEASE))
     with open(log_path, "a", encoding="utf-8") as log:
         def on_line(line: str) -> None:
             log.write(line + "\n")
             log.flush()
             output.info(line)
-        result = platform.scheduler.run_once(job, on_line, platform.settings.release_timeout)
+        return platform.scheduler.run_once(job, on_line, platform.settings.release_timeout)
+
+
+def run_postdeploy(platform: Platform, app_name: str, release: Release, command: str, output: Output) -> None:
+    """app.json's ``scripts.postdeploy``: once, after the app's first successful release. Its
+    outcome is recorded in app.json (``postdeploy``) and its output in ``releases/vN/postdeploy.log``;
+    the release stays live whatever it does."""
+    output.stage(f"Running app.json's postdeploy script: {command}")
+    result = run_script(platform, app_name, release, "postdeploy", command, output, "postdeploy.log")
+    log_path = platform.apps.releases(app_name).folder(release.version) / "postdeploy.log"
     succeeded = result.exit_status == 0 and not result.timed_out
     app = platform.apps.get(app_name)
     app.postdeploy = {"release": release.version, "command": command, "status": "succeeded" if succeeded else "failed",

@@ -64,6 +64,8 @@ class Release:
     #: process type → its own image (``repository:vN-TYPE``), for the types that do not run in ``image``
     #: (heroku.yml builds one image per build.docker entry; ``release`` when release.image names another)
     process_images: dict[str, str] = field(default_factory=dict)
+    #: a promotion's release: where its slug came from, ``{"app": {"id", "name"}, "release": {"id", "version"}}``
+    promoted_from: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:

@@ -17,6 +17,7 @@ from gitpaas.cli import (  # noqa: F401  (importing a module adds its commands t
     domains,
     logs,
     maintenance,
+    pipelines,
     ps,
     releases,
     run,

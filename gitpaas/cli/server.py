@@ -18,6 +18,7 @@ from gitpaas.cli.group import cli
 from gitpaas.errors import EnvironmentProblem, UsageError
 from gitpaas.notify.drains import Forwarding
 from gitpaas.operations import init_home, record_api_url
+from gitpaas.reviewapps import destroy_stale
 
 
 @cli.command("server")
@@ -83,12 +84,21 @@ def _rendezvous(plat, host: str, port: int, wanted: int | None) -> Rendezvous:
 
 
 def _take_scheduled_backups(plat, every: float = 60.0) -> None:
-    """Each minute, the daily PostgreSQL backups that are due (``pg:backups:schedule``)."""
+    """Each minute, the daily PostgreSQL backups that are due (``pg:backups:schedule``); each hour,
+    the stale review apps of pipelines with autodestroy on (``reviewapps:prune``)."""
+    minutes = 0
     while True:
         time.sleep(every)
+        minutes += 1
         try:
             lines = run_scheduled(plat)
         except Exception as exc:  # noqa: BLE001 — the next minute tries again; the API keeps serving
             lines = [f"scheduled backups could not be checked: {exc}"]
         for line in lines:
             click.echo(f"backups: {line}", err=True)
+        if minutes % 60 == 0:
+            try:
+                for name in destroy_stale(plat):
+                    click.echo(f"review apps: destroyed {name} (no push for its pipeline's stale days)", err=True)
+            except Exception as exc:  # noqa: BLE001 — the next hour tries again
+                click.echo(f"review apps: stale ones could not be checked: {exc}", err=True)

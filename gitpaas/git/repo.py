@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -54,8 +55,15 @@ def install_hooks(repo_path: Path, settings: Settings, python: str | None = None
 IN_FLIGHT = "push-in-flight.json"
 
 
+def _note(app_dir: Path, ref: str) -> Path:
+    """One note per branch: pushes of main and of a review app's branch hold different locks."""
+    if ref in DEPLOY_BRANCHES:
+        return app_dir / IN_FLIGHT
+    return app_dir / f"push-in-flight-{hashlib.sha1(ref.encode()).hexdigest()[:12]}.json"
+
+
 def note_ref_update(app_dir: Path, ref: str, new: str) -> None:
-    (app_dir / IN_FLIGHT).write_text(json.dumps({"ref": ref, "new": new, "git_pid": os.getppid()}))
+    _note(app_dir, ref).write_text(json.dumps({"ref": ref, "new": new, "git_pid": os.getppid()}))
 
 
 def read_ref(repo_path: Path, ref: str) -> str | None:
@@ -68,23 +76,25 @@ def read_ref(repo_path: Path, ref: str) -> str | None:
         repo.close()
 
 
-def wait_for_noted_ref_update(app_dir: Path, repo_path: Path, timeout: float = 60.0) -> None:
-    note = app_dir / IN_FLIGHT
-    try:
-        pending = json.loads(note.read_text())
-    except (FileNotFoundError, ValueError):
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if read_ref(repo_path, pending["ref"]) == pending["new"] or not _alive(pending["git_pid"]):
-            break
-        time.sleep(0.02)
-    note.unlink(missing_ok=True)
+def wait_for_noted_ref_update(app_dir: Path, repo_path: Path, ref: str | None = None, timeout: float = 60.0) -> None:
+    """Wait until git moved the ref a deploy noted (``ref``; None: every noted ref of the app)."""
+    notes = [_note(app_dir, ref)] if ref else sorted(app_dir.glob("push-in-flight*.json"))
+    for note in notes:
+        try:
+            pending = json.loads(note.read_text())
+        except (FileNotFoundError, ValueError):
+            continue
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if read_ref(repo_path, pending["ref"]) == pending["new"] or not _alive(pending["git_pid"]):
+                break
+            time.sleep(0.02)
+        note.unlink(missing_ok=True)
 
 
 def ensure_ref_unmoved(app_dir: Path, repo_path: Path, ref: str, old: str) -> None:
     """Refuse a push whose branch moved while it waited for the release lock."""
-    wait_for_noted_ref_update(app_dir, repo_path)
+    wait_for_noted_ref_update(app_dir, repo_path, ref)
     current = read_ref(repo_path, ref) or ZERO_SHA
     if current != old:
         raise PushRefused(f"{ref.removeprefix('refs/heads/')} moved to {current[:7]} while this push waited; "

@@ -45,6 +45,8 @@ class App:
     build_stack: str | None = None
     #: in maintenance mode: the router answers every request with the maintenance page (503)
     maintenance: bool = False
+    #: a review app's branch: ``{"pipeline", "parent", "branch", "pushed_at"}`` (gitpaas.reviewapps)
+    review: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
