@@ -24,8 +24,8 @@ from gitpaas.errors import (
 )
 from gitpaas.identity import Actor
 from gitpaas.output import Output, StreamOutput
-from gitpaas.pipeline import deploy_push
 from gitpaas.platform import Platform
+from gitpaas.receive import receive_ref
 from gitpaas.settings import Settings
 from gitpaas.store.files import PRIVATE_UMASK
 
@@ -58,7 +58,7 @@ def pre_receive(stdin_lines: list[str], platform: Platform, git_dir: Path, outpu
     updates = [line.split() for line in stdin_lines if line.strip()]
     try:
         for old, new, ref in updates:
-            deploy_push(platform, app, old, new, ref, output, actor, environ=environ)
+            receive_ref(platform, app, old, new, ref, output, actor, environ=environ)
     except GitpaasError as exc:
         failed = getattr(exc, "app_name", None) or app  # a review app's, when a branch's push failed
         running = None

@@ -36,6 +36,7 @@ from gitpaas.retention import apply_retention
 from gitpaas.scheduler import OneOff, Process
 from gitpaas.settings import read_home_record
 from gitpaas.store.apps import App
+from gitpaas.store.pipelines import PipelineStore
 from gitpaas.store.files import write_json
 
 # --- the home --------------------------------------------------------------------------------
@@ -137,8 +138,6 @@ def destroy_app(platform: Platform, name: str, output: Output | None = None, fin
     """Remove the app, its processes, slugs, route and records, and its place in a pipeline; its
     add-ons too, each PostgreSQL one keeping a final backup in the home (listed by ``pg:backups``
     until deleted) unless ``final_backups`` is off (a review app: disposable). Returns those."""
-    from gitpaas import pipelines  # (it builds on the events, which build on this module's peers)
-
     output = output or NullOutput()
     with release_lock(platform, name):
         addons = AddonStore(platform.settings).of_app(name)
@@ -150,7 +149,7 @@ def destroy_app(platform: Platform, name: str, output: Output | None = None, fin
         platform.scheduler.destroy(name)
         platform.slugs.destroy(name)
         platform.router.remove_app(name)
-        pipelines.forget_app(platform, name)
+        PipelineStore(platform.settings).forget_app(name)
         platform.apps.delete(name)
     return kept
 

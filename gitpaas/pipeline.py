@@ -46,13 +46,11 @@ OUTPUT_TAIL_LINES = 20
 
 
 def deploy_push(platform: Platform, app_name: str, old: str, new: str, ref: str, output: Output,
-                actor: Actor, environ: Mapping[str, str] | None = None) -> Release | None:
-    """Deploy one pushed ref. Raises (and so rejects the push) unless the new release is live. A
-    branch other than main or master goes to its review app (``gitpaas.reviewapps``), or is refused."""
+                actor: Actor, environ: Mapping[str, str] | None = None) -> Release:
+    """Deploy main or master. Raises (and so rejects the push) unless the new release is live.
+    (Other branches go to their review apps: ``gitpaas.receive``.)"""
     if ref not in DEPLOY_BRANCHES:
-        from gitpaas import reviewapps  # (it deploys with this module's functions)
-
-        return reviewapps.on_branch_push(platform, app_name, old, new, ref, output, actor, environ)
+        raise PushRefused(f"gitpaas deploys only the main or master branch, not {ref.removeprefix('refs/heads/')!r}")
     if new == ZERO_SHA:
         raise PushRefused(f"deleting {ref.removeprefix('refs/heads/')} is not supported: it is what the app runs")
     apps = platform.apps

@@ -14,6 +14,7 @@ Every check that can refuse a promotion runs before any target is touched.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Callable, Iterator
 
 from dulwich.errors import NotCommitError
@@ -135,21 +136,6 @@ def uncouple(platform: Platform, actor: Actor, app_name: str) -> tuple[Pipeline,
             pipeline.review.enabled = False
         pipelines.save(pipeline)
     return pipeline, coupling
-
-
-def forget_app(platform: Platform, app_name: str) -> None:
-    """An app is destroyed: it leaves its pipeline (and stops being its review apps' parent)."""
-    pipelines = store(platform)
-    with pipelines.lock():
-        for pipeline in pipelines.list():
-            coupling = pipeline.coupling(app_name)
-            if coupling is None and pipeline.review.app != app_name:
-                continue
-            if coupling is not None:
-                pipeline.couplings.remove(coupling)
-            if pipeline.review.app == app_name:
-                pipeline.review.enabled = False
-            pipelines.save(pipeline)
 
 
 def destroy(platform: Platform, actor: Actor, name_or_id: str) -> Pipeline:
@@ -342,8 +328,6 @@ def _compare(platform: Platform, source: str, target: str, new: str | None, old:
 
 
 def _describe(commit) -> tuple[str, str, str, str]:
-    from datetime import datetime, timezone
-
     author = commit.author.decode("utf-8", "replace").split(" <")[0]
     when = datetime.fromtimestamp(commit.author_time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     message = commit.message.decode("utf-8", "replace").strip().splitlines()

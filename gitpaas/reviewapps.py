@@ -21,12 +21,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Mapping
 
 from gitpaas import appjson, operations, pipelines
+from gitpaas import config as config_vars
 from gitpaas.errors import GitpaasError, PushRefused, UsageError
 from gitpaas.git.repo import ZERO_SHA, ensure_ref_unmoved, note_ref_update
 from gitpaas.git.tree import PushedTree
 from gitpaas.identity import Actor
 from gitpaas.locks import release_lock
 from gitpaas.output import NullOutput, Output
+from gitpaas.pipeline import deploy_tree, run_script, tell_deployed
 from gitpaas.platform import Platform
 from gitpaas.release import Release, now_iso
 from gitpaas.store.apps import App
@@ -99,8 +101,6 @@ def disable(platform: Platform, actor: Actor, pipeline_name: str) -> Pipeline:
 def set_config(platform: Platform, actor: Actor, pipeline_name: str, set_values: Mapping[str, str],
                unset_keys: list[str]) -> dict[str, str]:
     """The config vars new review apps get (existing review apps keep theirs)."""
-    from gitpaas import config as config_vars
-
     values = {config_vars.validate_key(k): config_vars.validate_value(k, v) for k, v in set_values.items()}
     keys = [config_vars.validate_key(k) for k in unset_keys]
     store = PipelineStore(platform.settings)
@@ -144,8 +144,6 @@ def on_branch_push(platform: Platform, parent: str, old: str, new: str, ref: str
     try:
         with release_lock(platform, review.name, output):
             ensure_ref_unmoved(platform.apps.app_dir(parent), platform.apps.repo_path(parent), ref, old)
-            from gitpaas.pipeline import deploy_tree, tell_deployed
-
             release = deploy_tree(platform, review.name, source, output, actor, started)
             app = platform.apps.get(review.name)
             app.review = {**(app.review or {}), "pushed_at": now_iso(), "commit": new}
@@ -248,8 +246,6 @@ def destroy_review_app(platform: Platform, review: App, output: Output, old: str
             except (GitpaasError, KeyError, OSError) as exc:
                 output.warn(f"Could not read app.json's scripts.pr-predestroy: {exc}")
         if command:
-            from gitpaas.pipeline import run_script
-
             output.stage(f"Running app.json's pr-predestroy script: {command}")
             result = run_script(platform, review.name, current, "predestroy", command, output, "predestroy.log")
             if result.exit_status == 0 and not result.timed_out:

@@ -13,7 +13,7 @@ from gitpaas.api.core import JsonRoute, Strict, accounts_of, platform_of, visibl
 from gitpaas.api.routes import User
 from gitpaas.errors import InvalidParams, NotFound
 from gitpaas.identity import account_ref
-from gitpaas.shapes import REGION
+from gitpaas.shapes import REGION, derived_id
 
 router = APIRouter(route_class=JsonRoute)
 #: when gitpaas's one region came to be (its records need a date)
@@ -116,9 +116,19 @@ def app_features(request: Request, user: User, app: str) -> list[dict]:
     return []
 
 
+#: what the Heroku CLI's reviewapps:enable asks before it looks for a GitHub repository: off here,
+#: as review apps come from branches pushed to the app's own repository
+REPOSITORIES_FEATURE = "dashboard-repositories-api"
+
+
 @router.get("/account/features/{feature}")
 @router.patch("/account/features/{feature}")
 def account_feature(request: Request, user: User, feature: str) -> dict:
+    if feature == REPOSITORIES_FEATURE and request.method == "GET":
+        return {"created_at": "2026-12-02T00:00:00Z", "updated_at": "2026-12-02T00:00:00Z",
+                "description": "Review apps from a GitHub repository (gitpaas's come from pushed branches)",
+                "display_name": "Repositories API", "doc_url": "", "enabled": False, "feedback_email": "",
+                "id": derived_id("feature", feature), "name": feature, "state": "general"}
     raise NotFound(f"Couldn't find that feature ({_NO_FEATURES}).")
 
 

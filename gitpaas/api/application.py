@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gitpaas.api import account, addons, drains, git_http, pg_backups, routes, streams, webhooks
+from gitpaas.api import account, addons, drains, git_http, pg_backups, pipelines, routes, streams, webhooks
 from gitpaas.api.rendezvous import Rendezvous
 from gitpaas.api.core import (
     BODY_ALLOWED,
@@ -141,6 +141,7 @@ def create_app(settings: Settings, rendezvous: Rendezvous | None = None) -> Fast
     api.include_router(account.router)
     api.include_router(drains.router)
     api.include_router(pg_backups.router)
+    api.include_router(pipelines.router)
     api.include_router(streams.router)
     api.include_router(git_http.router)
     api.add_middleware(BodyLimit)

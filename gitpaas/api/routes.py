@@ -88,6 +88,15 @@ class AppCreate(Strict):
     feature_flags: Optional[list[str]] = None
 
 
+@router.get("/users/{account}")
+def user_info(request: Request, user: User, account: str) -> dict:
+    """The caller's own account (``~``, its e-mail or its id); nobody else's."""
+    found = accounts_of(request).get_user(user)
+    if account not in ("~", user, found["id"]):
+        raise NotFound("Couldn't find that user.")
+    return account_json(found)
+
+
 @router.get("/users/{account}/apps")
 def user_apps(request: Request, user: User, account: str) -> list[dict]:
     """The apps an account owns or collaborates on (``~`` = the caller's own)."""
@@ -277,6 +286,23 @@ def _warn_damaged(response: Response, releases) -> None:
     if releases.skipped:
         response.headers["Warning"] = ", ".join(
             f'199 gitpaas "{damaged.record} is damaged ({damaged.reason}) and left out"' for damaged in releases.skipped)
+
+
+@router.get("/apps/{app}/slugs/{slug}")
+def slugs_info(request: Request, user: User, app: str, slug: str) -> dict:
+    """A slug one of the app's releases ran (its commit is what ``pipelines:diff`` compares); the
+    image itself stays on the server: no blob to download."""
+    platform = platform_of(request)
+    found = visible_app(platform, user, app)
+    release = next((r for r in platform.apps.releases(found.name).walk_down() if (r.slug or {}).get("id") == slug), None)
+    if release is None:
+        raise NotFound("Couldn't find that slug.")
+    stack = stacks.of_record(release.stack)
+    return {"blob": {"method": "get", "url": ""}, "buildpack_provided_description": None, "checksum": None,
+            "commit": release.commit, "commit_description": None, "created_at": release.created_at,
+            "deleted_at": None, "id": slug, "process_types": {k: v or "" for k, v in release.process_types.items()},
+            "size": None, "stack": {"id": stack_json(stack, platform.settings)["id"], "name": stack.name},
+            "updated_at": release.updated_at}
 
 
 @router.get("/apps/{app}/releases/{release}")
@@ -572,13 +598,6 @@ def collaborators_remove(request: Request, user: User, app: str, collaborator: s
                  collaborator)
     removed = operations.remove_collaborator(platform, found.name, email)
     return collaborator_json(found, removed)
-
-
-@router.get("/apps/{app}/pipeline-couplings")
-def pipeline_couplings(request: Request, user: User, app: str) -> dict:
-    platform = platform_of(request)
-    visible_app(platform, user, app)
-    raise NotFound("This app is not in a pipeline (gitpaas has none).")
 
 
 @router.get("/apps/{app}/sni-endpoints")

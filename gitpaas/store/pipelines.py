@@ -186,6 +186,19 @@ class PipelineStore:
         self._file(pipeline.name).unlink(missing_ok=True)
         shutil.rmtree(self.root / pipeline.name, ignore_errors=True)
 
+    def forget_app(self, app: str) -> None:
+        """An app is destroyed: it leaves its pipeline (and stops being its review apps' parent)."""
+        with self.lock():
+            for pipeline in self.list():
+                coupling = pipeline.coupling(app)
+                if coupling is None and pipeline.review.app != app:
+                    continue
+                if coupling is not None:
+                    pipeline.couplings.remove(coupling)
+                if pipeline.review.app == app:
+                    pipeline.review.enabled = False
+                self.save(pipeline)
+
     def of_app(self, app: str) -> Pipeline | None:
         """The pipeline ``app`` is coupled to, if any."""
         return next((p for p in self.list() if p.coupling(app)), None)

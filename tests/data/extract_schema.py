@@ -18,7 +18,8 @@ from pathlib import Path
 #: the definitions tests/ passes to ``schema.validate`` (grep "validate(" tests/)
 USED_BY_TESTS = ("account", "account-feature", "add-on", "add-on-attachment", "add-on-service", "app", "app-feature",
                  "app-webhook-delivery", "collaborator", "domain", "dyno", "formation", "log-drain", "oauth-authorization",
-                 "plan", "region", "release", "stack")
+                 "pipeline", "pipeline-coupling", "pipeline-promotion", "pipeline-promotion-target", "plan", "region",
+                 "release", "review-app", "review-app-config", "slug", "stack")
 
 #: the root keys kept besides ``definitions``: the ones that identify the schema and its dialect
 #: (``links`` and ``properties`` describe the whole API's index and are left out)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import ApiServer, wait_for
+from harness import ApiServer, free_port, wait_for
+from schema import validate
 
 REPO = Path(__file__).resolve().parents[2]
 CLI_DIR = REPO / ".cache" / "heroku-cli"
@@ -278,3 +279,54 @@ def test_one_off_dynos_and_the_rest_of_the_everyday_commands(home, heroku):
     renamed = heroku("apps:rename", "elsewhere", "-a", "everyday", check=False)
     assert renamed.returncode != 0 and "gitpaas cannot rename an app" in renamed.stderr
     assert home.get("everyday").status_code == 200 and api.call("GET", "/apps/elsewhere").status_code == 404
+
+
+def test_pipelines_create_add_info_promote_and_diff_with_the_heroku_cli(home, heroku):
+    """The CLI's pipelines commands, unchanged. `pipelines:diff` asks GitHub (through Heroku's own
+    kolkrabbi service, which no setting redirects) which repository an app comes from; without one
+    it stops, as it does on Heroku for an app not connected to GitHub — after gitpaas answered every
+    question it asked gitpaas (the coupling, the pipeline, its apps, their releases and slugs)."""
+    api = heroku.api
+    for name in ("flow-staging", "flow-prod"):
+        heroku("apps:create", name)
+    home.gitpaas("config:set", "GREETING=from-production", "-a", "flow-prod")
+    created = heroku("pipelines:create", "flow", "-a", "flow-staging", "--stage", "staging")
+    assert "Creating flow pipeline... done" in created.stderr
+    assert "Adding flow-staging to flow pipeline as staging... done" in created.stderr
+    heroku("pipelines:add", "flow", "-a", "flow-prod", "--stage", "production")
+    assert "flow" in heroku("pipelines").stdout.splitlines()
+    info = heroku("pipelines:info", "flow").stdout
+    assert "=== flow" in info and "owner: dev@example.com" in info
+    assert [line.split() for line in info.splitlines() if line.strip().startswith("flow-")] == [
+        ["flow-staging", "staging"], ["flow-prod", "production"]]
+    described = json.loads(heroku("pipelines:info", "flow", "--json").stdout)
+    validate("pipeline", described["pipeline"], require_all=False)
+    for app in described["apps"]:
+        validate("pipeline-coupling", app["pipelineCoupling"])
+    assert sorted(a["name"] for a in described["apps"]) == ["flow-prod", "flow-staging"]
+
+    push = home.push("flow-staging", "web", url=api.git_url("flow-staging"), files={
+        "Procfile": WEB + 'release: echo "greeting is $GREETING"\n', "BODY": "promoted"})
+    assert push.returncode == 0, push.stderr
+    promote = heroku("pipelines:promote", "-a", "flow-staging")
+    assert "Starting promotion to production..." in promote.stdout
+    assert "Promotion successful" in promote.stdout and "flow-prod: succeeded" in promote.stdout
+    wait_for(lambda: home.release("flow-prod", 1)["status"] == "succeeded", "the promoted release")
+    staging, production = home.release("flow-staging", 1), home.release("flow-prod", 1)
+    assert production["description"] == "Promote flow-staging v1" and production["slug"] == staging["slug"]
+    assert heroku("releases:output", "v1", "-a", "flow-prod").stdout == "greeting is from-production\n"
+    assert home.get("flow-prod").text.startswith("promoted from web.1")
+    promotion = api.call("GET", "/pipeline-couplings").json()
+    for coupling in promotion:
+        validate("pipeline-coupling", coupling)
+
+    # Upstream is refused by the CLI itself; pipelines:diff stops at GitHub. Kolkrabbi is sent to a
+    # closed port on loopback (the CLI honours HTTPS_PROXY), so nothing leaves this machine.
+    refused = heroku("pipelines:promote", "-a", "flow-prod", check=False)
+    assert refused.returncode != 0 and "Cannot promote" in refused.stderr
+    closed = free_port()
+    diff = subprocess.run([str(CLI), "pipelines:diff", "-a", "flow-staging"], capture_output=True, text=True,
+                          env={**heroku.env, "HTTPS_PROXY": f"http://127.0.0.1:{closed}", "NO_PROXY": "127.0.0.1,localhost"},
+                          cwd=heroku.cwd, stdin=subprocess.DEVNULL, timeout=120)
+    assert diff.returncode != 0 and "does not seem to be connected to GitHub" in diff.stderr, diff.stderr
+    assert "Traceback" not in diff.stderr

@@ -94,9 +94,10 @@ class Client:
                 received.append(message.get("body", b""))
                 if on_body is not None and on_body(message.get("body", b"")):
                     disconnected.set()
+        path, _, query = path.partition("?")
         scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
                  "method": method, "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
-                 "query_string": b"", "headers": [(k.lower().encode(), _raw(v)) for k, v in headers.items()],
+                 "query_string": query.encode(), "headers": [(k.lower().encode(), _raw(v)) for k, v in headers.items()],
                  "client": ("127.0.0.1", 50000), "server": ("testserver", 80), "state": {}}
         await self.app(scope, receive, send)
         return Answer(status, answer_headers, b"".join(received), read)

@@ -1,0 +1,371 @@
+"""The Platform API's pipelines, pipeline couplings, pipeline promotions (and their targets), review
+apps and review-app config, in Heroku's shapes: thin over ``gitpaas.pipelines`` and
+``gitpaas.reviewapps``, what the CLI calls too.
+
+A promotion is answered as soon as it is checked and recorded (``pending``), its targets ``pending``
+with ``release: null``; each target's release follows in a thread of its own, as on Heroku, and the
+targets' statuses say how each went. The official Heroku CLI polls them (``pipelines:promote``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Annotated, Any, Literal, Optional
+
+from fastapi import APIRouter, Body, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from gitpaas import pipelines, reviewapps
+from gitpaas.api.core import JsonRoute, Strict, current_user, platform_of, visible_app
+from gitpaas.errors import InvalidParams, NotFound
+from gitpaas.identity import Actor, account_id
+from gitpaas.names import is_uuid
+from gitpaas.operations import app_stacks, current_release
+from gitpaas.shapes import GENERATION, app_json, derived_id
+from gitpaas.store.pipelines import STAGES, Coupling, Pipeline, PipelineStore, Promotion, Target
+
+log = logging.getLogger(__name__)
+router = APIRouter(route_class=JsonRoute)
+User = Annotated[str, Depends(current_user)]
+
+
+# --- shapes ------------------------------------------------------------------------------------
+
+def pipeline_json(pipeline: Pipeline) -> dict[str, Any]:
+    return {"created_at": pipeline.created_at, "id": pipeline.id, "name": pipeline.name,
+            "owner": {"id": account_id(pipeline.owner), "type": "user"} if pipeline.owner else None,
+            "updated_at": pipeline.updated_at, "generation": GENERATION}
+
+
+def coupling_json(pipeline: Pipeline, coupling: Coupling) -> dict[str, Any]:
+    return {"app": {"id": coupling.app_id, "name": coupling.app}, "created_at": coupling.created_at, "id": coupling.id,
+            "pipeline": {"id": pipeline.id, "name": pipeline.name}, "stage": coupling.stage,
+            "updated_at": coupling.updated_at}
+
+
+def promotion_json(promotion: Promotion) -> dict[str, Any]:
+    return {"created_at": promotion.created_at, "id": promotion.id, "pipeline": {"id": promotion.pipeline_id},
+            "source": {"app": {"id": promotion.source["app"]["id"]},
+                       "release": {"id": promotion.source["release"]["id"]}},
+            "status": promotion.status, "updated_at": promotion.updated_at}
+
+
+def target_json(promotion: Promotion, target: Target) -> dict[str, Any]:
+    return {"app": {"id": target.app_id}, "error_message": target.error_message, "id": target.id,
+            "pipeline_promotion": {"id": promotion.id},
+            "release": {"id": target.release["id"]} if target.release else None, "status": target.status}
+
+
+def review_app_json(platform, app) -> dict[str, Any]:
+    review = app.review or {}
+    return {"app": {"id": app.id}, "app_setup": None, "branch": review.get("branch"), "created_at": app.created_at,
+            "creator": {}, "error_status": None, "fork_repo": None, "id": derived_id(app.id, "review-app"),
+            "message": None, "pipeline": {"id": review.get("pipeline")}, "pr_number": None, "status": "created",
+            "updated_at": app.updated_at, "wait_for_ci": False}
+
+
+def review_config_json(platform, pipeline: Pipeline) -> dict[str, Any]:
+    review = pipeline.review
+    parent = platform.apps.get(review.app) if review.app and platform.apps.exists(review.app) else None
+    # GitHub's repository ids are numbers: the parent app's repository gets one derived from its id
+    repo_id = int(derived_id(parent.id if parent else pipeline.id, "repository").replace("-", "")[:8], 16)
+    return {"repo": {"id": repo_id},
+            "automatic_review_apps": review.enabled, "deploy_target": None,
+            "destroy_stale_apps": review.autodestroy, "stale_days": review.stale_days, "pipeline_id": pipeline.id,
+            "wait_for_ci": False, "base_name": review.app,
+            # gitpaas's: the app whose branches get review apps
+            "app": {"id": parent.id, "name": parent.name} if parent else None}
+
+
+def _pipeline(request: Request, user: str, identity: str) -> Pipeline:
+    return pipelines.get(platform_of(request), Actor(user), identity)
+
+
+# --- pipelines ---------------------------------------------------------------------------------
+
+class PipelineCreate(Strict):
+    name: str = Field(max_length=30)
+    owner: Optional[dict] = None
+    generation: Optional[dict] = None  # the Heroku CLI sends one; every gitpaas pipeline is "cedar"
+
+
+@router.get("/pipelines")
+def pipelines_list(request: Request, user: User) -> list[dict]:
+    """Every pipeline the caller sees; ``?eq[name]=NAME`` keeps the one with that name (the CLI's lookup)."""
+    wanted = request.query_params.get("eq[name]")
+    return [pipeline_json(p) for p in pipelines.visible(platform_of(request), Actor(user))
+            if wanted is None or p.name == wanted]
+
+
+@router.post("/pipelines", status_code=201)
+def pipelines_create(request: Request, user: User, body: PipelineCreate) -> dict:
+    if body.owner and body.owner.get("type") == "team":
+        raise InvalidParams("gitpaas has no teams: a pipeline belongs to the account that creates it")
+    return pipeline_json(pipelines.create(platform_of(request), Actor(user), body.name))
+
+
+@router.get("/pipelines/{pipeline}")
+def pipelines_info(request: Request, user: User, pipeline: str) -> dict:
+    return pipeline_json(_pipeline(request, user, pipeline))
+
+
+@router.delete("/pipelines/{pipeline}")
+def pipelines_delete(request: Request, user: User, pipeline: str) -> dict:
+    return pipeline_json(pipelines.destroy(platform_of(request), Actor(user), pipeline))
+
+
+# --- couplings ---------------------------------------------------------------------------------
+
+class CouplingCreate(Strict):
+    app: str = Field(max_length=64)
+    pipeline: str = Field(max_length=64)
+    stage: Literal["test", "review", "development", "staging", "production"]
+
+
+class CouplingUpdate(Strict):
+    stage: Literal["test", "review", "development", "staging", "production"]
+
+
+def _stage(stage: str) -> str:
+    if stage not in STAGES:
+        raise InvalidParams(f"gitpaas has no {stage} stage (it has {', '.join(STAGES)})")
+    return stage
+
+
+@router.get("/pipelines/{pipeline}/pipeline-couplings")
+def pipeline_couplings(request: Request, user: User, pipeline: str) -> list[dict]:
+    found = _pipeline(request, user, pipeline)
+    return [coupling_json(found, c) for c in found.couplings]
+
+
+@router.get("/pipeline-couplings")
+@router.get("/users/~/pipeline-couplings")
+def couplings_list(request: Request, user: User) -> list[dict]:
+    return [coupling_json(p, c) for p in pipelines.visible(platform_of(request), Actor(user)) for c in p.couplings]
+
+
+@router.post("/pipeline-couplings", status_code=201)
+def couplings_create(request: Request, user: User, body: CouplingCreate) -> dict:
+    platform = platform_of(request)
+    app = visible_app(platform, user, body.app)
+    found = _pipeline(request, user, body.pipeline)
+    coupling = pipelines.couple(platform, Actor(user), found.id, app.name, _stage(body.stage))
+    return coupling_json(PipelineStore(platform.settings).get(found.id), coupling)
+
+
+def _coupling(request: Request, user: str, identity: str) -> tuple[Pipeline, Coupling]:
+    platform = platform_of(request)
+    for pipeline in pipelines.visible(platform, Actor(user)):
+        for coupling in pipeline.couplings:
+            if coupling.id == identity:
+                return pipeline, coupling
+    raise NotFound("Couldn't find that pipeline coupling.")
+
+
+@router.get("/pipeline-couplings/{coupling}")
+def couplings_info(request: Request, user: User, coupling: str) -> dict:
+    return coupling_json(*_coupling(request, user, coupling))
+
+
+@router.patch("/pipeline-couplings/{coupling}")
+def couplings_update(request: Request, user: User, coupling: str, body: CouplingUpdate) -> dict:
+    _, found = _coupling(request, user, coupling)
+    pipeline, moved = pipelines.move(platform_of(request), Actor(user), found.app, _stage(body.stage))
+    return coupling_json(pipeline, moved)
+
+
+@router.delete("/pipeline-couplings/{coupling}")
+def couplings_delete(request: Request, user: User, coupling: str) -> dict:
+    _, found = _coupling(request, user, coupling)
+    pipeline, removed = pipelines.uncouple(platform_of(request), Actor(user), found.app)
+    return coupling_json(pipeline, removed)
+
+
+@router.get("/apps/{app}/pipeline-couplings")
+def app_coupling(request: Request, user: User, app: str) -> dict:
+    platform = platform_of(request)
+    found = visible_app(platform, user, app)
+    pipeline = pipelines.pipeline_of(platform, found.name)
+    if pipeline is None:
+        raise NotFound(f"{found.name} is not in a pipeline.")
+    return coupling_json(pipeline, pipeline.coupling(found.name))
+
+
+class AppFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: list[str] = Field(default_factory=list, max_length=1000)
+
+
+class AppsFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    in_: AppFilter = Field(alias="in")
+
+
+@router.post("/filters/apps")
+def filter_apps(request: Request, user: User, body: AppsFilter) -> list[dict]:
+    """The apps with these ids that the caller may use (how the Heroku CLI lists a pipeline's apps)."""
+    platform = platform_of(request)
+    wanted, actor = set(body.in_.id), Actor(user)
+    found = []
+    for app in platform.apps.list():
+        if app.id in wanted and actor.may_use(app.owner, app.collaborators):
+            current = current_release(platform, app.name)
+            found.append(app_json(app, platform.settings, "", current.updated_at if current else None,
+                                  app_stacks(app, current)))
+    return found
+
+
+# --- promotions --------------------------------------------------------------------------------
+
+class PromotionRef(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(max_length=64)
+
+
+class PromotionSourceApp(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    app: PromotionRef
+    release: Optional[PromotionRef] = None
+
+
+class PromotionTarget(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    app: PromotionRef
+
+
+class PromotionCreate(Strict):
+    pipeline: PromotionRef
+    source: PromotionSourceApp
+    targets: list[PromotionTarget] = Field(max_length=100)
+
+
+@router.post("/pipeline-promotions", status_code=201)
+def promotions_create(request: Request, user: User, body: PromotionCreate) -> dict:
+    """Check and record the promotion; release to its targets in the background."""
+    platform, actor = platform_of(request), Actor(user)
+    pipeline = _pipeline(request, user, body.pipeline.id)
+    source = visible_app(platform, user, body.source.app.id)
+    if pipeline.coupling(source.name) is None:
+        raise InvalidParams(f"{source.name} is not in pipeline {pipeline.name}")
+    if body.source.release is not None:
+        current = platform.apps.releases(source.name).get(source.current_release) if source.current_release else None
+        if current is None or body.source.release.id not in (current.id, f"v{current.version}", str(current.version)):
+            raise InvalidParams(f"gitpaas promotes an app's current release; {body.source.release.id} is not "
+                                f"{source.name}'s")
+    targets = [_app_name(platform, user, target.app.id) for target in body.targets]
+    plan = pipelines.begin_promotion(platform, actor, source.name, targets or None)
+
+    def run() -> None:
+        try:
+            pipelines.run_promotion(platform, actor, plan)
+        except Exception:  # noqa: BLE001 — logged; each target's record says what it reached
+            log.exception("promotion %s failed unexpectedly", plan.promotion.id)
+
+    threading.Thread(target=run, name=f"gitpaas-promotion-{plan.promotion.id[:8]}", daemon=True).start()
+    return promotion_json(plan.promotion)
+
+
+def _app_name(platform, user: str, identity: str) -> str:
+    """A target named by id or name; one the caller cannot see is refused like one that does not exist."""
+    if not is_uuid(identity) and not platform.apps.exists(identity):
+        raise NotFound("Couldn't find that app.")
+    return visible_app(platform, user, identity).name
+
+
+def _promotion(request: Request, user: str, identity: str) -> Promotion:
+    platform = platform_of(request)
+    promotion = PipelineStore(platform.settings).promotion(identity)
+    _pipeline(request, user, promotion.pipeline_id)  # seen only by who sees its pipeline
+    return promotion
+
+
+@router.get("/pipeline-promotions/{promotion}")
+def promotions_info(request: Request, user: User, promotion: str) -> dict:
+    return promotion_json(_promotion(request, user, promotion))
+
+
+@router.get("/pipeline-promotions/{promotion}/promotion-targets")
+def promotion_targets(request: Request, user: User, promotion: str) -> list[dict]:
+    found = _promotion(request, user, promotion)
+    return [target_json(found, target) for target in found.targets]
+
+
+# --- review apps -------------------------------------------------------------------------------
+
+@router.get("/pipelines/{pipeline}/review-apps")
+def review_apps_list(request: Request, user: User, pipeline: str) -> list[dict]:
+    platform = platform_of(request)
+    found = _pipeline(request, user, pipeline)
+    return [review_app_json(platform, app) for app in reviewapps.of_pipeline(platform, found)]
+
+
+@router.get("/review-apps/{review_app}")
+def review_apps_info(request: Request, user: User, review_app: str) -> dict:
+    platform = platform_of(request)
+    for pipeline in pipelines.visible(platform, Actor(user)):
+        for app in reviewapps.of_pipeline(platform, pipeline):
+            if derived_id(app.id, "review-app") == review_app:
+                return review_app_json(platform, app)
+    raise NotFound("Couldn't find that review app.")
+
+
+@router.get("/apps/{app}/review-app")
+def app_review_app(request: Request, user: User, app: str) -> dict:
+    platform = platform_of(request)
+    found = visible_app(platform, user, app)
+    if not found.review:
+        raise NotFound(f"{found.name} is not a review app.")
+    return review_app_json(platform, found)
+
+
+@router.post("/review-apps", status_code=201)
+def review_apps_create(request: Request, user: User, body: dict = Body(default=None)) -> dict:
+    raise InvalidParams("gitpaas makes a review app when its branch is pushed: `git push <remote> BRANCH` to the "
+                        "app whose branches get review apps (`gitpaas reviewapps:enable -p PIPELINE -a APP`)")
+
+
+class ReviewConfig(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # the Heroku CLI also sends pipeline and repo
+    automatic_review_apps: Optional[bool] = None
+    destroy_stale_apps: Optional[bool] = None
+    stale_days: Optional[int] = Field(default=None, ge=1, le=30)
+    wait_for_ci: Optional[bool] = None
+    base_name: Optional[str] = Field(default=None, max_length=30)
+    #: gitpaas's: the app whose branches get review apps (default: the pipeline's one non-review app)
+    app: Optional[str] = Field(default=None, max_length=64)
+
+
+def _parent(platform, user: str, pipeline: Pipeline, body: ReviewConfig) -> str:
+    named = body.app or body.base_name or pipeline.review.app
+    if named:
+        return visible_app(platform, user, named).name
+    candidates = [c.app for c in pipeline.couplings if c.stage != "review"]
+    if len(candidates) != 1:
+        raise InvalidParams(f"say which app's branches get review apps: `gitpaas reviewapps:enable -p {pipeline.name} "
+                            "-a APP`, or send \"app\"")
+    return candidates[0]
+
+
+@router.get("/pipelines/{pipeline}/review-app-config")
+def review_config_info(request: Request, user: User, pipeline: str) -> dict:
+    return review_config_json(platform_of(request), _pipeline(request, user, pipeline))
+
+
+@router.post("/pipelines/{pipeline}/review-app-config")
+@router.patch("/pipelines/{pipeline}/review-app-config")
+def review_config_enable(request: Request, user: User, pipeline: str, body: ReviewConfig) -> dict:
+    platform = platform_of(request)
+    found = _pipeline(request, user, pipeline)
+    if request.method == "PATCH" and body.automatic_review_apps is False:
+        return review_config_json(platform, reviewapps.disable(platform, Actor(user), found.id))
+    autodestroy = found.review.autodestroy if body.destroy_stale_apps is None else body.destroy_stale_apps
+    enabled = reviewapps.enable(platform, Actor(user), found.id, _parent(platform, user, found, body),
+                                autodestroy=autodestroy, stale_days=body.stale_days)
+    return review_config_json(platform, enabled)
+
+
+@router.delete("/pipelines/{pipeline}/review-app-config")
+def review_config_disable(request: Request, user: User, pipeline: str) -> dict:
+    platform = platform_of(request)
+    return review_config_json(platform, reviewapps.disable(platform, Actor(user), _pipeline(request, user, pipeline).id))
