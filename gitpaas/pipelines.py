@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from dulwich.errors import NotCommitError
 from dulwich.repo import Repo
@@ -220,22 +220,27 @@ def begin_promotion(platform: Platform, actor: Actor, source_name: str, to: list
         targets.append(Target(app=target.name, app_id=target.id))
     promotion = Promotion(pipeline=pipeline.name, pipeline_id=pipeline.id, targets=targets, source={
         "app": {"id": source_app.id, "name": source_app.name},
-        "release": {"id": release.id, "version": release.version},
+        "release": {"id": release.id, "version": release.version, "slug": (release.slug or {}).get("id"),
+                    "commit": release.commit},
     })
     store(platform).save_promotion(promotion)
     return Plan(promotion, release)
 
 
 def run_promotion(platform: Platform, actor: Actor, plan: Plan,
-                  output_for: Callable[[Target], Output] | None = None) -> Promotion:
-    """Release the source's slug to each target in turn; each target's outcome is its own."""
+                  output_for: Callable[[Target, Release], Output] | None = None) -> Promotion:
+    """Release the source's slug to each target in turn; each target's outcome is its own.
+    ``output_for(target, its new release)`` says where that release tells its story (an output
+    with a ``close`` is closed once the release ended)."""
     promotion, pipelines = plan.promotion, store(platform)
     for target in promotion.targets:
-        output = output_for(target) if output_for else NullOutput()
+        output: Output = NullOutput()
         try:
             pending = begin_target_release(platform, actor, target.app, plan.source)
             target.release = {"id": pending.release.id, "version": pending.release.version}
             pipelines.save_promotion(promotion)
+            if output_for is not None:
+                output = output_for(target, pending.release)
             release = pending.finish(output)
         except ReleaseFailed as exc:
             target.status, target.error_message = "failed", exc.reason
@@ -245,10 +250,20 @@ def run_promotion(platform: Platform, actor: Actor, plan: Plan,
             target.status, target.error_message = "failed", f"unexpected error ({exc.__class__.__name__})"
         else:
             target.status, target.release = "succeeded", {"id": release.id, "version": release.version}
+        finally:
+            close = getattr(output, "close", None)
+            if close is not None:
+                close()
         pipelines.save_promotion(promotion)
     promotion.status = "completed"
     pipelines.save_promotion(promotion)
     return promotion
+
+
+def target_record(target: Target) -> dict[str, Any]:
+    """A promotion's target as the CLI shows it, on the server and off it."""
+    return {"app": target.app, "status": target.status, "error_message": target.error_message,
+            "release": dict(target.release) if target.release else None}
 
 
 def begin_target_release(platform: Platform, actor: Actor, target_name: str, source: Release) -> PendingRelease:
@@ -267,7 +282,7 @@ def begin_target_release(platform: Platform, actor: Actor, target_name: str, sou
 
 
 def promote(platform: Platform, actor: Actor, source_name: str, to: list[str] | None = None,
-            output_for: Callable[[Target], Output] | None = None) -> Promotion:
+            output_for: Callable[[Target, Release], Output] | None = None) -> Promotion:
     return run_promotion(platform, actor, begin_promotion(platform, actor, source_name, to), output_for)
 
 
@@ -332,6 +347,28 @@ def _describe(commit) -> tuple[str, str, str, str]:
     when = datetime.fromtimestamp(commit.author_time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     message = commit.message.decode("utf-8", "replace").strip().splitlines()
     return commit.id.decode(), author, when, message[0] if message else ""
+
+
+def record(platform: Platform, pipeline: Pipeline) -> dict[str, Any]:
+    """A pipeline as the CLI shows it (``pipelines:info --json``), on the server and off it: its apps
+    by stage with the release each runs, and its review apps' settings (not their config vars)."""
+    review = pipeline.review
+    return {
+        "id": pipeline.id, "name": pipeline.name, "owner": pipeline.owner, "created_at": pipeline.created_at,
+        "updated_at": pipeline.updated_at,
+        "review": {"enabled": review.enabled, "app": review.app, "autodestroy": review.autodestroy,
+                   "stale_days": review.stale_days},
+        "apps": [{"stage": stage, "app": app, "release": {key: release.get(key) for key in (
+                    "version", "description", "commit", "slug", "status", "promoted_from")} if release else None}
+                 for stage, app, release in describe_stage_apps(platform, pipeline)],
+    }
+
+
+def difference_record(difference: Difference) -> dict[str, Any]:
+    return {"target": difference.target, "target_commit": difference.target_commit, "behind": difference.behind,
+            "unknown": difference.unknown,
+            "ahead": [{"sha": sha, "author": author, "date": date, "message": message}
+                      for sha, author, date, message in difference.ahead]}
 
 
 def describe_stage_apps(platform: Platform, pipeline: Pipeline) -> Iterator[tuple[str, str, dict]]:

@@ -60,6 +60,14 @@ def of_pipeline(platform: Platform, pipeline: Pipeline) -> list[App]:
     return [app for app in platform.apps.list() if app.review and app.review.get("pipeline") == pipeline.id]
 
 
+def record(platform: Platform, app: App) -> dict:
+    """A review app as ``reviewapps`` shows it, on the server and off it."""
+    return {"app": app.name, "branch": app.review.get("branch"), "parent": app.review.get("parent"),
+            "current_release": app.current_release, "web_url": platform.settings.web_url(app.name),
+            "created_at": app.review.get("created_at") or app.created_at,
+            "pushed_at": app.review.get("pushed_at") or app.created_at}
+
+
 # --- enabling ----------------------------------------------------------------------------------
 
 def enable(platform: Platform, actor: Actor, pipeline_name: str, app_name: str, autodestroy: bool = False,

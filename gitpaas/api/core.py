@@ -215,15 +215,22 @@ def release_in_background(app: str, begin: Callable[[Output], tuple[T, PendingRe
 def _story(pending: PendingRelease, said: RecordingOutput) -> FileOutput | None:
     """The release's story file, begun with what its first half said (None if it cannot be written:
     the release goes on without one)."""
+    story = story_output(pending.platform, pending.release)
+    if story is not None:
+        for line in said.lines:
+            story.stream.write(line + "\n")
+        story.stream.flush()
+    return story
+
+
+def story_output(platform: Platform, release: Release) -> FileOutput | None:
+    """Where a release the API started tells its story (``releases/vN/story.log``, streamed to the
+    gitpaas CLI); None if it cannot be written: the release goes on without one."""
     try:
-        path = pending.platform.apps.releases(pending.release.app["name"]).story_path(pending.release.version)
-        story = FileOutput(open_private(path, "a"))
+        path = platform.apps.releases(release.app["name"]).story_path(release.version)
+        return FileOutput(open_private(path, "a"))
     except OSError:
         return None
-    for line in said.lines:
-        story.stream.write(line + "\n")
-    story.stream.flush()
-    return story
 
 
 #: how long a log session's URL may be opened; a tail, once open, stays open

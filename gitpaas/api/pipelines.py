@@ -17,7 +17,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from gitpaas import pipelines, reviewapps
-from gitpaas.api.core import JsonRoute, Strict, current_user, platform_of, visible_app
+from gitpaas.api.core import JsonRoute, Strict, current_user, gitpaas_variant, platform_of, story_output, visible_app
 from gitpaas.errors import InvalidParams, NotFound
 from gitpaas.identity import Actor, account_id
 from gitpaas.names import is_uuid
@@ -94,20 +94,24 @@ class PipelineCreate(Strict):
 def pipelines_list(request: Request, user: User) -> list[dict]:
     """Every pipeline the caller sees; ``?eq[name]=NAME`` keeps the one with that name (the CLI's lookup)."""
     wanted = request.query_params.get("eq[name]")
-    return [pipeline_json(p) for p in pipelines.visible(platform_of(request), Actor(user))
-            if wanted is None or p.name == wanted]
+    platform = platform_of(request)
+    shape = (lambda p: pipelines.record(platform, p)) if gitpaas_variant(request) else pipeline_json
+    return [shape(p) for p in pipelines.visible(platform, Actor(user)) if wanted is None or p.name == wanted]
 
 
 @router.post("/pipelines", status_code=201)
 def pipelines_create(request: Request, user: User, body: PipelineCreate) -> dict:
     if body.owner and body.owner.get("type") == "team":
         raise InvalidParams("gitpaas has no teams: a pipeline belongs to the account that creates it")
-    return pipeline_json(pipelines.create(platform_of(request), Actor(user), body.name))
+    platform = platform_of(request)
+    created = pipelines.create(platform, Actor(user), body.name)
+    return pipelines.record(platform, created) if gitpaas_variant(request) else pipeline_json(created)
 
 
 @router.get("/pipelines/{pipeline}")
 def pipelines_info(request: Request, user: User, pipeline: str) -> dict:
-    return pipeline_json(_pipeline(request, user, pipeline))
+    found = _pipeline(request, user, pipeline)
+    return pipelines.record(platform_of(request), found) if gitpaas_variant(request) else pipeline_json(found)
 
 
 @router.delete("/pipelines/{pipeline}")
@@ -258,12 +262,13 @@ def promotions_create(request: Request, user: User, body: PromotionCreate) -> di
 
     def run() -> None:
         try:
-            pipelines.run_promotion(platform, actor, plan)
+            pipelines.run_promotion(platform, actor, plan, lambda target, release: story_output(platform, release))
         except Exception:  # noqa: BLE001 — logged; each target's record says what it reached
             log.exception("promotion %s failed unexpectedly", plan.promotion.id)
 
+    answer = promotion_record(plan.promotion) if gitpaas_variant(request) else promotion_json(plan.promotion)
     threading.Thread(target=run, name=f"gitpaas-promotion-{plan.promotion.id[:8]}", daemon=True).start()
-    return promotion_json(plan.promotion)
+    return answer
 
 
 def _app_name(platform, user: str, identity: str) -> str:
@@ -282,7 +287,27 @@ def _promotion(request: Request, user: str, identity: str) -> Promotion:
 
 @router.get("/pipeline-promotions/{promotion}")
 def promotions_info(request: Request, user: User, promotion: str) -> dict:
-    return promotion_json(_promotion(request, user, promotion))
+    found = _promotion(request, user, promotion)
+    return promotion_record(found) if gitpaas_variant(request) else promotion_json(found)
+
+
+def promotion_record(promotion: Promotion) -> dict[str, Any]:
+    """gitpaas's variant: what the gitpaas CLI shows of a promotion — its source release and each
+    target by name, with its status and release."""
+    source = promotion.source
+    return {"id": promotion.id, "status": promotion.status, "pipeline": promotion.pipeline,
+            "source": {"app": source["app"]["name"], "version": source["release"]["version"],
+                       "slug": source["release"].get("slug"), "commit": source["release"].get("commit")},
+            "targets": [pipelines.target_record(target) for target in promotion.targets]}
+
+
+@router.get("/apps/{app}/pipeline-diff")
+def pipeline_diff(request: Request, user: User, app: str) -> dict:
+    """gitpaas's: the commits between the app's current release and each app of the next stage's."""
+    platform = platform_of(request)
+    found = visible_app(platform, user, app)
+    source, differences = pipelines.diff(platform, Actor(user), found.name)
+    return {"source_commit": source, "differences": [pipelines.difference_record(d) for d in differences]}
 
 
 @router.get("/pipeline-promotions/{promotion}/promotion-targets")
@@ -297,7 +322,8 @@ def promotion_targets(request: Request, user: User, promotion: str) -> list[dict
 def review_apps_list(request: Request, user: User, pipeline: str) -> list[dict]:
     platform = platform_of(request)
     found = _pipeline(request, user, pipeline)
-    return [review_app_json(platform, app) for app in reviewapps.of_pipeline(platform, found)]
+    shape = reviewapps.record if gitpaas_variant(request) else review_app_json
+    return [shape(platform, app) for app in reviewapps.of_pipeline(platform, found)]
 
 
 @router.get("/review-apps/{review_app}")
@@ -369,3 +395,27 @@ def review_config_enable(request: Request, user: User, pipeline: str, body: Revi
 def review_config_disable(request: Request, user: User, pipeline: str) -> dict:
     platform = platform_of(request)
     return review_config_json(platform, reviewapps.disable(platform, Actor(user), _pipeline(request, user, pipeline).id))
+
+
+# --- the review stage's config vars (Heroku's pipeline-config-var) -----------------------------
+
+@router.get("/pipelines/{pipeline}/stage/{stage}/config-vars")
+def review_config_vars(request: Request, user: User, pipeline: str, stage: str) -> dict:
+    _review_stage(stage)
+    return dict(_pipeline(request, user, pipeline).review.config)
+
+
+@router.patch("/pipelines/{pipeline}/stage/{stage}/config-vars")
+def review_config_vars_update(request: Request, user: User, pipeline: str, stage: str,
+                              body: dict[str, Optional[str]]) -> dict:
+    """Set (a string) or unset (null) the config vars each new review app gets."""
+    _review_stage(stage)
+    found = _pipeline(request, user, pipeline)
+    set_values = {key: value for key, value in body.items() if value is not None}
+    unset = [key for key, value in body.items() if value is None]
+    return reviewapps.set_config(platform_of(request), Actor(user), found.id, set_values, unset)
+
+
+def _review_stage(stage: str) -> None:
+    if stage != "review":
+        raise NotFound("Only the review stage has config vars of its own (the other stages' apps have theirs).")

@@ -12,9 +12,9 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
-from gitpaas import events, operations
+from gitpaas import events, operations, pipelines, reviewapps
 from gitpaas.accounts import Accounts
 from gitpaas.addons import backups as addon_backups
 from gitpaas.addons import lifecycle
@@ -85,6 +85,24 @@ class Backend(Protocol):
     def remove_drain(self, app: str, id_or_url: str) -> dict[str, Any]: ...
     def run(self, app: str, command: str, size: str | None, env: dict[str, str], tty: bool) -> tuple[str, Channel]: ...
     def run_detached(self, app: str, command: str, size: str | None, env: dict[str, str]) -> str: ...
+    def pipelines(self) -> list[dict[str, Any]]: ...
+    def pipeline(self, name: str) -> dict[str, Any]: ...
+    def create_pipeline(self, name: str) -> dict[str, Any]: ...
+    def couple(self, name: str, app: str, stage: str) -> dict[str, Any]: ...
+    def move(self, app: str, stage: str) -> str: ...
+    def uncouple(self, app: str) -> str: ...
+    def destroy_pipeline(self, name: str) -> str: ...
+    def diff(self, app: str) -> tuple[str | None, list[dict[str, Any]]]: ...
+    def promote(self, app: str, to: list[str] | None, announce: Announce) -> list[dict[str, Any]]: ...
+    def enable_review_apps(self, name: str, app: str, autodestroy: bool, stale_days: int | None) -> dict[str, Any]: ...
+    def disable_review_apps(self, name: str) -> dict[str, Any]: ...
+    def review_apps(self, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]: ...
+    def review_config(self, name: str, set_values: dict[str, str] | None = None,
+                      unset_keys: list[str] | None = None) -> dict[str, str]: ...
+
+
+#: told a promotion's source (``{"app", "version", "slug", "commit"}``) and targets before they release
+Announce = Callable[[dict[str, Any], list[str]], None]
 
 
 class SessionChannel:
@@ -384,3 +402,61 @@ class Local:
         name, _ = operations.start_run(self.platform, app, command, size=size, env=env, attach=False,
                                        output=StreamOutput(sys.stderr))
         return name
+
+    # --- pipelines and review apps -------------------------------------------------------------
+    def pipelines(self) -> list[dict[str, Any]]:
+        return [pipelines.record(self.platform, p) for p in pipelines.visible(self.platform, self.actor)]
+
+    def pipeline(self, name: str) -> dict[str, Any]:
+        return pipelines.record(self.platform, pipelines.get(self.platform, self.actor, name))
+
+    def create_pipeline(self, name: str) -> dict[str, Any]:
+        return pipelines.record(self.platform, pipelines.create(self.platform, self.actor, name))
+
+    def couple(self, name: str, app: str, stage: str) -> dict[str, Any]:
+        pipelines.couple(self.platform, self.actor, name, app, stage)
+        return self.pipeline(name)
+
+    def move(self, app: str, stage: str) -> str:
+        return pipelines.move(self.platform, self.actor, app, stage)[0].name
+
+    def uncouple(self, app: str) -> str:
+        return pipelines.uncouple(self.platform, self.actor, app)[0].name
+
+    def destroy_pipeline(self, name: str) -> str:
+        return pipelines.destroy(self.platform, self.actor, name).name
+
+    def diff(self, app: str) -> tuple[str | None, list[dict[str, Any]]]:
+        source, differences = pipelines.diff(self.platform, self.actor, app)
+        return source, [pipelines.difference_record(d) for d in differences]
+
+    def promote(self, app: str, to: list[str] | None, announce: Announce) -> list[dict[str, Any]]:
+        plan = pipelines.begin_promotion(self.platform, self.actor, app, to)
+        release = plan.promotion.source["release"]
+        announce({"app": app, "version": release["version"], "slug": release["slug"], "commit": release["commit"]},
+                 [target.app for target in plan.promotion.targets])
+        output = release_output()
+
+        def output_for(target, made: Release) -> StreamOutput:
+            output.stage(f"Promoting to {target.app}: v{made.version}")
+            return output
+        promotion = pipelines.run_promotion(self.platform, self.actor, plan, output_for)
+        return [pipelines.target_record(target) for target in promotion.targets]
+
+    def enable_review_apps(self, name: str, app: str, autodestroy: bool, stale_days: int | None) -> dict[str, Any]:
+        enabled = reviewapps.enable(self.platform, self.actor, name, app, autodestroy=autodestroy, stale_days=stale_days)
+        return pipelines.record(self.platform, enabled)
+
+    def disable_review_apps(self, name: str) -> dict[str, Any]:
+        return pipelines.record(self.platform, reviewapps.disable(self.platform, self.actor, name))
+
+    def review_apps(self, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        found = pipelines.get(self.platform, self.actor, name)
+        return (pipelines.record(self.platform, found),
+                [reviewapps.record(self.platform, app) for app in reviewapps.of_pipeline(self.platform, found)])
+
+    def review_config(self, name: str, set_values: dict[str, str] | None = None,
+                      unset_keys: list[str] | None = None) -> dict[str, str]:
+        if set_values or unset_keys:
+            return reviewapps.set_config(self.platform, self.actor, name, set_values or {}, unset_keys or [])
+        return dict(pipelines.get(self.platform, self.actor, name).review.config)

@@ -33,6 +33,10 @@ REMOTE = {
     "pg:backups", "pg:backups:capture", "pg:backups:restore", "pg:backups:download", "pg:backups:delete",
     "pg:backups:schedule", "pg:backups:unschedule",
     "stack", "stack:set", "maintenance", "maintenance:on", "maintenance:off", "drains", "drains:add", "drains:remove",
+    "pipelines", "pipelines:create", "pipelines:info", "pipelines:add", "pipelines:update", "pipelines:remove",
+    "pipelines:destroy", "pipelines:diff", "pipelines:promote",
+    "reviewapps", "reviewapps:enable", "reviewapps:disable", "reviewapps:config", "reviewapps:config:set",
+    "reviewapps:config:unset",
 }
 #: commands that need no home at all (they manage the login itself)
 NO_HOME = {"login", "logout", "whoami", "git:credential"}

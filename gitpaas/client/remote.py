@@ -329,6 +329,92 @@ class Remote:
     def run_detached(self, app: str, command: str, size: str | None, env: dict[str, str]) -> str:
         return self._create_dyno(app, command, size, env, False, False)["name"]
 
+    # --- pipelines and review apps -------------------------------------------------------------
+    def pipelines(self) -> list[dict[str, Any]]:
+        return self.api.get("/pipelines")
+
+    def pipeline(self, name: str) -> dict[str, Any]:
+        return self.api.get(f"/pipelines/{_segment(name)}")
+
+    def create_pipeline(self, name: str) -> dict[str, Any]:
+        return self.api.post("/pipelines", {"name": name})
+
+    def couple(self, name: str, app: str, stage: str) -> dict[str, Any]:
+        found = self.pipeline(name)
+        self.api.post("/pipeline-couplings", {"app": app, "pipeline": found["id"], "stage": stage})
+        return self.pipeline(found["id"])
+
+    def _coupling(self, app: str) -> dict[str, Any]:
+        return self.api.get(f"/apps/{_segment(app)}/pipeline-couplings")
+
+    def move(self, app: str, stage: str) -> str:
+        coupling = self._coupling(app)
+        self.api.patch(f"/pipeline-couplings/{coupling['id']}", {"stage": stage})
+        return coupling["pipeline"]["name"]
+
+    def uncouple(self, app: str) -> str:
+        coupling = self._coupling(app)
+        self.api.delete(f"/pipeline-couplings/{coupling['id']}")
+        return coupling["pipeline"]["name"]
+
+    def destroy_pipeline(self, name: str) -> str:
+        found = self.pipeline(name)
+        self.api.delete(f"/pipelines/{found['id']}")
+        return found["name"]
+
+    def diff(self, app: str) -> tuple[str | None, list[dict[str, Any]]]:
+        answer = self.api.get(f"/apps/{_segment(app)}/pipeline-diff")
+        return answer["source_commit"], answer["differences"]
+
+    def promote(self, app: str, to: list[str] | None, announce) -> list[dict[str, Any]]:
+        """Ask for the promotion, then tell each target's release as it happens (its story,
+        streamed), until every target is done."""
+        coupling = self._coupling(app)
+        targets = [{"app": {"id": self.app(name)["id"]}} for name in to or []]
+        promotion = self.api.post("/pipeline-promotions", {
+            "pipeline": {"id": coupling["pipeline"]["id"]}, "source": {"app": {"id": coupling["app"]["id"]}},
+            "targets": targets})
+        announce(promotion["source"], [target["app"] for target in promotion["targets"]])
+        for index, target in enumerate(promotion["targets"]):
+            while target["status"] == "pending" and target["release"] is None:
+                time.sleep(POLL)
+                promotion = self.api.get(f"/pipeline-promotions/{promotion['id']}")
+                target = promotion["targets"][index]
+            if target["release"] is not None:
+                sys.stdout.write(f"-----> Promoting to {target['app']}: v{target['release']['version']}\n")
+                record = self.api.get(f"/apps/{_segment(target['app'])}/releases/{target['release']['version']}")
+                try:
+                    self._follow(target["app"], record)
+                except ReleaseFailed:
+                    pass  # the target's status says so, with the others'
+        while promotion["status"] == "pending":
+            time.sleep(POLL)
+            promotion = self.api.get(f"/pipeline-promotions/{promotion['id']}")
+        return promotion["targets"]
+
+    def enable_review_apps(self, name: str, app: str, autodestroy: bool, stale_days: int | None) -> dict[str, Any]:
+        found = self.pipeline(name)
+        self.api.patch(f"/pipelines/{found['id']}/review-app-config", {
+            "app": app, "automatic_review_apps": True, "destroy_stale_apps": autodestroy,
+            **({"stale_days": stale_days} if stale_days is not None else {})})
+        return self.pipeline(found["id"])
+
+    def disable_review_apps(self, name: str) -> dict[str, Any]:
+        found = self.pipeline(name)
+        self.api.delete(f"/pipelines/{found['id']}/review-app-config")
+        return self.pipeline(found["id"])
+
+    def review_apps(self, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        found = self.pipeline(name)
+        return found, self.api.get(f"/pipelines/{found['id']}/review-apps")
+
+    def review_config(self, name: str, set_values: dict[str, str] | None = None,
+                      unset_keys: list[str] | None = None) -> dict[str, str]:
+        path = f"/pipelines/{self.pipeline(name)['id']}/stage/review/config-vars"
+        if set_values or unset_keys:
+            return self.api.patch(path, {**(set_values or {}), **{key: None for key in unset_keys or []}})
+        return self.api.get(path)
+
 
 class RendezvousChannel:
     """A one-off dyno on a server, reached through its rendezvous (``gitpaas.api.rendezvous``):

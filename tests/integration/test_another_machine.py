@@ -354,3 +354,53 @@ def test_run_on_the_server_itself(home, tmp_path):
                                 stdin="one\ntwo\n")
     assert (piped.returncode, piped.stdout.strip(), "oops" in piped.stderr) == (2, "2", True)
     assert not [p for p in home.json("ps", "-a", "local") if p["type"] == "run"], "an attached one-off is removed"
+
+
+def test_pipelines_and_review_apps_from_another_machine(home, server, laptop):
+    """Promotion and review apps through the API: the promoted release's story streamed as it
+    happens, a review app from a branch pushed over HTTPS, the same --json as on the server."""
+    laptop.gitpaas("login", "--server", server.url, stdin=server.token + "\n")
+    for app in ("news-staging", "news"):
+        laptop.gitpaas("apps:create", app)
+    laptop.gitpaas("pipelines:create", "news", "-a", "news-staging", "--stage", "staging")
+    assert "Adding news to news pipeline as production... done" in laptop.gitpaas(
+        "pipelines:add", "news", "-a", "news", "--stage", "production").stdout
+    laptop.gitpaas("config:set", "GREETING=production-hello", "-a", "news")
+    for item in (APPS / "web").iterdir():
+        (laptop.repo / item.name).write_bytes(item.read_bytes())
+    (laptop.repo / "Procfile").write_text(WEB + 'release: echo "greeting is $GREETING"\n')
+    (laptop.repo / "app.json").write_text(json.dumps({"scripts": {"postdeploy": "echo seeded"}}))
+    laptop.git("init", "-q", "-b", "main")
+    laptop.git("add", "-A")
+    laptop.git("commit", "-q", "-m", "first")
+    laptop.gitpaas("git:remote", "-a", "news-staging")
+    assert laptop.git("push", "gitpaas", "main").returncode == 0
+
+    promoted = laptop.gitpaas("pipelines:promote", "-a", "news-staging")
+    lines = promoted.stdout.splitlines()
+    assert lines[0].startswith("Promoting news-staging v1 (slug ") and lines[0].endswith(" to news")
+    assert "-----> Promoting to news: v1" in lines and "       greeting is production-hello" in lines
+    assert lines[-2:] == ["news: succeeded v1", "Promotion successful"]
+    assert home.release("news", 1)["slug"] == home.release("news-staging", 1)["slug"]
+    assert json.loads(laptop.gitpaas("pipelines:info", "news", "--json").stdout) == json.loads(
+        home.gitpaas("pipelines:info", "news", "--json").stdout)
+    assert "news-staging is up to date with news" in laptop.gitpaas("pipelines:diff", "-a", "news-staging").stdout
+
+    laptop.gitpaas("reviewapps:enable", "-p", "news", "-a", "news-staging")
+    laptop.gitpaas("reviewapps:config:set", "GREETING=review-hello", "-p", "news")
+    assert json.loads(laptop.gitpaas("reviewapps:config", "-p", "news", "--json").stdout) == {"GREETING": "review-hello"}
+    laptop.git("checkout", "-q", "-b", "fix-typo")
+    (laptop.repo / "BODY").write_text("fixed")
+    laptop.git("commit", "-q", "-am", "fix the typo")
+    pushed = laptop.git("push", "gitpaas", "fix-typo")
+    assert "greeting is review-hello" in pushed.stderr and "seeded" in pushed.stderr
+    assert f"Review app for fix-typo: http://news-staging-fix-typo.localhost:{home.port}/" in pushed.stderr
+    assert home.get("news-staging-fix-typo").text.startswith("fixed from web.1")
+    listed = json.loads(laptop.gitpaas("reviewapps", "-p", "news", "--json").stdout)
+    assert [(a["app"], a["branch"]) for a in listed] == [("news-staging-fix-typo", "fix-typo")]
+    deleted = laptop.git("push", "gitpaas", ":fix-typo")
+    assert "Destroyed news-staging-fix-typo" in deleted.stderr
+    assert json.loads(laptop.gitpaas("reviewapps", "-p", "news", "--json").stdout) == []
+    laptop.gitpaas("pipelines:remove", "-a", "news")
+    assert "Destroying news pipeline... done" in laptop.gitpaas("pipelines:destroy", "news").stdout
+    assert laptop.gitpaas("pipelines", "--json").stdout.strip() == "[]"

@@ -207,7 +207,7 @@ class Containers:
         locks = self.settings.home / "locks"
         locks.mkdir(parents=True, exist_ok=True)
         with FileLock(str(locks / "network.lock")):
-            if not self.client.networks.list(names=[name]):
+            if not self._networks_named(name):
                 self._create_network(name, app)
         self._networks_ready.add(name)
         return name
@@ -241,8 +241,13 @@ class Containers:
             if not any(candidate.overlaps(used) for used in taken if used.version == 4):
                 yield candidate
 
+    def _networks_named(self, name: str) -> list:
+        """The networks called exactly ``name``: the engine's name filter also matches longer names
+        (app ``news``'s network's name is the start of app ``news-staging``'s)."""
+        return [network for network in self.client.networks.list(names=[name]) if network.name == name]
+
     def remove_network(self, app: str) -> None:
-        for network in self.client.networks.list(names=[self.settings.app_network(app)]):
+        for network in self._networks_named(self.settings.app_network(app)):
             try:
                 network.remove()
             except NotFound:
@@ -313,7 +318,8 @@ class Containers:
             except APIError as exc:
                 last_error = exc
                 for leftover in self.client.containers.list(all=True, filters={"name": args["name"]}):
-                    remove(leftover)
+                    if leftover.name == args["name"]:  # (the filter also matches longer names)
+                        remove(leftover)
                 if "port is already allocated" in str(exc) or "address already in use" in str(exc):
                     continue  # another program took the free port meanwhile: pick another
                 raise BootFailed(f"{process_type}.{index}", f"could not start: {exc.explanation or exc}",
