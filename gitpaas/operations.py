@@ -195,7 +195,13 @@ def app_info(platform: Platform, name: str) -> dict[str, Any]:
         "formation": [{"type": t, "quantity": q, "command": commands.get(t)} for t, q in app.formation.items()],
         "domains": app.domains, "retention": app.retention, "postdeploy": app.postdeploy,
         "owner": app.owner, "collaborators": list(app.collaborators), "maintenance": app.maintenance,
+        "pipeline": _pipeline_stage(platform, name), "review": app.review,
     }
+
+
+def _pipeline_stage(platform: Platform, name: str) -> dict[str, str] | None:
+    pipeline = PipelineStore(platform.settings).of_app(name)
+    return {"name": pipeline.name, "stage": pipeline.coupling(name).stage} if pipeline else None
 
 
 def set_maintenance(platform: Platform, name: str, on: bool, output: Output | None = None) -> bool:

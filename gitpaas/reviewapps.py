@@ -93,6 +93,22 @@ def enable(platform: Platform, actor: Actor, pipeline_name: str, app_name: str, 
     return pipeline
 
 
+def set_autodestroy(platform: Platform, actor: Actor, pipeline_name: str, autodestroy: bool | None,
+                    stale_days: int | None) -> Pipeline:
+    """Change how stale review apps go, without enabling or disabling review apps."""
+    if stale_days is not None and not 1 <= stale_days <= 30:
+        raise UsageError("--stale-days must be between 1 and 30")
+    store = PipelineStore(platform.settings)
+    with store.lock():
+        pipeline = pipelines.get(platform, actor, pipeline_name)
+        if autodestroy is not None:
+            pipeline.review.autodestroy = autodestroy
+        pipeline.review.stale_days = stale_days or pipeline.review.stale_days
+        pipeline.review.updated_at = now_iso()
+        store.save(pipeline)
+    return pipeline
+
+
 def disable(platform: Platform, actor: Actor, pipeline_name: str) -> Pipeline:
     """Stop making review apps; the ones there are stay until their branches are deleted."""
     store = PipelineStore(platform.settings)

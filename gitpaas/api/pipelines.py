@@ -363,14 +363,19 @@ class ReviewConfig(BaseModel):
 
 
 def _parent(platform, user: str, pipeline: Pipeline, body: ReviewConfig) -> str:
+    """The app whose branches get review apps: named (gitpaas's ``app``, or ``base_name``), the one
+    already chosen, else the one app at the pipeline's earliest stage (the Heroku CLI names none)."""
     named = body.app or body.base_name or pipeline.review.app
     if named:
         return visible_app(platform, user, named).name
-    candidates = [c.app for c in pipeline.couplings if c.stage != "review"]
-    if len(candidates) != 1:
-        raise InvalidParams(f"say which app's branches get review apps: `gitpaas reviewapps:enable -p {pipeline.name} "
-                            "-a APP`, or send \"app\"")
-    return candidates[0]
+    for stage in STAGES[1:]:
+        candidates = pipeline.apps_at(stage)
+        if len(candidates) == 1:
+            return candidates[0]
+        if candidates:
+            break
+    raise InvalidParams(f"say which app's branches get review apps: `gitpaas reviewapps:enable -p {pipeline.name} "
+                        "-a APP`, or send \"app\"")
 
 
 @router.get("/pipelines/{pipeline}/review-app-config")
@@ -381,14 +386,21 @@ def review_config_info(request: Request, user: User, pipeline: str) -> dict:
 @router.post("/pipelines/{pipeline}/review-app-config")
 @router.patch("/pipelines/{pipeline}/review-app-config")
 def review_config_enable(request: Request, user: User, pipeline: str, body: ReviewConfig) -> dict:
-    platform = platform_of(request)
+    """POST enables review apps; PATCH changes the fields it names — one turned on enables them too
+    (the Heroku CLI's ``reviewapps:enable --autodestroy``), ``automatic_review_apps: false`` disables
+    them (gitpaas deploys review apps only automatically, on each push), another turned off changes
+    just that (``reviewapps:disable --no-autodestroy``)."""
+    platform, actor = platform_of(request), Actor(user)
     found = _pipeline(request, user, pipeline)
-    if request.method == "PATCH" and body.automatic_review_apps is False:
-        return review_config_json(platform, reviewapps.disable(platform, Actor(user), found.id))
-    autodestroy = found.review.autodestroy if body.destroy_stale_apps is None else body.destroy_stale_apps
-    enabled = reviewapps.enable(platform, Actor(user), found.id, _parent(platform, user, found, body),
-                                autodestroy=autodestroy, stale_days=body.stale_days)
-    return review_config_json(platform, enabled)
+    if body.automatic_review_apps is False:
+        return review_config_json(platform, reviewapps.disable(platform, actor, found.id))
+    turned_on = True in (body.automatic_review_apps, body.destroy_stale_apps, body.wait_for_ci)
+    if request.method == "POST" or turned_on or found.review.enabled:
+        autodestroy = found.review.autodestroy if body.destroy_stale_apps is None else body.destroy_stale_apps
+        return review_config_json(platform, reviewapps.enable(platform, actor, found.id, _parent(
+            platform, user, found, body), autodestroy=autodestroy, stale_days=body.stale_days))
+    return review_config_json(platform, reviewapps.set_autodestroy(platform, actor, found.id, body.destroy_stale_apps,
+                                                                   body.stale_days))
 
 
 @router.delete("/pipelines/{pipeline}/review-app-config")

@@ -53,6 +53,11 @@ def apps_info(app: str, as_json: bool) -> None:
     click.echo(f"{'Formation:':18}{dynos}")
     stack = info["stack"] + ("" if info["build_stack"] == info["stack"] else f" (next build: {info['build_stack']})")
     click.echo(f"{'Stack:':18}{stack}")
+    if info.get("pipeline"):
+        click.echo(f"{'Pipeline:':18}{info['pipeline']['name']} ({info['pipeline']['stage']})")
+    if info.get("review"):
+        click.echo(f"{'Review app:':18}of {info['review']['parent']}'s branch {info['review']['branch']} "
+                   "(deleting the branch destroys it)")
     if info["postdeploy"]:
         post = info["postdeploy"]
         click.echo(f"{'Postdeploy:':18}{post['status']} after v{post['release']} (exit {post['exit_status']}; "

@@ -67,6 +67,9 @@ def releases_info(version: str | None, app: str, as_json: bool) -> None:
         ("Rollback", "eligible" if release.eligible_for_rollback else "not eligible"
          + (" (slug pruned)" if release.slug_pruned else "")),
         ("Current", "yes" if release.current else "no"), ("Commit", release.commit), ("Image", release.image),
+        ("Slug", (release.slug or {}).get("id")),
+        ("Promoted from", f"{release.promoted_from['app']['name']} v{release.promoted_from['release']['version']} "
+                          "(the same slug, not rebuilt)" if release.promoted_from else None),
         ("Process types", ", ".join(release.process_types) or "-"),
         ("Config vars", ", ".join(sorted(release.config_vars)) or "-"),
         ("Add-ons", ", ".join(release.addon_plan_names) or "-"),

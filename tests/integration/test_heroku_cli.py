@@ -320,6 +320,13 @@ def test_pipelines_create_add_info_promote_and_diff_with_the_heroku_cli(home, he
     for coupling in promotion:
         validate("pipeline-coupling", coupling)
 
+    enabled = heroku("reviewapps:enable", "-p", "flow", "--autodestroy")
+    assert "Enabling auto destroy..." in enabled.stdout and "Configuring pipeline... done" in enabled.stderr
+    review = home.json("pipelines:info", "flow")["review"]
+    assert review["enabled"] and review["app"] == "flow-staging" and review["autodestroy"]
+    heroku("reviewapps:disable", "-p", "flow")
+    assert not home.json("pipelines:info", "flow")["review"]["enabled"]
+
     # Upstream is refused by the CLI itself; pipelines:diff stops at GitHub. Kolkrabbi is sent to a
     # closed port on loopback (the CLI honours HTTPS_PROXY), so nothing leaves this machine.
     refused = heroku("pipelines:promote", "-a", "flow-prod", check=False)

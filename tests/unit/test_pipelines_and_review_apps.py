@@ -342,10 +342,15 @@ def test_a_promotion_through_the_api_and_its_targets(client, platform):
 
 
 def test_review_apps_and_their_config_through_the_api(client, platform):
+    pipelines.couple(platform, Actor(OWNER), "shop", "shop-prod-eu", "staging")
     shop = PipelineStore(platform.settings).get("shop")
     ambiguous = client.request("POST", f"/pipelines/{shop.id}/review-app-config", user=OWNER,
                                json_body={"pipeline": shop.id})
     assert ambiguous.status == 422 and "which app" in ambiguous.json()["message"]
+    pipelines.uncouple(platform, Actor(OWNER), "shop-prod-eu")
+    chosen = client.request("POST", f"/pipelines/{shop.id}/review-app-config", user=OWNER,
+                            json_body={"pipeline": shop.id})  # what the Heroku CLI sends: its earliest stage's app
+    assert chosen.status == 200 and chosen.json()["base_name"] == "shop-staging"
     enabled = client.request("PATCH", f"/pipelines/{shop.id}/review-app-config", user=OWNER,
                              json_body={"pipeline": shop.id, "app": "shop-staging", "automatic_review_apps": True,
                                         "destroy_stale_apps": True})
@@ -358,6 +363,25 @@ def test_review_apps_and_their_config_through_the_api(client, platform):
     assert review["branch"] == "feature/x" and review["status"] == "created"
     assert client.request("GET", f"/review-apps/{review['id']}", user=OWNER).json() == review
     assert client.request("GET", "/apps/shop-staging-feature-x/review-app", user=OWNER).json() == review
+    kept_on = client.request("PATCH", f"/pipelines/{shop.id}/review-app-config", user=OWNER,
+                             json_body={"pipeline": shop.id, "destroy_stale_apps": False})  # disable --no-autodestroy
+    assert kept_on.json()["automatic_review_apps"] is True and kept_on.json()["destroy_stale_apps"] is False
     assert client.request("DELETE", f"/pipelines/{shop.id}/review-app-config", user=OWNER,
                           json_body={"pipeline": shop.id}).status == 200
     assert not PipelineStore(platform.settings).get("shop").review.enabled
+
+
+def test_a_review_apps_add_ons_come_from_app_json_and_go_with_it_without_a_final_backup(platform):
+    from gitpaas.addons.store import AddonStore, BackupStore
+
+    reviewapps.enable(platform, Actor(OWNER), "shop", "shop-staging")
+    manifest = json.dumps({"addons": ["heroku-postgresql", {"plan": "heroku-redis", "as": "CACHE"}]})
+    release, sha, output = _push_branch(platform, {"Procfile": "web: ./web\n", "app.json": manifest})
+    review = release.app["name"]
+    addons = AddonStore(platform.settings).of_app(review)
+    assert sorted(a.service for a in addons) == ["postgresql", "redis"]
+    assert {"DATABASE_URL", "CACHE_URL"} <= set(release.config_vars)
+    deploy_push(platform, "shop-staging", sha, ZERO, "refs/heads/feature/x", RecordingOutput(), Actor(OWNER))
+    assert AddonStore(platform.settings).of_app(review) == []
+    assert BackupStore(platform.settings).list() == []  # disposable: no final backup kept
+    assert all(addon.name not in platform.scheduler.addons for addon in addons)
