@@ -89,6 +89,11 @@ def _env(value) -> tuple[EnvVar, ...]:
         fixed, generator, required = entry.get("value"), entry.get("generator"), entry.get("required", True)
         if fixed is not None and not isinstance(fixed, str):
             raise PushRefused(f"app.json: env.{key}.value must be a string")
+        try:
+            if fixed is not None:
+                config_vars.validate_value(key, fixed)
+        except UsageError as exc:
+            raise PushRefused(f"app.json: env: {exc.message}") from None
         if generator is not None and generator != "secret":
             raise PushRefused(f"app.json: env.{key}.generator must be \"secret\" (the only generator there is)")
         if not isinstance(required, bool):

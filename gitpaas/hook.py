@@ -25,7 +25,7 @@ from gitpaas.errors import (
 from gitpaas.identity import Actor
 from gitpaas.output import Output, StreamOutput
 from gitpaas.platform import Platform
-from gitpaas.receive import receive_ref
+from gitpaas.receive import check_updates, receive_ref
 from gitpaas.settings import Settings
 from gitpaas.store.files import PRIVATE_UMASK
 
@@ -35,10 +35,13 @@ def app_name_of(git_dir: Path) -> str:
     return git_dir.resolve().parent.name
 
 
-def explain_failure(output: Output, exc: GitpaasError, app: str, running: int | None) -> None:
+def explain_failure(output: Output, exc: GitpaasError, app: str, running: int | None, gone: bool = False) -> None:
     """Tell the pusher what failed, what is still running, and where to look next (never a server path:
-    the pusher may be on another machine)."""
+    the pusher may be on another machine). ``gone``: the app is no more (a review app made for a
+    refused branch): only what failed is said."""
     output.warn(str(exc))
+    if gone:
+        return
     if isinstance(exc, BuildFailed) and exc.log_path:
         output.warn(f"Full build log: builds/{Path(exc.log_path).name} in {app}'s folder on the server")
     version = getattr(exc, "version", None) if isinstance(exc, (ReleaseFailed, BootFailed)) else None
@@ -57,16 +60,17 @@ def pre_receive(stdin_lines: list[str], platform: Platform, git_dir: Path, outpu
     actor = Actor(environ.get("GITPAAS_USER") or None)
     updates = [line.split() for line in stdin_lines if line.strip()]
     try:
+        check_updates([ref for _, _, ref in updates])
         for old, new, ref in updates:
             receive_ref(platform, app, old, new, ref, output, actor, environ=environ)
     except GitpaasError as exc:
         failed = getattr(exc, "app_name", None) or app  # a review app's, when a branch's push failed
-        running = None
+        running, gone = None, False
         try:
             running = platform.apps.get(failed).current_release
         except GitpaasError:
-            pass  # the app itself is gone or unreadable: say only what failed
-        explain_failure(output, exc, failed, running)
+            gone = True  # the app itself is gone or unreadable: say only what failed
+        explain_failure(output, exc, failed, running, gone)
         return 1
     except KeyboardInterrupt as exc:
         output.warn(f"Deploy interrupted ({exc or 'SIGINT'}); the release in progress is recorded as failed")

@@ -144,12 +144,12 @@ def destroy_app(platform: Platform, name: str, output: Output | None = None, fin
         # Every final backup first: if one cannot be kept, nothing has been destroyed yet.
         kept = [backup for addon in addons
                 if final_backups and (backup := addon_backups.final(platform, addon, output))]
+        PipelineStore(platform.settings).forget_app(name)  # first: a pipeline never names a half-destroyed app
         for addon in addons:
             platform.scheduler.remove_addon(addon_runtime.spec(addon), keep_data=False)
         platform.scheduler.destroy(name)
         platform.slugs.destroy(name)
         platform.router.remove_app(name)
-        PipelineStore(platform.settings).forget_app(name)
         platform.apps.delete(name)
     return kept
 

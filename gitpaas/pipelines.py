@@ -79,6 +79,26 @@ def _usable_app(platform: Platform, actor: Actor, name: str):
     return app
 
 
+def may_use(platform: Platform, actor: Actor, name: str) -> bool:
+    try:
+        app = platform.apps.get(name)
+    except NotFound:
+        return False
+    return actor.may_use(app.owner, app.collaborators)
+
+
+def check_manage(platform: Platform, actor: Actor, pipeline: Pipeline) -> None:
+    """What changes a pipeline as a whole (its apps, its review apps and their config, destroying
+    it) is for the operator, its creator, or whoever may use every one of its apps — not for a
+    collaborator on one of them."""
+    if actor.is_operator or actor.account == pipeline.owner:
+        return
+    for coupling in pipeline.couplings:
+        if not may_use(platform, actor, coupling.app):
+            raise Forbidden(f"only the pipeline's creator, or someone with access to all of its apps, may change "
+                            f"{pipeline.name}; you do not have access to {coupling.app}")
+
+
 # --- pipelines and their apps ------------------------------------------------------------------
 
 def create(platform: Platform, actor: Actor, name: str) -> Pipeline:
@@ -99,6 +119,7 @@ def couple(platform: Platform, actor: Actor, name_or_id: str, app_name: str, sta
     pipelines = store(platform)
     with pipelines.lock():
         pipeline = get(platform, actor, name_or_id)
+        check_manage(platform, actor, pipeline)
         current = pipelines.of_app(app.name)
         if current is not None:
             where = current.coupling(app.name)
@@ -126,10 +147,15 @@ def move(platform: Platform, actor: Actor, app_name: str, stage: str) -> tuple[P
 
 
 def uncouple(platform: Platform, actor: Actor, app_name: str) -> tuple[Pipeline, Coupling]:
-    app = _usable_app(platform, actor, app_name)
+    """Take an app out of its pipeline: for who may use the app, or the pipeline's creator."""
+    app = platform.apps.get(app_name)
     pipelines = store(platform)
     with pipelines.lock():
         pipeline = _pipeline_of(platform, app.name)
+        if not may_see(platform, actor, pipeline):
+            raise NotFound(f"app {app_name!r} not found (see `gitpaas apps`)")
+        if not actor.may_use(app.owner, app.collaborators) and actor.account != pipeline.owner:
+            raise Forbidden(f"you do not have access to {app_name}")
         coupling = pipeline.coupling(app.name)
         pipeline.couplings.remove(coupling)
         if pipeline.review.app == app.name:
@@ -143,9 +169,7 @@ def destroy(platform: Platform, actor: Actor, name_or_id: str) -> Pipeline:
     pipelines = store(platform)
     with pipelines.lock():
         pipeline = get(platform, actor, name_or_id)
-        if not actor.is_operator and actor.account != pipeline.owner:
-            for coupling in pipeline.couplings:
-                _usable_app(platform, actor, coupling.app)
+        check_manage(platform, actor, pipeline)
         pipelines.delete(pipeline)
     return pipeline
 
@@ -162,9 +186,13 @@ def pipeline_of(platform: Platform, app_name: str) -> Pipeline | None:
     return store(platform).of_app(app_name)
 
 
-def downstream_stage(stage: str) -> str | None:
-    index = STAGES.index(stage)
-    return STAGES[index + 1] if index + 1 < len(STAGES) else None
+def downstream_stage(stage: str, pipeline: Pipeline | None = None) -> str | None:
+    """The stage after ``stage``; with ``pipeline``, the first later one that has apps (a review
+    app promotes to staging when the pipeline has no development app)."""
+    for later in STAGES[STAGES.index(stage) + 1:]:
+        if pipeline is None or pipeline.apps_at(later):
+            return later
+    return None
 
 
 # --- promotion ---------------------------------------------------------------------------------
@@ -193,11 +221,11 @@ def begin_promotion(platform: Platform, actor: Actor, source_name: str, to: list
     if to:
         names = list(dict.fromkeys(to))
     else:
-        following = downstream_stage(stage)
+        following = downstream_stage(stage, pipeline)
         names = pipeline.apps_at(following) if following else []
         if not names:
             raise UsageError(f"nothing to promote {source_app.name} to: it is at the {stage} stage of {pipeline.name}"
-                             + (f" and no app is at {following}" if following else ", the last one"))
+                             " and no app is at a later one")
     slug_stack = stacks.of_record(release.stack).name
     targets = []
     for name in names:
@@ -238,9 +266,12 @@ def run_promotion(platform: Platform, actor: Actor, plan: Plan,
         try:
             pending = begin_target_release(platform, actor, target.app, plan.source)
             target.release = {"id": pending.release.id, "version": pending.release.version}
-            pipelines.save_promotion(promotion)
-            if output_for is not None:
-                output = output_for(target, pending.release)
+            try:  # a record or a story that cannot be written must not leave the release (and its lock) pending
+                pipelines.save_promotion(promotion)
+                if output_for is not None:
+                    output = output_for(target, pending.release)
+            except Exception:  # noqa: BLE001
+                pass
             release = pending.finish(output)
         except ReleaseFailed as exc:
             target.status, target.error_message = "failed", exc.reason
@@ -258,6 +289,35 @@ def run_promotion(platform: Platform, actor: Actor, plan: Plan,
     promotion.status = "completed"
     pipelines.save_promotion(promotion)
     return promotion
+
+
+def settle_promotions(platform: Platform) -> list[str]:
+    """Promotions a stopped server left ``pending`` (``gitpaas server`` calls this as it starts):
+    each target whose release ended takes its outcome; one never begun, or whose release never
+    ended, is failed, as the interrupted release is. Returns the promotions settled."""
+    pipelines, settled = store(platform), []
+    for pipeline in pipelines.list():
+        for promotion in pipelines.promotions(pipeline.name):
+            if promotion.status != "pending":
+                continue
+            for target in promotion.targets:
+                if target.status != "pending":
+                    continue
+                try:
+                    release = (platform.apps.releases(target.app).get(target.release["version"])
+                               if target.release else None)
+                except NotFound:
+                    release = None
+                if release is not None and release.status == SUCCEEDED:
+                    target.status = "succeeded"
+                else:
+                    target.status = "failed"
+                    target.error_message = ((release.failure or {}).get("reason") if release and release.failure
+                                            else "interrupted: the server stopped before this target was released")
+            promotion.status = "completed"
+            pipelines.save_promotion(promotion)
+            settled.append(promotion.id)
+    return settled
 
 
 def target_record(target: Target) -> dict[str, Any]:
@@ -305,7 +365,7 @@ def diff(platform: Platform, actor: Actor, source_name: str) -> tuple[str | None
     """The commits between the app's current release and each app of the next stage's."""
     source_app = _usable_app(platform, actor, source_name)
     pipeline = _pipeline_of(platform, source_app.name)
-    following = downstream_stage(pipeline.coupling(source_app.name).stage)
+    following = downstream_stage(pipeline.coupling(source_app.name).stage, pipeline)
     source_commit = _current_commit(platform, source_app.name)
     differences = []
     for name in pipeline.apps_at(following) if following else []:
@@ -326,7 +386,9 @@ def _compare(platform: Platform, source: str, target: str, new: str | None, old:
         return Difference(target, old, [], 0, f"{source} has no release with a commit yet")
     if old is None:
         return Difference(target, None, [], 0, f"{target} has no release with a commit yet")
-    for repo_app in (source, target):  # a promoted commit lives in the repository it was pushed to
+    parent = (platform.apps.get(source).review or {}).get("parent")  # a review app's commits are its parent's
+    for repo_app in [source, target, *([parent] if parent and platform.apps.exists(parent) else [])]:
+        # (a promoted commit lives in the repository it was pushed to)
         repo = Repo(str(platform.apps.repo_path(repo_app)))
         try:
             if new.encode() not in repo.object_store or old.encode() not in repo.object_store:
@@ -349,9 +411,10 @@ def _describe(commit) -> tuple[str, str, str, str]:
     return commit.id.decode(), author, when, message[0] if message else ""
 
 
-def record(platform: Platform, pipeline: Pipeline) -> dict[str, Any]:
+def record(platform: Platform, pipeline: Pipeline, actor: Actor) -> dict[str, Any]:
     """A pipeline as the CLI shows it (``pipelines:info --json``), on the server and off it: its apps
-    by stage with the release each runs, and its review apps' settings (not their config vars)."""
+    by stage with the release each runs (of the apps ``actor`` may use), and its review apps'
+    settings (not their config vars)."""
     review = pipeline.review
     return {
         "id": pipeline.id, "name": pipeline.name, "owner": pipeline.owner, "created_at": pipeline.created_at,
@@ -360,7 +423,7 @@ def record(platform: Platform, pipeline: Pipeline) -> dict[str, Any]:
                    "stale_days": review.stale_days},
         "apps": [{"stage": stage, "app": app, "release": {key: release.get(key) for key in (
                     "version", "description", "commit", "slug", "status", "promoted_from")} if release else None}
-                 for stage, app, release in describe_stage_apps(platform, pipeline)],
+                 for stage, app, release in describe_stage_apps(platform, pipeline, actor)],
     }
 
 
@@ -371,14 +434,16 @@ def difference_record(difference: Difference) -> dict[str, Any]:
                       for sha, author, date, message in difference.ahead]}
 
 
-def describe_stage_apps(platform: Platform, pipeline: Pipeline) -> Iterator[tuple[str, str, dict]]:
-    """(stage, app name, its current release's record or {}) for each app, in stage order."""
+def describe_stage_apps(platform: Platform, pipeline: Pipeline, actor: Actor) -> Iterator[tuple[str, str, dict]]:
+    """(stage, app name, its current release's record or {}) for each app, in stage order; {} for
+    an app ``actor`` may not use (its name shows, not what it runs)."""
     for stage in STAGES:
         for name in pipeline.apps_at(stage):
             try:
                 app = platform.apps.get(name)
             except NotFound:
                 continue
-            release = platform.apps.releases(name).get(app.current_release) if app.current_release else None
+            usable = actor.may_use(app.owner, app.collaborators)
+            release = platform.apps.releases(name).get(app.current_release) if app.current_release and usable else None
             yield stage, name, (release.to_dict() if release else {})
 

@@ -20,10 +20,12 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Mapping
 
+from filelock import FileLock
+
 from gitpaas import appjson, operations, pipelines
 from gitpaas import config as config_vars
 from gitpaas.errors import GitpaasError, PushRefused, UsageError
-from gitpaas.git.repo import ZERO_SHA, ensure_ref_unmoved, note_ref_update
+from gitpaas.git.repo import ZERO_SHA, ensure_ref_unmoved, note_ref_update, wait_for_noted_ref_update
 from gitpaas.git.tree import PushedTree
 from gitpaas.identity import Actor
 from gitpaas.locks import release_lock
@@ -50,10 +52,16 @@ def review_app_name(parent: str, branch: str) -> str:
     return f"{name[:MAX_NAME - HASH_LENGTH - 1].rstrip('-')}-{digest}"
 
 
-def find(platform: Platform, parent: str, branch: str) -> App | None:
-    """The review app of ``parent``'s ``branch``, if it has one."""
+def find(platform: Platform, parent: App, branch: str) -> App | None:
+    """The review app of ``parent``'s ``branch``, if it has one (by the parent's id: never a review
+    app of an earlier app that had the same name)."""
     return next((app for app in platform.apps.list()
-                 if app.review and app.review.get("parent") == parent and app.review.get("branch") == branch), None)
+                 if app.review and app.review.get("parent_id") == parent.id and app.review.get("branch") == branch),
+                None)
+
+
+def of_parent(platform: Platform, parent: App) -> list[App]:
+    return [app for app in platform.apps.list() if app.review and app.review.get("parent_id") == parent.id]
 
 
 def of_pipeline(platform: Platform, pipeline: Pipeline) -> list[App]:
@@ -79,6 +87,7 @@ def enable(platform: Platform, actor: Actor, pipeline_name: str, app_name: str, 
     store = PipelineStore(platform.settings)
     with store.lock():
         pipeline = pipelines.get(platform, actor, pipeline_name)
+        pipelines.check_manage(platform, actor, pipeline)
         if pipeline.coupling(app.name) is None:
             raise UsageError(f"{app.name} is not in pipeline {pipeline.name}: add it first "
                              f"(`gitpaas pipelines:add {pipeline.name} -a {app.name} --stage development`)")
@@ -101,6 +110,7 @@ def set_autodestroy(platform: Platform, actor: Actor, pipeline_name: str, autode
     store = PipelineStore(platform.settings)
     with store.lock():
         pipeline = pipelines.get(platform, actor, pipeline_name)
+        pipelines.check_manage(platform, actor, pipeline)
         if autodestroy is not None:
             pipeline.review.autodestroy = autodestroy
         pipeline.review.stale_days = stale_days or pipeline.review.stale_days
@@ -114,12 +124,18 @@ def disable(platform: Platform, actor: Actor, pipeline_name: str) -> Pipeline:
     store = PipelineStore(platform.settings)
     with store.lock():
         pipeline = pipelines.get(platform, actor, pipeline_name)
-        if pipeline.review.app:
-            pipelines._usable_app(platform, actor, pipeline.review.app)
+        pipelines.check_manage(platform, actor, pipeline)
         pipeline.review.enabled = False
         pipeline.review.updated_at = now_iso()
         store.save(pipeline)
     return pipeline
+
+
+def config_of(platform: Platform, actor: Actor, pipeline_name: str) -> dict[str, str]:
+    """The config vars new review apps get: for who may change the pipeline (they may be secrets)."""
+    pipeline = pipelines.get(platform, actor, pipeline_name)
+    pipelines.check_manage(platform, actor, pipeline)
+    return dict(pipeline.review.config)
 
 
 def set_config(platform: Platform, actor: Actor, pipeline_name: str, set_values: Mapping[str, str],
@@ -130,6 +146,7 @@ def set_config(platform: Platform, actor: Actor, pipeline_name: str, set_values:
     store = PipelineStore(platform.settings)
     with store.lock():
         pipeline = pipelines.get(platform, actor, pipeline_name)
+        pipelines.check_manage(platform, actor, pipeline)
         config = {**pipeline.review.config, **values}
         for key in keys:
             config.pop(key, None)
@@ -161,9 +178,12 @@ def on_branch_push(platform: Platform, parent: str, old: str, new: str, ref: str
                           f"`git push <remote> {branch}:main`, or give each branch a review app: {how}")
     started = time.monotonic()
     source = PushedTree.open(platform.apps.repo_path(parent), new, environ)
-    review = find(platform, parent, branch)
-    if review is None:
-        review = create(platform, pipeline, parent, branch, source, actor, output)
+    parent_app = platform.apps.get(parent)
+    with _creating(platform, parent_app):  # two first pushes of one branch make one review app
+        review = find(platform, parent_app, branch)
+        created = review is None
+        if created:
+            review = create(platform, pipeline, parent_app, branch, source, actor, output)
     output.stage(f"Deploying review app {review.name}: {branch} at {new[:7]}")
     try:
         with release_lock(platform, review.name, output):
@@ -173,12 +193,22 @@ def on_branch_push(platform: Platform, parent: str, old: str, new: str, ref: str
             app.review = {**(app.review or {}), "pushed_at": now_iso(), "commit": new}
             platform.apps.save(app)
             note_ref_update(platform.apps.app_dir(parent), ref, new)
-    except GitpaasError as exc:
-        exc.app_name = review.name  # what the hook names as what failed, and what keeps running
+    except BaseException as exc:
+        if created:  # the branch is refused, so nothing could ever delete this review app: it goes now
+            output.warn(f"The branch is refused: removing {review.name}, made for it")
+            operations.destroy_app(platform, review.name, final_backups=False)
+        if isinstance(exc, GitpaasError):
+            exc.app_name = review.name  # what the hook names as what failed (gone, when it was made for this push)
         raise
     tell_deployed(platform, review.name, release, output)
     output.info(f"Review app for {branch}: {platform.settings.web_url(review.name)} (deleting the branch destroys it)")
     return release
+
+
+def _creating(platform: Platform, parent: App) -> FileLock:
+    folder = platform.settings.home / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(folder / f"review-apps-{parent.id}.lock"))
 
 
 def _enabled_for(platform: Platform, parent: str) -> Pipeline | None:
@@ -188,13 +218,13 @@ def _enabled_for(platform: Platform, parent: str) -> Pipeline | None:
     return pipeline
 
 
-def create(platform: Platform, pipeline: Pipeline, parent: str, branch: str, source: PushedTree, actor: Actor,
+def create(platform: Platform, pipeline: Pipeline, parent_app: App, branch: str, source: PushedTree, actor: Actor,
            output: Output) -> App:
     """The branch's review app: config vars resolved (refused before anything exists when app.json
     requires one nobody set), the parent's owner and collaborators, its stack, the review stage."""
     manifest = appjson.parse(source.read_text("app.json"))
     config = initial_config(manifest, pipeline.review)
-    parent_app = platform.apps.get(parent)
+    parent = parent_app.name
     name = review_app_name(parent, branch)
     if platform.apps.exists(name):  # another app has the name: the one with the branch's hash
         digest = hashlib.sha1(f"{parent}\0{branch}".encode()).hexdigest()[:HASH_LENGTH]
@@ -208,8 +238,8 @@ def create(platform: Platform, pipeline: Pipeline, parent: str, branch: str, sou
         app.collaborators = [c for c in parent_app.collaborators]
         if actor.account and actor.account != app.owner and actor.account not in app.collaborators:
             app.collaborators.append(actor.account)
-        app.review = {"pipeline": pipeline.id, "pipeline_name": pipeline.name, "parent": parent, "branch": branch,
-                      "created_at": now_iso(), "pushed_at": now_iso()}
+        app.review = {"pipeline": pipeline.id, "pipeline_name": pipeline.name, "parent": parent,
+                      "parent_id": parent_app.id, "branch": branch, "created_at": now_iso(), "pushed_at": now_iso()}
         platform.apps.save(app)
         platform.apps.config(name).replace(config)
         if config:
@@ -235,6 +265,10 @@ def initial_config(manifest: appjson.AppJson, review: ReviewApps) -> dict[str, s
         elif var.generator == "secret":
             config[var.key] = secrets.token_hex(32)
     config.update(review.config)
+    try:
+        config_vars.validate_total(config)
+    except UsageError as exc:
+        raise PushRefused(f"the review app's config vars: {exc.message}") from None
     missing = [var.key for var in manifest.env if var.required and var.key not in config]
     if missing:
         names = ", ".join(missing)
@@ -248,7 +282,9 @@ def destroy_for_branch(platform: Platform, parent: str, branch: str, old: str, o
                        environ: Mapping[str, str] | None = None) -> bool:
     """The branch is deleted: run app.json's ``scripts.pr-predestroy`` in its review app, then
     destroy it. False when the branch had no review app (the deletion just goes through)."""
-    review = find(platform, parent, branch)
+    # a note an earlier push of the branch left (``gitpaas.git.repo``) has no ref to wait for any more
+    wait_for_noted_ref_update(platform.apps.app_dir(parent), platform.apps.repo_path(parent), f"refs/heads/{branch}")
+    review = find(platform, platform.apps.get(parent), branch)
     if review is None:
         output.info(f"Deleted branch {branch} (it had no review app)")
         return False
@@ -261,38 +297,78 @@ def destroy_review_app(platform: Platform, review: App, output: Output, old: str
     output.stage(f"Destroying review app {review.name} ({review.review.get('branch')} is gone)")
     with release_lock(platform, review.name, output):
         current = operations.current_release(platform, review.name)
-        command = None
-        if current is not None:
-            try:
-                commit = old or current.commit
-                source = PushedTree.open(platform.apps.repo_path(review.review["parent"]), commit, environ)
-                command = appjson.parse(source.read_text("app.json")).predestroy
-            except (GitpaasError, KeyError, OSError) as exc:
-                output.warn(f"Could not read app.json's scripts.pr-predestroy: {exc}")
-        if command:
-            output.stage(f"Running app.json's pr-predestroy script: {command}")
-            result = run_script(platform, review.name, current, "predestroy", command, output, "predestroy.log")
-            if result.exit_status == 0 and not result.timed_out:
-                output.info("pr-predestroy succeeded (exit 0)")
-            else:
-                output.warn(f"pr-predestroy failed (exit status {result.exit_status}); destroying the review app anyway")
+        try:
+            command = _predestroy(platform, review, current, old, environ)
+            if command:
+                output.stage(f"Running app.json's pr-predestroy script: {command}")
+                result = run_script(platform, review.name, current, "predestroy", command, output, "predestroy.log")
+                if result.exit_status == 0 and not result.timed_out:
+                    output.info("pr-predestroy succeeded (exit 0)")
+                else:
+                    output.warn(f"pr-predestroy failed (exit status {result.exit_status}); destroying the review app anyway")
+        except Exception as exc:  # noqa: BLE001 — whatever stops the script, the review app still goes
+            reason = exc.message if isinstance(exc, GitpaasError) else exc.__class__.__name__
+            output.warn(f"pr-predestroy could not run ({reason}); destroying the review app anyway")
     operations.destroy_app(platform, review.name, output, final_backups=False)
     output.info(f"Destroyed {review.name}: its processes, add-ons, slugs, route and records")
 
 
+def _predestroy(platform: Platform, review: App, current: Release | None, old: str | None,
+                environ: Mapping[str, str] | None) -> str | None:
+    """app.json's ``scripts.pr-predestroy`` at the branch's last commit (None: nothing to run)."""
+    if current is None:
+        return None
+    parent = review.review.get("parent")
+    if not parent or not platform.apps.exists(parent):
+        return None  # its parent's repository is gone with the parent
+    source = PushedTree.open(platform.apps.repo_path(parent), old or current.commit, environ)
+    return appjson.parse(source.read_text("app.json")).predestroy
+
+
 def destroy_stale(platform: Platform, output: Output | None = None, now: datetime | None = None) -> list[str]:
-    """With autodestroy on, destroy each review app whose branch was not pushed for its pipeline's
-    ``stale_days``; returns their names."""
+    """Destroy each review app whose branch was not pushed for its pipeline's ``stale_days`` (with
+    autodestroy on), and each whose parent app or pipeline is gone; returns their names. One that
+    cannot be destroyed is reported and the others still go."""
     output = output or NullOutput()
     now = now or datetime.now(timezone.utc)
+    pipelines_by_id = {p.id: p for p in PipelineStore(platform.settings).list()}
+    parents = {app.id for app in platform.apps.list()}
     destroyed = []
-    for pipeline in PipelineStore(platform.settings).list():
-        if not pipeline.review.autodestroy:
+    for app in platform.apps.list():
+        if not app.review:
             continue
-        for app in of_pipeline(platform, pipeline):
+        pipeline = pipelines_by_id.get(app.review.get("pipeline"))
+        orphan = pipeline is None or app.review.get("parent_id") not in parents
+        if not orphan:
+            if not pipeline.review.autodestroy:
+                continue
             pushed = datetime.strptime(app.review.get("pushed_at") or app.created_at,
                                        "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-            if now - pushed >= timedelta(days=pipeline.review.stale_days):
-                destroy_review_app(platform, app, output)
-                destroyed.append(app.name)
+            if now - pushed < timedelta(days=pipeline.review.stale_days):
+                continue
+        try:
+            destroy_review_app(platform, app, output)
+        except GitpaasError as exc:
+            output.warn(f"Could not destroy the review app {app.name}: {exc.message}")
+            continue
+        destroyed.append(app.name)
     return destroyed
+
+
+def destroy_with_review_apps(platform: Platform, name: str, output: Output | None = None) -> list:
+    """Destroy an app, and first the review apps of its branches (they are built from its
+    repository, which goes with it). Returns the final backups kept (``operations.destroy_app``)."""
+    app = platform.apps.get(name)
+    for review in of_parent(platform, app):
+        destroy_review_app(platform, review, output or NullOutput())
+    return operations.destroy_app(platform, name, output)
+
+
+def destroy_pipeline(platform: Platform, actor: Actor, name: str, output: Output | None = None) -> Pipeline:
+    """Destroy a pipeline and its review apps (disposable, and nothing would make or destroy them
+    any more); its other apps stay, out of any pipeline."""
+    pipeline = pipelines.get(platform, actor, name)
+    pipelines.check_manage(platform, actor, pipeline)
+    for review in of_pipeline(platform, pipeline):
+        destroy_review_app(platform, review, output or NullOutput())
+    return pipelines.destroy(platform, actor, pipeline.id)

@@ -17,11 +17,22 @@ from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from gitpaas import pipelines, reviewapps
-from gitpaas.api.core import JsonRoute, Strict, current_user, gitpaas_variant, platform_of, story_output, visible_app
+from gitpaas.api.core import (
+    JsonRoute,
+    Strict,
+    current_user,
+    gitpaas_variant,
+    platform_of,
+    settings_of,
+    story_output,
+    visible_app,
+)
 from gitpaas.errors import InvalidParams, NotFound
 from gitpaas.identity import Actor, account_id
 from gitpaas.names import is_uuid
+from gitpaas.notify.event import hide_server_paths
 from gitpaas.operations import app_stacks, current_release
+from gitpaas.settings import Settings
 from gitpaas.shapes import GENERATION, app_json, derived_id
 from gitpaas.store.pipelines import STAGES, Coupling, Pipeline, PipelineStore, Promotion, Target
 
@@ -51,8 +62,9 @@ def promotion_json(promotion: Promotion) -> dict[str, Any]:
             "status": promotion.status, "updated_at": promotion.updated_at}
 
 
-def target_json(promotion: Promotion, target: Target) -> dict[str, Any]:
-    return {"app": {"id": target.app_id}, "error_message": target.error_message, "id": target.id,
+def target_json(promotion: Promotion, target: Target, settings: Settings) -> dict[str, Any]:
+    return {"app": {"id": target.app_id}, "error_message": target.error_message and hide_server_paths(
+                target.error_message, settings.home), "id": target.id,
             "pipeline_promotion": {"id": promotion.id},
             "release": {"id": target.release["id"]} if target.release else None, "status": target.status}
 
@@ -61,7 +73,8 @@ def review_app_json(platform, app) -> dict[str, Any]:
     review = app.review or {}
     return {"app": {"id": app.id}, "app_setup": None, "branch": review.get("branch"), "created_at": app.created_at,
             "creator": {}, "error_status": None, "fork_repo": None, "id": derived_id(app.id, "review-app"),
-            "message": None, "pipeline": {"id": review.get("pipeline")}, "pr_number": None, "status": "created",
+            "message": None, "pipeline": {"id": review.get("pipeline")}, "pr_number": None,
+            "status": "created" if app.current_release else "creating",
             "updated_at": app.updated_at, "wait_for_ci": False}
 
 
@@ -95,7 +108,7 @@ def pipelines_list(request: Request, user: User) -> list[dict]:
     """Every pipeline the caller sees; ``?eq[name]=NAME`` keeps the one with that name (the CLI's lookup)."""
     wanted = request.query_params.get("eq[name]")
     platform = platform_of(request)
-    shape = (lambda p: pipelines.record(platform, p)) if gitpaas_variant(request) else pipeline_json
+    shape = (lambda p: pipelines.record(platform, p, Actor(user))) if gitpaas_variant(request) else pipeline_json
     return [shape(p) for p in pipelines.visible(platform, Actor(user)) if wanted is None or p.name == wanted]
 
 
@@ -105,18 +118,18 @@ def pipelines_create(request: Request, user: User, body: PipelineCreate) -> dict
         raise InvalidParams("gitpaas has no teams: a pipeline belongs to the account that creates it")
     platform = platform_of(request)
     created = pipelines.create(platform, Actor(user), body.name)
-    return pipelines.record(platform, created) if gitpaas_variant(request) else pipeline_json(created)
+    return pipelines.record(platform, created, Actor(user)) if gitpaas_variant(request) else pipeline_json(created)
 
 
 @router.get("/pipelines/{pipeline}")
 def pipelines_info(request: Request, user: User, pipeline: str) -> dict:
     found = _pipeline(request, user, pipeline)
-    return pipelines.record(platform_of(request), found) if gitpaas_variant(request) else pipeline_json(found)
+    return pipelines.record(platform_of(request), found, Actor(user)) if gitpaas_variant(request) else pipeline_json(found)
 
 
 @router.delete("/pipelines/{pipeline}")
 def pipelines_delete(request: Request, user: User, pipeline: str) -> dict:
-    return pipeline_json(pipelines.destroy(platform_of(request), Actor(user), pipeline))
+    return pipeline_json(reviewapps.destroy_pipeline(platform_of(request), Actor(user), pipeline))
 
 
 # --- couplings ---------------------------------------------------------------------------------
@@ -266,7 +279,7 @@ def promotions_create(request: Request, user: User, body: PromotionCreate) -> di
         except Exception:  # noqa: BLE001 — logged; each target's record says what it reached
             log.exception("promotion %s failed unexpectedly", plan.promotion.id)
 
-    answer = promotion_record(plan.promotion) if gitpaas_variant(request) else promotion_json(plan.promotion)
+    answer = promotion_record(plan.promotion, platform.settings.home) if gitpaas_variant(request) else promotion_json(plan.promotion)
     threading.Thread(target=run, name=f"gitpaas-promotion-{plan.promotion.id[:8]}", daemon=True).start()
     return answer
 
@@ -288,17 +301,17 @@ def _promotion(request: Request, user: str, identity: str) -> Promotion:
 @router.get("/pipeline-promotions/{promotion}")
 def promotions_info(request: Request, user: User, promotion: str) -> dict:
     found = _promotion(request, user, promotion)
-    return promotion_record(found) if gitpaas_variant(request) else promotion_json(found)
+    return promotion_record(found, settings_of(request).home) if gitpaas_variant(request) else promotion_json(found)
 
 
-def promotion_record(promotion: Promotion) -> dict[str, Any]:
+def promotion_record(promotion: Promotion, home) -> dict[str, Any]:
     """gitpaas's variant: what the gitpaas CLI shows of a promotion — its source release and each
     target by name, with its status and release."""
     source = promotion.source
     return {"id": promotion.id, "status": promotion.status, "pipeline": promotion.pipeline,
             "source": {"app": source["app"]["name"], "version": source["release"]["version"],
                        "slug": source["release"].get("slug"), "commit": source["release"].get("commit")},
-            "targets": [pipelines.target_record(target) for target in promotion.targets]}
+            "targets": [hide_server_paths(pipelines.target_record(target), home) for target in promotion.targets]}
 
 
 @router.get("/apps/{app}/pipeline-diff")
@@ -313,7 +326,7 @@ def pipeline_diff(request: Request, user: User, app: str) -> dict:
 @router.get("/pipeline-promotions/{promotion}/promotion-targets")
 def promotion_targets(request: Request, user: User, promotion: str) -> list[dict]:
     found = _promotion(request, user, promotion)
-    return [target_json(found, target) for target in found.targets]
+    return [target_json(found, target, settings_of(request)) for target in found.targets]
 
 
 # --- review apps -------------------------------------------------------------------------------
@@ -357,7 +370,7 @@ class ReviewConfig(BaseModel):
     destroy_stale_apps: Optional[bool] = None
     stale_days: Optional[int] = Field(default=None, ge=1, le=30)
     wait_for_ci: Optional[bool] = None
-    base_name: Optional[str] = Field(default=None, max_length=30)
+    base_name: Optional[str] = Field(default=None, max_length=30)  # (Heroku's name prefix: gitpaas's is the app's)
     #: gitpaas's: the app whose branches get review apps (default: the pipeline's one non-review app)
     app: Optional[str] = Field(default=None, max_length=64)
 
@@ -365,7 +378,7 @@ class ReviewConfig(BaseModel):
 def _parent(platform, user: str, pipeline: Pipeline, body: ReviewConfig) -> str:
     """The app whose branches get review apps: named (gitpaas's ``app``, or ``base_name``), the one
     already chosen, else the one app at the pipeline's earliest stage (the Heroku CLI names none)."""
-    named = body.app or body.base_name or pipeline.review.app
+    named = body.app or pipeline.review.app
     if named:
         return visible_app(platform, user, named).name
     for stage in STAGES[1:]:
@@ -414,7 +427,7 @@ def review_config_disable(request: Request, user: User, pipeline: str) -> dict:
 @router.get("/pipelines/{pipeline}/stage/{stage}/config-vars")
 def review_config_vars(request: Request, user: User, pipeline: str, stage: str) -> dict:
     _review_stage(stage)
-    return dict(_pipeline(request, user, pipeline).review.config)
+    return reviewapps.config_of(platform_of(request), Actor(user), _pipeline(request, user, pipeline).id)
 
 
 @router.patch("/pipelines/{pipeline}/stage/{stage}/config-vars")

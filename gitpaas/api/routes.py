@@ -11,7 +11,7 @@ from typing import Annotated, Literal, Optional, Union
 from fastapi import APIRouter, Body, Depends, Request, Response
 from pydantic import Field, RootModel
 
-from gitpaas import events, operations, stacks
+from gitpaas import events, operations, reviewapps, stacks
 from gitpaas.addons.store import AddonStore
 from gitpaas.api.core import (
     JsonRoute,
@@ -199,7 +199,7 @@ def apps_delete(request: Request, user: User, app: str) -> dict:
     if found.owner != user:
         raise Forbidden("Only the app's owner can destroy it.")
     payload = _app_payload(request, platform, found)
-    kept = operations.destroy_app(platform, found.name)
+    kept = reviewapps.destroy_with_review_apps(platform, found.name)
     if gitpaas_variant(request):
         payload["kept_backups"] = [{"id": backup.id, "addon": backup.addon} for backup in kept]
     return payload

@@ -167,7 +167,7 @@ class Local:
         return operations.app_info(self.platform, name)
 
     def destroy_app(self, name: str) -> list[dict[str, str]]:
-        kept = operations.destroy_app(self.platform, name, release_output())
+        kept = reviewapps.destroy_with_review_apps(self.platform, name, release_output())
         return [{"id": backup.id, "addon": backup.addon} for backup in kept]
 
     # --- config --------------------------------------------------------------------------------
@@ -405,13 +405,13 @@ class Local:
 
     # --- pipelines and review apps -------------------------------------------------------------
     def pipelines(self) -> list[dict[str, Any]]:
-        return [pipelines.record(self.platform, p) for p in pipelines.visible(self.platform, self.actor)]
+        return [pipelines.record(self.platform, p, self.actor) for p in pipelines.visible(self.platform, self.actor)]
 
     def pipeline(self, name: str) -> dict[str, Any]:
-        return pipelines.record(self.platform, pipelines.get(self.platform, self.actor, name))
+        return pipelines.record(self.platform, pipelines.get(self.platform, self.actor, name), self.actor)
 
     def create_pipeline(self, name: str) -> dict[str, Any]:
-        return pipelines.record(self.platform, pipelines.create(self.platform, self.actor, name))
+        return pipelines.record(self.platform, pipelines.create(self.platform, self.actor, name), self.actor)
 
     def couple(self, name: str, app: str, stage: str) -> dict[str, Any]:
         pipelines.couple(self.platform, self.actor, name, app, stage)
@@ -424,7 +424,7 @@ class Local:
         return pipelines.uncouple(self.platform, self.actor, app)[0].name
 
     def destroy_pipeline(self, name: str) -> str:
-        return pipelines.destroy(self.platform, self.actor, name).name
+        return reviewapps.destroy_pipeline(self.platform, self.actor, name, release_output()).name
 
     def diff(self, app: str) -> tuple[str | None, list[dict[str, Any]]]:
         source, differences = pipelines.diff(self.platform, self.actor, app)
@@ -445,18 +445,18 @@ class Local:
 
     def enable_review_apps(self, name: str, app: str, autodestroy: bool, stale_days: int | None) -> dict[str, Any]:
         enabled = reviewapps.enable(self.platform, self.actor, name, app, autodestroy=autodestroy, stale_days=stale_days)
-        return pipelines.record(self.platform, enabled)
+        return pipelines.record(self.platform, enabled, self.actor)
 
     def disable_review_apps(self, name: str) -> dict[str, Any]:
-        return pipelines.record(self.platform, reviewapps.disable(self.platform, self.actor, name))
+        return pipelines.record(self.platform, reviewapps.disable(self.platform, self.actor, name), self.actor)
 
     def review_apps(self, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         found = pipelines.get(self.platform, self.actor, name)
-        return (pipelines.record(self.platform, found),
+        return (pipelines.record(self.platform, found, self.actor),
                 [reviewapps.record(self.platform, app) for app in reviewapps.of_pipeline(self.platform, found)])
 
     def review_config(self, name: str, set_values: dict[str, str] | None = None,
                       unset_keys: list[str] | None = None) -> dict[str, str]:
         if set_values or unset_keys:
             return reviewapps.set_config(self.platform, self.actor, name, set_values or {}, unset_keys or [])
-        return dict(pipelines.get(self.platform, self.actor, name).review.config)
+        return reviewapps.config_of(self.platform, self.actor, name)

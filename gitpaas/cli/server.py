@@ -18,6 +18,7 @@ from gitpaas.cli.group import cli
 from gitpaas.errors import EnvironmentProblem, UsageError
 from gitpaas.notify.drains import Forwarding
 from gitpaas.operations import init_home, record_api_url
+from gitpaas.pipelines import settle_promotions
 from gitpaas.reviewapps import destroy_stale
 
 
@@ -39,6 +40,8 @@ def server(host: str, port: int, publish: bool, rendezvous_port: int | None, ren
 
     plat = platform()
     init_home(plat)  # releases a killed server left pending were settled by the CLI group already
+    for promotion in settle_promotions(plat):  # and so the promotions they were part of end too
+        click.echo(f"promotion {promotion} was interrupted by the server's stop: settled", err=True)
     click.echo(f"gitpaas API for {plat.settings.home} on http://{host}:{port}/ (OpenAPI: /openapi.json)")
     if publish:
         api_host = f"api.{plat.settings.domain}"

@@ -160,10 +160,18 @@ class PipelineStore:
                                 "restore it from a backup or remove its folder") from None
 
     def list(self) -> list[Pipeline]:
+        """Every pipeline; a damaged record is left out (``get`` names it) so one never stops the
+        others, nor every push and ``apps:info`` that asks which pipeline an app is in."""
         if not self.root.is_dir():
             return []
-        return [self._read(path / "pipeline.json") for path in sorted(self.root.iterdir())
-                if (path / "pipeline.json").is_file()]
+        found = []
+        for path in sorted(self.root.iterdir()):
+            if (path / "pipeline.json").is_file():
+                try:
+                    found.append(self._read(path / "pipeline.json"))
+                except DamagedRecord:
+                    continue
+        return found
 
     def get(self, name_or_id: str) -> Pipeline:
         """A pipeline by its name or its id."""
@@ -214,6 +222,16 @@ class PipelineStore:
         records = sorted(folder.glob("*.json"), key=lambda path: path.stat().st_mtime)
         for old in records[:-KEEP_PROMOTIONS]:
             old.unlink(missing_ok=True)
+
+    def promotions(self, pipeline: str) -> list[Promotion]:
+        folder = self._promotions(pipeline)
+        found = []
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                found.append(Promotion.from_dict(read_json(path)))
+            except (ValueError, TypeError, AttributeError):
+                continue  # damaged: left out
+        return found
 
     def promotion(self, promotion_id: str) -> Promotion:
         if is_uuid(promotion_id):

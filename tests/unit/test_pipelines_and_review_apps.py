@@ -15,7 +15,7 @@ from test_api_security import signed_in_client
 from gitpaas import operations, pipelines, reviewapps
 from gitpaas.api import pipelines as api_pipelines
 from gitpaas.api import routes
-from gitpaas.errors import Forbidden, PushRefused, UsageError
+from gitpaas.errors import BuildFailed, Forbidden, PushRefused, UsageError
 from gitpaas.identity import Actor
 from gitpaas.output import RecordingOutput
 from gitpaas.receive import receive_ref as deploy_push
@@ -385,3 +385,103 @@ def test_a_review_apps_add_ons_come_from_app_json_and_go_with_it_without_a_final
     assert AddonStore(platform.settings).of_app(review) == []
     assert BackupStore(platform.settings).list() == []  # disposable: no final backup kept
     assert all(addon.name not in platform.scheduler.addons for addon in addons)
+
+
+# --- what a review of the change found ---------------------------------------------------------
+
+def test_a_later_app_of_the_same_name_never_gets_an_earlier_ones_review_apps(platform):
+    reviewapps.enable(platform, Actor(OWNER), "shop", "shop-staging")
+    first, _, _ = _push_branch(platform, {"Procfile": "web: ./web\n"})
+    old_id = platform.apps.get(first.app["name"]).id
+    reviewapps.destroy_with_review_apps(platform, "shop-staging")  # its review apps go with it
+    assert not platform.apps.exists(first.app["name"])
+    operations.create_app(platform, "shop-staging", owner=STRANGER)
+    pipelines.create(platform, Actor(STRANGER), "other")
+    pipelines.couple(platform, Actor(STRANGER), "other", "shop-staging", "development")
+    reviewapps.enable(platform, Actor(STRANGER), "other", "shop-staging")
+    again, _, _ = _push_branch(platform, {"Procfile": "web: ./web\n"})
+    app = platform.apps.get(again.app["name"])
+    assert app.id != old_id and app.owner == STRANGER and app.review["pipeline_name"] == "other"
+
+
+def test_a_collaborator_on_one_app_cannot_change_the_pipeline_or_see_the_others_releases(platform):
+    operations.add_collaborator(platform, "shop-prod", FRIEND)
+    deploy(platform, app="shop-staging")
+    deploy(platform, app="shop-prod")
+    operations.create_app(platform, "friends-app", owner=FRIEND)
+    friend = Actor(FRIEND)
+    assert [p.name for p in pipelines.visible(platform, friend)] == ["shop"]
+    for attempt in (lambda: reviewapps.set_config(platform, friend, "shop", {"A": "1"}, []),
+                    lambda: reviewapps.config_of(platform, friend, "shop"),
+                    lambda: reviewapps.enable(platform, friend, "shop", "shop-prod"),
+                    lambda: reviewapps.set_autodestroy(platform, friend, "shop", True, 1),
+                    lambda: pipelines.couple(platform, friend, "shop", "friends-app", "production"),
+                    lambda: pipelines.destroy(platform, friend, "shop")):
+        with pytest.raises(Forbidden):
+            attempt()
+    shown = {a["app"]: a["release"] for a in pipelines.record(platform, PipelineStore(platform.settings).get("shop"),
+                                                                friend)["apps"]}
+    assert shown["shop-staging"] is None and shown["shop-prod"]["version"] == 1
+    pipelines.uncouple(platform, friend, "shop-prod")  # their own app they may take out
+
+
+def test_a_review_app_made_for_a_refused_branch_is_removed_with_it(platform):
+    reviewapps.enable(platform, Actor(OWNER), "shop", "shop-staging")
+    platform.builders[0].failure = "compile failed"
+    with pytest.raises(BuildFailed):
+        _push_branch(platform, {"Procfile": "web: ./web\n"})
+    assert not platform.apps.exists("shop-staging-feature-x")
+    assert PipelineStore(platform.settings).get("shop").coupling("shop-staging-feature-x") is None
+
+
+def test_one_branch_per_push(platform, tmp_path):
+    import io
+
+    from gitpaas.hook import pre_receive
+    from gitpaas.output import StreamOutput
+
+    stream = io.StringIO()
+    status = pre_receive([f"{ZERO} {'a' * 40} refs/heads/main", f"{ZERO} {'b' * 40} refs/heads/feature"], platform,
+                         platform.apps.repo_path("shop-staging"), StreamOutput(stream))
+    assert status == 1 and "one branch per push, and this one updates main, feature" in stream.getvalue()
+    assert platform.apps.releases("shop-staging").latest() is None
+
+
+def test_app_json_env_values_follow_the_config_var_rules():
+    from gitpaas import appjson
+
+    with pytest.raises(PushRefused, match="app.json: env"):
+        appjson.parse(json.dumps({"env": {"A": "x\u0000y"}}))
+    with pytest.raises(PushRefused, match="app.json: env"):
+        appjson.parse(json.dumps({"env": {"A": "x" * 40_000}}))
+
+
+def test_orphaned_review_apps_go_at_the_next_prune_whatever_their_parent_left(platform):
+    import shutil
+
+    reviewapps.enable(platform, Actor(OWNER), "shop", "shop-staging")
+    _push_branch(platform, {"Procfile": "web: ./web\n", "app.json": json.dumps({"scripts": {"pr-predestroy": "x"}})})
+    shutil.rmtree(platform.apps.repo_path("shop-staging"))  # its repository unreadable
+    app = platform.apps.get("shop-staging-feature-x")
+    app.review["parent_id"] = "gone"
+    platform.apps.save(app)
+    output = RecordingOutput()
+    assert reviewapps.destroy_stale(platform, output) == ["shop-staging-feature-x"]
+    assert not platform.apps.exists("shop-staging-feature-x")
+
+
+def test_a_promotion_the_server_stopped_is_settled_when_it_starts(platform):
+    deploy(platform, app="shop-staging")
+    plan = pipelines.begin_promotion(platform, Actor(OWNER), "shop-staging")
+    assert pipelines.settle_promotions(platform) == [plan.promotion.id]
+    settled = PipelineStore(platform.settings).promotion(plan.promotion.id)
+    assert settled.status == "completed" and settled.targets[0].status == "failed"
+    assert "interrupted" in settled.targets[0].error_message
+    assert pipelines.settle_promotions(platform) == []
+
+
+def test_a_review_app_promotes_to_the_next_stage_that_has_apps(platform):
+    reviewapps.enable(platform, Actor(OWNER), "shop", "shop-staging")
+    release, _, _ = _push_branch(platform, {"Procfile": "web: ./web\n"})
+    promotion = pipelines.promote(platform, Actor(OWNER), release.app["name"])
+    assert [(t.app, t.status) for t in promotion.targets] == [("shop-staging", "succeeded")]
