@@ -189,8 +189,10 @@ def test_another_machine_drives_the_whole_lifecycle(home, server, laptop):
     assert shell.returncode == 5, shell.output
     assert re.search(rb"42 on /dev/pts/\d+", shell.output), shell.output
     # Ctrl-C without a terminal stops the dyno
+    # (SIGINT as a terminal's Ctrl-C sends it: not ignored, as it is for a job run in the background)
     running = subprocess.Popen([GITPAAS, "run", "-a", "blog", "--", "sleep", "600"], env=laptop.env, cwd=laptop.repo,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for(lambda: re.search(r"run\.\d{4}\s+up", laptop.gitpaas("ps", "-a", "blog").stdout), "the one-off to run")
     running.send_signal(signal.SIGINT)
     assert running.wait(timeout=60) == 130

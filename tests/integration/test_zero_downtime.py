@@ -67,7 +67,13 @@ def test_no_request_fails_through_deploys_rollback_config_and_scaling(home):
         home.gitpaas("config:set", "MOOD=calm", "-a", "steady")
         assert answers() == "v3 from web.1\n"
         home.gitpaas("ps:scale", "web=3", "-a", "steady")
-        assert {answers() for _ in range(12)} == {f"v3 from web.{n}\n" for n in (1, 2, 3)}
+        # round robin is shared with the load's requests, so a few of ours may keep missing one process
+        seen: set[str] = set()
+        for _ in range(100):
+            seen.add(answers())
+            if len(seen) == 3:
+                break
+        assert seen == {f"v3 from web.{n}\n" for n in (1, 2, 3)}
         home.gitpaas("ps:scale", "web=1", "-a", "steady")
         assert {answers() for _ in range(6)} == {"v3 from web.1\n"}
         home.gitpaas("ps:restart", "-a", "steady")
