@@ -64,17 +64,16 @@ class SlugImages:
 
     @engine_call("removing an app's slugs")
     def destroy(self, app: str) -> None:
-        """Remove the app's tags, and each image of its own no other app's tag still names: a slug
-        promoted to another app stays that app's."""
+        """Remove the app's tags, one by one: an image goes with its last tag, so a slug promoted to
+        another app stays that app's — even one tagged for it while this runs. An image the app
+        built that no tag names any more goes too."""
         repository = self.settings.image_repository(app) + ":"
         built_here = {image.id for image in self.client.images.list(filters=labels.filters(labels.for_app(self.settings, app)))}
         for image in self.client.images.list(filters=labels.filters(labels.for_home(self.settings))):
             mine = [tag for tag in image.tags if tag.startswith(repository)]
-            others = [tag for tag in image.tags if not tag.startswith(repository)]
-            if others:
-                for tag in mine:
-                    self.untag(tag)
-            elif mine or image.id in built_here:
+            for tag in mine:
+                self.untag(tag)
+            if not image.tags and image.id in built_here:
                 try:
                     self.client.images.remove(image.id, force=True)
                 except NotFound:
