@@ -49,16 +49,8 @@ def store(platform: Platform) -> PipelineStore:
 
 def may_see(platform: Platform, actor: Actor, pipeline: Pipeline) -> bool:
     """The operator, the pipeline's creator, and whoever may use one of its apps."""
-    if actor.is_operator or actor.account == pipeline.owner:
-        return True
-    for coupling in pipeline.couplings:
-        try:
-            app = platform.apps.get(coupling.app)
-        except NotFound:
-            continue
-        if actor.may_use(app.owner, app.collaborators):
-            return True
-    return False
+    return (actor.is_operator or actor.account == pipeline.owner
+            or any(may_use(platform, actor, coupling.app) for coupling in pipeline.couplings))
 
 
 def visible(platform: Platform, actor: Actor) -> list[Pipeline]:

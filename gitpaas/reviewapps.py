@@ -18,7 +18,8 @@ import re
 import secrets
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Mapping
+from contextlib import contextmanager
+from typing import Iterator, Mapping
 
 from filelock import FileLock
 
@@ -82,12 +83,8 @@ def enable(platform: Platform, actor: Actor, pipeline_name: str, app_name: str, 
            stale_days: int | None = None) -> Pipeline:
     """Branches pushed to ``app_name`` get review apps in ``pipeline_name`` (the app must be in it)."""
     app = pipelines._usable_app(platform, actor, app_name)
-    if stale_days is not None and not 1 <= stale_days <= 30:
-        raise UsageError("--stale-days must be between 1 and 30")
-    store = PipelineStore(platform.settings)
-    with store.lock():
-        pipeline = pipelines.get(platform, actor, pipeline_name)
-        pipelines.check_manage(platform, actor, pipeline)
+    _check_stale_days(stale_days)
+    with _managed(platform, actor, pipeline_name) as pipeline:
         if pipeline.coupling(app.name) is None:
             raise UsageError(f"{app.name} is not in pipeline {pipeline.name}: add it first "
                              f"(`gitpaas pipelines:add {pipeline.name} -a {app.name} --stage development`)")
@@ -98,36 +95,43 @@ def enable(platform: Platform, actor: Actor, pipeline_name: str, app_name: str, 
         review.stale_days = stale_days or review.stale_days
         review.created_at = review.created_at or now_iso()
         review.updated_at = now_iso()
-        store.save(pipeline)
     return pipeline
 
 
 def set_autodestroy(platform: Platform, actor: Actor, pipeline_name: str, autodestroy: bool | None,
                     stale_days: int | None) -> Pipeline:
     """Change how stale review apps go, without enabling or disabling review apps."""
-    if stale_days is not None and not 1 <= stale_days <= 30:
-        raise UsageError("--stale-days must be between 1 and 30")
-    store = PipelineStore(platform.settings)
-    with store.lock():
-        pipeline = pipelines.get(platform, actor, pipeline_name)
-        pipelines.check_manage(platform, actor, pipeline)
+    _check_stale_days(stale_days)
+    with _managed(platform, actor, pipeline_name) as pipeline:
         if autodestroy is not None:
             pipeline.review.autodestroy = autodestroy
         pipeline.review.stale_days = stale_days or pipeline.review.stale_days
         pipeline.review.updated_at = now_iso()
-        store.save(pipeline)
     return pipeline
 
 
-def disable(platform: Platform, actor: Actor, pipeline_name: str) -> Pipeline:
-    """Stop making review apps; the ones there are stay until their branches are deleted."""
+@contextmanager
+def _managed(platform: Platform, actor: Actor, pipeline_name: str) -> Iterator[Pipeline]:
+    """The pipeline, to change as a whole (``pipelines.check_manage``) under the pipelines' lock;
+    saved when the block ends, unchanged on disk when it raises."""
     store = PipelineStore(platform.settings)
     with store.lock():
         pipeline = pipelines.get(platform, actor, pipeline_name)
         pipelines.check_manage(platform, actor, pipeline)
+        yield pipeline
+        store.save(pipeline)
+
+
+def _check_stale_days(stale_days: int | None) -> None:
+    if stale_days is not None and not 1 <= stale_days <= 30:
+        raise UsageError("--stale-days must be between 1 and 30")
+
+
+def disable(platform: Platform, actor: Actor, pipeline_name: str) -> Pipeline:
+    """Stop making review apps; the ones there are stay until their branches are deleted."""
+    with _managed(platform, actor, pipeline_name) as pipeline:
         pipeline.review.enabled = False
         pipeline.review.updated_at = now_iso()
-        store.save(pipeline)
     return pipeline
 
 
@@ -143,16 +147,12 @@ def set_config(platform: Platform, actor: Actor, pipeline_name: str, set_values:
     """The config vars new review apps get (existing review apps keep theirs)."""
     values = {config_vars.validate_key(k): config_vars.validate_value(k, v) for k, v in set_values.items()}
     keys = [config_vars.validate_key(k) for k in unset_keys]
-    store = PipelineStore(platform.settings)
-    with store.lock():
-        pipeline = pipelines.get(platform, actor, pipeline_name)
-        pipelines.check_manage(platform, actor, pipeline)
+    with _managed(platform, actor, pipeline_name) as pipeline:
         config = {**pipeline.review.config, **values}
         for key in keys:
             config.pop(key, None)
         config_vars.validate_total(config)
         pipeline.review.config = config
-        store.save(pipeline)
     return dict(config)
 
 
@@ -332,9 +332,10 @@ def destroy_stale(platform: Platform, output: Output | None = None, now: datetim
     output = output or NullOutput()
     now = now or datetime.now(timezone.utc)
     pipelines_by_id = {p.id: p for p in PipelineStore(platform.settings).list()}
-    parents = {app.id for app in platform.apps.list()}
+    apps = platform.apps.list()
+    parents = {app.id for app in apps}
     destroyed = []
-    for app in platform.apps.list():
+    for app in apps:
         if not app.review:
             continue
         pipeline = pipelines_by_id.get(app.review.get("pipeline"))

@@ -29,7 +29,6 @@ from gitpaas.api.core import (
 )
 from gitpaas.errors import InvalidParams, NotFound
 from gitpaas.identity import Actor, account_id
-from gitpaas.names import is_uuid
 from gitpaas.notify.event import hide_server_paths
 from gitpaas.operations import app_stacks, current_release
 from gitpaas.settings import Settings
@@ -270,7 +269,7 @@ def promotions_create(request: Request, user: User, body: PromotionCreate) -> di
         if current is None or body.source.release.id not in (current.id, f"v{current.version}", str(current.version)):
             raise InvalidParams(f"gitpaas promotes an app's current release; {body.source.release.id} is not "
                                 f"{source.name}'s")
-    targets = [_app_name(platform, user, target.app.id) for target in body.targets]
+    targets = [visible_app(platform, user, target.app.id).name for target in body.targets]
     plan = pipelines.begin_promotion(platform, actor, source.name, targets or None)
 
     def run() -> None:
@@ -282,13 +281,6 @@ def promotions_create(request: Request, user: User, body: PromotionCreate) -> di
     answer = promotion_record(plan.promotion, platform.settings.home) if gitpaas_variant(request) else promotion_json(plan.promotion)
     threading.Thread(target=run, name=f"gitpaas-promotion-{plan.promotion.id[:8]}", daemon=True).start()
     return answer
-
-
-def _app_name(platform, user: str, identity: str) -> str:
-    """A target named by id or name; one the caller cannot see is refused like one that does not exist."""
-    if not is_uuid(identity) and not platform.apps.exists(identity):
-        raise NotFound("Couldn't find that app.")
-    return visible_app(platform, user, identity).name
 
 
 def _promotion(request: Request, user: str, identity: str) -> Promotion:

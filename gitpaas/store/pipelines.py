@@ -46,6 +46,11 @@ def validate_stage(stage: str) -> str:
     return stage
 
 
+def _fields(cls, data: dict[str, Any]) -> dict[str, Any]:
+    """``data``'s keys that ``cls`` (a dataclass) has: a record written by a newer gitpaas still reads."""
+    return {key: value for key, value in data.items() if key in cls.__dataclass_fields__}
+
+
 @dataclass
 class Coupling:
     app: str
@@ -90,11 +95,9 @@ class Pipeline:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Pipeline":
-        known = {key: value for key, value in data.items() if key in cls.__dataclass_fields__}
-        known["couplings"] = [Coupling(**{k: v for k, v in c.items() if k in Coupling.__dataclass_fields__})
-                              for c in known.get("couplings", [])]
-        review = known.get("review") or {}
-        known["review"] = ReviewApps(**{k: v for k, v in review.items() if k in ReviewApps.__dataclass_fields__})
+        known = _fields(cls, data)
+        known["couplings"] = [Coupling(**_fields(Coupling, c)) for c in known.get("couplings", [])]
+        known["review"] = ReviewApps(**_fields(ReviewApps, known.get("review") or {}))
         return cls(**known)
 
     def coupling(self, app: str) -> Coupling | None:
@@ -132,9 +135,8 @@ class Promotion:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Promotion":
-        known = {key: value for key, value in data.items() if key in cls.__dataclass_fields__}
-        known["targets"] = [Target(**{k: v for k, v in t.items() if k in Target.__dataclass_fields__})
-                            for t in known.get("targets", [])]
+        known = _fields(cls, data)
+        known["targets"] = [Target(**_fields(Target, t)) for t in known.get("targets", [])]
         return cls(**known)
 
 
