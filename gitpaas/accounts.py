@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -37,6 +38,8 @@ from gitpaas.store.files import read_json, write_atomic, write_json
 
 TOKEN_PREFIX = "gp_"
 PRIVATE = 0o600
+#: how long a dashboard session lasts (a browser that logs in again gets a new one)
+SESSION_TTL = 12 * 3600
 #: the PATH the forced command runs with (sshd gives non-root logins one without /usr/sbin: nginx)
 FORCED_COMMAND_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -117,19 +120,59 @@ class Accounts:
         raise UsageError(f"no token with id {token_id!r} (see `gitpaas tokens`)")
 
     def authenticate(self, token: str) -> str | None:
-        """The e-mail of the account ``token`` belongs to; None if it is unknown or revoked.
+        """The e-mail of the account ``token`` belongs to; None if it is unknown or revoked."""
+        record = self._token_record(token)
+        return record["user"] if record else None
 
-        Every stored digest is compared in constant time, so the answer's timing tells nothing
-        about how close a guess came.
-        """
+    def _token_record(self, token: str) -> dict | None:
+        """The live (unrevoked) record of ``token``. Every stored digest is compared in constant
+        time, so the answer's timing tells nothing about how close a guess came."""
         if not token:
             return None
         digest = hash_token(token)
         found = None
         for record in self._read("tokens.json"):
             if hmac.compare_digest(record["sha256"], digest) and record["revoked_at"] is None:
-                found = record["user"]
+                found = record
         return found
+
+    # --- dashboard sessions ----------------------------------------------------------------
+    def start_session(self, token: str, ttl: float = SESSION_TTL) -> tuple[str, dict] | None:
+        """A browser session for the account of ``token``: (the session's secret, for its cookie;
+        its record). None for an unknown or revoked token. Only the secret's digest is kept, in
+        ``accounts/sessions.json``, with the token it came from: revoking the token ends it."""
+        token_record = self._token_record(token)
+        if token_record is None:
+            return None
+        secret = secrets.token_urlsafe(32)
+        now = time.time()
+        record = {"sha256": hash_token(secret), "user": token_record["user"], "token_id": token_record["id"],
+                  "csrf": secrets.token_urlsafe(32), "created_at": now_iso(), "expires": now + ttl}
+        with self._lock():
+            live = [s for s in self._read("sessions.json") if s["expires"] > now]
+            self._write("sessions.json", [*live, record])
+        return secret, record
+
+    def session(self, secret: str) -> dict | None:
+        """The live session whose secret this is: not ended, not expired, its token not revoked."""
+        if not secret:
+            return None
+        digest, now = hash_token(secret), time.time()
+        found = next((s for s in self._read("sessions.json")
+                      if hmac.compare_digest(s["sha256"], digest) and s["expires"] > now), None)
+        if found is None:
+            return None
+        if not any(t["id"] == found["token_id"] and t["revoked_at"] is None for t in self._read("tokens.json")):
+            return None
+        return found
+
+    def end_session(self, secret: str) -> None:
+        digest = hash_token(secret)
+        with self._lock():
+            sessions = self._read("sessions.json")
+            kept = [s for s in sessions if not hmac.compare_digest(s["sha256"], digest)]
+            if len(kept) != len(sessions):
+                self._write("sessions.json", kept)
 
     # --- SSH keys ------------------------------------------------------------------------
     def add_key(self, email: str, public_key_text: str) -> dict:

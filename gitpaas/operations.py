@@ -160,6 +160,11 @@ def can_access(platform: Platform, actor: Actor, name: str) -> bool:
     return actor.may_use(app.owner, app.collaborators)
 
 
+def visible_apps(platform: Platform, actor: Actor) -> list[App]:
+    """The apps ``actor`` may use (the operator: all), as ``apps`` and ``GET /apps`` list them."""
+    return [app for app in platform.apps.list() if actor.may_use(app.owner, app.collaborators)]
+
+
 def current_release(platform: Platform, name: str) -> Release | None:
     app = platform.apps.get(name)
     return platform.apps.releases(name).get(app.current_release) if app.current_release else None

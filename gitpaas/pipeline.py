@@ -121,6 +121,7 @@ def deploy_tree(platform: Platform, app_name: str, source: PushedTree, output: O
         for built_tag in {image.tag, *image.process_images.values()}:
             platform.slugs.untag(built_tag)
     release.timings.update(receive=round(received - started, 2), build=round(built - received, 2))
+    apps.releases(app.name).save(release)  # the phases done so far, for whoever watches (the dashboard)
     release = release_and_swap(platform, app.name, release, output, started=started)
     if manifest.postdeploy and apps.get(app.name).postdeploy is None:
         run_postdeploy(platform, app.name, release, manifest.postdeploy, output)
@@ -170,13 +171,14 @@ def build_slug(platform: Platform, app_name: str, source: PushedTree, output: Ou
     stack = stack or stacks.of_record(platform.apps.get(app_name).build_stack)
     output.stage(f"Building on the {stack.name} stack with {builder.name}")
     faults.reached(platform.settings, "build")
-    image = builder.build(BuildRequest(
-        app=app_name, source=source, tag=tag, log_path=log_path, output=output,
-        labels=labels.for_app(platform.settings, app_name, **{labels.ROLE: "slug"}),
-        build_args={"GITPAAS_STACK_IMAGE": platform.settings.stack_image(stack)},
-        config_vars=platform.apps.config(app_name).get(), cache_dir=platform.apps.app_dir(app_name) / "cache",
-        stack=stack, heroku_yml=heroku_yml or read_heroku_yml(source),
-    ))
+    with platform.apps.noting_build(app_name, source.commit_sha, log_path):
+        image = builder.build(BuildRequest(
+            app=app_name, source=source, tag=tag, log_path=log_path, output=output,
+            labels=labels.for_app(platform.settings, app_name, **{labels.ROLE: "slug"}),
+            build_args={"GITPAAS_STACK_IMAGE": platform.settings.stack_image(stack)},
+            config_vars=platform.apps.config(app_name).get(), cache_dir=platform.apps.app_dir(app_name) / "cache",
+            stack=stack, heroku_yml=heroku_yml or read_heroku_yml(source),
+        ))
     return image, log_path, stack
 
 
@@ -259,6 +261,7 @@ def release_and_swap(platform: Platform, app_name: str, release: Release, output
         else:
             output.stage("An add-on's config vars changed: no release phase, as on Heroku")
         release.timings["release"] = round(time.monotonic() - phase, 2)
+        platform.apps.releases(app_name).save(release)  # (watched live: the release phase is done)
         report = platform.scheduler.deploy(
             deployment(platform.settings, app, release, next_formation(app.formation, release.process_types)), output)
         release.timings.update(health=report.health_seconds, swap=report.swap_seconds)

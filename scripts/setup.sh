@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepare this machine for gitpaas: the Python env, a Docker engine, nginx, debootstrap, git and
+# Prepare this machine for gitpaas: the Python env, a Docker engine, nginx, debootstrap, git, Chromium and
 # the stack image. Used by `make demo`, `make test` and the Vagrantfile. Safe to run again: a
 # second run changes nothing and takes seconds.
 set -euo pipefail
@@ -110,7 +110,9 @@ setup_tools() {
     have debootstrap || apt_install debootstrap
     have git || apt_install git
     { have sshd && have ssh-keygen && have ssh; } || install_openssh
-    step "nginx, debootstrap, git and OpenSSH are installed"
+    # the dashboard's browser tests: Debian's Chromium, driven by Playwright (no browser download)
+    have chromium || apt_install chromium
+    step "nginx, debootstrap, git, OpenSSH and Chromium are installed"
 }
 
 setup_stack() {

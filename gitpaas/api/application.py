@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gitpaas.api import account, addons, drains, git_http, pg_backups, pipelines, routes, streams, webhooks
+from gitpaas.dashboard import pages as dashboard
 from gitpaas.api.rendezvous import Rendezvous
 from gitpaas.api.core import (
     BODY_ALLOWED,
@@ -53,7 +54,8 @@ class BodyLimit:
             if declared is not None and declared > MAX_BODY:
                 return await _too_large(scope, receive, send)
             has_body = bool(declared) or b"transfer-encoding" in headers
-            if has_body and token_user(scope) is None:
+            # (the dashboard's forms carry a session cookie, checked by its pages, not a token)
+            if has_body and not dashboard.is_dashboard(scope.get("path", "")) and token_user(scope) is None:
                 return await render(unauthorized())(scope, receive, send)
         seen, exceeded, started, replaced = 0, False, False, False
 
@@ -105,7 +107,10 @@ def create_app(settings: Settings, rendezvous: Rendezvous | None = None) -> Fast
 
     @api.exception_handler(GitpaasError)
     async def gitpaas_error(request: Request, exc: GitpaasError):
-        """Every expected failure, rendered once: Heroku's ``{"id", "message"}`` with its status."""
+        """Every expected failure, rendered once: Heroku's ``{"id", "message"}`` with its status
+        (the dashboard's, as a page)."""
+        if dashboard.is_dashboard(request.url.path):
+            return dashboard.error_page(request, exc.http_status, exc.message)
         return render(exc)
 
     @api.exception_handler(addons.UnknownAddon)
@@ -118,6 +123,8 @@ def create_app(settings: Settings, rendezvous: Rendezvous | None = None) -> Fast
     async def invalid(request: Request, exc: RequestValidationError):
         errors = exc.errors()
         first = errors[0] if errors else {}
+        if dashboard.is_dashboard(request.url.path):
+            return dashboard.error_page(request, 400, "That request is not one the dashboard's pages make.")
         if first.get("type") == "json_invalid":
             return error_response(400, "bad_request", "The request body is not valid JSON.")
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
@@ -125,6 +132,9 @@ def create_app(settings: Settings, rendezvous: Rendezvous | None = None) -> Fast
 
     @api.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
+        if dashboard.is_dashboard(request.url.path):
+            return dashboard.error_page(request, exc.status_code, "There is no such page." if exc.status_code == 404
+                                        else str(exc.detail))
         error_id = {404: "not_found", 405: "method_not_allowed", 422: "invalid_params"}.get(exc.status_code,
                                                                                            "bad_request")
         return error_response(exc.status_code, error_id, str(exc.detail))
@@ -144,6 +154,7 @@ def create_app(settings: Settings, rendezvous: Rendezvous | None = None) -> Fast
     api.include_router(pipelines.router)
     api.include_router(streams.router)
     api.include_router(git_http.router)
+    dashboard.install(api)
     api.add_middleware(BodyLimit)
     return api
 

@@ -108,8 +108,7 @@ def user_apps(request: Request, user: User, account: str) -> list[dict]:
 @router.get("/apps")
 def apps_list(request: Request, user: User) -> list[dict]:
     platform, actor = platform_of(request), Actor(user)
-    return [_app_payload(request, platform, app) for app in platform.apps.list()
-            if actor.may_use(app.owner, app.collaborators)]
+    return [_app_payload(request, platform, app) for app in operations.visible_apps(platform, actor)]
 
 
 @router.post("/apps", status_code=201)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from filelock import FileLock
 
@@ -16,6 +19,9 @@ from gitpaas.settings import Settings
 from gitpaas.store.config import ConfigStore
 from gitpaas.store.files import read_json, write_json
 from gitpaas.store.releases import ReleaseStore
+
+#: the note of a build under way, in the app's folder
+BUILDING = "building.json"
 
 
 @dataclass
@@ -112,6 +118,32 @@ class AppStore:
         (directory / "app.json").unlink(missing_ok=True)
         shutil.rmtree(directory, ignore_errors=True)
         (self.locks / f"{name}.lock").unlink(missing_ok=True)
+
+    # --- a build under way -----------------------------------------------------------------
+    def building(self, name: str) -> dict | None:
+        """The build of ``name`` under way (``building.json``: its commit, when it began, its log's
+        name), while the process building it lives; None otherwise."""
+        try:
+            note = read_json(self.app_dir(name) / BUILDING)
+            os.kill(int(note["pid"]), 0)
+        except ProcessLookupError:
+            return None  # left by a build that was killed
+        except PermissionError:
+            return note
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return note
+
+    @contextmanager
+    def noting_build(self, name: str, commit: str, log_path: Path) -> Iterator[None]:
+        """Note a build of ``name`` as under way while the block runs (for those who watch: the
+        dashboard shows it before the release it makes exists)."""
+        note = self.app_dir(name) / BUILDING
+        write_json(note, {"commit": commit, "started_at": now_iso(), "log": log_path.name, "pid": os.getpid()})
+        try:
+            yield
+        finally:
+            note.unlink(missing_ok=True)
 
     # --- locks ---------------------------------------------------------------------------
     def _home_lock(self) -> FileLock:
