@@ -7,6 +7,7 @@ import re
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -109,8 +110,8 @@ def create_app(settings: Settings, rendezvous: Rendezvous | None = None) -> Fast
     async def gitpaas_error(request: Request, exc: GitpaasError):
         """Every expected failure, rendered once: Heroku's ``{"id", "message"}`` with its status
         (the dashboard's, as a page)."""
-        if dashboard.is_dashboard(request.url.path):
-            return dashboard.error_page(request, exc.http_status, exc.message)
+        if dashboard.is_dashboard(request.url.path):  # (it reads the session: not on the event loop)
+            return await run_in_threadpool(dashboard.error_page, request, exc.http_status, exc.message)
         return render(exc)
 
     @api.exception_handler(addons.UnknownAddon)
@@ -124,7 +125,8 @@ def create_app(settings: Settings, rendezvous: Rendezvous | None = None) -> Fast
         errors = exc.errors()
         first = errors[0] if errors else {}
         if dashboard.is_dashboard(request.url.path):
-            return dashboard.error_page(request, 400, "That request is not one the dashboard's pages make.")
+            return await run_in_threadpool(dashboard.error_page, request, 400,
+                                           "That request is not one the dashboard's pages make.")
         if first.get("type") == "json_invalid":
             return error_response(400, "bad_request", "The request body is not valid JSON.")
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
@@ -133,8 +135,8 @@ def create_app(settings: Settings, rendezvous: Rendezvous | None = None) -> Fast
     @api.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         if dashboard.is_dashboard(request.url.path):
-            return dashboard.error_page(request, exc.status_code, "There is no such page." if exc.status_code == 404
-                                        else str(exc.detail))
+            return await run_in_threadpool(dashboard.error_page, request, exc.status_code,
+                                           "There is no such page." if exc.status_code == 404 else str(exc.detail))
         error_id = {404: "not_found", 405: "method_not_allowed", 422: "invalid_params"}.get(exc.status_code,
                                                                                            "bad_request")
         return error_response(exc.status_code, error_id, str(exc.detail))

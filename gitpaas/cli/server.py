@@ -57,7 +57,9 @@ def server(host: str, port: int, publish: bool, rendezvous_port: int | None, ren
     threading.Thread(target=_take_scheduled_backups, args=(plat,), name="scheduled-backups", daemon=True).start()
     Forwarding(plat.settings, lambda: [app.name for app in plat.apps.list()],
                lambda app: plat.scheduler.logs(app, 0, True)).start()
-    uvicorn.run(create_app(plat.settings, rendezvous), host=host, port=port, log_level="info", access_log=True)
+    # open streams (a dashboard's live page, logs --tail) would hold a stop forever: they get 5 s
+    uvicorn.run(create_app(plat.settings, rendezvous), host=host, port=port, log_level="info", access_log=True,
+                timeout_graceful_shutdown=5)
 
 
 def _rendezvous(plat, host: str, port: int, wanted: int | None) -> Rendezvous:

@@ -4,7 +4,7 @@ nothing here decides anything, it only arranges records for the templates."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,7 @@ def timeline(platform: Platform, app: str, below: int | None = None,
     page = page[:limit]
     scale = max([t for t in (total_seconds(r) for r in page) if t] or [1.0])
     rows = []
-    for release in page:
+    for release in (shown(platform, release) for release in page):
         tail = tail_lines(store.output_path(release.version), OUTPUT_TAIL) if release.status == PENDING else []
         tail = [hide_server_paths(line, platform.settings.home) for line in tail]
         rows.append(Row(release, segments(release, scale), total_seconds(release), release_kind(release), tail))
@@ -140,20 +140,35 @@ def timeline(platform: Platform, app: str, below: int | None = None,
 
 @dataclass
 class Building:
-    """A push being built: no release exists yet (a build that fails makes none, as on Heroku)."""
+    """A push being built, or the last build when it failed: no release exists for either (a build
+    that fails makes none, as on Heroku)."""
 
     commit: str
     started_at: str
     tail: list[str]
+    #: why it failed; None while it runs
+    reason: str | None = None
 
 
 def building(platform: Platform, app: str) -> Building | None:
-    note = platform.apps.building(app)
+    """The build under way, else the app's last build if it failed."""
+    note = platform.apps.building(app) or platform.apps.failed_build(app)
     if note is None:
         return None
+    home = platform.settings.home
     log = platform.apps.app_dir(app) / "builds" / Path(str(note.get("log", ""))).name
-    tail = [hide_server_paths(line, platform.settings.home) for line in tail_lines(log, OUTPUT_TAIL)]
-    return Building(str(note.get("commit", "")), str(note.get("started_at", "")), tail)
+    tail = [hide_server_paths(line, home) for line in tail_lines(log, OUTPUT_TAIL)]
+    reason = note.get("reason")
+    return Building(str(note.get("commit", "")), str(note.get("started_at", "")), tail,
+                    hide_server_paths(str(reason), home) if reason is not None else None)
+
+
+def shown(platform: Platform, release: Release) -> Release:
+    """``release`` as a page shows it: a failure's reason without the server's paths (the slug's
+    tag, a crashed process's log may name them)."""
+    if not release.failure:
+        return release
+    return replace(release, failure=hide_server_paths(release.failure, platform.settings.home))
 
 
 def tail_lines(path: Path, count: int) -> list[str]:
@@ -166,18 +181,29 @@ def tail_lines(path: Path, count: int) -> list[str]:
         return []
 
 
-def read_log(path: Path | str | None) -> tuple[str, bool]:
-    """A log's text (its last LOG_LIMIT bytes) and whether it was cut; ("", False) when there is none."""
+def read_log(path: Path | str | None) -> tuple[str, bool, int]:
+    """A log's text (its last LOG_LIMIT bytes), whether it was cut, and the byte offset it was read
+    up to (where a live page goes on from); ("", False, 0) when there is none."""
     if not path:
-        return "", False
+        return "", False, 0
     try:
         with open(path, "rb") as handle:
             handle.seek(0, 2)
             size = handle.tell()
             handle.seek(max(0, size - LOG_LIMIT))
-            return handle.read().decode("utf-8", "replace"), size > LOG_LIMIT
+            return handle.read(LOG_LIMIT).decode("utf-8", "replace"), size > LOG_LIMIT, size
     except OSError:
-        return "", False
+        return "", False, 0
+
+
+def read_from(path: Path, offset: int, limit: int = 65536) -> bytes:
+    """Up to ``limit`` bytes of a growing log from ``offset`` (nothing if it is not there yet)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read(limit)
+    except OSError:
+        return b""
 
 
 @dataclass

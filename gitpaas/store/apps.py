@@ -12,7 +12,7 @@ from typing import Iterator
 
 from filelock import FileLock
 
-from gitpaas.errors import AppExists, AppNotFound
+from gitpaas.errors import AppExists, AppNotFound, GitpaasError
 from gitpaas.names import validate_app_name, validate_new_app_name
 from gitpaas.release import now_iso
 from gitpaas.settings import Settings
@@ -20,8 +20,19 @@ from gitpaas.store.config import ConfigStore
 from gitpaas.store.files import read_json, write_json
 from gitpaas.store.releases import ReleaseStore
 
-#: the note of a build under way, in the app's folder
+#: the note of a build under way, and of the app's last build when it failed, in the app's folder
 BUILDING = "building.json"
+BUILD_FAILED = "build-failed.json"
+
+
+def _process_started(pid: int) -> str | None:
+    """When process ``pid`` started (in clock ticks since boot; None if it is gone), so a note
+    naming it is not taken for a live build's once the number is reused."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
 
 
 @dataclass
@@ -119,29 +130,43 @@ class AppStore:
         shutil.rmtree(directory, ignore_errors=True)
         (self.locks / f"{name}.lock").unlink(missing_ok=True)
 
-    # --- a build under way -----------------------------------------------------------------
+    # --- a build under way, and the last one that failed ----------------------------------------
     def building(self, name: str) -> dict | None:
         """The build of ``name`` under way (``building.json``: its commit, when it began, its log's
-        name), while the process building it lives; None otherwise."""
+        name), while the process building it lives; None otherwise (a killed build's note too)."""
         try:
             note = read_json(self.app_dir(name) / BUILDING)
-            os.kill(int(note["pid"]), 0)
-        except ProcessLookupError:
-            return None  # left by a build that was killed
-        except PermissionError:
-            return note
+            started = _process_started(int(note["pid"]))
+            alive = started is not None and started == note.get("pid_started")
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        return note
+        return note if alive else None
+
+    def failed_build(self, name: str) -> dict | None:
+        """The app's last build, if it failed (``build-failed.json``: its commit, log and reason);
+        the next build that succeeds removes it."""
+        try:
+            return read_json(self.app_dir(name) / BUILD_FAILED)
+        except (OSError, ValueError):
+            return None
 
     @contextmanager
     def noting_build(self, name: str, commit: str, log_path: Path) -> Iterator[None]:
-        """Note a build of ``name`` as under way while the block runs (for those who watch: the
-        dashboard shows it before the release it makes exists)."""
+        """Note a build of ``name`` as under way while the block runs, then whether it failed (for
+        those who watch: the dashboard shows a build before the release it makes exists, and a
+        failed one, which makes no release, with its reason)."""
         note = self.app_dir(name) / BUILDING
-        write_json(note, {"commit": commit, "started_at": now_iso(), "log": log_path.name, "pid": os.getpid()})
+        record = {"commit": commit, "started_at": now_iso(), "log": log_path.name, "pid": os.getpid(),
+                  "pid_started": _process_started(os.getpid())}
+        write_json(note, record)
         try:
             yield
+        except BaseException as exc:
+            reason = exc.message if isinstance(exc, GitpaasError) else f"interrupted ({exc.__class__.__name__})"
+            write_json(self.app_dir(name) / BUILD_FAILED, {**record, "failed_at": now_iso(), "reason": reason})
+            raise
+        else:
+            (self.app_dir(name) / BUILD_FAILED).unlink(missing_ok=True)
         finally:
             note.unlink(missing_ok=True)
 

@@ -18,6 +18,7 @@ from gitpaas.accounts import Accounts
 from gitpaas.api import core
 from gitpaas.api.application import create_app
 from gitpaas.dashboard import pages
+from gitpaas.errors import BuildFailed
 from gitpaas.identity import Actor
 from gitpaas.output import RecordingOutput
 from gitpaas.release import Release
@@ -86,18 +87,31 @@ def test_a_page_without_a_session_sends_the_browser_to_log_in_and_back(platform,
     assert client.get("/dashboard/apps/shop").status_code == 200
 
 
-def test_over_https_the_session_cookie_is_secure(platform, tokens):
+def test_over_https_the_session_cookie_is_secure_and_host_only(platform, tokens):
     client = browser(platform, base_url="https://testserver")
     cookie = next(v for k, v in login(client, tokens[OWNER]).headers.multi_items()
-                  if k == "set-cookie" and v.startswith(pages.COOKIE))
-    assert "secure" in [part.strip().lower() for part in cookie.split(";")]
+                  if k == "set-cookie" and v.startswith("__Host-" + pages.COOKIE))
+    flags = [part.strip().lower() for part in cookie.split(";")]
+    assert "secure" in flags and "httponly" in flags and "path=/" in flags and not any(f.startswith("domain") for f in flags)
+    assert client.get("/dashboard/").status_code == 200
+
+
+def test_a_session_cookie_planted_beside_ones_own_is_trusted_by_neither(platform, tokens):
+    """Another host of the domain (an app, beside api.DOMAIN) can add a cookie of the same name for
+    the whole domain: the browser then sends both, and the dashboard takes neither."""
+    owner, stranger = browser(platform), browser(platform)
+    login(owner, tokens[OWNER])
+    login(stranger, tokens[STRANGER])
+    mine, planted = owner.cookies[pages.COOKIE], stranger.cookies[pages.COOKIE]
+    both = browser(platform).get("/dashboard/", headers={"cookie": f"{pages.COOKIE}={mine}; {pages.COOKIE}={planted}"})
+    assert both.status_code == 303 and "/dashboard/login" in both.headers["location"]
 
 
 def test_a_wrong_token_or_another_accounts_email_is_refused_in_one_line(platform, tokens):
     client = browser(platform)
     for token, email in (("gp_not-a-token", ""), (tokens[OWNER], STRANGER), ("", "")):
         answer = login(client, token, email)
-        assert answer.status_code in (401, 422) if not token else answer.status_code == 401
+        assert answer.status_code == 401
         assert pages.COOKIE not in answer.headers.get("set-cookie", "")
         if token:
             assert "That token is not valid" in answer.text
@@ -106,9 +120,23 @@ def test_a_wrong_token_or_another_accounts_email_is_refused_in_one_line(platform
 
 def test_a_login_form_from_another_site_is_refused(platform, tokens):
     client = browser(platform)
-    client.get("/dashboard/login")
-    answer = client.post("/dashboard/login", data={"nonce": "forged", "token": tokens[OWNER]})
-    assert answer.status_code == 403 and pages.COOKIE not in answer.headers.get("set-cookie", "")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', client.get("/dashboard/login").text)[1]
+    for data, headers in (({"nonce": "forged", "token": tokens[OWNER]}, {}),
+                          ({"nonce": nonce, "token": tokens[OWNER]}, {"origin": "https://evil.example"})):
+        answer = client.post("/dashboard/login", data=data, headers=headers)
+        assert answer.status_code == 403 and pages.COOKIE not in answer.headers.get("set-cookie", "")
+    assert client.get("/dashboard/").status_code == 303
+
+
+def test_login_goes_back_to_the_page_asked_for_with_its_query(platform, tokens):
+    client = browser(platform)
+    asked = client.get("/dashboard/apps/shop/diff?older=1&newer=1")
+    assert asked.headers["location"] == "/dashboard/login?next=/dashboard/apps/shop/diff%3Folder%3D1%26newer%3D1"
+    logged = login(client, tokens[OWNER], next_path="/dashboard/apps/shop/diff?older=1&newer=1")
+    assert logged.headers["location"] == "/dashboard/apps/shop/diff?older=1&newer=1"
+    for elsewhere in ("https://evil.example/", "//evil.example/dashboard/", "/dashboard/\\evil"):
+        client.cookies.clear()
+        assert login(client, tokens[OWNER], next_path=elsewhere).headers["location"] == "/dashboard/"
 
 
 def test_logging_out_or_revoking_the_token_ends_the_session(platform, tokens, owner):
@@ -189,13 +217,28 @@ def test_scale_and_restart_from_the_page_change_the_processes_without_a_release(
     assert owner.post("/dashboard/apps/shop/actions/restart",
                       data={"csrf": token, "confirmed": "yes"}).headers["location"].endswith("done=restarted")
     assert platform.apps.releases("shop").versions() == [1]
-    wrong = owner.post("/dashboard/apps/shop/actions/scale",
-                       data={"type": "nope", "quantity": "2", "csrf": token, "confirmed": "yes"})
-    assert wrong.status_code == 400 and "no process type &#39;nope&#39;" in wrong.text
-    assert "Traceback" not in wrong.text and str(platform.settings.home) not in wrong.text
-    bad = owner.post("/dashboard/apps/shop/actions/scale",
-                     data={"type": "web", "quantity": "lots", "csrf": token, "confirmed": "yes"})
-    assert bad.status_code == 422 and "whole number" in bad.text
+
+
+
+def test_bad_input_is_refused_before_the_confirmation_and_kept_in_its_field(platform, owner):
+    token = csrf_of(owner.get("/dashboard/apps/shop").text)
+    for action, data, message in (
+            ("scale", {"type": "nope", "quantity": "2"}, "shop has no process type &#39;nope&#39;"),
+            ("scale", {"type": "web", "quantity": "lots"}, "whole number"),
+            ("scale", {"type": "web", "quantity": "5000"}, "must be between 0 and"),
+            ("config-set", {"key": "BAD KEY", "value": "x"}, "BAD KEY"),
+            ("config-set", {"key": "OK", "value": "a\x00b"}, "OK"),
+            ("config-unset", {"key": "NOT_THERE"}, "shop has no config var NOT_THERE"),
+            ("rollback", {"version": "99"}, "v99"),
+            ("restart", {"target": "nope"}, "no process type")):
+        answer = owner.post(f"/dashboard/apps/shop/actions/{action}", data={**data, "csrf": token})
+        assert answer.status_code in (400, 404, 422) and message in answer.text, (action, data, answer.text[-400:])
+        assert 'role="alert">Not done:' in answer.text and "Confirm" not in answer.text
+        assert "Traceback" not in answer.text and str(platform.settings.home) not in answer.text
+    kept = owner.post("/dashboard/apps/shop/actions/config-set", data={"key": "BAD KEY", "value": "typed", "csrf": token})
+    assert 'value="BAD KEY"' in kept.text and 'value="typed"' in kept.text, "what was typed is not lost"
+    assert platform.apps.releases("shop").versions() == [1] and platform.apps.get("shop").formation["web"] == 1
+    assert owner.post("/dashboard/apps/shop/actions/explode", data={"csrf": token}).status_code == 404
 
 
 # --- what each page shows ------------------------------------------------------------------------
@@ -204,7 +247,7 @@ def test_the_app_list_shows_only_the_users_apps_with_release_and_processes(platf
     page = owner.get("/dashboard/").text
     assert 'data-app="shop"' in page and 'data-app="hidden"' not in page
     row = page.split('data-app="shop"')[1].split("</tr>")[0]
-    assert "http://shop.localhost:8080" in row and ">v1<" in row.replace("<td>v1</td>", ">v1<")
+    assert "http://shop.localhost:8080" in row and "<td>v1</td>" in row
     assert "succeeded" in row and "1 / 1 up" in row
 
 
@@ -243,8 +286,23 @@ def test_a_build_under_way_shows_before_its_release_exists(platform, owner):
         assert 'data-building="f00dfee"' in page and "Step 1/3 : FROM stack" in page
         assert str(platform.settings.home) not in page, "no server path in a log line either"
     assert "data-building" not in owner.get("/dashboard/apps/shop").text
-    (platform.apps.app_dir("shop") / "building.json").write_text('{"commit": "x", "pid": 999999999, "log": "b.log"}')
-    assert platform.apps.building("shop") is None, "a killed build's note is ignored"
+    (platform.apps.app_dir("shop") / "building.json").write_text('{"commit": "x", "pid": 1, "pid_started": "0"}')
+    assert platform.apps.building("shop") is None, "a note whose process number was reused is ignored"
+
+
+def test_a_failed_build_shows_with_its_reason_until_a_build_succeeds(platform, owner):
+    log = platform.apps.app_dir("shop") / "builds" / "b.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("npm ERR! missing script: build\n")
+    with pytest.raises(BuildFailed):
+        with platform.apps.noting_build("shop", "badc0de" + "0" * 33, log):
+            raise BuildFailed(f"the build failed: see {log}")
+    page = owner.get("/dashboard/apps/shop").text
+    assert 'data-build-failed="badc0de"' in page and "npm ERR! missing script" in page
+    assert "the build failed" in page and str(platform.settings.home) not in page
+    with platform.apps.noting_build("shop", "900d" * 10, log):
+        pass
+    assert "data-build-failed" not in owner.get("/dashboard/apps/shop").text
 
 
 def test_a_release_page_names_its_phases_files_output_and_failure(platform, owner):
@@ -293,7 +351,9 @@ def test_the_release_stream_sends_phases_and_output_as_they_happen_then_ends(pla
                     return
     reader = threading.Thread(target=read)
     reader.start()
-    time.sleep(0.8)
+    deadline = time.monotonic() + 10
+    while not any('data-state="running"' in line for line in seen) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert any('data-state="running"' in line for line in seen), "the release phase shows under way"
     assert not any(line.startswith("event: end") for line in seen)
     gate.set()
@@ -315,9 +375,48 @@ def test_the_app_stream_sends_the_timeline_and_processes(platform, owner):
     assert "event: timeline" in text and 'data-version="1"' in text
 
 
-def test_a_stream_needs_a_session(platform, tokens):
-    answer = browser(platform).get("/dashboard/apps/shop/live")
-    assert answer.status_code == 401 and "log in again" in answer.text
+def test_a_stream_needs_a_session_and_the_app_and_release_to_be_the_users(platform, tokens, owner):
+    for path in ("/dashboard/apps/shop/live", "/dashboard/apps/shop/releases/v1/live"):
+        answer = browser(platform).get(path)
+        assert answer.status_code == 401 and "log in again" in answer.text
+    for path in ("/dashboard/apps/hidden/live", "/dashboard/apps/hidden/releases/v1/live",
+                 "/dashboard/apps/shop/releases/v9/live", "/dashboard/apps/shop/releases/vX/live"):
+        answer = owner.get(path)
+        assert answer.status_code == 404 and not answer.headers["content-type"].startswith("text/event-stream"), path
+
+
+def test_a_stranger_can_act_on_nothing_of_an_app_they_cannot_use(platform, tokens):
+    stranger = browser(platform)
+    login(stranger, tokens[STRANGER])
+    token = csrf_of(stranger.get("/dashboard/").text)
+    for action in ("rollback", "retry", "restart", "config-set"):
+        answer = stranger.post(f"/dashboard/apps/shop/actions/{action}",
+                               data={"csrf": token, "confirmed": "yes", "version": "1", "key": "A", "value": "1"})
+        assert answer.status_code == 404
+    assert platform.apps.releases("shop").versions() == [1]
+
+
+def test_a_reconnecting_release_stream_resumes_where_it_was(platform, owner):
+    output = platform.apps.releases("shop").output_path(1)
+    output.write_text("first line\nsecond line\n")
+    with owner.stream("GET", "/dashboard/apps/shop/releases/v1/live",
+                      headers={"last-event-id": str(len("first line\n"))}) as answer:
+        text = "\n".join(answer.iter_lines())
+    assert "data: second line" in text and "first line" not in text
+    assert "id: " + str(len("first line\nsecond line\n")) in text
+
+
+def test_failure_reasons_and_logs_on_pages_name_no_server_path(platform, owner):
+    release = platform.apps.releases("shop").get(1)
+    release.failure = {"reason": f"could not tag the slug image: {platform.settings.home}/apps/shop is full",
+                       "exit_status": None}
+    platform.apps.releases("shop").save(release)
+    for path in ("/dashboard/apps/shop", "/dashboard/apps/shop/releases/v1"):
+        page = owner.get(path).text
+        assert "could not tag the slug image" in page and str(platform.settings.home) not in page, path
+    with owner.stream("GET", "/dashboard/apps/shop/releases/v1/live") as answer:
+        streamed = "\n".join(answer.iter_lines())
+    assert "could not tag the slug image" in streamed and str(platform.settings.home) not in streamed
 
 
 # --- the diff, pure ------------------------------------------------------------------------------
