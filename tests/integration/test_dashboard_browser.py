@@ -16,7 +16,8 @@ from harness import APPS, ApiServer, wait_for
 pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+         "--disable-component-update", "--disable-sync", "--disable-quic"]
 #: a build and a release command slow enough to watch: each prints, waits, prints
 SLOW_BUILD = (APPS / "web" / "Dockerfile").read_text() + "RUN echo \"building slowly\" && sleep 3\n"
 SLOW_RELEASE = ("web: python3 /app/server.py\n"
@@ -81,12 +82,7 @@ def test_log_in_watch_a_push_live_diff_and_roll_back_in_a_real_browser(home, api
             "data-state") == "done"
     assert home.get("shop").text.startswith("second")
 
-    if os.environ.get("GITPAAS_SCREENSHOT"):
-        page.set_viewport_size({"width": 1100, "height": 1300})
-        page.reload()
-        page.screenshot(path=os.environ["GITPAAS_SCREENSHOT"], full_page=False)
-
-    page.select_option("select[name=older]", "1")
+    page.select_option("select[name=older]", "1")  # the compare form came with the second release, live
     page.select_option("select[name=newer]", "2")
     page.click("form.compare button")
     page.wait_for_url("**/dashboard/apps/shop/diff?older=1&newer=2")
@@ -104,6 +100,12 @@ def test_log_in_watch_a_push_live_diff_and_roll_back_in_a_real_browser(home, api
     page.wait_for_selector(".release-status .status-succeeded", timeout=120_000)  # live, no reload
     assert wait_for(lambda: home.get("shop").text.startswith("first"), "v1's body again")
     assert home.release("shop", 3)["user"]["email"] == api.email
+
+    if os.environ.get("GITPAAS_SCREENSHOT"):  # the README's picture: the app page after the push and the rollback
+        shot = chromium.new_page(viewport={"width": 1100, "height": 1300})
+        shot.context.add_cookies(page.context.cookies())
+        shot.goto(f"{api.url}/dashboard/apps/shop")
+        shot.screenshot(path=os.environ["GITPAAS_SCREENSHOT"])
 
     phone = chromium.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
     phone.context.add_cookies(page.context.cookies())
