@@ -115,8 +115,13 @@ def parse_version(text: str | int) -> int | None:
 PHASES = ("receive", "build", "release", "health", "swap")
 
 
+def total_seconds(timings: dict[str, float]) -> float:
+    """A release's time from push (or command) to swap: its ``total``, else the sum of its phases."""
+    return timings.get("total", sum(timings.get(phase, 0.0) for phase in PHASES))
+
+
 def describe_timings(version: int, timings: dict[str, float], verb: str = "deployed") -> str:
     """``deployed v12 in 1.4 s: build 0.5, release 0.3, health 0.2, swap 0.1``."""
     parts = ", ".join(f"{phase} {timings[phase]:.1f}" for phase in PHASES if phase in timings)
-    total = timings.get("total", sum(timings.get(phase, 0.0) for phase in PHASES))
+    total = total_seconds(timings)
     return f"{verb} v{version} in {total:.1f} s" + (f": {parts}" if parts else "")

@@ -1,6 +1,6 @@
 """What changed between two releases: the slug, the commit, the stack, the process types, the
 config vars (their values kept, for the shells to mask) and the add-ons. Pure: two records in, one
-value out; ``releases:diff`` and the dashboard show it."""
+value out; the dashboard shows it."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def _slug(release: Release) -> str | None:
 
 def _changes(before: dict[str, str | None], after: dict[str, str | None]) -> list[Change]:
     names = sorted(set(before) | set(after))
-    return [Change(name, before.get(name) if name in before else None, after.get(name) if name in after else None)
+    return [Change(name, before.get(name), after.get(name))
             for name in names if (name in before) != (name in after) or before.get(name) != after.get(name)]
 
 
@@ -62,6 +62,6 @@ def diff(older: Release, newer: Release) -> ReleaseDiff:
                              {k: v or "(the image's command)" for k, v in newer.process_types.items()})
     addons = _changes({name: "attached" for name in older.addon_plan_names},
                       {name: "attached" for name in newer.addon_plan_names})
-    return ReleaseDiff(older, newer, runs=[c for c in runs if c.before or c.after], process_types=process_types,
+    return ReleaseDiff(older, newer, runs=runs, process_types=process_types,
                        config_vars=_changes(older.config_vars, newer.config_vars),
                        addon_config_vars=set(older.addon_config_vars) | set(newer.addon_config_vars), addons=addons)

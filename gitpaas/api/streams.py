@@ -36,6 +36,7 @@ from gitpaas.lines import stopped_at_exit
 from gitpaas.release import PENDING
 from gitpaas.shapes import derived_id
 from gitpaas.signing import Signer
+from gitpaas.store.files import read_from
 from gitpaas.store.releases import ReleaseStore
 
 router = APIRouter(route_class=JsonRoute)
@@ -70,7 +71,7 @@ def _follow_release_file(request: Request, token: str, kind: str, path_of) -> St
         offset = 0
         while True:
             pending = _status(releases, version) == PENDING  # before reading: no lost tail
-            data = await asyncio.to_thread(_read_from, path, offset)
+            data = await asyncio.to_thread(read_from, path, offset)
             offset += len(data)
             if data:
                 yield data
@@ -86,15 +87,6 @@ def _status(releases: ReleaseStore, version: int) -> str | None:
         return releases.get(version).status
     except NotFound:
         return None
-
-
-def _read_from(path, offset: int) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            return handle.read()
-    except FileNotFoundError:
-        return b""
 
 
 class LogSessionCreate(Strict):

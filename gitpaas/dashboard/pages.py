@@ -30,6 +30,7 @@ from gitpaas.identity import Actor
 from gitpaas.names import parse_number
 from gitpaas.notify.event import hide_server_paths
 from gitpaas.release import PENDING, PHASES, parse_version
+from gitpaas.store.files import read_from
 
 PREFIX = "/dashboard"
 #: the session's cookie and the login form's; over HTTPS with the ``__Host-`` prefix, which no other
@@ -43,6 +44,8 @@ LIVE_RECHECK = 10.0
 KEEPALIVE = 10.0
 #: an app's processes are asked of the engine every this many polls
 PROCESSES_EVERY = 5
+#: the most of a release's output one poll sends
+OUTPUT_CHUNK = 65536
 #: the headers every page carries: no script or style from anywhere else, no framing, no caching
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -62,7 +65,7 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 templates = jinja2.Environment(loader=jinja2.PackageLoader("gitpaas.dashboard", "templates"),
                                autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 templates.globals.update(PHASES=PHASES, PHASE_TEXT=views.PHASE_TEXT, KIND_TEXT=views.KIND_TEXT,
-                         COLOURS=views.COLOURS, PREFIX=PREFIX)
+                         PREFIX=PREFIX)
 
 
 def is_dashboard(path: str) -> bool:
@@ -409,12 +412,12 @@ def _event(name: str, data: str, event_id: str | None = None) -> bytes:
 Frame = tuple[str, str, "str | None"]
 
 
-def _live(request: Request, name: str, frames: Callable[[int], list[Frame] | None]) -> StreamingResponse:
+def _live(request: Request, session: dict, name: str,
+          frames: Callable[[int], list[Frame] | None]) -> StreamingResponse:
     """A stream of ``frames(tick)`` (called in a thread every LIVE_POLL, ``tick`` counting up), each
     event sent when it differs from the last one of its name. It ends when the client goes, when
     the session or the access to the app ends, or when ``frames`` says nothing more will change —
     with an ``end`` event then, so the browser does not come back for more."""
-    session = signed_in(request)
     platform = platform_of(request)
     accounts = accounts_of(request)
     secret = _cookie(request, COOKIE)
@@ -477,7 +480,7 @@ def app_live(request: Request, app: str) -> StreamingResponse:
             processes = templates.get_template("_processes.html").render(app=found, **views.formation(platform, name))
             sent.append(("processes", processes, None))
         return sent
-    return _live(request, name, frames)
+    return _live(request, session, name, frames)
 
 
 @router.get("/apps/{app}/releases/{version}/live")
@@ -494,7 +497,7 @@ def release_live(request: Request, app: str, version: str, offset: int = 0) -> S
 
     def frames(tick: int) -> list[Frame]:
         release = views.shown(platform, store.get(number))  # before the output: no line after the end is lost
-        data = views.read_from(store.output_path(number), position["offset"])
+        data = read_from(store.output_path(number), position["offset"], OUTPUT_CHUNK)
         cut = data.rfind(b"\n") + 1 if release.status == PENDING else len(data)  # whole lines while it runs
         position["offset"] += cut
         text = hide_server_paths(data[:cut].decode("utf-8", "replace"), platform.settings.home)
@@ -504,9 +507,9 @@ def release_live(request: Request, app: str, version: str, offset: int = 0) -> S
         status = templates.get_template("_status.html").render(release=release)
         found: list[Frame] = [("output", text, str(position["offset"])), ("phases", phases, None),
                               ("status", status, None)]
-        more_to_read = len(data) == 65536
+        more_to_read = len(data) == OUTPUT_CHUNK
         return found + ([("end", release.status, None)] if release.status != PENDING and not more_to_read else [])
-    return _live(request, name, frames)
+    return _live(request, session, name, frames)
 
 
 def install(api) -> None:

@@ -16,6 +16,7 @@ from gitpaas.notify.event import hide_server_paths
 from gitpaas.notify.store import Notifications
 from gitpaas.platform import Platform
 from gitpaas.release import PENDING, PHASES, Release
+from gitpaas.release import total_seconds as release_total
 from gitpaas.scheduler import Process
 
 #: releases on an app's page; older ones are a link away
@@ -51,7 +52,6 @@ KIND_TEXT = {
     "promote": "A promotion releases another app's slug as it is, with this app's own config: what was "
                "tested upstream is exactly what runs here.",
 }
-COLOURS = {"receive": "#7a8ca5", "build": "#4c78a8", "release": "#f58518", "health": "#54a24b", "swap": "#b279a2"}
 
 
 @dataclass
@@ -62,10 +62,6 @@ class Segment:
     left: float = 0.0
     width: float = 0.0
     state: str = "todo"  # done, running, todo, skipped
-
-    @property
-    def colour(self) -> str:
-        return COLOURS[self.phase]
 
 
 @dataclass
@@ -95,10 +91,8 @@ def release_kind(release: Release) -> str:
 
 
 def total_seconds(release: Release) -> float | None:
-    timings = release.timings
-    if not timings:
-        return None
-    return timings.get("total", sum(timings.get(phase, 0.0) for phase in PHASES))
+    """None for a release that has no timings yet."""
+    return release_total(release.timings) if release.timings else None
 
 
 def segments(release: Release, scale: float) -> list[Segment]:
@@ -196,15 +190,6 @@ def read_log(path: Path | str | None) -> tuple[str, bool, int]:
         return "", False, 0
 
 
-def read_from(path: Path, offset: int, limit: int = 65536) -> bytes:
-    """Up to ``limit`` bytes of a growing log from ``offset`` (nothing if it is not there yet)."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            return handle.read(limit)
-    except OSError:
-        return b""
-
 
 @dataclass
 class AppSummary:
@@ -255,14 +240,14 @@ def app_page(platform: Platform, app: str) -> dict[str, Any]:
     """Everything an app's page shows besides the timeline and the processes."""
     info = operations.app_info(platform, app)
     store = AddonStore(platform.settings)
-    config = store.with_own(app, platform.apps.config(app).get())
+    addons = store.of_app(app)
     return {
         "info": info,
         "hosts": operations.app_hosts(platform, app),
-        "addons": store.of_app(app),
+        "addons": addons,
         "webhooks": [hook.public() for hook in Notifications.for_app(platform.settings, app).webhooks()],
-        "config": config,
-        "addon_config": {addon.config_var for addon in store.of_app(app)},
+        "config": store.with_own(app, platform.apps.config(app).get()),
+        "addon_config": {addon.config_var for addon in addons},
     }
 
 

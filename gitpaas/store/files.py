@@ -63,6 +63,16 @@ def read_json(path: Path) -> Any:
         return json.load(handle)
 
 
+def read_from(path: Path | str, offset: int, limit: int = -1) -> bytes:
+    """What a growing log holds from ``offset`` (at most ``limit`` bytes); nothing while it does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read(limit)
+    except FileNotFoundError:
+        return b""
+
+
 def open_private(path: Path, mode: Literal["w", "a"] = "w") -> IO[str]:
     """Open a text log for writing (``w``) or appending (``a``), created 0600 — and made 0600 if an
     older gitpaas left it readable — since what a build or a release prints may echo config values."""
