@@ -2,7 +2,8 @@
 #   make demo   set everything up, deploy examples/example with git push, print its URL
 #   make test   set everything up, run the whole test suite
 #   make bench  set everything up, run every benchmark (~15 min), write bench/results/
-.PHONY: setup demo test unit integration bench clean
+#   make swarm-demo   a 3-node swarm on this machine (scripts/swarm-rig.sh), the example deployed across it
+.PHONY: setup demo swarm-demo swarm-down test unit integration bench clean
 
 PYTEST = .venv/bin/pytest
 
@@ -11,6 +12,12 @@ setup:
 
 demo: setup
 	bash scripts/demo.sh
+
+swarm-demo: setup
+	bash scripts/swarm-demo.sh
+
+swarm-down:
+	bash scripts/swarm-rig.sh down
 
 test: setup
 	TESTCONTAINERS_RYUK_DISABLED=true $(PYTEST) -ra

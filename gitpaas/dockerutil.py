@@ -40,6 +40,22 @@ def docker_client() -> docker.DockerClient:
     return client
 
 
+def swarm_client(manager: str) -> docker.DockerClient:
+    """A client of the swarm's manager engine (``unix:///…`` or ``tcp://…``), checked to be one."""
+    if not manager:
+        raise EnvironmentProblem("the swarm scheduler needs its manager: gitpaas scheduler:set swarm --manager URL")
+    try:
+        client = docker.DockerClient(base_url=manager, timeout=API_TIMEOUT)
+        swarm = client.info().get("Swarm") or {}
+    except ENGINE_ERRORS as exc:
+        raise EnvironmentProblem(f"cannot reach the swarm manager's engine ({exc.__class__.__name__}); "
+                                 "is it running, and is the manager URL right?") from exc
+    if not swarm.get("ControlAvailable"):
+        raise EnvironmentProblem("the swarm manager's engine is not a swarm manager "
+                                 f"(its swarm state: {swarm.get('LocalNodeState') or 'inactive'})")
+    return client
+
+
 def describe(exc: BaseException) -> str:
     """What went wrong, in the engine's own words where it gave any."""
     if isinstance(exc, APIError):

@@ -57,6 +57,8 @@ def init_home(platform: Platform) -> None:
         write_json(settings.home / "home.json", {
             "home": str(settings.home), "domain": settings.domain, "http_port": settings.http_port,
             "https_port": settings.https_port, "home_id": settings.home_id, "scheduler": settings.scheduler,
+            **({"swarm_manager": settings.swarm_manager, "swarm_registry": settings.swarm_registry}
+               if settings.scheduler == "swarm" else {}),
             **_entry_points(),
         })
 
@@ -201,6 +203,7 @@ def app_info(platform: Platform, name: str) -> dict[str, Any]:
         "domains": app.domains, "retention": app.retention, "postdeploy": app.postdeploy,
         "owner": app.owner, "collaborators": list(app.collaborators), "maintenance": app.maintenance,
         "pipeline": _pipeline_stage(platform, name), "review": app.review,
+        "scheduler": platform.settings.scheduler,
     }
 
 

@@ -252,6 +252,8 @@ def release_and_swap(platform: Platform, app_name: str, release: Release, output
     app = platform.apps.get(app_name)  # as it is now: another release may have run while the caller waited
     started = time.monotonic() if started is None else started
     output.stage(f"Release v{release.version} created ({release.description})")
+    if platform.settings.swarm_registry and release.image.startswith(platform.settings.swarm_registry + "/"):
+        output.info(f"Slug published to the swarm's registry as {release.image}")
     try:
         for line in addon_runtime.ensure_ready(platform, app_name, output):
             output.info(line[0].upper() + line[1:])

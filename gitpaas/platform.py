@@ -40,8 +40,14 @@ class Platform:
     def scheduler(self):
         """The scheduler the settings choose (``GITPAAS_SCHEDULER``; docker-local by default)."""
         if self._scheduler is None:
+            if self.settings.scheduler == "swarm":
+                from gitpaas.dockerutil import swarm_client
+                from gitpaas.scheduler.swarm import SwarmScheduler
+                self._scheduler = SwarmScheduler(swarm_client(self.settings.swarm_manager), self.engine(),
+                                                 self.settings, self.router)
+                return self._scheduler
             if self.settings.scheduler != "docker-local":
-                raise EnvironmentProblem(f"no scheduler {self.settings.scheduler!r} (gitpaas has docker-local)")
+                raise EnvironmentProblem(f"no scheduler {self.settings.scheduler!r} (gitpaas has docker-local and swarm)")
             # Imported here, on first use: it loads docker-py (see the module docstring).
             from gitpaas.scheduler.docker_local import DockerLocalScheduler
             self._scheduler = DockerLocalScheduler(self.engine(), self.settings, self.router)
@@ -50,8 +56,10 @@ class Platform:
     @property
     def slugs(self):
         if self._slugs is None:
-            from gitpaas.build.slugs import SlugImages
-            self._slugs = SlugImages(self.engine(), self.settings)
+            from gitpaas.build.slugs import RegistrySlugs, SlugImages
+            # on a swarm, a slug is published to the registry the nodes pull from
+            store = RegistrySlugs if self.settings.scheduler == "swarm" else SlugImages
+            self._slugs = store(self.engine(), self.settings)
         return self._slugs
 
     @property

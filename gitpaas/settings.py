@@ -23,7 +23,7 @@ from gitpaas.stacks import DEFAULT_STACK, Stack
 #: where the stack images are: gitpaas/stack:trixie, gitpaas/stack:bookworm, …
 DEFAULT_STACK_REPOSITORY = "gitpaas/stack"
 #: the schedulers gitpaas has (gitpaas.scheduler); the first is the default
-SCHEDULERS = ("docker-local",)
+SCHEDULERS = ("docker-local", "swarm")
 
 
 def _is_root() -> bool:
@@ -116,6 +116,10 @@ class Settings:
     drain_seconds: float = 1.0
     #: which scheduler runs the apps' processes (one of SCHEDULERS)
     scheduler: str = SCHEDULERS[0]
+    #: swarm: the manager's engine (``unix:///…`` or ``tcp://…``) and the registry its nodes pull
+    #: slugs from (``HOST:PORT``); both recorded by ``gitpaas scheduler:set swarm``
+    swarm_manager: str = ""
+    swarm_registry: str = ""
     #: the IPv4 range docker-local takes each app's own network from (a /26 each)
     network_pool: str = "10.219.0.0/16"
     #: folders and URL prefixes a buildpack may come from besides the bundled ones and public https:// URLs
@@ -144,6 +148,8 @@ class Settings:
             startup_window=_number(env, "GITPAAS_STARTUP_WINDOW", 2.0),
             drain_seconds=_number(env, "GITPAAS_DRAIN_SECONDS", 1.0),
             scheduler=_choice(env, "GITPAAS_SCHEDULER", recorded.get("scheduler"), SCHEDULERS),
+            swarm_manager=env.get("GITPAAS_SWARM_MANAGER") or recorded.get("swarm_manager") or "",
+            swarm_registry=env.get("GITPAAS_SWARM_REGISTRY") or recorded.get("swarm_registry") or "",
             network_pool=_network_pool(env.get("GITPAAS_NETWORK_POOL") or "10.219.0.0/16"),
             buildpack_allow=_buildpack_allow(env),
             webhook_private_targets=_flag(env, "GITPAAS_WEBHOOK_PRIVATE_TARGETS"),

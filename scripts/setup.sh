@@ -112,7 +112,10 @@ setup_tools() {
     { have sshd && have ssh-keygen && have ssh; } || install_openssh
     # the dashboard's browser tests: Debian's Chromium, driven by Playwright (no browser download)
     have chromium || apt_install chromium
-    step "nginx, debootstrap, git, OpenSSH and Chromium are installed"
+    # the swarm scheduler's registry and its TLS, and the rig its tests run on (scripts/swarm-rig.sh)
+    have docker-registry || apt_install_stopped docker-registry || fail "could not install docker-registry"
+    { have openssl && have iptables && have ip; } || apt_install openssl iptables iproute2
+    step "nginx, debootstrap, git, OpenSSH, Chromium and docker-registry are installed"
 }
 
 setup_stack() {

@@ -8,13 +8,16 @@ Swarm scheduler's store pushes it to the registry its nodes pull from.
 
 from __future__ import annotations
 
+import os
 from typing import Protocol
 
 import docker
+import requests
 from docker.errors import ImageNotFound, NotFound
 
 from gitpaas import labels
 from gitpaas.dockerutil import engine_call
+from gitpaas.errors import EnvironmentProblem
 from gitpaas.settings import Settings
 
 
@@ -89,3 +92,130 @@ class SlugImages:
                 self.client.images.remove(image.id, force=True)
             except NotFound:
                 pass  # an image that shared layers went with another one
+
+
+#: where every engine on a machine looks for a registry's CA (``/etc/docker/certs.d/HOST:PORT/ca.crt``)
+CERTS_D = "/etc/docker/certs.d"
+MANIFEST_TYPES = ", ".join((
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+))
+
+
+class RegistrySlugs(SlugImages):
+    """Slugs for a swarm: built and tagged in the local engine like docker-local's, and published
+    by pushing them to the registry the nodes pull from (``REGISTRY/gitpaas-<home>/APP:vN``, the
+    reference the release records). Pruning a release's slug deletes its manifest there too, unless
+    another release's tag shares it (a rollback, a config change)."""
+
+    def __init__(self, client: docker.DockerClient, settings: Settings) -> None:
+        super().__init__(client, settings)
+        if not settings.swarm_registry:
+            raise EnvironmentProblem("the swarm scheduler needs a registry: gitpaas scheduler:set swarm --registry HOST:PORT")
+        self.registry = settings.swarm_registry
+        self.prefix = self.registry + "/"
+
+    @engine_call("pushing the slug to the registry")
+    def publish(self, tag: str) -> str:
+        if tag.startswith(self.prefix):
+            return tag  # published already (a release that reuses an earlier release's slug)
+        remote = self.prefix + tag
+        repository, _, version = remote.rpartition(":")
+        self.client.images.get(tag).tag(repository, version)
+        try:
+            for progress in self.client.api.push(repository, tag=version, stream=True, decode=True):
+                if progress.get("error"):
+                    raise EnvironmentProblem(f"could not push the slug to the registry {self.registry}: {progress['error']}")
+        finally:
+            try:
+                self.client.images.remove(remote, noprune=True)  # (the local tag stays the working one)
+            except (ImageNotFound, NotFound):
+                pass
+        return remote
+
+    def tag(self, source: str, target: str) -> None:
+        """Tag a slug for another release; a published one is found by its local tag (kept as long
+        as its release is), else pulled back from the registry."""
+        if source.startswith(self.prefix):
+            local = source[len(self.prefix):]
+            if not super().exists(local):
+                self._pull(source, local)
+            source = local
+        super().tag(source, target)
+
+    @engine_call("pulling a slug back from the registry")
+    def _pull(self, remote: str, local: str) -> None:
+        repository, _, version = remote.rpartition(":")
+        image = self.client.images.pull(repository, tag=version)
+        local_repository, _, local_version = local.rpartition(":")
+        image.tag(local_repository, local_version)
+        self.client.images.remove(remote, noprune=True)
+
+    def check(self) -> None:
+        """Raise unless the registry answers its API."""
+        self._request("GET", "/v2/")
+
+    def exists(self, tag: str | None) -> bool:
+        if tag and tag.startswith(self.prefix):
+            return self._digest(*self._split(tag)) is not None
+        return super().exists(tag)
+
+    def untag(self, tag: str) -> None:
+        if not tag.startswith(self.prefix):
+            return super().untag(tag)
+        super().untag(tag[len(self.prefix):])
+        repository, version = self._split(tag)
+        digest = self._digest(repository, version)
+        if digest is None:
+            return
+        # The registry deletes manifests, not tags: a release's slug is kept while its local tag is,
+        # so the manifest goes once no other kept release's tag shares it (a rollback, a config change)
+        tagged_here = super().exists  # (zero-argument super() does not work inside a comprehension)
+        kept = [t for t in self._tags(repository) if t != version and tagged_here(f"{repository}:{t}")]
+        if any(self._digest(repository, other) == digest for other in kept):
+            return
+        self._request("DELETE", f"/v2/{repository}/manifests/{digest}", ok=(202, 404))
+
+    def destroy(self, app: str) -> None:
+        super().destroy(app)
+        self._delete_repository(self.settings.image_repository(app))
+
+    def purge(self) -> None:
+        super().purge()
+        mine = f"gitpaas-{self.settings.home_id}/"
+        for repository in self._request("GET", "/v2/_catalog?n=1000").json().get("repositories") or []:
+            if repository.startswith(mine):
+                self._delete_repository(repository)
+
+    # --- the registry's HTTP API (distribution's /v2) ------------------------------------------
+    def _split(self, reference: str) -> tuple[str, str]:
+        repository, _, version = reference[len(self.prefix):].rpartition(":")
+        return repository, version
+
+    def _delete_repository(self, repository: str) -> None:
+        digests = {self._digest(repository, tag) for tag in self._tags(repository)}
+        for digest in digests - {None}:
+            self._request("DELETE", f"/v2/{repository}/manifests/{digest}", ok=(202, 404))
+
+    def _tags(self, repository: str) -> list[str]:
+        answer = self._request("GET", f"/v2/{repository}/tags/list", ok=(200, 404))
+        return (answer.json().get("tags") or []) if answer.status_code == 200 else []
+
+    def _digest(self, repository: str, version: str) -> str | None:
+        answer = self._request("HEAD", f"/v2/{repository}/manifests/{version}", ok=(200, 404),
+                               headers={"Accept": MANIFEST_TYPES})
+        return answer.headers.get("Docker-Content-Digest") if answer.status_code == 200 else None
+
+    def _request(self, method: str, path: str, ok: tuple[int, ...] = (200,), headers: dict | None = None):
+        ca = os.path.join(CERTS_D, self.registry, "ca.crt")
+        scheme, verify = ("https", ca) if os.path.exists(ca) else ("http", True)
+        try:
+            answer = requests.request(method, f"{scheme}://{self.registry}{path}", headers=headers, verify=verify,
+                                      timeout=30)
+        except requests.RequestException as exc:
+            raise EnvironmentProblem(f"cannot reach the registry {self.registry} ({exc.__class__.__name__})") from exc
+        if answer.status_code not in ok:
+            raise EnvironmentProblem(f"the registry {self.registry} answered {answer.status_code} to {method} {path}")
+        return answer

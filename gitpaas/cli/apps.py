@@ -53,6 +53,8 @@ def apps_info(app: str, as_json: bool) -> None:
     click.echo(f"{'Formation:':18}{dynos}")
     stack = info["stack"] + ("" if info["build_stack"] == info["stack"] else f" (next build: {info['build_stack']})")
     click.echo(f"{'Stack:':18}{stack}")
+    if info.get("scheduler"):
+        click.echo(f"{'Scheduler:':18}{info['scheduler']}")
     if info.get("pipeline"):
         click.echo(f"{'Pipeline:':18}{info['pipeline']['name']} ({info['pipeline']['stage']})")
     if info.get("review"):

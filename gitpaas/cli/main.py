@@ -24,6 +24,7 @@ from gitpaas.cli import (  # noqa: F401  (importing a module adds its commands t
     server,
     session,
     stack,
+    swarm,
     webhooks,
 )
 from gitpaas.cli.group import cli

@@ -24,9 +24,12 @@ def ps(app: str, as_json: bool) -> None:
     if not processes:
         click.echo(f"No processes are running for {app}.")
         return
-    print_table(["process", "state", "release", "size", "command", "since", "restarts", "last crash"], (
-        (p.name, p.state, f"v{p.release_version}", p.size, p.command or "(image default)",
-         p.created_at.replace("T", " "), p.restarts, p.crash_reason) for p in processes),
+    nodes = any(p.node for p in processes)  # (a swarm: where each runs)
+    print_table(["process", "state", "release", *(["node"] if nodes else []), "size", "command", "since", "restarts",
+                 "last crash"], (
+        (p.name, p.state, f"v{p.release_version}", *([p.node or "-"] if nodes else []), p.size,
+         p.command or "(image default)", p.created_at.replace("T", " "), p.restarts, p.crash_reason)
+        for p in processes),
         title=f"=== {app} processes")
 
 

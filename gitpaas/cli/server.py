@@ -15,6 +15,7 @@ from gitpaas.addons.backups import run_scheduled
 from gitpaas.api.rendezvous import Rendezvous, certificate
 from gitpaas.cli.common import platform
 from gitpaas.cli.group import cli
+from gitpaas.cluster import follow_swarm
 from gitpaas.errors import EnvironmentProblem, UsageError
 from gitpaas.notify.drains import Forwarding
 from gitpaas.operations import init_home, record_api_url
@@ -55,6 +56,9 @@ def server(host: str, port: int, publish: bool, rendezvous_port: int | None, ren
                        else f"http://{api_host}:{plat.settings.http_port}")
     rendezvous = _rendezvous(plat, rendezvous_host or ("0.0.0.0" if publish else host), port, rendezvous_port)
     threading.Thread(target=_take_scheduled_backups, args=(plat,), name="scheduled-backups", daemon=True).start()
+    if plat.settings.scheduler == "swarm":  # the router follows the web processes Swarm moves
+        threading.Thread(target=follow_swarm, args=(plat, threading.Event(), lambda line: click.echo(line, err=True)),
+                         name="swarm-router", daemon=True).start()
     Forwarding(plat.settings, lambda: [app.name for app in plat.apps.list()],
                lambda app: plat.scheduler.logs(app, 0, True)).start()
     # open streams (a dashboard's live page, logs --tail) would hold a stop forever: they get 5 s

@@ -164,6 +164,8 @@ class Process:
     size: str = "standard-1x"
     #: why it last crashed, when the scheduler knows (``R15 memory quota vastly exceeded``)
     crash_reason: str | None = None
+    #: the node it runs on, when the scheduler has several (swarm); None on docker-local
+    node: str | None = None
 
     @property
     def name(self) -> str:

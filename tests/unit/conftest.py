@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from click.testing import CliRunner, Result
 
 from fakes import FakeRouter, FakeScheduler, make_platform
+from gitpaas.cli.main import cli
 from gitpaas.platform import Platform
 
 
@@ -24,3 +26,21 @@ def scheduler(platform) -> FakeScheduler:
 @pytest.fixture
 def router(platform) -> FakeRouter:
     return platform.router
+
+
+@pytest.fixture
+def home(tmp_path):
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def run(home):
+    """Run ``gitpaas ARGS`` in-process as a user whose environment names the home (and no scheduler
+    of its own); ``obj`` replaces the Platform."""
+    runner = CliRunner()
+    env = {"GITPAAS_HOME": str(home), "GITPAAS_HTTP_PORT": "8080", "GITPAAS_DOMAIN": "localhost",
+           "GITPAAS_SCHEDULER": "", "GITPAAS_SWARM_MANAGER": "", "GITPAAS_SWARM_REGISTRY": ""}
+
+    def invoke(*args: str, obj: Platform | None = None) -> Result:
+        return runner.invoke(cli, list(args), env=env, obj=obj)
+    return invoke

@@ -9,29 +9,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from fakes import deploy, make_platform
-from gitpaas.cli.main import cli
 from gitpaas.errors import ReleaseFailed
 from gitpaas.platform import Platform
 from gitpaas.scheduler import RunResult
-
-
-@pytest.fixture
-def home(tmp_path):
-    return tmp_path / "home"
-
-
-@pytest.fixture
-def run(home):
-    """Run ``gitpaas ARGS`` as a user whose environment names the home; ``obj`` replaces the Platform."""
-    runner = CliRunner()
-    env = {"GITPAAS_HOME": str(home), "GITPAAS_HTTP_PORT": "8080", "GITPAAS_DOMAIN": "localhost"}
-
-    def invoke(*args: str, obj: Platform | None = None) -> Result:
-        return runner.invoke(cli, list(args), env=env, obj=obj)
-    return invoke
 
 
 @pytest.fixture

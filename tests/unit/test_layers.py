@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "gitpaas"
 #: load, and commands that read files (`gitpaas apps`, `releases`) need none of them
 LOADED_ON_FIRST_USE = {
     ("gitpaas.platform", "gitpaas.scheduler.docker_local"), ("gitpaas.platform", "gitpaas.build.slugs"),
+    ("gitpaas.platform", "gitpaas.scheduler.swarm"),
     ("gitpaas.platform", "gitpaas.build.buildpack"), ("gitpaas.platform", "gitpaas.build.dockerfile"),
     ("gitpaas.platform", "gitpaas.dockerutil"), ("gitpaas.cli.stack", "gitpaas.build.stack"),
     ("gitpaas.cli.server", "gitpaas.api.application"),

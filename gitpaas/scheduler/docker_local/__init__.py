@@ -12,7 +12,6 @@ callers is always a :class:`~gitpaas.errors.GitpaasError`.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,7 +25,7 @@ from docker.models.containers import Container
 from gitpaas import labels, sizes
 from gitpaas.dockerutil import engine_call
 from gitpaas.errors import BootFailed, EnvironmentProblem, ProcessNotFound
-from gitpaas.lines import iter_lines
+from gitpaas.lines import Merged, iter_lines
 from gitpaas.output import Output
 from gitpaas.scheduler import (
     AddonSpec,
@@ -212,15 +211,8 @@ class DockerLocalScheduler:
             collected.sort()
             yield from collected[-lines:] if lines else collected
             return
-        lines_queue: queue.Queue[str] = queue.Queue(maxsize=FOLLOW_BACKLOG)
-        stopped = threading.Event()
-        streams: list = []
-
-        def put(line: str) -> None:
-            try:
-                lines_queue.put_nowait(line)
-            except queue.Full:
-                pass  # a reader that does not keep up loses lines, as Heroku's log stream drops them
+        merged = Merged(FOLLOW_BACKLOG)
+        stopped, streams, put = merged.stopped, merged.opened, merged.put
 
         def watch_memory() -> None:
             try:
@@ -278,19 +270,7 @@ class DockerLocalScheduler:
                 first = False
                 stopped.wait(FOLLOW_POLL)
         threading.Thread(target=follow_new, daemon=True).start()
-        try:
-            while True:
-                try:
-                    yield lines_queue.get(timeout=1.0)
-                except queue.Empty:
-                    yield ""
-        finally:
-            stopped.set()
-            for stream in list(streams):
-                try:
-                    stream.close()
-                except Exception:  # noqa: BLE001 — closing what may be closed already
-                    pass
+        yield from merged.lines()
 
     @engine_call("destroying an app")
     def destroy(self, app: str) -> None:
