@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from gitpaas.addons import backups, runtime
 from gitpaas.addons.plans import parse_plan
 from gitpaas.addons.store import Addon, AddonStore, Backup
-from gitpaas.errors import BootFailed, ChangeReleaseFailed, ReleaseFailed
+from gitpaas.errors import BootFailed, ChangeReleaseFailed, ReleaseFailed, UsageError
 from gitpaas.events import held, release_from
 from gitpaas.identity import Actor
 from gitpaas.locks import release_lock
@@ -45,6 +45,9 @@ class AddonChange:
 def begin_create(platform: Platform, app: str, actor: Actor, output: Output, plan: str, *,
                  attachment: str | None = None, name: str | None = None) -> AddonChange:
     service = parse_plan(plan)
+    if platform.settings.scheduler == "swarm":  # (refused before anything is recorded)
+        raise UsageError("add-ons need the docker-local scheduler for now: on a swarm their data would live on "
+                         "one node's volume, and pinning them there is not built yet")
     with held(release_lock(platform, app, output)) as lock:
         addon = runtime.provision(platform, app, service, output, attachment=attachment, name=name)
         current = _current(platform, app)

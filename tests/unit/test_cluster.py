@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import Result
 
 from fakes import deploy, make_platform
+from gitpaas.addons import lifecycle
+from gitpaas.addons.store import AddonStore
+from gitpaas.errors import UsageError
+from gitpaas.identity import OPERATOR
+from gitpaas.output import NullOutput
 from gitpaas.settings import Settings
 
 
@@ -61,3 +67,11 @@ def test_the_choice_is_recorded_in_home_json(run, home):
         "swarm", "tcp://10.0.0.1:2376", "10.0.0.1:5000")
     assert json.loads(run("scheduler", "--json").stdout) == {
         "scheduler": "swarm", "manager": "tcp://10.0.0.1:2376", "registry": "10.0.0.1:5000"}
+
+
+def test_a_swarm_home_refuses_add_ons_before_recording_anything(tmp_path):
+    platform = make_platform(tmp_path, scheduler="swarm")
+    platform.apps.create("shop")
+    with pytest.raises(UsageError, match="add-ons need the docker-local scheduler"):
+        lifecycle.create(platform, "shop", OPERATOR, NullOutput(), "heroku-postgresql:essential-0")
+    assert AddonStore(platform.settings).of_app("shop") == []

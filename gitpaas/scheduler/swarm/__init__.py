@@ -57,7 +57,7 @@ PULL_TIMEOUT = 600.0
 FOLLOW_POLL = 2.0
 
 ADDONS_UNSUPPORTED = ("add-ons need the docker-local scheduler for now: the swarm scheduler does not run "
-                      "add-on containers (see the README's Swarm section)")
+                      "add-on containers")
 
 
 class SwarmScheduler:
@@ -249,7 +249,7 @@ class SwarmScheduler:
     def run(self, job: OneOff, tty: bool, attach: bool, env: Mapping[str, str]) -> RunSession | None:
         if attach:
             raise UsageError("an attached one-off dyno needs the docker-local scheduler; on the swarm, run it "
-                             "detached (gitpaas run --detached …) and read its output with gitpaas logs")
+                             "detached (gitpaas run:detached -a APP -- COMMAND) and read its output with gitpaas logs")
         self._start_one_off(OneOff(release=job.release, type=job.type, number=job.number, command=job.command,
                                    size=job.size), attach=False)
         return None
