@@ -40,12 +40,15 @@ def docker_client() -> docker.DockerClient:
     return client
 
 
-def swarm_client(manager: str) -> docker.DockerClient:
-    """A client of the swarm's manager engine (``unix:///…`` or ``tcp://…``), checked to be one."""
+def swarm_client(manager: str, cert_path: str = "") -> docker.DockerClient:
+    """A client of the swarm's manager engine (``unix:///…``, or ``tcp://HOST:2376`` with TLS from
+    ``cert_path``: Docker's ``ca.pem``, ``cert.pem`` and ``key.pem``), checked to be a manager."""
     if not manager:
         raise EnvironmentProblem("the swarm scheduler needs its manager: gitpaas scheduler:set swarm --manager URL")
     try:
-        client = docker.DockerClient(base_url=manager, timeout=API_TIMEOUT)
+        tls = docker.tls.TLSConfig(client_cert=(f"{cert_path}/cert.pem", f"{cert_path}/key.pem"),
+                                   ca_cert=f"{cert_path}/ca.pem", verify=True) if cert_path else None
+        client = docker.DockerClient(base_url=manager, timeout=API_TIMEOUT, tls=tls)
         swarm = client.info().get("Swarm") or {}
     except ENGINE_ERRORS as exc:
         raise EnvironmentProblem(f"cannot reach the swarm manager's engine ({exc.__class__.__name__}); "

@@ -204,7 +204,17 @@ def app_info(platform: Platform, name: str) -> dict[str, Any]:
         "owner": app.owner, "collaborators": list(app.collaborators), "maintenance": app.maintenance,
         "pipeline": _pipeline_stage(platform, name), "review": app.review,
         "scheduler": platform.settings.scheduler,
+        # on a swarm, where its processes run (node → process names)
+        **({"nodes": _placement(platform, name)} if platform.settings.scheduler == "swarm" else {}),
     }
+
+
+def _placement(platform: Platform, name: str) -> dict[str, list[str]]:
+    placed: dict[str, list[str]] = {}
+    for process in platform.scheduler.processes(name):
+        if process.state == "up":
+            placed.setdefault(process.node or "?", []).append(process.name)
+    return dict(sorted(placed.items()))
 
 
 def _pipeline_stage(platform: Platform, name: str) -> dict[str, str] | None:

@@ -43,7 +43,9 @@ class Platform:
             if self.settings.scheduler == "swarm":
                 from gitpaas.dockerutil import swarm_client
                 from gitpaas.scheduler.swarm import SwarmScheduler
-                self._scheduler = SwarmScheduler(swarm_client(self.settings.swarm_manager), self.engine(),
+                self._scheduler = SwarmScheduler(swarm_client(self.settings.swarm_manager,
+                                                              self.settings.environ.get("GITPAAS_SWARM_CERT_PATH", "")),
+                                                 self.engine(),
                                                  self.settings, self.router)
                 return self._scheduler
             if self.settings.scheduler != "docker-local":

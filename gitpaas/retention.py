@@ -21,14 +21,19 @@ def apply_retention(platform: Platform, name: str) -> list[int]:
     if app.current_release:
         in_use.add(app.current_release)
     pruned = []
-    for version in releases.versions()[::-1][app.retention:]:
+    newest_first = releases.versions()[::-1]
+    # the slugs that stay: a pruned release's slug that one of these reuses (a rollback, a config
+    # change) must stay where the nodes pull it from
+    kept = {image for version in {*newest_first[:app.retention], *in_use} if version in newest_first
+            for image in releases.get(version).images}
+    for version in newest_first[app.retention:]:
         release = releases.get(version)
         if release.slug_pruned:
             break  # pruning goes oldest-last, so everything older is pruned already
         if version in in_use:
             continue
         for image in release.images:
-            platform.slugs.untag(image)
+            platform.slugs.untag(image, kept=kept)
         release.slug_pruned = True
         release.eligible_for_rollback = False
         releases.save(release)

@@ -28,6 +28,14 @@ STATE=${GITPAAS_SWARM_RIG:-/run/gitpaas-swarm}
 DATA=${GITPAAS_SWARM_RIG_DATA:-/var/lib/gitpaas-swarm}
 STATE=${STATE%/}
 DATA=${DATA%/}
+# Everything under these is the rig's to unmount and delete: refuse anything that is not plainly its own.
+for dir in "$STATE" "$DATA"; do
+    case "$dir" in
+        /*gitpaas-swarm*|/*gpsw*) ;;
+        *) echo "swarm rig: refusing $dir: the rig's directories must be absolute and named for it (…gitpaas-swarm…)" >&2
+           exit 2 ;;
+    esac
+done
 BRIDGE=gpsw0
 NET=10.77.0
 HOST_IP=$NET.1
@@ -173,6 +181,9 @@ kill_node_processes() { # I: SIGKILL every process of node I and wait until they
 
 umount_under() { # PATH...: lazily unmount everything mounted at or below these paths, deepest first
     local _ p m
+    for p in "$@"; do
+        case "$p" in /*gitpaas-swarm*|/*gpsw*) ;; *) echo "swarm rig: not unmounting under '$p'" >&2; return 1 ;; esac
+    done
     for _ in 1 2 3 4 5; do
         m=$(for p in "$@"; do
             awk -v p="$p" '$2 == p || index($2, p "/") == 1 { print $2 }' /proc/mounts

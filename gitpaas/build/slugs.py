@@ -9,6 +9,7 @@ Swarm scheduler's store pushes it to the registry its nodes pull from.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from typing import Protocol
 
 import docker
@@ -24,7 +25,7 @@ from gitpaas.settings import Settings
 class SlugStore(Protocol):
     def tag(self, source: str, target: str) -> None: ...
     def publish(self, tag: str) -> str: ...
-    def untag(self, tag: str) -> None: ...
+    def untag(self, tag: str, kept: Collection[str] = ()) -> None: ...
     def exists(self, tag: str | None) -> bool: ...
     def destroy(self, app: str) -> None: ...
     def purge(self) -> None: ...
@@ -47,7 +48,7 @@ class SlugImages:
         return tag
 
     @engine_call("removing a slug tag")
-    def untag(self, tag: str) -> None:
+    def untag(self, tag: str, kept: Collection[str] = ()) -> None:
         """Remove one tag, even while a container (one being retired, say) still runs the image: the
         image itself goes only once no tag and no container needs it."""
         try:
@@ -162,7 +163,10 @@ class RegistrySlugs(SlugImages):
             return self._digest(*self._split(tag)) is not None
         return super().exists(tag)
 
-    def untag(self, tag: str) -> None:
+    def untag(self, tag: str, kept: Collection[str] = ()) -> None:
+        """Remove a slug; a published one's manifest goes from the registry too, unless one of the
+        ``kept`` slugs (the releases retention keeps) is the same image: the registry deletes
+        manifests, not tags, and a rollback or a config change reuses its release's slug."""
         if not tag.startswith(self.prefix):
             return super().untag(tag)
         super().untag(tag[len(self.prefix):])
@@ -170,11 +174,8 @@ class RegistrySlugs(SlugImages):
         digest = self._digest(repository, version)
         if digest is None:
             return
-        # The registry deletes manifests, not tags: a release's slug is kept while its local tag is,
-        # so the manifest goes once no other kept release's tag shares it (a rollback, a config change)
-        tagged_here = super().exists  # (zero-argument super() does not work inside a comprehension)
-        kept = [t for t in self._tags(repository) if t != version and tagged_here(f"{repository}:{t}")]
-        if any(self._digest(repository, other) == digest for other in kept):
+        staying = [self._split(other)[1] for other in kept if other.startswith(f"{self.prefix}{repository}:")]
+        if any(self._digest(repository, other) == digest for other in staying if other != version):
             return
         self._request("DELETE", f"/v2/{repository}/manifests/{digest}", ok=(202, 404))
 
@@ -218,4 +219,9 @@ class RegistrySlugs(SlugImages):
             raise EnvironmentProblem(f"cannot reach the registry {self.registry} ({exc.__class__.__name__})") from exc
         if answer.status_code not in ok:
             raise EnvironmentProblem(f"the registry {self.registry} answered {answer.status_code} to {method} {path}")
+        if method == "GET" and answer.status_code == 200:
+            try:
+                answer.json()
+            except ValueError as exc:
+                raise EnvironmentProblem(f"the registry {self.registry} answered {method} {path} with no JSON") from exc
         return answer

@@ -55,6 +55,8 @@ def apps_info(app: str, as_json: bool) -> None:
     click.echo(f"{'Stack:':18}{stack}")
     if info.get("scheduler"):
         click.echo(f"{'Scheduler:':18}{info['scheduler']}")
+    if info.get("nodes"):
+        click.echo(f"{'Nodes:':18}" + "; ".join(f"{node}: {', '.join(names)}" for node, names in info["nodes"].items()))
     if info.get("pipeline"):
         click.echo(f"{'Pipeline:':18}{info['pipeline']['name']} ({info['pipeline']['stage']})")
     if info.get("review"):

@@ -78,7 +78,7 @@ def test_a_push_deploys_across_the_nodes_and_scaling_spreads_the_processes(swarm
     home.create_app("spread")
     pushed = home.push("spread", "web", files={"BODY": "v1"})
     assert pushed.returncode == 0, pushed.stderr
-    assert "Swarm: starting web.1 of v" in pushed.stderr
+    assert "Swarm: web=1 of v1" in pushed.stderr and re.search(r"web\.1 of v1 is up on gpsw-n\d", pushed.stderr)
     assert "release phase for v1" in pushed.stderr  # the release phase ran on the swarm, output streamed
     assert home.get("spread").text.strip() == "v1 from web.1"
     info = home.gitpaas("apps:info", "-a", "spread").stdout
@@ -88,6 +88,8 @@ def test_a_push_deploys_across_the_nodes_and_scaling_spreads_the_processes(swarm
     rows = [r for r in ps(home, "spread") if r["state"] == "up"]
     assert sorted(r["process"] for r in rows) == ["web.1", "web.2", "web.3"]
     assert len({r["node"] for r in rows}) >= 2, rows  # Swarm spread them
+    info = home.json("apps:info", "-a", "spread")
+    assert sorted(name for names in info["nodes"].values() for name in names) == ["web.1", "web.2", "web.3"]
     answered = bodies(home, "spread", 18)
     assert set(answered) == {"v1 from web.1", "v1 from web.2", "v1 from web.3"}, answered  # nginx → every node
 
@@ -144,6 +146,13 @@ def test_a_failing_release_command_leaves_the_old_release_serving(swarm_home):
     after = {d["name"]: d["id"] for d in home.json("ps", "-a", "gated") if d["state"] == "up"}
     assert after.keys() == before.keys() == {"web.1"} and after["web.1"] != before["web.1"]
     assert home.get("gated").text.strip() == "v1 from web.1"
+
+    # a type scaled to 0 stays deployable: a release rolls a service with no process, then it scales back
+    home.gitpaas("ps:scale", "web=0", "-a", "gated")
+    assert home.get("gated").status_code == 503
+    home.gitpaas("config:set", "AFTER_ZERO=1", "-a", "gated")
+    home.gitpaas("ps:scale", "web=1", "-a", "gated")
+    assert "AFTER_ZERO=1" in home.get("gated", "/env").text
 
 
 def test_no_request_fails_while_a_deploy_and_a_rollback_roll_across_the_swarm(swarm_home):

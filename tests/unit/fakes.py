@@ -14,7 +14,7 @@ import base64
 import itertools
 import subprocess
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from gitpaas import pipeline
@@ -330,7 +330,7 @@ class FakeSlugs:
     def publish(self, tag: str) -> str:
         return tag
 
-    def untag(self, tag: str) -> None:
+    def untag(self, tag: str, kept: Collection[str] = ()) -> None:
         self.tags.pop(tag, None)
 
     def exists(self, tag: str | None) -> bool:

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 
-from gitpaas.scheduler.swarm.services import DRAIN, LISTENING, _split_details, unix_time
+from gitpaas.scheduler.swarm.services import DRAIN, LISTENING, _http_check, _split_details, unix_time
 
 
 def test_the_drain_wrapper_holds_sigterm_back_for_the_drain_then_passes_it_on(tmp_path):
@@ -59,3 +59,39 @@ def test_swarm_times_and_log_details_are_read():
     assert details["com.docker.swarm.task.id"] == "t9" and text == "listening on 5000"
     assert _split_details("plain line") == ({}, "plain line")
     assert re.search(r":1388 ", LISTENING)  # 5000 in /proc's hex
+
+
+def test_an_app_json_check_runs_in_bash_against_port(tmp_path):
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hosts.append(self.headers["Host"])
+            status, body = (200, b"all good") if self.path == "/health" else (503, b"not yet 200")
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    hosts: list[str] = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {"PORT": str(server.server_address[1]), "PATH": "/usr/bin:/bin"}
+
+    def check(**fields) -> int:
+        command = _http_check({"path": "/health", "timeout": 3, **fields}, "shop.example.com")
+        return subprocess.run(["/bin/sh", "-c", command], env=env, timeout=10).returncode
+
+    try:
+        assert check() == 0
+        assert check(content="all good") == 0
+        assert check(content="nope") != 0
+        assert check(path="/other") != 0  # a 503, though its body says 200
+        assert check(path="/x'; touch /tmp/pwned; '") != 0  # a value is an argument, never code
+        assert hosts[0] == "shop.example.com"
+    finally:
+        server.shutdown()

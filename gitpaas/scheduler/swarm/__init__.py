@@ -78,37 +78,35 @@ class SwarmScheduler:
         app, release = deployment.app, deployment.release
         network = self.services.network(app)
         existing = self.services.formation(app)
-        report = DeployReport()
+        before = self.services.serving(app)
         plans: list[services.Plan] = []
-        for process_type in sorted(set(deployment.formation) | set(existing)):
-            quantity = deployment.formation.get(process_type, 0)
-            current = existing.get(process_type)
-            if current is None and quantity == 0:
-                continue
-            restart = any(name.partition(".")[0] == process_type for name in deployment.replace)
-            plan = self.services.apply(release, process_type, quantity, deployment.sizes.get(process_type),
-                                       network, current, restart)
-            plans.append(plan)
-            if plan.rolled and quantity:
-                report.started += [f"{process_type}.{i}" for i in range(1, quantity + 1)]
-            if plan.rolled and plan.before:
-                report.retired += [f"{process_type}.{i}" for i in range(1, plan.before + 1)]
-            elif quantity > plan.before:
-                report.started += [f"{process_type}.{i}" for i in range(plan.before + 1, quantity + 1)]
-            elif quantity < plan.before:
-                report.retired += [f"{process_type}.{i}" for i in range(quantity + 1, plan.before + 1)]
-        if report.started:
-            rolling = any(p.rolled for p in plans)
-            output.stage(f"Swarm: starting {', '.join(report.started)} of v{release.version}"
-                         + (" (a rolling update: each new process starts and passes its check before an old one "
-                            "stops)" if rolling else ""))
         phase = time.monotonic()
         try:
+            for process_type in sorted(set(deployment.formation) | set(existing)):
+                quantity = deployment.formation.get(process_type, 0)
+                current = existing.get(process_type)
+                if current is None and quantity == 0:
+                    continue
+                restart = any(name.partition(".")[0] == process_type for name in deployment.replace)
+                plan = self.services.apply(release, process_type, quantity, deployment.sizes.get(process_type),
+                                           network, current, restart, host=deployment.hosts[0])
+                if not plan.noop:  # (one that changes nothing is not waited for: its old crashes are not this deploy's)
+                    plans.append(plan)
+            if plans:
+                starting = [f"{p.process_type}={p.quantity}" for p in plans if p.quantity]
+                output.stage(f"Swarm: {', '.join(starting) or 'stopping'} of v{release.version}"
+                             + (" (a rolling update: each new process starts and passes its check before an old "
+                                "one stops)" if any(p.rolled for p in plans) else ""))
             self._wait(plans, deployment, output)
         except BaseException:
             self._undo(plans)
             self._route(app, list(deployment.hosts))
             raise
+        after = self.services.serving(app)
+        rolled = {p.process_type for p in plans if p.rolled}
+        report = DeployReport(
+            started=sorted(n for n in after if n not in before or n.partition(".")[0] in rolled),
+            retired=sorted(n for n in before if n not in after or n.partition(".")[0] in rolled))
         report.health_seconds = round(time.monotonic() - phase, 2)
         phase = time.monotonic()
         web = self._route(app, list(deployment.hosts))
@@ -123,10 +121,11 @@ class SwarmScheduler:
         """Until every plan converged; the router follows the web tasks meanwhile."""
         hosts = list(deployment.hosts)
         # (a backstop: Swarm's own health check fails a process that does not listen within the
-        # boot timeout, and rolls back; this catches what it cannot see, such as no node to run on)
-        deadline = time.monotonic() + 2 * self.settings.boot_timeout + 15 + sum(
-            (p.quantity if p.rolled else max(0, p.quantity - p.before)) for p in plans) * max(
-            self.settings.startup_window, 2.0)
+        # boot timeout, and rolls back; this catches what it cannot see. A rolling update starts
+        # its processes one after another, each with its own boot time and startup window.)
+        each = self.settings.boot_timeout + self.settings.startup_window + 5
+        deadline = time.monotonic() + self.settings.boot_timeout + 15 + sum(
+            (p.quantity if p.rolled else max(0, p.quantity - p.before)) for p in plans) * each
         pending = list(plans)
         told: set[str] = set()
         latest = time.monotonic() + PULL_TIMEOUT
@@ -176,6 +175,7 @@ class SwarmScheduler:
         self._routed[app] = backends
         return len(backends)
 
+    @engine_call("reading where the web processes run")
     def sync_router(self, app: str, hosts: list[str]) -> bool:
         """Route ``hosts`` to the web tasks that serve now (after Swarm moved some: a node died);
         whether that changed what this scheduler routed last."""
@@ -184,13 +184,21 @@ class SwarmScheduler:
         return before is not None and before != self._routed[app]
 
     # --- one-off processes ------------------------------------------------------------------
+    @engine_call("running a one-off process on the swarm")
     def run_once(self, job: OneOff, on_line: Callable[[str], None], timeout: float) -> RunResult:
         """The release phase (or postdeploy): a one-shot service, never restarted, on any node;
-        its output streams to ``on_line``; the service is removed whatever happens."""
+        its output streams to ``on_line``; the service is removed whatever happens. The timeout
+        counts from when its container starts (a node may first have to pull the image)."""
         service_id = self._start_one_off(job, attach=False)
         timed_out = threading.Event()
-        timer = threading.Timer(timeout, lambda: (timed_out.set(), self.services.remove(service_id)))
-        timer.start()
+
+        def stop_it() -> None:
+            timed_out.set()
+            try:
+                self.services.remove(service_id)
+            except Exception:  # noqa: BLE001 — the manager is away: the wait below ends at its own deadline
+                pass
+        timer = threading.Timer(timeout, stop_it)
         seen = 0
         streams: list = []
         finished = threading.Event()
@@ -210,6 +218,7 @@ class SwarmScheduler:
         reader = threading.Thread(target=follow, daemon=True)
         try:
             self.services.wait_one_off(service_id, PULL_TIMEOUT, until_started=True)  # (the logs exist from then)
+            timer.start()
             reader.start()
             task = self.services.wait_one_off(service_id, timeout + 30)
             if task is not None and task.error:
@@ -240,9 +249,10 @@ class SwarmScheduler:
         return RunResult(exit_status=task.exit_code)
 
     @engine_call("starting a one-off process on the swarm")
-    def _start_one_off(self, job: OneOff, attach: bool) -> str:
+    def _start_one_off(self, job: OneOff, attach: bool, env: Mapping[str, str] | None = None) -> str:
         try:
-            return self.services.create_one_off(job, self.services.network(job.release.app), detached=not attach)
+            return self.services.create_one_off(job, self.services.network(job.release.app), detached=not attach,
+                                                env=env)
         except APIError as exc:
             raise BootFailed(job.name, f"could not start: {exc.explanation or exc}", version=job.release.version) from exc
 
@@ -250,8 +260,9 @@ class SwarmScheduler:
         if attach:
             raise UsageError("an attached one-off dyno needs the docker-local scheduler; on the swarm, run it "
                              "detached (gitpaas run:detached -a APP -- COMMAND) and read its output with gitpaas logs")
-        self._start_one_off(OneOff(release=job.release, type=job.type, number=job.number, command=job.command,
-                                   size=job.size), attach=False)
+        for ended in [s for s in self.services.one_offs(job.release.app) if s.ended and s.process_type == "run"]:
+            self.services.remove(ended.id)  # (finished detached runs go when the next one starts)
+        self._start_one_off(job, attach=False, env=env)
         return None
 
     @engine_call("stopping a process")
@@ -392,8 +403,8 @@ class SwarmScheduler:
 
     @engine_call("reading a node's processes")
     def running_on(self, name: str) -> list[str]:
-        node = self._node(name)
-        return next((n["processes"] for n in self.services.nodes_with_tasks() if n["id"] == node["ID"][:12]), [])
+        """This home's processes still on the node (stopping ones too)."""
+        return self.services.on_node(self._node(name)["ID"])
 
     @engine_call("removing a node")
     def remove_node(self, name: str) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -80,6 +82,8 @@ class Plan:
     rolled: bool
     created: bool
     started: float
+    #: nothing to change: not waited for
+    noop: bool = False
 
 
 @dataclass
@@ -210,9 +214,10 @@ class Services:
 
     def template(self, release: ReleaseSpec, process_type: str, size: str | None, network: str, *,
                  dyno: str, command: str | None, role: str, restart: str, extra_labels: dict | None = None,
-                 checks: list[dict] | None = None) -> dict:
+                 checks: list[dict] | None = None, host: str = "localhost", env: Mapping[str, str] | None = None) -> dict:
         limits = sizes.get(size)
-        env = dict(release.env)
+        # Swarm reads environment values as Go templates: a config var's "{{" stays literal
+        env = {key: value.replace("{{", '{{"{{"}}') for key, value in {**release.env, **(env or {})}.items()}
         env["DYNO"] = dyno
         argv = shell_command(command) if command else None
         web = process_type == procfile.WEB
@@ -231,7 +236,10 @@ class Services:
             labels.ROLE: role, COMMAND: command or "", SIZE: limits.name, **(extra_labels or {})})
         health = None
         if web:
-            test = LISTENING + "".join(f" && {_http_check(c)}" for c in checks or [])
+            test = LISTENING
+            if checks:  # app.json's startup checks: until they passed once (then only $PORT is watched)
+                test += (f" && {{ [ -e {STARTED} ] || {{ " + " && ".join(_http_check(c, host) for c in checks)
+                         + f" && touch {STARTED}; }}; }}")
             health = Healthcheck(test=["CMD-SHELL", test], interval=NANO, timeout=5 * NANO,
                                  retries=max(3, int(self.settings.boot_timeout)), start_period=0)
         spec = ContainerSpec(
@@ -260,11 +268,11 @@ class Services:
 
     # --- a deploy ---------------------------------------------------------------------------
     def apply(self, release: ReleaseSpec, process_type: str, quantity: int, size: str | None, network: str,
-              current: dict | None, restart: bool) -> Plan:
+              current: dict | None, restart: bool, host: str = "localhost") -> Plan:
         """Create, update or scale one process type's service; what to wait for."""
         template = self.template(release, process_type, size, network, dyno=f"{process_type}.{{{{.Task.Slot}}}}",
                                  command=release.process_types.get(process_type), role="process", restart="any",
-                                 checks=release.healthchecks.get(process_type))
+                                 checks=release.healthchecks.get(process_type), host=host)
         key = hashlib.sha256(json.dumps(template, sort_keys=True, default=str).encode()).hexdigest()[:16]
         service_labels = labels.for_app(self.settings, release.app, **{
             labels.PROCESS_TYPE: process_type, labels.ROLE: "process", labels.RELEASE: release.version, SPEC: key})
@@ -288,7 +296,7 @@ class Services:
             version = int(service_labels.get(labels.RELEASE) or release.version)
         if not rolled and before == quantity:
             return Plan(current["ID"], process_type, quantity, before, version, force, rolled=False, created=False,
-                        started=unix_time(current.get("UpdatedAt", "")))
+                        started=unix_time(current.get("UpdatedAt", "")), noop=True)
         self.api.update_service(
             current["ID"], current["Version"]["Index"], task_template=template, name=spec["Name"],
             labels=service_labels, mode=mode, update_config=self._update_config(),
@@ -332,10 +340,18 @@ class Services:
             progress.process = f"{plan.process_type}.{failures[-1].get('Slot')}"
             progress.log_tail = self.log_tail(plan.service_id, failures[-1]["ID"])
             return progress
+        stuck = [t for t in mine if t["Status"]["State"] == "pending" and "no suitable node" in (t["Status"].get("Err") or "")]
+        if stuck:  # (Swarm keeps it pending: nothing would change by waiting)
+            progress.failed = f"has no node to run on: {stuck[0]['Status']['Err']}"
+            progress.process = f"{plan.process_type}.{stuck[0].get('Slot')}"
+            return progress
         wanted = [t for t in tasks if t.get("DesiredState") == "running"]
         serving = [t for t in mine if t.get("DesiredState") == "running" and t["Status"]["State"] == "running"]
-        progress.done = (len(serving) == plan.quantity and len(wanted) == plan.quantity
-                         and (not plan.rolled or update in ("completed", "")))
+        if plan.quantity == 0:  # (Swarm records no update for a service with no task to update)
+            progress.done = not wanted
+        else:
+            progress.done = (len(serving) == plan.quantity and len(wanted) == plan.quantity
+                             and (not plan.rolled or update in ("completed", "")))
         return progress
 
     def _of_plan(self, task: dict, plan: Plan) -> bool:
@@ -363,10 +379,11 @@ class Services:
         if plan.rolled:
             if ((service.get("UpdateStatus") or {}).get("State") or "").startswith("rollback"):
                 return  # Swarm rolls it back already
-            self.api._post_json(self.api._url("/services/{0}/update", plan.service_id),  # noqa: SLF001 —
-                                # docker-py has no `rollback=previous`; the engine's own rollback
-                                data=service.get("PreviousSpec") or service["Spec"],
-                                params={"version": service["Version"]["Index"], "rollback": "previous"})
+            # docker-py has no `rollback=previous`: the engine's own rollback, asked directly
+            answer = self.api._post_json(  # noqa: SLF001
+                self.api._url("/services/{0}/update", plan.service_id), data=service.get("PreviousSpec") or service["Spec"],
+                params={"version": service["Version"]["Index"], "rollback": "previous"})
+            self.api._result(answer)  # noqa: SLF001 — (raises what the engine refused)
             return
         if plan.before != plan.quantity:
             spec = service["Spec"]
@@ -422,7 +439,10 @@ class Services:
         found: list[Task] = []
         for service in self._find(app):
             tags = service["Spec"]["Labels"]
-            tasks = self.api.tasks(filters={"service": service["ID"]})
+            try:
+                tasks = self.api.tasks(filters={"service": service["ID"]})
+            except NotFound:
+                continue  # (removed meanwhile: a one-off that ended)
             one_off = tags.get(labels.ROLE) in ONE_OFF_TYPES
             history: dict[int, list[dict]] = {}
             for task in tasks:
@@ -453,6 +473,21 @@ class Services:
                     crash_reason=(self._why(crashed[-1], nodes) if crashed else None)), node))
         found.sort(key=lambda t: (t.process.type, t.process.index, t.process.state == "stopping"))
         return found
+
+    def serving(self, app: str) -> set[str]:
+        """The names of the app's formation processes that are up."""
+        return {t.process.name for t in self.tasks(app) if not t.process.one_off and t.process.state == "up"}
+
+    def on_node(self, node_id: str) -> list[str]:
+        """This home's processes whose containers still exist on ``node_id`` (stopping ones too)."""
+        found = []
+        for service in self._find():
+            tags = service["Spec"]["Labels"]
+            for task in self.api.tasks(filters={"service": service["ID"], "node": node_id}):
+                if task["Status"]["State"] not in ENDED:
+                    name = tags.get(labels.DYNO) or f"{tags.get(labels.PROCESS_TYPE)}.{task.get('Slot')}"
+                    found.append(f"{tags.get(labels.APP)}/{name}")
+        return sorted(found)
 
     def placement(self, app: str) -> dict[str, list[str]]:
         """Node → the app's formation processes running there."""
@@ -485,10 +520,10 @@ class Services:
         return sorted(found, key=lambda n: n["hostname"])
 
     # --- one-offs ---------------------------------------------------------------------------
-    def create_one_off(self, job: OneOff, network: str, detached: bool) -> str:
+    def create_one_off(self, job: OneOff, network: str, detached: bool, env: Mapping[str, str] | None = None) -> str:
         extra = {labels.DYNO: job.name, **({DETACHED: "1"} if detached and job.type == "run" else {})}
         template = self.template(job.release, job.type, job.size, network, dyno=job.name, command=job.command,
-                                 role=job.type, restart="none", extra_labels=extra)
+                                 role=job.type, restart="none", extra_labels=extra, env=env)
         service_labels = labels.for_app(self.settings, job.release.app, **{
             labels.PROCESS_TYPE: job.type, labels.ROLE: job.type, labels.RELEASE: job.release.version, **extra})
         created = self.api.create_service(
@@ -567,12 +602,21 @@ def _split_details(line: str) -> tuple[dict[str, str], str]:
     return details, text
 
 
-def _http_check(check: dict) -> str:
-    """An app.json startup check in the container's shell: GET its path on $PORT answers 2xx
-    (bash's /dev/tcp: no client needed in the image)."""
-    path = str(check.get("path", "/")).replace("'", "")
-    return ("bash -c 'exec 3<>/dev/tcp/127.0.0.1/$PORT && printf \"GET " + path
-            + " HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n\" >&3 && read -r _ code _ <&3 && [ \"${code#2}\" != \"$code\" ]'")
+#: an app.json check's script (bash's /dev/tcp: no HTTP client needed in the image): GET $1 with
+#: Host $2 on $PORT answers 2xx, with $3 in its body when $3 is not empty
+HTTP_CHECK = ('exec 3<>/dev/tcp/127.0.0.1/$PORT && printf "GET %s HTTP/1.0\\r\\nHost: %s\\r\\n\\r\\n" "$1" "$2" >&3 '
+              '&& answer=$(timeout "$4" cat <&3) && status=${answer%%' "$'\\r'" '*} '
+              '&& case "$status" in "HTTP/"*" 2"[0-9][0-9]*) ;; *) exit 1;; esac '
+              '&& { [ -z "$3" ] || printf %s "$answer" | grep -qF -- "$3"; }')
+#: where a task notes that its startup checks passed
+STARTED = "/tmp/.gitpaas-started"
+
+
+def _http_check(check: dict, host: str) -> str:
+    """An app.json startup check as a shell command (its values passed as arguments, never as code)."""
+    return " ".join(shlex.quote(word) for word in (
+        "bash", "-c", HTTP_CHECK, "gitpaas-check", str(check.get("path", "/")), host, str(check.get("content") or ""),
+        f"{float(check.get('timeout', 5.0)):g}"))
 
 
 def _quietly(action) -> None:
