@@ -16,7 +16,7 @@ from pathlib import Path
 
 from common import RESULTS, ROOT
 
-NAMES = ("deploy_speed", "history", "buildpack_cache", "zero_downtime", "addons")
+NAMES = ("deploy_speed", "history", "buildpack_cache", "zero_downtime", "addons", "swarm_scale")
 CHART = RESULTS / "deploy_phases.png"
 #: "flat" listing: the largest history may cost at most this much more than the smallest (noise)
 FLAT = 1.5
@@ -206,6 +206,84 @@ def addons_table(addons: dict) -> str:
     return "\n".join(lines)
 
 
+def swarm_scale_table(scale: dict) -> str:
+    """1 app against N apps on one Swarm manager: medians (min–max), N/1, and the straight line
+    through the two points per extra app."""
+    one, many, apps = scale["one_app"], scale["n_apps"], scale["apps"]
+    ratios, per_app = scale["ratios"], scale["per_extra_app"]
+
+    def row(label: str, key: str, a: str, b: str) -> str:
+        ratio = ratios.get(key)
+        return (f"| {label} | {a} | {b} | {'' if ratio is None else f'{ratio:.2f}'} "
+                f"| {per_app[key] * 1000:+.1f} ms |" if key.endswith("_s") else
+                f"| {label} | {a} | {b} | {'' if ratio is None else f'{ratio:.2f}'} | {per_app[key]:+.2f} |")
+
+    def seconds(point: dict, key: str) -> str:
+        return _cell(point[key])
+
+    early = f" ({scale['stopped_early']})" if scale.get("stopped_early") else ""
+    lines = [f"{scale['nodes']} nodes, one manager; the first app runs {scale['web_of_first_app']} web processes, "
+             f"the others one each. {scale['runs']} redeploys and config:sets, {scale['router_runs']} router "
+             f"switches, {scale['cli_runs']} runs of each command at each point; median (min–max).{early}", "",
+             f"| | 1 app | {apps} apps | {apps}/1 | per extra app |", "|---|---:|---:|---:|---:|"]
+    for label, key, stats in (
+            ("redeploy: `git push` → the new body answers", "redeploy_answer_s", "redeploy_answer_s"),
+            ("redeploy: `git push` exits (every web process rolled)", "redeploy_push_s", "redeploy_push_s"),
+            ("config:set → every web process serves the value", "config_set_every_s", "config_set_every_s"),
+            ("router switch (`set_app`, until nginx serves it)", "router_switch_s", "router_switch_s"),
+            ("`gitpaas apps`", "cli_apps_s", "cli_apps_s"),
+            ("`gitpaas nodes`", "cli_nodes_s", "cli_nodes_s"),
+            ("`gitpaas ps -a APP`", "cli_ps_s", "cli_ps_s")):
+        lines.append(row(label, key, seconds(one, stats), seconds(many, stats)))
+    for step in ("outside", "receive", "build", "publish", "release", "health", "swap"):
+        a, b = one["redeploy_steps_s"][step], many["redeploy_steps_s"][step]
+        lines.append(row(f"redeploy, {step}" + (" (slug → registry)" if step == "publish" else ""),
+                         f"redeploy_{step}_s", f"{a:.2f} s", f"{b:.2f} s"))
+    for label, key, part in (("manager dockerd RSS, MiB", "manager_dockerd_mib", "manager_dockerd"),
+                             ("every node's dockerd + containerd RSS, MiB", "daemons_mib", "daemons"),
+                             ("containerd shims RSS, MiB", "shims_mib", "shims")):
+        lines.append(row(label, key, f"{one['memory_mib'][part]:.0f}", f"{many['memory_mib'][part]:.0f}"))
+    for label, key, part in (("idle CPU, the nodes' containers (apps and their health checks), % of a core",
+                              "idle_cpu_containers_pct", "containers"),
+                             ("idle CPU, every node's dockerd + containerd + shims, % of a core",
+                              "idle_cpu_daemons_pct", "daemons")):
+        if key in per_app and one.get("idle_cpu_percent", {}).get(part) is not None:
+            lines.append(row(label, key, f"{one['idle_cpu_percent'][part]:.0f}",
+                             f"{many['idle_cpu_percent'][part]:.0f}"))
+    tasks_one = ", ".join(str(count) for count in one["home_tasks_per_node"].values())
+    tasks_many = ", ".join(str(count) for count in many["home_tasks_per_node"].values())
+    lines.append(row("this home's running tasks (per node)", "tasks", f"{scale['figures_1']['tasks']:.0f} ({tasks_one})",
+                     f"{scale['figures_n']['tasks']:.0f} ({tasks_many})"))
+    lines.append(row("every running task on the swarm", "swarm_tasks", f"{scale['figures_1']['swarm_tasks']:.0f}",
+                     f"{scale['figures_n']['swarm_tasks']:.0f}"))
+    trend = scale["deploys"]
+    lines += ["", f"Deploying apps 2 to {apps} (each `apps:create` and a first `git push`): push "
+              f"{trend['first_s']:.1f} s for app 2, median {trend['median_s']:.1f} s, {trend['last_s']:.1f} s for "
+              f"app {apps} ({trend['last_over_first']:.2f}× the first)"
+              + (f"; least-squares slope {trend['slope_s_per_app'] * 1000:+.0f} ms per app already deployed"
+                 if "slope_s_per_app" in trend else "") + "."]
+    grew = scale["grew"]
+
+    def at(values: dict, key: str, text: str) -> str:
+        return text.format(values[key]) + ("" if grew[key] else " (flat)")
+
+    for count, values in scale["straight_line"].items():
+        lines.append(f"Straight line through the two points at {int(count):,} apps (an estimate, not measured; "
+                     "\"flat\": no growth beyond the runs' spread, its value with "
+                     f"{apps} apps): redeploy answers in {at(values, 'redeploy_answer_s', '{:.1f} s')}, its push exits in "
+                     f"{at(values, 'redeploy_push_s', '{:.1f} s')}, config:set {at(values, 'config_set_every_s', '{:.1f} s')}, "
+                     f"router switch {at(values, 'router_switch_s', '{:.2f} s')}, "
+                     f"`gitpaas nodes` {at(values, 'cli_nodes_s', '{:.1f} s')}, "
+                     f"manager dockerd {at(values, 'manager_dockerd_mib', '{:.0f} MiB')}, "
+                     f"every node's dockerd + containerd {at(values, 'daemons_mib', '{:.0f} MiB')}.")
+    lines.append(f"Sharing the rig: {one['other_services']} other service(s) on the swarm at 1 app, "
+                 f"{many['other_services']} at {apps} apps; load average {one['load_average_1min']} and "
+                 f"{many['load_average_1min']} ({scale['machine']['cpus']} cores)."
+                 + (" gitpaas's code changed on disk during the run." if scale.get("gitpaas_source_changed_during_run")
+                    else ""))
+    return "\n".join(lines)
+
+
 def markdown(results: dict, about: dict, checks: list[dict]) -> str:
     parts = ["# Benchmark results", "",
              "Written by `make bench` (`bench/run_all.py`); the JSON beside this file has every sample.", "",
@@ -218,7 +296,8 @@ def markdown(results: dict, about: dict, checks: list[dict]) -> str:
                 ("history", "History at scale (`bench/history.py`)", history_table),
                 ("buildpack_cache", "Build cache (`bench/buildpack_cache.py`)", buildpack_table),
                 ("zero_downtime", "Zero-downtime under load (`bench/zero_downtime.py`)", zero_downtime_table),
-                ("addons", "Add-ons (`bench/addons.py`)", addons_table))
+                ("addons", "Add-ons (`bench/addons.py`)", addons_table),
+                ("swarm_scale", "One Swarm manager, 1 app and N apps (`bench/swarm_scale.py`)", swarm_scale_table))
     for name, title, render in sections:
         if results.get(name):
             measured = results[name].get("machine", {}).get("measured_at", "")
