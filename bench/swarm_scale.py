@@ -26,15 +26,19 @@ and exits with common.SKIPPED, which run_all.py reports as skipped rather than f
      reload); the app is routed as the scheduler left it afterwards;
    - `gitpaas apps`, `gitpaas nodes` and `gitpaas ps -a APP` (wall time of a new process);
    - the manager dockerd's RSS, and the total RSS of every node's dockerd and containerd (and of
-     the containerd shims, one per container); tasks per node.
+     the containerd shims, one per container); tasks per node; the CPU the rig uses at rest over
+     10 s (the nodes' containers — the apps and their health checks — from the nodes' parent
+     cgroups, and every node's dockerd, containerd and shims from /proc).
 2. Apps 2..N are created and deployed one after another, each a real `git push` of the same app
    (its own body): the wall time of every push, and its phases.
 3. With N apps, the first app is measured again exactly as in 1.
 
 The measurements with N apps cannot alternate with the ones with 1 app (the N apps are the
 state being measured), so the machine's noise is not spread evenly: compare ratios, and read the
-min–max. The deploy loop stops early if the whole run would not fit ``--max-minutes`` (the JSON
-says so, with the number of apps reached). Every app lives in one scratch home, purged at the end
+min–max. The three nodes share this machine's cores, so whatever every task costs at rest (the
+health checks above all) slows everything measured with N apps, `gitpaas apps` included: read the
+CPU at rest and the load average beside the seconds. The deploy loop stops early if the whole run
+would not fit ``--max-minutes`` (the JSON says so, with the number of apps reached). Every app lives in one scratch home, purged at the end
 (services, networks, the registry's repositories, slug images, router), also on failure.
 """
 

@@ -106,11 +106,18 @@ def refresh_entry_points(platform: Platform) -> bool:
 
 
 def purge_home(platform: Platform) -> None:
-    """Remove every container, image and network of this home, stop its router, delete its files."""
-    platform.scheduler.purge()
-    platform.slugs.purge()
-    platform.router.stop()
+    """Remove every container, image and network of this home, stop its router, delete its files;
+    each step is tried even when one before it failed (a swarm manager away), then the first
+    failure is raised."""
+    failed: list[Exception] = []
+    for step in (lambda: platform.scheduler.purge(), lambda: platform.slugs.purge(), lambda: platform.router.stop()):
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 — raised below, after the other steps
+            failed.append(exc)
     shutil.rmtree(platform.settings.home, ignore_errors=True)
+    if failed:
+        raise failed[0]
 
 
 # --- apps ------------------------------------------------------------------------------------
@@ -189,7 +196,9 @@ def set_stack(platform: Platform, name: str, stack: str, output: Output | None =
     return app
 
 
-def app_info(platform: Platform, name: str) -> dict[str, Any]:
+def app_info(platform: Platform, name: str, placement: bool = False) -> dict[str, Any]:
+    """The app as ``apps:info`` shows it; ``placement``: on a swarm, which node runs which process
+    (asked of the manager: ``apps:info`` wants it, a listing of every app does not)."""
     app = platform.apps.get(name)
     release = current_release(platform, name)
     commands = release.process_types if release else {}
@@ -205,7 +214,7 @@ def app_info(platform: Platform, name: str) -> dict[str, Any]:
         "pipeline": _pipeline_stage(platform, name), "review": app.review,
         "scheduler": platform.settings.scheduler,
         # on a swarm, where its processes run (node → process names)
-        **({"nodes": _placement(platform, name)} if platform.settings.scheduler == "swarm" else {}),
+        **({"nodes": _placement(platform, name)} if placement and platform.settings.scheduler == "swarm" else {}),
     }
 
 

@@ -186,9 +186,19 @@ class RegistrySlugs(SlugImages):
     def purge(self) -> None:
         super().purge()
         mine = f"gitpaas-{self.settings.home_id}/"
-        for repository in self._request("GET", "/v2/_catalog?n=1000").json().get("repositories") or []:
+        for repository in self._catalog():
             if repository.startswith(mine):
                 self._delete_repository(repository)
+
+    def _catalog(self, page: int = 1000) -> list[str]:
+        """Every repository the registry lists, page by page."""
+        found: list[str] = []
+        while True:
+            after = f"&last={found[-1]}" if found else ""
+            listed = self._request("GET", f"/v2/_catalog?n={page}{after}").json().get("repositories") or []
+            found += listed
+            if len(listed) < page:
+                return found
 
     # --- the registry's HTTP API (distribution's /v2) ------------------------------------------
     def _split(self, reference: str) -> tuple[str, str]:

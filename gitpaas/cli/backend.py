@@ -164,7 +164,7 @@ class Local:
         return operations.app_info(self.platform, name)
 
     def app(self, name: str) -> dict[str, Any]:
-        return operations.app_info(self.platform, name)
+        return operations.app_info(self.platform, name, placement=True)
 
     def destroy_app(self, name: str) -> list[dict[str, str]]:
         kept = reviewapps.destroy_with_review_apps(self.platform, name, release_output())

@@ -505,9 +505,10 @@ class Services:
 
     def nodes_with_tasks(self) -> list[dict]:
         running: dict[str, list[str]] = {}
-        for service in self._find():
-            tags = service["Spec"]["Labels"]
-            for task in self.api.tasks(filters={"service": service["ID"], "desired-state": "running"}):
+        mine = {service["ID"]: service["Spec"]["Labels"] for service in self._find()}
+        for task in self.api.tasks(filters={"desired-state": "running"}):  # (one call, whatever the services)
+            tags = mine.get(task.get("ServiceID"))
+            if tags is not None:
                 if task["Status"]["State"] == "running":
                     name = tags.get(labels.DYNO) or f"{tags.get(labels.PROCESS_TYPE)}.{task.get('Slot')}"
                     running.setdefault(task.get("NodeID", ""), []).append(f"{tags.get(labels.APP)}/{name}")
