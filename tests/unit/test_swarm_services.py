@@ -8,8 +8,19 @@ import re
 import signal
 import subprocess
 import time
+from pathlib import Path
+from types import SimpleNamespace
 
-from gitpaas.scheduler.swarm.services import DRAIN, LISTENING, _http_check, _split_details, unix_time
+from gitpaas.scheduler.swarm.services import (
+    DRAIN,
+    LISTENING,
+    Plan,
+    Services,
+    _http_check,
+    _split_details,
+    unix_time,
+)
+from gitpaas.settings import Settings
 
 
 def test_the_drain_wrapper_holds_sigterm_back_for_the_drain_then_passes_it_on(tmp_path):
@@ -95,3 +106,76 @@ def test_an_app_json_check_runs_in_bash_against_port(tmp_path):
         assert hosts[0] == "shop.example.com"
     finally:
         server.shutdown()
+
+
+# --- reading Swarm's progress (canned answers of the engine's API) ------------------------------
+
+class FakeApi:
+    def __init__(self, service: dict, tasks: list[dict]) -> None:
+        self.service, self._tasks = service, tasks
+
+    def inspect_service(self, service_id):
+        return self.service
+
+    def tasks(self, filters=None):
+        return self._tasks
+
+    def nodes(self):
+        return [{"ID": "n1", "Description": {"Hostname": "gpsw-n1"}, "Status": {"State": "ready", "Addr": "10.77.0.11"}}]
+
+    def service_logs(self, *args, **kwargs):
+        return iter([b"com.docker.swarm.task.id=t2 boom\n"])
+
+
+def services_on(service: dict, tasks: list[dict]) -> Services:
+    client = SimpleNamespace(api=FakeApi(service, tasks))
+    return Services(client, None, Settings(home=Path("/tmp/gitpaas-unit-home")))
+
+
+def task(task_id: str, state: str, *, release: int = 2, desired: str = "running", created: str = "1970-01-01T00:01:40Z",
+         err: str = "", exit_code: int | None = None, slot: int = 1) -> dict:
+    return {"ID": task_id, "Slot": slot, "NodeID": "n1", "DesiredState": desired, "CreatedAt": created,
+            "Spec": {"ContainerSpec": {"Labels": {"gitpaas.release": str(release)}}, "ForceUpdate": 0},
+            "Status": {"State": state, "Err": err, "ContainerStatus": {"ExitCode": exit_code}}}
+
+
+def plan(**fields) -> Plan:
+    values = dict(service_id="s", process_type="web", quantity=1, before=1, version=2, force=0, rolled=True,
+                  created=False, started=100.0)
+    values.update(fields)
+    return Plan(**values)
+
+
+def test_a_service_scaled_to_zero_is_done_once_nothing_is_wanted():
+    stale = {"UpdateStatus": {"State": "completed", "StartedAt": "1970-01-01T00:00:10Z"}}
+    assert services_on(stale, [task("t1", "shutdown", desired="shutdown")]).progress(plan(quantity=0)).done
+    assert not services_on(stale, [task("t1", "running")]).progress(plan(quantity=0)).done
+
+
+def test_an_earlier_updates_rollback_is_not_this_deploys_failure():
+    earlier = {"UpdateStatus": {"State": "rollback_completed", "StartedAt": "1970-01-01T00:00:10Z"}}
+    progress = services_on(earlier, [task("t1", "running", release=1)]).progress(plan())
+    assert not progress.failed and not progress.done
+
+
+def test_swarms_rollback_fails_the_deploy_with_the_tasks_reason_and_output():
+    rolling_back = {"UpdateStatus": {"State": "rollback_started", "StartedAt": "1970-01-01T00:01:50Z"}}
+    tasks = [task("t1", "running", release=1), task("t2", "failed", exit_code=3, created="1970-01-01T00:01:55Z")]
+    progress = services_on(rolling_back, tasks).progress(plan())
+    assert progress.failed == "failed on the swarm, which rolled its service back: exited with status 3 (on gpsw-n1)"
+    assert progress.process == "web.1" and progress.log_tail == "boom"
+
+
+def test_a_task_no_node_can_take_fails_at_once():
+    tasks = [task("t1", "pending", err="no suitable node (insufficient resources on 3 nodes)")]
+    progress = services_on({}, tasks).progress(plan(rolled=False, created=True, before=0))
+    assert progress.failed == "has no node to run on: no suitable node (insufficient resources on 3 nodes)"
+
+
+def test_a_new_service_whose_task_fails_fails_and_an_older_crash_does_not():
+    old_crash = task("t0", "failed", desired="shutdown", exit_code=1, created="1970-01-01T00:00:50Z")
+    converged = services_on({}, [old_crash, task("t1", "running")]).progress(plan(rolled=False, before=0))
+    assert converged.done and not converged.failed
+    fresh_crash = task("t2", "failed", desired="shutdown", exit_code=1, created="1970-01-01T00:01:45Z")
+    failed = services_on({}, [fresh_crash, task("t3", "starting")]).progress(plan(rolled=False, before=0))
+    assert failed.failed == "could not start on the swarm: exited with status 1 (on gpsw-n1)"
