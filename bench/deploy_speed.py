@@ -14,6 +14,8 @@ five apps deployed at once against the same five one after another — alternate
   its minimum, to show what the 2 s startup window costs.
 - Five apps: five redeploys pushed at once, against the same five pushed one after another (wall
   time of each batch).
+- Commands: `gitpaas --help`, `releases -n 15`, `ps` and `config` of the app, each a new process
+  timed from start to exit (interpreter included), beside a bare `python -c pass`.
 
 Every release record's ``timings`` say where a deploy's time goes (receive, build, release, health,
 swap); the medians are kept for the chart (bench/report.py). Between two measurements the benchmark
@@ -30,6 +32,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -322,6 +325,28 @@ def measure_parallel(deployer: Deployer, runs: int) -> dict:
             "samples_s": samples}
 
 
+#: the commands timed from start to exit, interpreter included: the help, and three that read state
+COMMANDS = {"help": ["--help"], "releases": ["releases", "-a", APP, "-n", "15"], "ps": ["ps", "-a", APP],
+            "config": ["config", "-a", APP]}
+
+
+def measure_commands(deployer: Deployer, rounds: int) -> dict:
+    """Wall time of each command in ``COMMANDS`` (a new process each time, as a person runs it),
+    beside the bare interpreter (``python -c pass``) for reference; the commands take turns."""
+    samples: dict[str, list[float]] = {name: [] for name in ("python", *COMMANDS)}
+    for _ in range(rounds):
+        for name in samples:
+            argv = [sys.executable, "-c", "pass"] if name == "python" else [GITPAAS, *COMMANDS[name]]
+            started = time.perf_counter()
+            subprocess.run(argv, env=deployer.home.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           check=True, timeout=60)
+            samples[name].append(round(time.perf_counter() - started, 4))
+    print("commands: " + ", ".join(f"{name} {statistics.median(values):.3f} s" for name, values in samples.items()),
+          flush=True)
+    return {"rounds": rounds, "argv": COMMANDS, "seconds": {name: summary(values) for name, values in samples.items()},
+            "samples_s": samples}
+
+
 def ratios(seconds: dict[str, dict], labels: list[str]) -> dict[str, dict[str, float]]:
     """operation → home label → gitpaas median / floor median."""
     return {operation: {label: round(seconds[f"{operation}_{label}"]["median"]
@@ -334,6 +359,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="alternated runs of redeploy/rollback/config:set")
     parser.add_argument("--parallel-runs", type=int, default=3, help="alternated sequential/concurrent batches")
     parser.add_argument("--no-window-row", action="store_true", help="skip the home with a minimal startup window")
+    parser.add_argument("--command-rounds", type=int, default=15, help="rounds of the timed commands (0: none)")
     args = parser.parse_args()
     window = minimal_startup_window()
     floor = DockerFloor()
@@ -348,11 +374,12 @@ def main() -> None:
             deployer.push(APP, f"warm-up 1 {deployer.home.port}")
             deployer.push(APP, f"warm-up 2 {deployer.home.port}")
         floor.build_and_run("floor warm-up")
+        commands = measure_commands(deployers["default"], args.command_rounds) if args.command_rounds else None
         single = measure_single(deployers, floor, args.runs)
         parallel = measure_parallel(deployers["default"], args.parallel_runs) if args.parallel_runs else None
     result = {"runs": args.runs, "stack_image": STACK, "procfile": PROCFILE, "startup_window_row": window,
               "settle_s": SETTLE_SECONDS, **single, "ratios": ratios(single["seconds"], list(deployers)),
-              "parallel": parallel}
+              "parallel": parallel, "commands": commands}
     path = write_result("deploy_speed", result)
     print(f"\n| {args.runs} runs, median (min–max) s | gitpaas | floor | ratio |\n|---|---:|---:|---:|")
     for operation, by_label in result["ratios"].items():

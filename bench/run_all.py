@@ -32,6 +32,8 @@ BENCHMARKS = {
     "buildpack_cache": (["--runs", "5"], ["--runs", "1"]),
     "zero_downtime": (["--deploys", "5", "--workers", "6"], ["--deploys", "1", "--workers", "2"]),
     "addons": (["--cold-runs", "2", "--runs", "5"], ["--cold-runs", "1", "--runs", "1"]),
+    # 200 apps filled 3 pushes at a time (stops adding apps after 25 min and says so)
+    "many_apps": (["--apps", "200"], ["--apps", "3", "--redeploys", "1", "--switches", "2", "--rounds", "1"]),
     # needs the swarm rig (scripts/swarm-rig.sh, root; brought up if it is not, left up); stops deploying
     # before 50 apps if the run would pass 20 min (30 apps in 24 min when last run on the 2-core
     # machine); skipped, not failed, where the machine cannot run a swarm

@@ -1,5 +1,6 @@
 """Zero-downtime under load: requests sent, failed and p99 latency while deploying repeatedly,
-against the same load at rest, in one run.
+then while rolling back, scaling, restarting and changing config (``CHANGES``), against the same
+load at rest, in one run.
 
     .venv/bin/python bench/zero_downtime.py [--deploys 5] [--workers 8]
 """
@@ -13,6 +14,11 @@ import time
 import requests
 
 from common import percentile, scratch_home, write_result
+
+
+#: what else changes the running processes, one after another under the same load
+CHANGES = [("rollback",), ("ps:scale", "web=2"), ("ps:restart",), ("ps:scale", "web=1"), ("config:set", "BENCH=1"),
+           ("ps:restart", "web.1")]
 
 
 class Load:
@@ -70,13 +76,23 @@ def main() -> None:
 
         during = Load(home.port, host, args.workers).run(deploy_repeatedly)
         window = sum(deploy_seconds)
+
+        def change_repeatedly() -> None:
+            for command in CHANGES:
+                home.gitpaas(*command, "-a", "bench")
+
+        started = time.monotonic()
+        changes = Load(home.port, host, args.workers).run(change_repeatedly)
+        changes_window = time.monotonic() - started
         at_rest = Load(home.port, host, args.workers).run(lambda: time.sleep(window))
     result = {"deploys": args.deploys, "workers": args.workers, "seconds": round(window, 1),
               "at_rest": at_rest, "during_deploys": during,
-              "p99_ratio": round(during["p99_ms"] / at_rest["p99_ms"], 2) if at_rest["p99_ms"] else None}
+              "p99_ratio": round(during["p99_ms"] / at_rest["p99_ms"], 2) if at_rest["p99_ms"] else None,
+              "changes": [" ".join(command) for command in CHANGES], "changes_seconds": round(changes_window, 1),
+              "during_changes": changes}
     path = write_result("zero_downtime", result)
     print(f"{'':16}{'requests':>10}{'failed':>8}{'p50 ms':>9}{'p99 ms':>9}")
-    for name in ("at_rest", "during_deploys"):
+    for name in ("at_rest", "during_deploys", "during_changes"):
         row = result[name]
         print(f"{name:16}{row['requests']:>10}{row['failed']:>8}{row['p50_ms']:>9}{row['p99_ms']:>9}")
     print(f"p99 during deploys / at rest: {result['p99_ratio']}  ({args.deploys} deploys in {window:.1f} s) → {path}")

@@ -25,7 +25,8 @@ from gitpaas.addons import runtime as addon_runtime
 from gitpaas.errors import EnvironmentProblem, GitpaasError
 from gitpaas.formation import deployment
 from gitpaas.locks import recover_all, release_lock
-from gitpaas.operations import current_release, refresh_entry_points
+from gitpaas.appview import current_release
+from gitpaas.operations import refresh_entry_points
 from gitpaas.output import NullOutput, Output
 from gitpaas.platform import Platform
 from gitpaas.release import now_iso

@@ -14,13 +14,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from filelock import FileLock, Timeout
-
 from gitpaas.errors import GitpaasError
-from gitpaas.formation import deployment
+from gitpaas.lazy import lazy
 from gitpaas.output import NullOutput, Output
 from gitpaas.platform import Platform
 from gitpaas.release import FAILED, PENDING, Release
+
+#: file locks (loaded on first use: reading records takes none)
+filelock = lazy("filelock")
+
+# Used only to put a formation back after a crash: every command checks for one first, and would
+# otherwise load the add-on records' module for nothing.
+formation = lazy("gitpaas.formation")
 
 STALE_AFTER = timedelta(hours=24)
 #: how many of the newest records are looked at (a crash can only leave the newest ones pending)
@@ -35,13 +40,13 @@ class AppLock:
         self.platform = platform
         self.app = app
         self.output = output or NullOutput()
-        self._lock: FileLock = platform.apps.release_lock(app)
+        self._lock: filelock.FileLock = platform.apps.release_lock(app)
 
     def acquire(self) -> "AppLock":
         """Wait for the lock (saying so), then settle the app's orphaned releases."""
         try:
             self._lock.acquire(timeout=0)
-        except Timeout:
+        except filelock.Timeout:
             self.output.info(f"Waiting for another release of {self.app} to finish…")
             self._lock.acquire()
         try:
@@ -81,7 +86,7 @@ def recover(platform: Platform, app_name: str, output: Output) -> list[int]:
     lock = platform.apps.release_lock(app_name)
     try:
         lock.acquire(timeout=0)
-    except Timeout:
+    except filelock.Timeout:
         return _expire_stale(platform, app_name, output)
     try:
         return _settle(platform, app_name, output)
@@ -112,7 +117,7 @@ def _settle(platform: Platform, app_name: str, output: Output) -> list[int]:
             platform.scheduler.remove_release(app_name, release.version)
         if app.current_release:
             current = releases.get(app.current_release)
-            platform.scheduler.deploy(deployment(platform.settings, app, current, app.formation), output)
+            platform.scheduler.deploy(formation.deployment(platform.settings, app, current, app.formation), output)
             output.warn(f"{app_name}: the formation runs v{current.version}, the last good release")
     except GitpaasError as exc:
         output.warn(f"{app_name}: could not clean up the interrupted release's processes yet: {exc}")

@@ -12,9 +12,7 @@ import os
 import secrets
 import shutil
 import stat
-import sys
 from pathlib import Path
-from typing import Any
 
 from gitpaas import procfile, sizes, stacks
 from gitpaas.accounts import Accounts
@@ -22,6 +20,7 @@ from gitpaas.addons import backups as addon_backups
 from gitpaas.addons import runtime as addon_runtime
 from gitpaas.addons.plans import SERVICES
 from gitpaas.addons.store import AddonStore, Backup
+from gitpaas.appview import current_release
 from gitpaas.build import cache
 from gitpaas.errors import ProcessNotFound, UsageError
 from gitpaas.formation import check_quantities, deployment, hosts, release_spec
@@ -34,17 +33,12 @@ from gitpaas.platform import Platform
 from gitpaas.release import Release
 from gitpaas.retention import apply_retention
 from gitpaas.scheduler import OneOff, Process
-from gitpaas.settings import read_home_record
+from gitpaas.settings import entry_points, entry_points_outdated, read_home_record
 from gitpaas.store.apps import App
 from gitpaas.store.pipelines import PipelineStore
 from gitpaas.store.files import write_json
 
 # --- the home --------------------------------------------------------------------------------
-
-#: changes whenever the commands gitpaas writes into a home (each app's git hook, the SSH keys'
-#: forced command) change: homes made before are rewritten by :func:`refresh_entry_points`
-ENTRY_POINTS = "3:gitpaas.hook,gitpaas.ssh_shell,private"
-
 
 def init_home(platform: Platform) -> None:
     """Create the home and record its router settings, so later commands find the same router."""
@@ -59,7 +53,7 @@ def init_home(platform: Platform) -> None:
             "https_port": settings.https_port, "home_id": settings.home_id, "scheduler": settings.scheduler,
             **({"swarm_manager": settings.swarm_manager, "swarm_registry": settings.swarm_registry}
                if settings.scheduler == "swarm" else {}),
-            **_entry_points(),
+            **entry_points(),
         })
 
 
@@ -69,10 +63,6 @@ def record_api_url(platform: Platform, url: str) -> None:
     record = read_home_record(platform.settings.home)
     if record.get("api_url") != url:
         write_json(platform.settings.home / "home.json", {**record, "api_url": url})
-
-
-def _entry_points() -> dict[str, str]:
-    return {"entry_points": ENTRY_POINTS, "python": sys.executable}
 
 
 def _make_private(home: Path) -> None:
@@ -93,7 +83,7 @@ def refresh_entry_points(platform: Platform) -> bool:
     gitpaas whose commands differ (an upgrade, or a new Python); True if anything was rewritten.
     Cheap when nothing changed: one small file read."""
     record = read_home_record(platform.settings.home)
-    if not record or {key: record.get(key) for key in _entry_points()} == _entry_points():
+    if not entry_points_outdated(record):
         return False
     _make_private(platform.settings.home)
     for app in platform.apps.list():
@@ -101,7 +91,7 @@ def refresh_entry_points(platform: Platform) -> bool:
     accounts = Accounts(platform.settings)
     if accounts.keys():
         accounts.write_authorized_keys()
-    write_json(platform.settings.home / "home.json", {**record, **_entry_points()})
+    write_json(platform.settings.home / "home.json", {**record, **entry_points()})
     return True
 
 
@@ -174,18 +164,6 @@ def visible_apps(platform: Platform, actor: Actor) -> list[App]:
     return [app for app in platform.apps.list() if actor.may_use(app.owner, app.collaborators)]
 
 
-def current_release(platform: Platform, name: str) -> Release | None:
-    app = platform.apps.get(name)
-    return platform.apps.releases(name).get(app.current_release) if app.current_release else None
-
-
-def app_stacks(app: App, release: Release | None) -> tuple[stacks.Stack, stacks.Stack]:
-    """The stack the app runs on (its current release's; before any, the one it will be built on)
-    and the stack its next build uses, as Heroku's ``stack`` and ``build_stack``."""
-    build_stack = stacks.of_record(app.build_stack)
-    return (stacks.of_record(release.stack) if release else build_stack), build_stack
-
-
 def set_stack(platform: Platform, name: str, stack: str, output: Output | None = None) -> App:
     """Make ``stack`` the app's build stack: its next build (a push) uses it; what runs is unchanged."""
     chosen = stacks.get(stack)
@@ -194,41 +172,6 @@ def set_stack(platform: Platform, name: str, stack: str, output: Output | None =
         app.build_stack = chosen.name
         platform.apps.save(app)
     return app
-
-
-def app_info(platform: Platform, name: str, placement: bool = False) -> dict[str, Any]:
-    """The app as ``apps:info`` shows it; ``placement``: on a swarm, which node runs which process
-    (asked of the manager: ``apps:info`` wants it, a listing of every app does not)."""
-    app = platform.apps.get(name)
-    release = current_release(platform, name)
-    commands = release.process_types if release else {}
-    stack, build_stack = app_stacks(app, release)
-    return {
-        "id": app.id, "name": app.name, "git_url": str(platform.apps.repo_path(name)),
-        "stack": stack.name, "build_stack": build_stack.name,
-        "web_url": platform.settings.web_url(name), "created_at": app.created_at, "updated_at": app.updated_at,
-        "current_release": app.current_release and f"v{app.current_release}",
-        "formation": [{"type": t, "quantity": q, "command": commands.get(t)} for t, q in app.formation.items()],
-        "domains": app.domains, "retention": app.retention, "postdeploy": app.postdeploy,
-        "owner": app.owner, "collaborators": list(app.collaborators), "maintenance": app.maintenance,
-        "pipeline": _pipeline_stage(platform, name), "review": app.review,
-        "scheduler": platform.settings.scheduler,
-        # on a swarm, where its processes run (node → process names)
-        **({"nodes": _placement(platform, name)} if placement and platform.settings.scheduler == "swarm" else {}),
-    }
-
-
-def _placement(platform: Platform, name: str) -> dict[str, list[str]]:
-    placed: dict[str, list[str]] = {}
-    for process in platform.scheduler.processes(name):
-        if process.state == "up":
-            placed.setdefault(process.node or "?", []).append(process.name)
-    return dict(sorted(placed.items()))
-
-
-def _pipeline_stage(platform: Platform, name: str) -> dict[str, str] | None:
-    pipeline = PipelineStore(platform.settings).of_app(name)
-    return {"name": pipeline.name, "stage": pipeline.coupling(name).stage} if pipeline else None
 
 
 def set_maintenance(platform: Platform, name: str, on: bool, output: Output | None = None) -> bool:

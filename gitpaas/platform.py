@@ -14,9 +14,12 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from gitpaas.errors import EnvironmentProblem
-from gitpaas.router import NginxRouter
+from gitpaas.lazy import lazy
 from gitpaas.settings import Settings
 from gitpaas.store.apps import AppStore
+
+# The router too is made on first use: a command that reads records needs no nginx (nor jinja2).
+router_nginx = lazy("gitpaas.router.nginx")
 
 
 class Platform:
@@ -31,9 +34,9 @@ class Platform:
         self._engine: Any = None
 
     @property
-    def router(self) -> NginxRouter:
+    def router(self) -> router_nginx.NginxRouter:
         if self._router is None:
-            self._router = NginxRouter(self.settings)
+            self._router = router_nginx.NginxRouter(self.settings)
         return self._router
 
     @property

@@ -23,7 +23,7 @@ from typing import Iterator, Mapping
 
 from filelock import FileLock
 
-from gitpaas import appjson, operations, pipelines
+from gitpaas import appjson, appview, operations, pipelines
 from gitpaas import config as config_vars
 from gitpaas.errors import GitpaasError, PushRefused, UsageError
 from gitpaas.git.repo import ZERO_SHA, ensure_ref_unmoved, note_ref_update, wait_for_noted_ref_update
@@ -296,7 +296,7 @@ def destroy_review_app(platform: Platform, review: App, output: Output, old: str
                        environ: Mapping[str, str] | None = None) -> None:
     output.stage(f"Destroying review app {review.name} ({review.review.get('branch')} is gone)")
     with release_lock(platform, review.name, output):
-        current = operations.current_release(platform, review.name)
+        current = appview.current_release(platform, review.name)
         try:
             command = _predestroy(platform, review, current, old, environ)
             if command:

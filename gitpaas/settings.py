@@ -12,6 +12,7 @@ import ipaddress
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -191,6 +192,22 @@ class Settings:
     def web_url(self, app: str) -> str:
         port = "" if self.http_port == 80 else f":{self.http_port}"
         return f"http://{self.app_host(app)}{port}/"
+
+
+#: changes whenever the commands gitpaas writes into a home (each app's git hook, the SSH keys'
+#: forced command) change: homes made before are rewritten by ``operations.refresh_entry_points``
+ENTRY_POINTS = "3:gitpaas.hook,gitpaas.ssh_shell,private"
+
+
+def entry_points() -> dict[str, str]:
+    """What a home records of the gitpaas that wrote its entry points (``home.json``)."""
+    return {"entry_points": ENTRY_POINTS, "python": sys.executable}
+
+
+def entry_points_outdated(record: dict) -> bool:
+    """Were a home's entry points (``record``: its ``home.json``) written by another gitpaas, or
+    another Python? A home without a record has none yet."""
+    return bool(record) and {key: record.get(key) for key in entry_points()} != entry_points()
 
 
 def read_home_record(home: Path) -> dict:

@@ -34,7 +34,7 @@ def stack_json(stack: Stack, settings: Settings) -> dict[str, Any]:
 
 def app_json(app: App, settings: Settings, git_url: str, released_at: str | None,
              stacks: tuple[Stack, Stack]) -> dict[str, Any]:
-    """``stacks``: the app's stack and its build stack (operations.app_stacks)."""
+    """``stacks``: the app's stack and its build stack (appview.app_stacks)."""
     stack, build_stack = stacks
     return {
         "acm": False, "archived_at": None, "build_stack": stack_ref(build_stack), "buildpack_provided_description": None,

@@ -30,7 +30,7 @@ from gitpaas.api.core import (
 from gitpaas.errors import InvalidParams, NotFound
 from gitpaas.identity import Actor, account_id
 from gitpaas.notify.event import hide_server_paths
-from gitpaas.operations import app_stacks, current_release
+from gitpaas.appview import app_stacks, current_release
 from gitpaas.settings import Settings
 from gitpaas.shapes import GENERATION, app_json, derived_id
 from gitpaas.store.pipelines import STAGES, Coupling, Pipeline, PipelineStore, Promotion, Target

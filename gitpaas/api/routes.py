@@ -11,7 +11,7 @@ from typing import Annotated, Literal, Optional, Union
 from fastapi import APIRouter, Body, Depends, Request, Response
 from pydantic import Field, RootModel
 
-from gitpaas import events, operations, reviewapps, stacks
+from gitpaas import appview, events, operations, reviewapps, stacks
 from gitpaas.addons.store import AddonStore
 from gitpaas.api.core import (
     JsonRoute,
@@ -58,14 +58,14 @@ MAX_RANGE = 1000
 def _app_payload(request: Request, platform: Platform, app) -> dict:
     if gitpaas_variant(request):
         return _app_record(request, platform, app.name)
-    current = operations.current_release(platform, app.name)
+    current = appview.current_release(platform, app.name)
     return app_json(app, platform.settings, f"{base_url(request)}/{app.name}.git",
-                    current.updated_at if current else None, operations.app_stacks(app, current))
+                    current.updated_at if current else None, appview.app_stacks(app, current))
 
 
 def _app_record(request: Request, platform: Platform, name: str) -> dict:
     """gitpaas's own view of an app (``apps:info --json``), with the server's URLs in it and no path."""
-    info = operations.app_info(platform, name)
+    info = appview.app_info(platform, name)
     info["git_url"] = f"{base_url(request)}/{name}.git"
     if info["postdeploy"]:
         info["postdeploy"] = {**info["postdeploy"], "log": f"releases/v{info['postdeploy']['release']}/postdeploy.log"}
@@ -414,7 +414,7 @@ class FormationBatch(Strict):
 def _formation(platform: Platform, app) -> list[dict]:
     """The formation's process types, plus ``release`` at quantity 0 when the release defines one
     (as Heroku lists it; clients use it to know an app has a release phase)."""
-    current = operations.current_release(platform, app.name)
+    current = appview.current_release(platform, app.name)
     commands = current.process_types if current else {}
     entries = [formation_json(app, t, q, commands.get(t)) for t, q in app.formation.items()]
     if commands.get("release"):

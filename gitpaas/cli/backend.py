@@ -14,22 +14,29 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
-from gitpaas import events, operations, pipelines, reviewapps
-from gitpaas.accounts import Accounts
-from gitpaas.addons import backups as addon_backups
-from gitpaas.addons import lifecycle
-from gitpaas.addons.plans import POSTGRESQL
-from gitpaas.addons.store import AddonStore, BackupStore, cli_record, validate_backup_id
+from gitpaas import appview
 from gitpaas.client.outcomes import Access, ConfigOutcome, confirm_backup_deletion
 from gitpaas.client.terminal import Channel
 from gitpaas.errors import BootFailed, ConfigChangeFailed, ReleaseFailed, UsageError
 from gitpaas.identity import Actor
-from gitpaas.notify.drains import Drains
-from gitpaas.notify.store import Notifications
+from gitpaas.lazy import lazy
 from gitpaas.output import StreamOutput
 from gitpaas.platform import Platform
 from gitpaas.release import PENDING, Release
 from gitpaas.scheduler import Process, RunSession
+
+# Loaded on first use (gitpaas.lazy): a command that reads a record needs none of these.
+events = lazy("gitpaas.events")
+operations = lazy("gitpaas.operations")
+pipelines = lazy("gitpaas.pipelines")
+reviewapps = lazy("gitpaas.reviewapps")
+accounts = lazy("gitpaas.accounts")
+addon_backups = lazy("gitpaas.addons.backups")
+lifecycle = lazy("gitpaas.addons.lifecycle")
+plans = lazy("gitpaas.addons.plans")
+addon_store = lazy("gitpaas.addons.store")
+drains = lazy("gitpaas.notify.drains")
+notify_store = lazy("gitpaas.notify.store")
 
 
 class Backend(Protocol):
@@ -155,16 +162,16 @@ class Local:
 
     # --- apps ----------------------------------------------------------------------------------
     def apps(self) -> list[dict[str, Any]]:
-        return [operations.app_info(self.platform, app.name) for app in self.platform.apps.list()]
+        return [appview.app_info(self.platform, app.name) for app in self.platform.apps.list()]
 
     def create_app(self, name: str, stack: str | None, owner: str | None) -> dict[str, Any]:
         if owner:
-            owner = Accounts(self.platform.settings).get_user(owner)["email"]
+            owner = accounts.Accounts(self.platform.settings).get_user(owner)["email"]
         operations.create_app(self.platform, name, owner=owner, stack=stack)
-        return operations.app_info(self.platform, name)
+        return appview.app_info(self.platform, name)
 
     def app(self, name: str) -> dict[str, Any]:
-        return operations.app_info(self.platform, name, placement=True)
+        return appview.app_info(self.platform, name, placement=True)
 
     def destroy_app(self, name: str) -> list[dict[str, str]]:
         kept = reviewapps.destroy_with_review_apps(self.platform, name, release_output())
@@ -173,7 +180,7 @@ class Local:
     # --- config --------------------------------------------------------------------------------
     def config(self, app: str) -> tuple[dict[str, str], dict[str, str]]:
         self.platform.apps.get(app)
-        store = AddonStore(self.platform.settings)
+        store = addon_store.AddonStore(self.platform.settings)
         owners = {addon.config_var: addon.name for addon in store.of_app(app)}
         return store.with_own(app, self.platform.apps.config(app).get()), owners
 
@@ -249,7 +256,7 @@ class Local:
         if wanted:
             current = operations.resize(self.platform, app, wanted, release_output())
         else:
-            current = operations.type_sizes(self.platform.apps.get(app), operations.current_release(self.platform, app))
+            current = operations.type_sizes(self.platform.apps.get(app), appview.current_release(self.platform, app))
         return current, dict(self.platform.apps.get(app).formation)
 
     def logs(self, app: str, lines: int, follow: bool) -> Iterator[str]:
@@ -271,7 +278,7 @@ class Local:
         return Access(record.owner, list(record.collaborators))
 
     def add_access(self, app: str, email: str) -> str:
-        user = Accounts(self.platform.settings).get_user(email)
+        user = accounts.Accounts(self.platform.settings).get_user(email)
         operations.add_collaborator(self.platform, app, user["email"], StreamOutput(sys.stderr))
         return user["email"]
 
@@ -279,9 +286,9 @@ class Local:
         return operations.remove_collaborator(self.platform, app, email, StreamOutput(sys.stderr))
 
     # --- webhooks ------------------------------------------------------------------------------
-    def _notifications(self, app: str) -> Notifications:
+    def _notifications(self, app: str) -> notify_store.Notifications:
         self.platform.apps.get(app)
-        return Notifications.for_app(self.platform.settings, app)
+        return notify_store.Notifications.for_app(self.platform.settings, app)
 
     def webhooks(self, app: str) -> list[dict[str, str]]:
         return [hook.public() for hook in self._notifications(app).webhooks()]
@@ -298,8 +305,8 @@ class Local:
 
     # --- stacks --------------------------------------------------------------------------------
     def stacks(self, app: str) -> tuple[str, str]:
-        stack, build_stack = operations.app_stacks(self.platform.apps.get(app),
-                                                   operations.current_release(self.platform, app))
+        stack, build_stack = appview.app_stacks(self.platform.apps.get(app),
+                                                   appview.current_release(self.platform, app))
         return stack.name, build_stack.name
 
     def set_stack(self, app: str, stack: str) -> tuple[str, str]:
@@ -308,16 +315,16 @@ class Local:
 
     # --- add-ons -------------------------------------------------------------------------------
     def addons(self, app: str | None) -> list[dict[str, Any]]:
-        store = AddonStore(self.platform.settings)
+        store = addon_store.AddonStore(self.platform.settings)
         if app:
             self.platform.apps.get(app)
-        return [cli_record(addon) for addon in (store.of_app(app) if app else store.all())]
+        return [addon_store.cli_record(addon) for addon in (store.of_app(app) if app else store.all())]
 
     def addon(self, name: str, app: str | None) -> dict[str, Any]:
-        addon = AddonStore(self.platform.settings).get(name, app)
-        record = cli_record(addon)
-        if addon.service == POSTGRESQL.name:
-            record["backups_kept"] = sum(1 for b in BackupStore(self.platform.settings).list(addon.app)
+        addon = addon_store.AddonStore(self.platform.settings).get(name, app)
+        record = addon_store.cli_record(addon)
+        if addon.service == plans.POSTGRESQL.name:
+            record["backups_kept"] = sum(1 for b in addon_store.BackupStore(self.platform.settings).list(addon.app)
                                          if b.addon == addon.name)
         return record
 
@@ -325,11 +332,11 @@ class Local:
         self.platform.apps.get(app)
         change = lifecycle.create(self.platform, app, self.actor, release_output(), plan, attachment=attachment,
                                   name=name)
-        return cli_record(change.addon), change.release.version if change.release else None
+        return addon_store.cli_record(change.addon), change.release.version if change.release else None
 
     def destroy_addon(self, app: str, name: str) -> tuple[dict, int | None, str | None]:
         change = lifecycle.destroy(self.platform, app, self.actor, release_output(), name)
-        return (cli_record(change.addon), change.release.version if change.release else None,
+        return (addon_store.cli_record(change.addon), change.release.version if change.release else None,
                 change.backup.id if change.backup else None)
 
     def addon_session(self, app: str, service: str, name: str | None, command: str | None, tty: bool) -> Channel:
@@ -341,30 +348,30 @@ class Local:
     def backups(self, app: str | None) -> tuple[list[dict[str, Any]], set[tuple[str, str]]]:
         if app:
             self.platform.apps.get(app)
-        live = {(a.app, a.name) for a in AddonStore(self.platform.settings).all()}
-        return [b.to_dict() for b in BackupStore(self.platform.settings).list(app)], live
+        live = {(a.app, a.name) for a in addon_store.AddonStore(self.platform.settings).all()}
+        return [b.to_dict() for b in addon_store.BackupStore(self.platform.settings).list(app)], live
 
     def capture_backup(self, app: str, name: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
         backup = addon_backups.capture(self.platform, app, name)
         return backup.to_dict(), self.addon(backup.addon, app)
 
     def download_backup(self, app: str, backup_id: str, target: Path) -> int:
-        backup = BackupStore(self.platform.settings).get(validate_backup_id(backup_id), app)
+        backup = addon_store.BackupStore(self.platform.settings).get(addon_store.validate_backup_id(backup_id), app)
         return addon_backups.download(self.platform, backup, target)
 
     def delete_backup(self, app: str, backup_id: str, confirm: str | None) -> dict[str, Any]:
-        store = BackupStore(self.platform.settings)
-        backup = store.get(validate_backup_id(backup_id), app)
+        store = addon_store.BackupStore(self.platform.settings)
+        backup = store.get(addon_store.validate_backup_id(backup_id), app)
         confirm_backup_deletion(app, backup.id, confirm)
         store.delete(backup)
         return backup.to_dict()
 
     def restore_backup(self, app: str, backup_id: str, name: str | None) -> dict[str, Any]:
-        addon = addon_backups.restore(self.platform, app, validate_backup_id(backup_id), name, release_output())
-        return cli_record(addon)
+        addon = addon_backups.restore(self.platform, app, addon_store.validate_backup_id(backup_id), name, release_output())
+        return addon_store.cli_record(addon)
 
     def schedule_backups(self, app: str, name: str | None, at: str | None, retain: int) -> dict[str, Any]:
-        return cli_record(addon_backups.set_schedule(self.platform, app, name, at, retain))
+        return addon_store.cli_record(addon_backups.set_schedule(self.platform, app, name, at, retain))
 
     # --- maintenance and drains ----------------------------------------------------------------
     def maintenance(self, app: str) -> bool:
@@ -375,17 +382,17 @@ class Local:
 
     def drains(self, app: str) -> list[dict[str, Any]]:
         self.platform.apps.get(app)
-        store = Drains(self.platform.settings, app)
+        store = drains.Drains(self.platform.settings, app)
         status = store.status()
         return [{**asdict(drain), "status": status.get(drain.id, {})} for drain in store.list()]
 
     def add_drain(self, app: str, url: str) -> dict[str, Any]:
         self.platform.apps.get(app)
-        return asdict(Drains(self.platform.settings, app).add(url))
+        return asdict(drains.Drains(self.platform.settings, app).add(url))
 
     def remove_drain(self, app: str, id_or_url: str) -> dict[str, Any]:
         self.platform.apps.get(app)
-        return asdict(Drains(self.platform.settings, app).remove(id_or_url))
+        return asdict(drains.Drains(self.platform.settings, app).remove(id_or_url))
 
     # --- one-off dynos -------------------------------------------------------------------------
     def run(self, app: str, command: str, size: str | None, env: dict[str, str], tty: bool) -> tuple[str, Channel]:

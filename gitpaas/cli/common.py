@@ -9,8 +9,6 @@ import sys
 from typing import Any, Iterable, Sequence
 
 import click
-from rich.console import Console
-from rich.table import Table, box
 
 from gitpaas.cli.backend import Backend, Local, release_output  # noqa: F401  (for the commands)
 from gitpaas.client import credentials
@@ -69,13 +67,18 @@ def print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
-def console() -> Console:
-    # Into a pipe or a file, a row is one line however long (for grep), not wrapped at some width.
+def console():
+    """A rich Console (rich is loaded here, on first use: a command printing JSON never loads it).
+    Into a pipe or a file, a row is one line however long (for grep), not wrapped at some width."""
+    from rich.console import Console
+
     width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else 1000
     return Console(width=width, highlight=False, soft_wrap=False)
 
 
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
+    from rich.table import Table, box
+
     table = Table(*columns, box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False)
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))

@@ -1,18 +1,25 @@
 """The ``gitpaas`` click group: every command module adds its commands to it, and every
-GitpaasError a command raises is rendered here, once — one line on stderr, the error's exit code."""
+GitpaasError a command raises is rendered here, once — one line on stderr, the error's exit code.
+
+The group loads a command's module only when that command runs: ``commands.py`` says which module
+holds which command, and the start of its help, so ``gitpaas --help`` imports no command module and a
+command imports only what it uses (``gitpaas releases`` neither Docker's client nor the pipeline).
+``manifest_source()`` writes ``commands.py`` anew from the modules themselves; a unit test checks
+it is current.
+"""
 
 from __future__ import annotations
 
 import errno
+import importlib
 import sys
+
+import inspect
 
 import click
 
-from gitpaas.cli.common import login, platform
+from gitpaas.cli.commands import COMMANDS, MODULES
 from gitpaas.errors import DiskFull, GitpaasError, UsageError
-from gitpaas.locks import recover_all
-from gitpaas.operations import refresh_entry_points
-from gitpaas.output import StreamOutput
 
 #: commands that must not wait on recovery (it may need the Docker engine they are setting up, or
 #: wait for: boot settles releases itself once the engine answers)
@@ -54,6 +61,25 @@ class _Failure(click.ClickException):
 
 
 class GitpaasGroup(click.Group):
+    """A click group whose commands are imported on first use (see the module's docstring)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(COMMANDS[cmd_name][0])
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's list of commands, from ``commands.py``: the help imports no command module."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = [(name, (self.commands.get(name) or click.Command(name, help=COMMANDS[name][1])).get_short_help_str(limit))
+                for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -78,12 +104,48 @@ def cli(ctx: click.Context) -> None:
     command = ctx.invoked_subcommand
     if command in NO_HOME:
         return
+    # Loaded here, not above: `gitpaas --help` and a mistyped command need none of it.
+    from gitpaas.cli.common import login, platform
+
     remote = login()
     if remote is not None:
         if command not in REMOTE:
             raise UsageError(f"`gitpaas {command}` acts on the server's home and runs on the server only; this "
                              f"machine is logged in to {remote.server} (`gitpaas logout` to use a home here)")
         return
-    refresh_entry_points(platform())
+    from gitpaas.locks import recover_all
+    from gitpaas.output import StreamOutput
+    from gitpaas.settings import entry_points_outdated, read_home_record
+
+    if entry_points_outdated(read_home_record(platform().settings.home)):
+        from gitpaas.operations import refresh_entry_points
+        refresh_entry_points(platform())
     if command not in NO_RECOVERY:
         recover_all(platform(), StreamOutput(sys.stderr))
+
+
+def manifest_source() -> str:
+    """``commands.py`` as it should read: every command of MODULES, its module, the first paragraph
+    of its help (what click shortens into the list of commands)."""
+    for module in MODULES:
+        importlib.import_module(module)
+    width = max(len(name) for name in cli.commands)
+    lines = []
+    for name in sorted(cli.commands):
+        command = cli.commands[name]
+        help_line = inspect.cleandoc(command.short_help or command.help or "").split("\n\n")[0]
+        lines.append(f"    {name!r}: {' ' * (width - len(name))}({command.callback.__module__!r}, {help_line!r}),")
+    modules = "".join(f"    {module!r},\n" for module in MODULES)
+    return (f'''"""Which module holds each ``gitpaas`` command, and the start of its help: the group imports a module
+only when one of its commands runs (``group.py``). Written by ``group.manifest_source()``:
+
+    .venv/bin/python -c 'from gitpaas.cli.group import manifest_source as m; print(m(), end="")' > gitpaas/cli/commands.py
+"""
+
+#: the modules that add commands to the group
+MODULES = (
+{modules})
+
+#: command → (its module, the first paragraph of its help)
+COMMANDS = {{
+''' + "\n".join(lines) + "\n}\n")

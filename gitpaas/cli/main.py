@@ -1,32 +1,11 @@
-"""``gitpaas``: the group with every command module's commands, and the console entry point."""
+"""``gitpaas``: the group (its commands are loaded as they are used: ``group.py``), and the console
+entry point."""
 
 from __future__ import annotations
 
 import os
 import sys
 
-from gitpaas.cli import (  # noqa: F401  (importing a module adds its commands to the group)
-    accounts,
-    addons,
-    apps,
-    backup,
-    boot,
-    builds,
-    certs,
-    config,
-    domains,
-    logs,
-    maintenance,
-    pipelines,
-    ps,
-    releases,
-    run,
-    server,
-    session,
-    stack,
-    swarm,
-    webhooks,
-)
 from gitpaas.cli.group import cli
 from gitpaas.store.files import PRIVATE_UMASK
 

@@ -1,5 +1,5 @@
 """What the dashboard's pages show, gathered from the same operations and stores the CLI and the
-API read (``operations.app_info``, ``operations.processes``, the release store, ``releasediff``):
+API read (``appview.app_info``, ``operations.processes``, the release store, ``releasediff``):
 nothing here decides anything, it only arranges records for the templates."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gitpaas import operations, releasediff
+from gitpaas import appview, operations, releasediff
 from gitpaas.addons.store import AddonStore
 from gitpaas.errors import DamagedRecord, GitpaasError
 from gitpaas.identity import Actor
@@ -238,7 +238,7 @@ def formation(platform: Platform, app: str) -> dict[str, Any]:
 
 def app_page(platform: Platform, app: str) -> dict[str, Any]:
     """Everything an app's page shows besides the timeline and the processes."""
-    info = operations.app_info(platform, app)
+    info = appview.app_info(platform, app)
     store = AddonStore(platform.settings)
     addons = store.of_app(app)
     return {

@@ -4,11 +4,7 @@
     processes   what /proc says about nginx's master and workers
     tls         the operator's certificate and key, as files nginx reads
     nginx       NginxRouter: start, reload (confirmed), stop — the only part that runs nginx
+
+The package itself imports none of them: a command that never touches the router (``gitpaas
+releases``) does not load nginx's templates.
 """
-
-from __future__ import annotations
-
-from gitpaas.router.nginx import NginxRouter
-from gitpaas.router.render import render_app_config, render_main_config
-
-__all__ = ["NginxRouter", "render_app_config", "render_main_config"]

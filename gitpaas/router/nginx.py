@@ -126,7 +126,7 @@ class NginxRouter:
             if not changed and self._master_pid() is not None and _read(target) == text:
                 return
             self._install_app_config(target, text)
-            self._reload_or_start()
+            self._reload_or_start(tested=True)
 
     def remove_app(self, app: str) -> None:
         """Stop routing the app's hosts: they get the 404 page again."""
@@ -236,7 +236,7 @@ class NginxRouter:
         )
         includes = sorted([*others, candidate], key=lambda path: path.name.lstrip(".").removesuffix(".candidate"))
         main = render_main_config(self.settings, worker_user=worker_user(self.router_dir), app_includes=includes,
-                                  temp_dir=self.temp_dir)
+                                  tls=self.tls(), temp_dir=self.temp_dir)
         try:
             write_atomic(candidate, text.encode())
             write_atomic(main_candidate, main.encode())
@@ -312,26 +312,30 @@ class NginxRouter:
                 f"{self._error_log_tail()}"
             )
 
-    def _reload_or_start(self) -> None:
+    def _reload_or_start(self, tested: bool = False) -> None:
         if self._master_pid() is None:
             self._start()
         else:
-            self._reload()
+            self._reload(tested)
 
-    def _reload(self) -> None:
+    def _reload(self, tested: bool = False) -> None:
+        """SIGHUP, then wait until nginx serves the new configuration. ``tested``: the configuration
+        on disk is the candidate ``nginx -t`` just accepted (``_install_app_config``), so it is not
+        parsed a second time; only the generation token differs, and that file is always valid."""
         master = self._master_pid()
         if master is None:
             raise EnvironmentProblem(f"nginx of {self.router_dir} is not running")
         token = secrets.token_hex(8)
         write_atomic(self.router_dir / "generation.conf", _generation_config(token).encode())
-        self._test(self.main_config_path)
+        if not tested:
+            self._test(self.main_config_path)
         old_workers = children(master)
         os.kill(master, signal.SIGHUP)
 
         def live() -> bool:
             return self._served_generation() == token and not any(is_accepting_worker(pid) for pid in old_workers)
 
-        if not self._wait(live, RELOAD_TIMEOUT):
+        if not self._wait(live, RELOAD_TIMEOUT, interval=0.01):
             raise EnvironmentProblem(
                 f"nginx did not load the new configuration within {RELOAD_TIMEOUT:.0f}s:\n{self._error_log_tail()}"
             )

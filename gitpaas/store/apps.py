@@ -10,8 +10,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from filelock import FileLock
-
 from gitpaas.errors import AppExists, AppNotFound, GitpaasError
 from gitpaas.names import validate_app_name, validate_new_app_name
 from gitpaas.release import now_iso
@@ -19,6 +17,10 @@ from gitpaas.settings import Settings
 from gitpaas.store.config import ConfigStore
 from gitpaas.store.files import read_json, write_json
 from gitpaas.store.releases import ReleaseStore
+from gitpaas.lazy import lazy
+
+#: file locks, loaded on first use: reading records takes none
+filelock = lazy("filelock")
 
 #: the note of a build under way, and of the app's last build when it failed, in the app's folder
 BUILDING = "building.json"
@@ -171,12 +173,12 @@ class AppStore:
             note.unlink(missing_ok=True)
 
     # --- locks ---------------------------------------------------------------------------
-    def _home_lock(self) -> FileLock:
+    def _home_lock(self) -> filelock.FileLock:
         self.locks.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.locks / "home.lock"))
+        return filelock.FileLock(str(self.locks / "home.lock"))
 
-    def release_lock(self, name: str) -> FileLock:
+    def release_lock(self, name: str) -> filelock.FileLock:
         """The lock that serializes everything changing what an app runs (see ``gitpaas.locks``).
         The thread that takes it lets it go."""
         self.locks.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.locks / f"{name}.lock"))
+        return filelock.FileLock(str(self.locks / f"{name}.lock"))

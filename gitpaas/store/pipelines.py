@@ -15,13 +15,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from gitpaas.errors import DamagedRecord, NotFound, UsageError
 from gitpaas.names import is_uuid
 from gitpaas.release import now_iso
 from gitpaas.settings import Settings
 from gitpaas.store.files import read_json, write_json
+from gitpaas.lazy import lazy
+
+#: file locks, loaded on first use: reading records takes none
+filelock = lazy("filelock")
 
 #: the stages in promotion order: a promotion goes from one stage to a later one
 STAGES = ("review", "development", "staging", "production")
@@ -145,11 +147,11 @@ class PipelineStore:
         self.settings = settings
         self.root = settings.home / "pipelines"
 
-    def lock(self) -> FileLock:
+    def lock(self) -> filelock.FileLock:
         """Held around every read-change-write of a pipeline."""
         folder = self.settings.home / "locks"
         folder.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(folder / "pipelines.lock"))
+        return filelock.FileLock(str(folder / "pipelines.lock"))
 
     def _file(self, name: str) -> Path:
         return self.root / name / "pipeline.json"

@@ -12,8 +12,6 @@ import os
 from pathlib import Path
 from typing import Callable, Iterator
 
-from filelock import FileLock
-
 from gitpaas.errors import DamagedRecord, ReleaseNotFound
 from gitpaas.release import Release
 from gitpaas.store.files import (
@@ -23,6 +21,10 @@ from gitpaas.store.files import (
     write_atomic,
     write_json,
 )
+from gitpaas.lazy import lazy
+
+#: file locks, loaded on first use: reading records takes none
+filelock = lazy("filelock")
 
 #: the file naming the highest version allocated, so the newest records are found without a scan
 LATEST = "latest"
@@ -61,7 +63,7 @@ class ReleaseStore:
     def create(self, build: Callable[[int], Release]) -> Release:
         """Allocate the next version and write ``build(version)`` as its record, atomically."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.root / ".version.lock")):
+        with filelock.FileLock(str(self.root / ".version.lock")):
             version = self._allocated() + 1
             self.folder(version).mkdir()
             write_atomic(self.root / LATEST, f"{version}\n".encode())

@@ -13,7 +13,7 @@ from conftest import FAULTS
 from harness import GITPAAS, ApiServer, restart_engine, wait_for
 
 from gitpaas import labels
-from gitpaas.router import NginxRouter
+from gitpaas.router.nginx import NginxRouter
 
 WORKER = "worker: python3 -c 'import time; time.sleep(100000)'\n"
 

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from gitpaas.errors import EnvironmentProblem, UsageError
-from gitpaas.router import NginxRouter
+from gitpaas.router.nginx import NginxRouter
 from gitpaas.router.processes import children, process_title
 from gitpaas.settings import Settings
 

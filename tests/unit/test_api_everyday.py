@@ -15,7 +15,7 @@ from fakes import deploy, make_platform
 from schema import validate
 from test_api_security import signed_in_client
 
-from gitpaas import operations
+from gitpaas import appview, operations
 from gitpaas.api import account, addons, drains, pg_backups, routes, streams, webhooks
 from gitpaas.client.api import VARIANT
 from gitpaas.notify.drains import (
@@ -182,7 +182,7 @@ def test_log_drains_in_herokus_shape(client, platform):
 
 def test_the_gitpaas_variant_is_the_record_the_cli_prints(client, platform):
     app = client.request("GET", "/apps/shop", user=OWNER, headers={"accept": VARIANT}).json()
-    assert app == {**operations.app_info(platform, "shop"), "git_url": "http://testserver/shop.git"}
+    assert app == {**appview.app_info(platform, "shop"), "git_url": "http://testserver/shop.git"}
     release = client.request("GET", "/apps/shop/releases/1", user=OWNER, headers={"accept": VARIANT}).json()
     record = platform.apps.releases("shop").get(1).to_dict()
     assert {k: v for k, v in release.items() if k not in ("output_stream_url", "story_stream_url")} == \

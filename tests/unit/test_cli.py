@@ -217,7 +217,7 @@ def test_ps_of_an_app_with_nothing_running(run, fake_platform):
 
 def test_a_home_made_by_an_older_gitpaas_gets_its_entry_points_rewritten(run, home):
     """After an upgrade that moved the hook's module, pushes to existing apps keep working."""
-    from gitpaas.operations import ENTRY_POINTS
+    from gitpaas.settings import ENTRY_POINTS
 
     run("apps:create", "shop")
     hook = home / "apps/shop/repo.git/hooks/pre-receive"

@@ -20,6 +20,16 @@ LOADED_ON_FIRST_USE = {
     ("gitpaas.cli.server", "gitpaas.api.application"),
     # the Platform API client (requests) only when logged in to a server
     ("gitpaas.cli.common", "gitpaas.client.remote"), ("gitpaas.cli.session", "gitpaas.client.api"),
+    # the group's own work before a command (`gitpaas --help` and a mistyped command need none of it)
+    ("gitpaas.cli.group", "gitpaas.cli.common"), ("gitpaas.cli.group", "gitpaas.locks"),
+    ("gitpaas.cli.group", "gitpaas.operations"), ("gitpaas.cli.group", "gitpaas.output"),
+    ("gitpaas.cli.group", "gitpaas.settings"),
+    ("gitpaas.platform", "gitpaas.router.nginx"), ("gitpaas.locks", "gitpaas.formation"),
+    # what the CLI's commands that change things need, and a command that reads a record does not
+    *(("gitpaas.cli.backend", module) for module in (
+        "gitpaas.events", "gitpaas.operations", "gitpaas.pipelines", "gitpaas.reviewapps", "gitpaas.accounts",
+        "gitpaas.addons.backups", "gitpaas.addons.lifecycle", "gitpaas.addons.plans", "gitpaas.addons.store",
+        "gitpaas.notify.drains", "gitpaas.notify.store")),
 }
 
 
@@ -41,6 +51,11 @@ def imports() -> dict[str, list[tuple[str, bool]]]:
                 targets = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
             elif isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "lazy"
+                  and node.args and isinstance(node.args[0], ast.Constant)):
+                # `x = lazy("gitpaas.x")` (gitpaas.lazy): an import made on first use, wherever it is written
+                edges += [(node.args[0].value, False)] if node.args[0].value in modules else []
+                continue
             else:
                 continue
             # (a package importing its own submodule, `from gitpaas.x import y` in x/__init__, is no cycle)

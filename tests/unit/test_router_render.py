@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from gitpaas.errors import InvalidAppName, UsageError
-from gitpaas.router import render_app_config, render_main_config
+from gitpaas.router.render import render_app_config, render_main_config
 from gitpaas.settings import Settings
 
 

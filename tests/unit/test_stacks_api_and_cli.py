@@ -9,7 +9,7 @@ from schema import validate
 from test_api_security import Client, signed_in_client
 
 from fakes import deploy, make_platform
-from gitpaas import events, operations, stacks
+from gitpaas import appview, events, operations, stacks
 from gitpaas.api import routes
 from gitpaas.cli.main import cli
 from gitpaas.identity import Actor
@@ -96,7 +96,7 @@ def test_an_app_recorded_before_stacks_is_on_bookworm(platform):
     release = platform.apps.releases("shop").get(1)
     release.stack = None
     platform.apps.releases("shop").save(release)
-    info = operations.app_info(platform, "shop")
+    info = appview.app_info(platform, "shop")
     assert (info["stack"], info["build_stack"]) == ("bookworm", "bookworm")
 
 

@@ -24,7 +24,8 @@ from gitpaas.errors import BootFailed
 from gitpaas.healthchecks import Check
 from gitpaas.scheduler.docker_local.containers import WEB_PORT, Containers, Dyno
 
-POLL = 0.05
+#: how often a new web process's sockets are read (a file read in /proc: cheap)
+POLL = 0.02
 
 
 def listening_in_container(pid: int, port: int) -> bool | None:

@@ -1,0 +1,203 @@
+"""Two hundred apps on one box: does anything gitpaas does slow down with the number of apps?
+
+    .venv/bin/python bench/many_apps.py [--apps 200] [--concurrency 3] [--redeploys 3] [--switches 10]
+                                        [--rounds 5] [--time-limit 1500]
+
+One home, the test app of bench/deploy_speed.py (tests/apps/web: a Dockerfile on the stack, a web
+process and ``release: true``) as every app, at the default size, each owned by one account so the
+Platform API lists them all. Measured with 1 app, then again once N apps run (pushed a few at a
+time; if the time limit comes first, N is where it stopped, and the JSON says so):
+
+- redeploy: `git push` of a new BODY until it answers through the router — the first app at 1,
+  the newest app at N (medians of ``--redeploys``);
+- router switch: ``NginxRouter.set_app`` of a probe host between two backends — the new file
+  written, ``nginx -t``, the reload, confirmed (medians of ``--switches``);
+- `gitpaas apps` (a new process each time) and `GET /apps` from a running `gitpaas server`
+  (medians of ``--rounds``);
+- memory: the proportional set size (PSS, so shared pages are counted once) of the router's nginx
+  processes and of the `gitpaas server`; the growth from 1 app to N divided by N - 1 is the memory
+  gitpaas's own processes take per app. The apps' own containers are reported beside it (they are
+  the apps, not gitpaas).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+from common import scratch_home, summary, write_result
+from deploy_speed import Deployer, settle
+from harness import ApiServer
+
+from gitpaas.router.nginx import NginxRouter
+from gitpaas.router.processes import children
+
+EMAIL = "many@example.com"
+PROBE = "switch-probe"
+
+
+def pss_kib(pid: int) -> int:
+    """A process's proportional set size in KiB (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def tree_pss_kib(pid: int) -> int:
+    """PSS of a process and every process below it."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        total += pss_kib(current)
+        pending.extend(children(current))
+    return total
+
+
+def containers_memory_mib(home_label: str) -> float:
+    """The memory the home's containers use now (the engine's own figure: cgroup usage)."""
+    ids = subprocess.run(["docker", "ps", "-q", "--filter", f"label=gitpaas.home={home_label}"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    if not ids:
+        return 0.0
+    stats = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", *ids],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    units = {"KiB": 1 / 1024, "MiB": 1.0, "GiB": 1024.0, "B": 1 / 1024 / 1024}
+    total = 0.0
+    for line in stats:
+        used = line.split("/")[0].strip()
+        for unit, factor in units.items():
+            if used.endswith(unit):
+                total += float(used[: -len(unit)]) * factor
+                break
+    return round(total, 1)
+
+
+class Box:
+    """The home with its apps, its router and its API server."""
+
+    def __init__(self, deployer: Deployer, server: ApiServer) -> None:
+        self.deployer = deployer
+        self.home = deployer.home
+        self.server = server
+        self.router = NginxRouter(self.home.settings)
+        self.apps: list[str] = []
+
+    def add_app(self, number: int) -> None:
+        app = f"app{number:03d}"
+        self.home.gitpaas("apps:create", app, "--owner", EMAIL)
+        self.deployer.bodies[app] = {}
+        self.deployer.push(app, f"{app} first")
+        self.apps.append(app)
+
+    def measure(self, redeploys: int, switches: int, rounds: int) -> dict:
+        app = self.apps[-1]
+        redeploy = []
+        for run in range(redeploys):
+            seconds, _version = self.deployer.redeploy(app, f"{app} again {run} {time.time()}")
+            redeploy.append(round(seconds, 3))
+            settle()
+        switch = []
+        for run in range(switches):
+            started = time.perf_counter()
+            self.router.set_app(PROBE, [f"{PROBE}.localhost"], [("127.0.0.1", 1 + run % 2)])
+            switch.append(round(time.perf_counter() - started, 4))
+        self.router.remove_app(PROBE)
+        cli, api = [], []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            listed = self.home.gitpaas("apps", "--json").stdout
+            cli.append(round(time.perf_counter() - started, 4))
+            started = time.perf_counter()
+            response = self.server.call("GET", "/apps")
+            api.append(round(time.perf_counter() - started, 4))
+            response.raise_for_status()
+        count_cli, count_api = len(json.loads(listed)), len(response.json())
+        master = self.router._master_pid()
+        return {
+            "apps": len(self.apps), "app": app, "listed_by_cli": count_cli, "listed_by_api": count_api,
+            "redeploy_s": summary(redeploy), "switch_s": summary(switch), "cli_apps_s": summary(cli),
+            "api_apps_s": summary(api),
+            "router_pss_kib": tree_pss_kib(master) if master else 0,
+            "server_pss_kib": tree_pss_kib(self.server.process.pid),
+            "containers_mib": containers_memory_mib(self.home.settings.home_label),
+            "samples": {"redeploy_s": redeploy, "switch_s": switch, "cli_apps_s": cli, "api_apps_s": api},
+        }
+
+
+def ratio(at_n: dict, at_1: dict, key: str) -> float:
+    return round(at_n[key]["median"] / at_1[key]["median"], 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--apps", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=3, help="pushes at once while filling the box")
+    parser.add_argument("--redeploys", type=int, default=3)
+    parser.add_argument("--switches", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--time-limit", type=float, default=1500.0,
+                        help="stop adding apps after this many seconds (the report says where it stopped)")
+    args = parser.parse_args()
+    started = time.monotonic()
+    with scratch_home() as home:
+        deployer = Deployer(home)
+        server = ApiServer(home, email=EMAIL)
+        try:
+            box = Box(deployer, server)
+            box.add_app(1)
+            box.deployer.push(box.apps[0], "app001 warm-up")  # the engine's build cache and the router, warm
+            settle()
+            first = box.measure(args.redeploys, args.switches, args.rounds)
+            print(f"1 app: redeploy {first['redeploy_s']['median']:.2f} s, switch {first['switch_s']['median']:.3f} s, "
+                  f"apps {first['cli_apps_s']['median']:.3f} s, GET /apps {first['api_apps_s']['median']:.3f} s",
+                  flush=True)
+            stopped_early = False
+            number = 2
+            with concurrent.futures.ThreadPoolExecutor(args.concurrency) as pool:
+                while number <= args.apps:
+                    if time.monotonic() - started > args.time_limit:
+                        stopped_early = True
+                        break
+                    batch = list(range(number, min(args.apps, number + args.concurrency * 4 - 1) + 1))
+                    for done in pool.map(box.add_app, batch):
+                        del done
+                    number = batch[-1] + 1
+                    print(f"{len(box.apps)} apps ({time.monotonic() - started:.0f} s)", flush=True)
+            box.apps.sort()
+            settle()
+            last = box.measure(args.redeploys, args.switches, args.rounds)
+        finally:
+            server.stop()
+    n = last["apps"]
+    per_app = {key: round((last[key] - first[key]) / max(1, n - 1), 1) for key in ("router_pss_kib", "server_pss_kib")}
+    result = {
+        "apps_wanted": args.apps, "apps": n, "stopped_early": stopped_early, "concurrency": args.concurrency,
+        "first": first, "last": last,
+        "ratios": {"redeploy": ratio(last, first, "redeploy_s"), "switch": ratio(last, first, "switch_s"),
+                   "cli_apps": ratio(last, first, "cli_apps_s"), "api_apps": ratio(last, first, "api_apps_s")},
+        "per_app_kib": per_app,
+        "containers_mib_per_app": round(last["containers_mib"] / max(1, n), 1),
+        "fill_seconds": round(time.monotonic() - started, 1),
+    }
+    path = write_result("many_apps", result)
+    print(f"\n| median | 1 app | {n} apps | {n}/1 |\n|---|---:|---:|---:|")
+    for label, key in (("redeploy", "redeploy_s"), ("router switch", "switch_s"), ("gitpaas apps", "cli_apps_s"),
+                       ("GET /apps", "api_apps_s")):
+        print(f"| {label} | {first[key]['median']:.3f} s | {last[key]['median']:.3f} s | "
+              f"{statistics.median(last['samples'][key]) / statistics.median(first['samples'][key]):.2f} |")
+    print(f"| router / server PSS | {first['router_pss_kib']} / {first['server_pss_kib']} KiB | "
+          f"{last['router_pss_kib']} / {last['server_pss_kib']} KiB | per app: {per_app} |")
+    print(f"\nwritten to {path}")
+
+
+if __name__ == "__main__":
+    main()
