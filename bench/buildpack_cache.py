@@ -9,8 +9,8 @@ unchanged, code changed), alternately, in one run, for two dependency-heavy apps
     .venv/bin/python bench/buildpack_cache.py [--runs 5] [--apps python,node]
 
 Each run is a real `git push`: `builds:cache:clear` then a push (cold: pip or npm downloads and
-installs everything), then a push that changes only code (warm: the cached virtualenv, or the
-cached node_modules, is reused). Three times per push: compile, the buildpack's own step ("python:
+installs everything), then a push that changes only code (warm: the build stands on the previous
+slug, whose virtualenv or node_modules stays in place). Three times per push: compile, the buildpack's own step ("python:
 compiled in N s", what the cache saves); build, what gitpaas reports ("Built … in N s": from the
 push reaching gitpaas to the slug image, so the build container and the commit too); push, the
 whole `git push`, release and swap included.
@@ -43,11 +43,11 @@ DJANGO_REQUIREMENTS = ("Django==6.1.3\nwhitenoise==6.12.0\ngunicorn==27.0.1\ndj-
                        "requests==2.32.3\n")
 SAMPLES = {
     "python": Sample("Django + psycopg + DRF + Pillow + Celery (pip)", ROOT / "tests" / "apps" / "django-whitenoise",
-                     "Installing requirements with pip", "Reusing the cached virtualenv",
+                     "Installing requirements with pip", "Reusing the virtualenv of the previous build",
                      {"requirements.txt": DJANGO_REQUIREMENTS}),
     "node": Sample("Express + lodash + pino + axios, TypeScript and ESLint (npm ci, lockfile)",
                    ROOT / "bench" / "apps" / "node-express", "Installing dependencies with npm ci",
-                   "Restoring node_modules from the build cache"),
+                   "Reusing node_modules of the previous build"),
 }
 BUILT = re.compile(r"Built \S+ \([\d.]+ MB\) in ([\d.]+) s")
 PHASES = ("compile", "build", "push")

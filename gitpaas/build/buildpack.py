@@ -16,6 +16,7 @@ slug image. Builds of one app are serialized by the release lock that ``deploy_p
 from __future__ import annotations
 
 import collections
+import hashlib
 import io
 import os
 import secrets
@@ -54,8 +55,20 @@ from gitpaas.errors import BuildFailed, EnvironmentProblem, GitpaasError, Unsupp
 from gitpaas.lines import iter_lines
 from gitpaas.runtimes import check_node, choose_python, node_request, python_request
 from gitpaas.settings import Settings
-from gitpaas.store.files import open_private
+from gitpaas.store.files import open_private, read_json, write_json
 
+#: A warm build stands on the previous build's slug rather than on the stack: the folders the
+#: bundled buildpacks install dependencies into stay in its layer (each buildpack keeps its folder
+#: only when the key it wrote there matches, else it makes it anew), everything else in /app is
+#: removed, and the new slug is that image plus one layer with the new code. Nothing heavy is copied
+#: or committed again. ``BASE_RECORD`` (in the app's build cache, so `builds:cache:clear` forgets it)
+#: names that slug; a build stands on it only with the same bundled buildpacks and stack image, and
+#: at most ``MAX_LAYERS`` builds in a row, after which one starts from the stack again (from the
+#: cache) so the chain of layers stays short.
+KEPT = (".venv", "node_modules")
+BASE_RECORD = "slug-base.json"
+MAX_LAYERS = 10
+WIPE_APP = "find /app -mindepth 1 -maxdepth 1 " + " ".join(f"! -name {name}" for name in KEPT) + " -exec rm -rf {} +"
 BUILD_ROOT = "/gitpaas"
 ENV_DIR = f"{BUILD_ROOT}/env"
 BUILD_HOME = "/tmp/build-home"
@@ -158,13 +171,23 @@ class _Build:
         try:
             self.stack_image = ensure_stack(self.client, self.settings, self.request.stack, self.relay)
             self._remove_leftover_containers()
-            container = self._create_container()
-            self._copy_in(container, buildpacks)
+            base = self._reusable_base(buildpacks)
+            container = self._create_container(base["image"] if base else self.stack_image,
+                                               base["environment"] if base else None)
             container.start()
-            self._exec_as_root(container, f"chown -R {self.uid}:{self.gid} /app {BUILD_ROOT} && chmod 0700 {ENV_DIR}")
+            if base:
+                self.say(f"Building on the previous build's slug ({base['image'][7:19]}): what its buildpacks "
+                         "installed stays in place if what it depends on is unchanged")
+                self._exec_as_root(container, WIPE_APP)
+            self._copy_in(container, buildpacks)
+            # Only what is not the build user's yet (what was just copied in): a chown of the kept
+            # folders would copy every file of theirs up into the new layer.
+            self._exec_as_root(container, f"find /app {BUILD_ROOT} \\( ! -user {self.uid} -o ! -group {self.gid} \\) "
+                                          f"-exec chown -h {self.uid}:{self.gid} {{}} + && chmod 0700 {ENV_DIR}")
             process_types = self._run_buildpacks(container, buildpacks, detect_first_match)
             self._exec_as_root(container, f"rm -rf {BUILD_ROOT}")  # ENV_DIR holds secrets: never in the slug
             built = self._commit(container, process_types)
+            self._record_base(built, buildpacks, base)
             return built
         except ENGINE_ERRORS as exc:
             raise self.failed(f"Docker: {describe(exc)}") from exc
@@ -184,8 +207,52 @@ class _Build:
         for container in self.client.containers.list(all=True, filters=labels.filters(wanted)):
             _remove(container)
 
-    def _create_container(self) -> Container:
-        cache_dir = self.request.cache_dir or self.settings.app_dir(self.request.app) / "cache"
+    def _signature(self, buildpacks: list[Buildpack]) -> list[str] | None:
+        """What must not change for a build to stand on the previous one: the buildpacks and their
+        bin/compile; None when one is not bundled (only the bundled ones check what they keep)."""
+        bundled_paths = {bundled(name).path for name in BUNDLED}
+        if any(buildpack.path not in bundled_paths for buildpack in buildpacks):
+            return None
+        return [f"{buildpack.label}:{hashlib.sha256((buildpack.path / 'bin' / 'compile').read_bytes()).hexdigest()[:16]}"
+                for buildpack in buildpacks]
+
+    def _reusable_base(self, buildpacks: list[Buildpack]) -> dict | None:
+        """The previous build's slug, if this build may stand on it (see ``BASE_RECORD``)."""
+        try:
+            record = read_json(self._cache_dir() / BASE_RECORD)
+        except (OSError, ValueError):
+            return None  # none yet (a first build, a cleared cache), or unreadable: from the stack
+        signature = self._signature(buildpacks)
+        if not isinstance(record, dict) or signature is None or record.get("signature") != signature:
+            return None
+        if record.get("depth", MAX_LAYERS) >= MAX_LAYERS or any(self.request.source.has(name) for name in KEPT):
+            return None
+        try:
+            stack = self.client.images.get(self.stack_image)
+            if record.get("stack_image") != stack.id:
+                return None  # the stack was rebuilt (or another chosen): start from it
+            record["image"] = self.client.images.get(record["image"]).id
+        except (ImageNotFound, NotFound, KeyError, TypeError):
+            return None
+        # The build runs in the stack's environment, not the slug's (whose PATH puts /app/.venv/bin first).
+        environment = list((stack.attrs.get("Config") or {}).get("Env") or [])
+        record["environment"] = environment + ([] if any(e.startswith("HOME=") for e in environment) else ["HOME=/root"])
+        return record
+
+    def _record_base(self, built: BuiltImage, buildpacks: list[Buildpack], base: dict | None) -> None:
+        signature = self._signature(buildpacks)
+        path = self._cache_dir() / BASE_RECORD
+        if signature is None:
+            path.unlink(missing_ok=True)
+            return
+        write_json(path, {"image": built.image_id, "stack_image": self.client.images.get(self.stack_image).id,
+                          "signature": signature, "depth": (base["depth"] + 1) if base else 0})
+
+    def _cache_dir(self) -> Path:
+        return self.request.cache_dir or self.settings.app_dir(self.request.app) / "cache"
+
+    def _create_container(self, image: str, environment: list[str] | None = None) -> Container:
+        cache_dir = self._cache_dir()
         cache.prepare(cache_dir, (self.uid, self.gid))
         # Mounts, not volumes: a volume would be recorded in the container's config, and so in the slug's.
         mounts = [Mount("/cache", str(cache_dir), type="bind")]
@@ -193,7 +260,9 @@ class _Build:
             mounts.append(Mount(CA_BUNDLE, os.path.realpath(CA_BUNDLE), type="bind", read_only=True))
         try:
             return self.client.containers.create(
-                self.stack_image, command=["sleep", "infinity"], init=True, detach=True,
+                # (a previous slug runs its command through the .profile.d entrypoint: not this one)
+                image, entrypoint=["sleep"], command=["infinity"], init=True, detach=True, user="0:0",
+                environment=environment,
                 name=f"gp-{self.settings.home_id}-{self.request.app}.build-{secrets.token_hex(3)}",
                 labels={**self.request.labels, labels.ROLE: "build"}, working_dir="/app",
                 mounts=mounts, tmpfs={"/tmp": "exec,mode=1777"},

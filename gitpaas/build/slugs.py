@@ -73,26 +73,33 @@ class SlugImages:
         built that no tag names any more goes too."""
         repository = self.settings.image_repository(app) + ":"
         built_here = {image.id for image in self.client.images.list(filters=labels.filters(labels.for_app(self.settings, app)))}
-        for image in self.client.images.list(filters=labels.filters(labels.for_home(self.settings))):
+        for image in _newest_first(self.client.images.list(filters=labels.filters(labels.for_home(self.settings)))):
             mine = [tag for tag in image.tags if tag.startswith(repository)]
             for tag in mine:
                 self.untag(tag)
             if not image.tags and image.id in built_here:
-                try:
-                    self.client.images.remove(image.id, force=True)
-                except NotFound:
-                    pass  # an image that shared layers went with another one
+                _remove_image(self.client, image.id)
 
     @engine_call("removing the home's images")
     def purge(self) -> None:
         self._remove(labels.for_home(self.settings))
 
     def _remove(self, wanted: dict[str, str]) -> None:
-        for image in self.client.images.list(filters=labels.filters(wanted)):
-            try:
-                self.client.images.remove(image.id, force=True)
-            except NotFound:
-                pass  # an image that shared layers went with another one
+        for image in _newest_first(self.client.images.list(filters=labels.filters(wanted))):
+            _remove_image(self.client, image.id)
+
+
+def _newest_first(images: list) -> list:
+    """A warm buildpack build's slug is a child of the previous one (``build/buildpack.py``): the
+    engine removes a parent only after its children, so children go first."""
+    return sorted(images, key=lambda image: image.attrs.get("Created", ""), reverse=True)
+
+
+def _remove_image(client: docker.DockerClient, image_id: str) -> None:
+    try:
+        client.images.remove(image_id, force=True)
+    except NotFound:
+        pass  # an image that shared layers went with another one (a child takes its untagged parents)
 
 
 #: where every engine on a machine looks for a registry's CA (``/etc/docker/certs.d/HOST:PORT/ca.crt``)

@@ -4,6 +4,7 @@ over HTTP through the router."""
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import tarfile
 import time
@@ -68,24 +69,37 @@ def test_python_app_installs_from_pypi_and_the_second_push_reuses_the_cache(home
     assert slug_entries(docker_client, home, record["image"], "/gitpaas") is None
     assert not build_containers(docker_client, home)
 
-    second = home.push("py", "python-pypi", files={"BODY": "v2"})
+    # Warm: the build stands on v1's slug, whose .venv stays in place (nothing copied, nothing
+    # committed again); everything else of /app is the new tree's, so a file the push dropped is gone.
+    second = home.push("py", "python-pypi", files={"BODY": "v2", "gone.txt": "only in v2\n"})
     assert deployed(second), second.stderr
-    assert "-----> Reusing the cached virtualenv (requirements.txt and Python 3.13.5 unchanged)" in second.stderr
+    assert "-----> Reusing the virtualenv of the previous build (requirements.txt and Python 3.13.5 unchanged)" \
+        in second.stderr
+    assert "Building on the previous build's slug" in second.stderr
     assert "Installing requirements with pip" not in second.stderr and "humanize-4.12.3" not in second.stderr
     assert home.get("py").text.startswith("hello from python v2: humanize 4.12.3 says 1234567 is 1.2 million")
     cold, warm = build_log(home, "py", 1), build_log(home, "py", 2)
-    assert "Successfully installed humanize-4.12.3" in cold and "Reusing the cached virtualenv" in warm
+    assert "Successfully installed humanize-4.12.3" in cold and "Reusing the virtualenv of the previous build" in warm
     assert len(warm.splitlines()) < len(cold.splitlines()), "the warm build does less"
+    first_layers, second_layers = (docker_client.images.get(home.release("py", version)["image"]).attrs["RootFS"]["Layers"]
+                                   for version in (1, 2))
+    assert second_layers[:-1] == first_layers, "v2's slug is v1's plus one layer"
+    third = home.push("py", "python-pypi", files={"BODY": "v3"})
+    assert deployed(third) and "Reusing the virtualenv of the previous build" in third.stderr, third.stderr
+    assert slug_entries(docker_client, home, home.release("py", 3)["image"], "/app") == {
+        ".python-version", ".venv", ".profile.d", "BODY", "Procfile", "app.py", "requirements.txt"}, "gone.txt went"
+    assert home.get("py").text.startswith("hello from python v3: humanize 4.12.3")
 
     cache = home.path / "apps" / "py" / "cache"
     # (pip's own cache, /cache/pip, fills only when the index's answers say they may be cached)
-    assert {entry.name for entry in cache.iterdir()} - {"pip"} == {"python"}
+    assert {entry.name for entry in cache.iterdir()} - {"pip"} == {"python", "slug-base.json"}
     cleared = home.gitpaas("builds:cache:clear", "-a", "py")
     assert cleared.stdout.startswith("Clearing the build cache of py... done, freed ")
     assert not list(cache.iterdir())
-    third = home.push("py", "python-pypi", files={"BODY": "v3"})
-    assert deployed(third), third.stderr
-    assert "-----> Installing requirements with pip" in third.stderr and "Reusing" not in third.stderr
+    fourth = home.push("py", "python-pypi", files={"BODY": "v4"})
+    assert deployed(fourth), fourth.stderr
+    assert "-----> Installing requirements with pip" in fourth.stderr and "Reusing" not in fourth.stderr
+    assert "Building on the previous build's slug" not in fourth.stderr, "a cleared cache builds from the stack"
 
 
 def test_a_failed_build_and_a_failed_release_leave_the_cache_alone(home, docker_client):
@@ -107,7 +121,9 @@ def test_a_failed_build_and_a_failed_release_leave_the_cache_alone(home, docker_
 
     again = home.push("keep", "python-pypi", files={"BODY": "v4"})
     assert deployed(again), again.stderr
-    assert "Reusing the cached virtualenv (requirements.txt and Python 3.13.5 unchanged)" in again.stderr
+    # (on the slug the failed release left, or from the cache: either way warm, nothing reinstalled)
+    assert re.search(r"Reusing the (cached virtualenv|virtualenv of the previous build) \(requirements.txt and "
+                     r"Python 3.13.5 unchanged\)", again.stderr), again.stderr
     assert home.get("keep").text.startswith("hello from python v4")
     assert not build_containers(docker_client, home)
 
@@ -125,7 +141,7 @@ def test_node_app_with_npm_ci_a_build_script_and_npm_start(home):
 
     second = home.push("node", "node-npm", files={"BODY": "v2"})
     assert deployed(second), second.stderr
-    assert ("-----> Restoring node_modules from the build cache (package.json and package-lock.json unchanged)"
+    assert ("-----> Reusing node_modules of the previous build (package.json and package-lock.json unchanged)"
             in second.stderr)
     assert "npm ci" not in second.stderr
     assert home.get("node").text.startswith("hello from node v2: ms('2 days') is 172800000")

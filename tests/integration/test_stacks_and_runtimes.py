@@ -55,7 +55,7 @@ def test_a_django_tutorial_app_deploys_unchanged_and_moves_between_stacks(home):
     push = home.push("blog", "django-whitenoise")
     assert deployed(push), push.stderr
     assert "Running Django's collectstatic: python manage.py collectstatic --noinput" in push.stderr
-    assert "Reusing the cached virtualenv (requirements.txt and Python 3.13.5 unchanged)" in push.stderr  # warm
+    assert "Reusing the virtualenv of the previous build (requirements.txt and Python 3.13.5 unchanged)" in push.stderr
     text = page(home, "blog")
     assert "Hello from Django" in text and "Python 3.13.5; WEB_CONCURRENCY=2" in text  # 512 MB: 2 workers
     css = re.search(r'href="(/static/css/site\.[0-9a-f]{12}\.css)"', text)
@@ -139,7 +139,7 @@ def test_python_apps_with_a_lock_file_install_with_their_package_manager(home, d
 
     warm = home.push(manager, source, files={"BODY": "again"})
     assert deployed(warm), warm.stderr
-    assert f"Reusing the cached virtualenv ({lockfile} and Python 3.13.5 unchanged)" in warm.stderr
+    assert f"Reusing the virtualenv of the previous build ({lockfile} and Python 3.13.5 unchanged)" in warm.stderr
     assert install not in warm.stderr
     assert page(home, manager).startswith(f"hello from a {manager} app")
 
@@ -157,6 +157,7 @@ def test_node_apps_with_yarn_or_pnpm_build_through_corepack(home, manager):
 
     warm = home.push(manager, f"node-{manager}", files={"BODY": "again"})
     assert deployed(warm), warm.stderr
+    # (with devDependencies, pruned from the slug: restored whole from the cache, for the build scripts)
     assert "Restoring node_modules from the build cache" in warm.stderr
     assert page(home, manager).startswith(f"{manager} app: NODE_ENV=production")
 

@@ -55,8 +55,8 @@ LISTENING = (f"grep -qE '^ *[0-9]+: [0-9A-F]+:{WEB_PORT:04X} [0-9A-F]+:[0-9A-F]+
 
 #: the web command's wrapper: on SIGTERM (Swarm stopping an old task), wait for the router to have
 #: taken it out ($GITPAAS_DRAIN seconds), then pass the SIGTERM to the whole process group
-DRAIN = ('"$@" & child=$!\n'
-         "trap 'trap \"\" TERM; sleep \"${GITPAAS_DRAIN:-1}\"; kill -TERM 0' TERM\n"
+DRAIN = ("trap 'trap \"\" TERM; sleep \"${GITPAAS_DRAIN:-1}\"; kill -TERM 0' TERM\n"  # (before the app
+         '"$@" & child=$!\n'                                                            # starts: no gap)
          'while :; do wait "$child"; status=$?; kill -0 "$child" 2>/dev/null || exit "$status"; done\n')
 
 
