@@ -100,10 +100,11 @@ class Box:
 
     def measure(self, redeploys: int, switches: int, rounds: int) -> dict:
         app = self.apps[-1]
-        redeploy = []
+        redeploy, phases = [], []
         for run in range(redeploys):
-            seconds, _version = self.deployer.redeploy(app, f"{app} again {run} {time.time()}")
+            seconds, version = self.deployer.redeploy(app, f"{app} again {run} {time.time()}")
             redeploy.append(round(seconds, 3))
+            phases.append(self.deployer.timings(app, version))
             settle()
         switch = []
         for run in range(switches):
@@ -129,6 +130,8 @@ class Box:
             "router_pss_kib": tree_pss_kib(master) if master else 0,
             "server_pss_kib": tree_pss_kib(self.server.process.pid),
             "containers_mib": containers_memory_mib(self.home.settings.home_label),
+            "redeploy_phases_s": {phase: round(statistics.median(p.get(phase, 0.0) for p in phases), 3)
+                                  for phase in ("receive", "build", "release", "health", "swap", "total")},
             "samples": {"redeploy_s": redeploy, "switch_s": switch, "cli_apps_s": cli, "api_apps_s": api},
         }
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from common import RESULTS, ROOT
 
-NAMES = ("deploy_speed", "history", "buildpack_cache", "zero_downtime", "addons", "swarm_scale")
+NAMES = ("deploy_speed", "history", "buildpack_cache", "zero_downtime", "addons", "many_apps", "swarm_scale")
 CHART = RESULTS / "deploy_phases.png"
 #: "flat" listing: the largest history may cost at most this much more than the smallest (noise)
 FLAT = 1.5
@@ -159,11 +159,11 @@ def deploy_speed_tables(speed: dict) -> str:
     seconds, window = speed["seconds"], speed["startup_window_row"]
     rows = [
         ("redeploy", "Redeploy: `git push` → the new body answers through the router",
-         "`docker build` + `docker run` + first 200", "2"),
+         "`docker build` + `docker run` + first 200", f"{LIMITS['redeploy']:g}"),
         ("rollback", "Rollback: `gitpaas rollback vN` → vN's body answers", "`docker run` of a built image + first 200",
-         "1.5"),
+         f"{LIMITS['rollback']:g}"),
         ("config_set", "config:set: `gitpaas config:set K=V` → /env shows it", "`docker run -e K=V` + first 200",
-         "1.5"),
+         f"{LIMITS['config_set']:g}"),
     ]
     lines = [f"| {speed['runs']} alternated runs, median (min–max) | gitpaas | raw-Docker floor | ratio | target |",
              "|---|---:|---:|---:|---:|"]
@@ -252,7 +252,13 @@ def many_apps_table(many: dict) -> str:
                  f"| {last['server_pss_kib'] / 1024:.1f} MiB | {per_app['server_pss_kib']:.0f} KiB per app | reported |")
     lines.append(f"| the apps' containers (the apps themselves) | {first['containers_mib']:.0f} MiB "
                  f"| {last['containers_mib']:.0f} MiB | {many['containers_mib_per_app']:.1f} MiB per app | |")
-    note = f"{n} apps filled in {many['fill_seconds']:.0f} s, {many['concurrency']} pushes at a time"
+    for label, point in (("1 app", first), (f"{n} apps", last)):
+        if point.get("redeploy_phases_s"):
+            lines.append(f"| redeploy's phases at {label}: receive / build / release / health / swap | "
+                         + " / ".join(f"{point['redeploy_phases_s'][k]:.2f}" for k in ("receive", "build", "release",
+                                                                                     "health", "swap")) + " s | | | |")
+    note = (f"The whole run took {many['fill_seconds']:.0f} s ({n} apps pushed {many['concurrency']} at a time, "
+            "then measured)")
     if many.get("stopped_early"):
         note += f"; it was to reach {many['apps_wanted']} and stopped at its time limit"
     return "\n".join(lines) + f"\n\n{note}."
@@ -408,17 +414,17 @@ def phase_chart(speed: dict, path: Path = CHART) -> Path:
                       "floor_run": seconds["floor_run_after_build"]["median"]}
     # (label, segments, measured median, floor median, target ratio)
     bars = [("gitpaas redeploy\n(git push → new version answers)", phases.get("redeploy_default"),
-             seconds["redeploy_default"]["median"], seconds["floor_redeploy"]["median"], 2.0)]
+             seconds["redeploy_default"]["median"], seconds["floor_redeploy"]["median"], LIMITS["redeploy"])]
     if "redeploy_no_window" in phases:
         bars.append((f"gitpaas redeploy,\nGITPAAS_STARTUP_WINDOW={window}", phases["redeploy_no_window"],
-                     seconds["redeploy_no_window"]["median"], seconds["floor_redeploy"]["median"], 2.0))
+                     seconds["redeploy_no_window"]["median"], seconds["floor_redeploy"]["median"], LIMITS["redeploy"]))
     bars.append(("raw Docker floor\n(docker build + run + first 200)", floor_redeploy,
                  seconds["floor_redeploy"]["median"], None, None))
     bars.append(("gitpaas rollback\n(→ target version answers)", phases.get("rollback_default"),
-                 seconds["rollback_default"]["median"], seconds["floor_rollback"]["median"], 1.5))
+                 seconds["rollback_default"]["median"], seconds["floor_rollback"]["median"], LIMITS["rollback"]))
     if "rollback_no_window" in phases:
         bars.append((f"gitpaas rollback,\nGITPAAS_STARTUP_WINDOW={window}", phases["rollback_no_window"],
-                     seconds["rollback_no_window"]["median"], seconds["floor_rollback"]["median"], 1.5))
+                     seconds["rollback_no_window"]["median"], seconds["floor_rollback"]["median"], LIMITS["rollback"]))
     bars.append(("raw Docker floor\n(docker run + first 200)", {"floor_run": seconds["floor_rollback"]["median"]},
                  seconds["floor_rollback"]["median"], None, None))
 
@@ -438,7 +444,7 @@ def phase_chart(speed: dict, path: Path = CHART) -> Path:
             left += width
         if floor and target:
             axes.plot([floor * target] * 2, [row - 0.38, row + 0.38], color="black", linestyle="--", linewidth=1.2,
-                      label="target (2× / 1.5× the floor)" if "target" not in used else None)
+                      label=f"target ({LIMITS['redeploy']}× / {LIMITS['rollback']}× the floor)" if "target" not in used else None)
             used.add("target")
         note = f"{measured:.2f} s" + (f"  ({measured / floor:.1f}× floor)" if floor else "")
         axes.text(left + 0.05, row, note, va="center", fontsize=9)

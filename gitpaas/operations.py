@@ -215,6 +215,7 @@ def clear_build_cache(platform: Platform, name: str, output: Output | None = Non
     """Empty the app's build cache (the next build starts cold); returns the bytes freed. Under the
     release lock, so never while one of the app's builds is using it."""
     with release_lock(platform, name, output):
+        (platform.apps.app_dir(name) / cache.BASE_RECORD).unlink(missing_ok=True)  # (the next build: from the stack)
         return cache.clear(platform.apps.app_dir(name) / "cache")
 
 

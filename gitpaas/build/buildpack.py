@@ -61,12 +61,21 @@ from gitpaas.store.files import open_private, read_json, write_json
 #: bundled buildpacks install dependencies into stay in its layer (each buildpack keeps its folder
 #: only when the key it wrote there matches, else it makes it anew), everything else in /app is
 #: removed, and the new slug is that image plus one layer with the new code. Nothing heavy is copied
-#: or committed again. ``BASE_RECORD`` (in the app's build cache, so `builds:cache:clear` forgets it)
-#: names that slug; a build stands on it only with the same bundled buildpacks and stack image, and
-#: at most ``MAX_LAYERS`` builds in a row, after which one starts from the stack again (from the
-#: cache) so the chain of layers stays short.
+#: or committed again. ``BASE_RECORD`` (in the app's folder, out of the builds' reach; `builds:cache:clear`
+#: removes it) names that slug; a build stands on it only with the same bundled buildpacks, stack
+#: image, dependency inputs and config vars, and at most ``MAX_LAYERS`` builds in a row, after which
+#: one starts from the stack again (from the cache) so the chain of layers stays short. What an
+#: earlier build of the chain had in /app stays in a lower layer of the slug until then.
 KEPT = (".venv", "node_modules")
-BASE_RECORD = "slug-base.json"
+#: which bundled buildpack keeps which folder: one that does not compile this time has its removed
+KEPT_BY = {".venv": "python", "node_modules": "nodejs"}
+#: the files the bundled buildpacks make dependencies from (with the config vars): when one
+#: changes, the build starts from the stack, so no earlier dependencies stay in a lower layer
+DEPENDENCY_INPUTS = (
+    "requirements.txt", "Pipfile", "Pipfile.lock", "pyproject.toml", "poetry.lock", "uv.lock", ".python-version",
+    "runtime.txt", "package.json", "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml",
+    ".nvmrc", ".node-version", ".npmrc", ".yarnrc", ".yarnrc.yml", "bin/pre_compile", "bin/post_compile",
+)
 MAX_LAYERS = 10
 WIPE_APP = "find /app -mindepth 1 -maxdepth 1 " + " ".join(f"! -name {name}" for name in KEPT) + " -exec rm -rf {} +"
 BUILD_ROOT = "/gitpaas"
@@ -137,6 +146,8 @@ class _Build:
         self.tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         self.uid, self.gid = cache.build_user()
         self.stack_image = settings.stack_image(request.stack)
+        #: whether this build stands on the previous build's slug (its kept folders in /app)
+        self.standing_on_base = False
 
     # --- telling ---------------------------------------------------------------------------
     def failed(self, reason: str) -> BuildFailed:
@@ -172,6 +183,7 @@ class _Build:
             self.stack_image = ensure_stack(self.client, self.settings, self.request.stack, self.relay)
             self._remove_leftover_containers()
             base = self._reusable_base(buildpacks)
+            self.standing_on_base = base is not None
             container = self._create_container(base["image"] if base else self.stack_image,
                                                base["environment"] if base else None)
             container.start()
@@ -209,44 +221,66 @@ class _Build:
 
     def _signature(self, buildpacks: list[Buildpack]) -> list[str] | None:
         """What must not change for a build to stand on the previous one: the buildpacks and their
-        bin/compile; None when one is not bundled (only the bundled ones check what they keep)."""
+        bin/compile, and everything the dependencies are made from (``DEPENDENCY_INPUTS``, the
+        config vars); None when a buildpack is not bundled (only the bundled ones check what they keep)."""
         bundled_paths = {bundled(name).path for name in BUNDLED}
         if any(buildpack.path not in bundled_paths for buildpack in buildpacks):
             return None
+        inputs = hashlib.sha256()
+        for path in DEPENDENCY_INPUTS:
+            inputs.update(f"{path}\0".encode() + (self.request.source.read_bytes(path) or b"\0absent") + b"\0")
+        for key, value in sorted(self.request.config_vars.items()):
+            inputs.update(f"{key}={value}\0".encode())
         return [f"{buildpack.label}:{hashlib.sha256((buildpack.path / 'bin' / 'compile').read_bytes()).hexdigest()[:16]}"
-                for buildpack in buildpacks]
+                for buildpack in buildpacks] + [f"inputs:{inputs.hexdigest()[:16]}"]
 
     def _reusable_base(self, buildpacks: list[Buildpack]) -> dict | None:
         """The previous build's slug, if this build may stand on it (see ``BASE_RECORD``)."""
         try:
-            record = read_json(self._cache_dir() / BASE_RECORD)
+            record = read_json(self._base_record())
         except (OSError, ValueError):
             return None  # none yet (a first build, a cleared cache), or unreadable: from the stack
+        if not (isinstance(record, dict) and isinstance(record.get("image"), str)
+                and isinstance(record.get("stack_image"), str) and isinstance(record.get("depth"), int)):
+            return None
         signature = self._signature(buildpacks)
-        if not isinstance(record, dict) or signature is None or record.get("signature") != signature:
+        if signature is None or record.get("signature") != signature or record["depth"] >= MAX_LAYERS:
             return None
-        if record.get("depth", MAX_LAYERS) >= MAX_LAYERS or any(self.request.source.has(name) for name in KEPT):
-            return None
+        if any(path == name or path.startswith(name + "/") for path in self.request.source.paths() for name in KEPT):
+            return None  # the tree brings its own: it is put in a clean /app, as from the stack
         try:
             stack = self.client.images.get(self.stack_image)
-            if record.get("stack_image") != stack.id:
-                return None  # the stack was rebuilt (or another chosen): start from it
-            record["image"] = self.client.images.get(record["image"]).id
-        except (ImageNotFound, NotFound, KeyError, TypeError):
+            image = self.client.images.get(record["image"])
+        except (ImageNotFound, NotFound):
             return None
+        if stack.id != record["stack_image"]:
+            return None  # the stack was rebuilt (or another chosen): start from it
+        wanted = labels.for_app(self.settings, self.request.app, **{labels.ROLE: "slug"})
+        if any((image.labels or {}).get(key) != value for key, value in wanted.items()):
+            return None  # only this app's own slug
         # The build runs in the stack's environment, not the slug's (whose PATH puts /app/.venv/bin first).
         environment = list((stack.attrs.get("Config") or {}).get("Env") or [])
-        record["environment"] = environment + ([] if any(e.startswith("HOME=") for e in environment) else ["HOME=/root"])
-        return record
+        return {**record, "image": image.id, "stack_image": stack.id,
+                "environment": environment + ([] if any(e.startswith("HOME=") for e in environment) else ["HOME=/root"])}
 
     def _record_base(self, built: BuiltImage, buildpacks: list[Buildpack], base: dict | None) -> None:
-        signature = self._signature(buildpacks)
-        path = self._cache_dir() / BASE_RECORD
-        if signature is None:
+        """Name the new slug as the next build's base. Best effort: without a record the next build
+        starts from the stack, which is always right."""
+        path = self._base_record()
+        try:
+            signature = self._signature(buildpacks)
+            if signature is None:
+                path.unlink(missing_ok=True)
+                return
+            stack = base["stack_image"] if base else self.client.images.get(self.stack_image).id
+            write_json(path, {"image": built.image_id, "stack_image": stack, "signature": signature,
+                              "depth": (base["depth"] + 1) if base else 0})
+        except (*ENGINE_ERRORS, OSError):
             path.unlink(missing_ok=True)
-            return
-        write_json(path, {"image": built.image_id, "stack_image": self.client.images.get(self.stack_image).id,
-                          "signature": signature, "depth": (base["depth"] + 1) if base else 0})
+
+    def _base_record(self) -> Path:
+        # In the app's folder, not in the build cache: a build can write its cache, never this.
+        return self.settings.app_dir(self.request.app) / cache.BASE_RECORD
 
     def _cache_dir(self) -> Path:
         return self.request.cache_dir or self.settings.app_dir(self.request.app) / "cache"
@@ -296,6 +330,11 @@ class _Build:
             selected = [match]
         else:
             selected = list(enumerate(buildpacks))
+        if self.standing_on_base:
+            compiling = {buildpack.path for _index, buildpack in selected}
+            stale = [name for name, owner in KEPT_BY.items() if bundled(owner).path not in compiling]
+            if stale:  # kept for a buildpack that does not build this app (any more)
+                self._exec_as_root(container, "rm -rf " + " ".join(f"/app/{name}" for name in stale))
         for position, (index, buildpack) in enumerate(selected):
             if not detect_first_match:
                 if len(selected) > 1:

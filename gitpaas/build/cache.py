@@ -25,6 +25,11 @@ from pathlib import Path
 NOBODY = (65534, 65534)
 
 
+#: the record naming the slug the app's next buildpack build may stand on (``build/buildpack.py``):
+#: in the app's folder, beside its cache and out of the builds' reach; clearing the cache removes it
+BASE_RECORD = "slug-base.json"
+
+
 def build_user() -> tuple[int, int]:
     """The uid:gid that compiles: nobody as root, else gitpaas's own user (who can then clear the cache)."""
     if os.geteuid() == 0:

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import collections
+import io
 import json
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from typing import IO
@@ -97,11 +99,14 @@ class HerokuYmlBuilder:
             process_images={name: tag for name, tag in images.items() if tag != main_tag})
 
 
-def _remove_image(client: docker.DockerClient, image: str) -> None:
+def _remove_if_untagged(client: docker.DockerClient, image: str) -> None:
+    """Remove an image this build made, unless something names it (a Dockerfile that adds nothing
+    to its FROM builds that very image, which is not the build's to remove)."""
     try:
-        client.images.remove(image, noprune=False)
+        if not client.images.get(image).tags:
+            client.images.remove(image, noprune=False)
     except ENGINE_ERRORS:
-        pass  # in use (another app's build of the same tree shares it) or gone
+        pass  # in use, or gone
 
 
 def _untag(client: docker.DockerClient, tag: str) -> None:
@@ -152,7 +157,7 @@ class _DockerBuild:
             try:
                 # No `labels=` here: the engine's classic builder turns each label into a LABEL step
                 # of its own (a container made and committed each, about 0.1 s apiece); `_labelled`
-                # adds them all at once.
+                # adds them all in one.
                 stream = self.client.api.build(
                     fileobj=tree, custom_context=True, dockerfile=dockerfile, target=target,
                     buildargs=build_args, rm=True, forcerm=True, pull=False, decode=True,
@@ -173,25 +178,30 @@ class _DockerBuild:
             raise self.failed(f"could not label the image: {describe(exc)}") from exc
 
     def _labelled(self, built: str, tag: str) -> tuple[str, int]:
-        """``built`` with the request's labels, tagged ``tag``: its id and size. One commit of a
-        container made (never started) from it, with every label in one LABEL change — the slug is
-        the built image plus an empty layer, found by its labels like everything gitpaas makes.
-        Without the labels nothing could find the built image to remove it, so it goes if this fails."""
-        repository, _, name = tag.rpartition(":")
-        changes = "LABEL " + " ".join(f"{json.dumps(key, ensure_ascii=False)}={json.dumps(value, ensure_ascii=False)}"
-                                     for key, value in self.request.labels.items())
-        container = None
+        """``built`` with the request's labels, tagged ``tag``: its id and size. A second build of
+        ``FROM <built>`` and one LABEL line, so every label is one step; without its labels nothing
+        could find a new image to remove it, so one nobody tagged goes if this fails."""
+        line = " ".join(f"{json.dumps(key, ensure_ascii=False)}={json.dumps(value, ensure_ascii=False)}"
+                        for key, value in self.request.labels.items())
+        dockerfile = f"FROM {built}\nLABEL {line}\n".encode()
+        context = io.BytesIO()
+        with tarfile.open(fileobj=context, mode="w") as tar:
+            entry = tarfile.TarInfo("Dockerfile")
+            entry.size = len(dockerfile)
+            tar.addfile(entry, io.BytesIO(dockerfile))
+        context.seek(0)
+        labelled = None
         try:
-            container = self.client.api.create_container(built, labels=self.request.labels)
-            self.client.api.commit(container["Id"], repository=repository, tag=name, changes=changes)
+            for chunk in self.client.api.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True,
+                                               pull=False, decode=True):
+                if "error" in chunk:
+                    raise self.failed(f"could not label the image: {chunk['error'].strip()}")
+                labelled = (chunk.get("aux") or {}).get("ID", labelled)
+            image = self.client.images.get(tag)
         except BaseException:
-            _remove_image(self.client, built)
+            _remove_if_untagged(self.client, built)
             raise
-        finally:
-            if container is not None:
-                self.client.api.remove_container(container["Id"], force=True)
-        image = self.client.images.get(tag)
-        return image.id, image.attrs.get("Size", 0)
+        return labelled or image.id, image.attrs.get("Size", 0)
 
 
 def _progress(output: Output):

@@ -73,7 +73,8 @@ class GitpaasGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """click's list of commands, from ``commands.py``: the help imports no command module."""
-        names = self.list_commands(ctx)
+        names = [name for name in self.list_commands(ctx)
+                 if not (self.commands[name].hidden if name in self.commands else COMMANDS[name][2])]
         limit = formatter.width - 6 - max(len(name) for name in names)
         rows = [(name, (self.commands.get(name) or click.Command(name, help=COMMANDS[name][1])).get_short_help_str(limit))
                 for name in names]
@@ -134,7 +135,8 @@ def manifest_source() -> str:
     for name in sorted(cli.commands):
         command = cli.commands[name]
         help_line = inspect.cleandoc(command.short_help or command.help or "").split("\n\n")[0]
-        lines.append(f"    {name!r}: {' ' * (width - len(name))}({command.callback.__module__!r}, {help_line!r}),")
+        lines.append(f"    {name!r}: {' ' * (width - len(name))}({command.callback.__module__!r}, {help_line!r}, "
+                     f"{command.hidden!r}),")
     modules = "".join(f"    {module!r},\n" for module in MODULES)
     return (f'''"""Which module holds each ``gitpaas`` command, and the start of its help: the group imports a module
 only when one of its commands runs (``group.py``). Written by ``group.manifest_source()``:
@@ -146,6 +148,6 @@ only when one of its commands runs (``group.py``). Written by ``group.manifest_s
 MODULES = (
 {modules})
 
-#: command → (its module, the first paragraph of its help)
+#: command → (its module, the first paragraph of its help, whether --help leaves it out)
 COMMANDS = {{
 ''' + "\n".join(lines) + "\n}\n")

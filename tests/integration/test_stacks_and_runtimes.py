@@ -55,7 +55,9 @@ def test_a_django_tutorial_app_deploys_unchanged_and_moves_between_stacks(home):
     push = home.push("blog", "django-whitenoise")
     assert deployed(push), push.stderr
     assert "Running Django's collectstatic: python manage.py collectstatic --noinput" in push.stderr
-    assert "Reusing the virtualenv of the previous build (requirements.txt and Python 3.13.5 unchanged)" in push.stderr
+    # (its config vars changed since the last build: built from the stack, the virtualenv from the cache)
+    assert "Reusing the cached virtualenv (requirements.txt and Python 3.13.5 unchanged)" in push.stderr
+    assert "Building on the previous build's slug" not in push.stderr
     text = page(home, "blog")
     assert "Hello from Django" in text and "Python 3.13.5; WEB_CONCURRENCY=2" in text  # 512 MB: 2 workers
     css = re.search(r'href="(/static/css/site\.[0-9a-f]{12}\.css)"', text)

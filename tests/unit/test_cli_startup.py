@@ -54,6 +54,7 @@ def test_help_lists_every_command_without_loading_one(tmp_path):
     for name in ("apps:create", "releases", "ps:scale", "config:set", "rollback", "nodes:remove"):
         assert f"\n  {name} " in output
     assert "List an app's releases, newest first." in output
+    assert "git:credential" not in output, "a hidden command stays hidden"
     assert loaded_of(modules, commands.MODULES) == []
 
 
