@@ -1,7 +1,7 @@
 # The two commands a newcomer runs (see README.md):
 #   make demo   set everything up, deploy examples/example with git push, print its URL
 #   make test   set everything up, run the whole test suite
-#   make bench  set everything up, run every benchmark (~15 min), write bench/results/
+#   make bench  set everything up, run every benchmark (~20 min, and ~25 more for the swarm's), write bench/results/
 #   make swarm-demo   a 3-node swarm on this machine (scripts/swarm-rig.sh), the example deployed across it
 .PHONY: setup demo swarm-demo swarm-down test unit integration bench clean
 

@@ -5,7 +5,7 @@
 Each benchmark runs as its own process (its own scratch gitpaas homes, cleaned up by label) and
 writes bench/results/NAME.json; then bench/report.py writes summary.json, README.md (the tables,
 the machine, each target met or missed) and deploy_phases.png. Run counts are chosen so the whole
-run stays near 15 minutes on the project's 2-core machine (about 9 when last run), plus about 20 for
+run stays near 20 minutes on the project's 2-core machine (about 17 when last run), plus about 20 for
 swarm_scale, which needs the swarm rig (scripts/swarm-rig.sh; it is brought up if it is not and left
 up; where the machine cannot run a swarm the benchmark is reported as skipped); --quick does
 one run of each, a smoke test of the suite rather than a measurement, and puts the results that
