@@ -115,7 +115,9 @@ setup_tools() {
     # the swarm scheduler's registry and its TLS, and the rig its tests run on (scripts/swarm-rig.sh)
     have docker-registry || apt_install_stopped docker-registry || fail "could not install docker-registry"
     { have openssl && have iptables && have ip; } || apt_install openssl iptables iproute2
-    step "nginx, debootstrap, git, OpenSSH, Chromium and docker-registry are installed"
+    # the tests check this very script with it (tests/unit/test_setup_script.py)
+    have shellcheck || apt_install shellcheck
+    step "nginx, debootstrap, git, OpenSSH, Chromium, docker-registry and shellcheck are installed"
 }
 
 setup_stack() {
