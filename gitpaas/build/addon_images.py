@@ -14,8 +14,6 @@ lives on a named volume the scheduler mounts.
 from __future__ import annotations
 
 import hashlib
-import io
-import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ import docker
 from docker.errors import ImageNotFound
 from docker.models.images import Image
 
+from gitpaas.build.base import text_context
 from gitpaas.dockerutil import ENGINE_ERRORS, describe, engine_call
 from gitpaas.errors import EnvironmentProblem
 from gitpaas.lines import iter_lines
@@ -146,14 +145,7 @@ def ensure_image(client: docker.DockerClient, service: str, progress: Callable[[
         pass  # never built on this machine: built now
     started = time.monotonic()
     progress(f"Building the {service} image from Debian's packages (once per machine)")
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as tar:
-        for name, text, mode in (("Dockerfile", recipe.dockerfile(stack), 0o644), ("entrypoint", recipe.entrypoint, 0o755)):
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), mode
-            tar.addfile(info, io.BytesIO(data))
-    context.seek(0)
+    context = text_context({"Dockerfile": (recipe.dockerfile(stack), 0o644), "entrypoint": (recipe.entrypoint, 0o755)})
     tail: list[str] = []
 
     def chunks():

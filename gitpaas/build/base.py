@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -63,3 +65,16 @@ def select_builder(source: PushedTree, builders: Sequence[Builder]) -> Builder:
         f"cannot tell how to build this app: gitpaas builds apps with {supported} "
         "(add one at the root of the repository)"
     )
+
+
+def text_context(files: dict[str, tuple[str, int]]) -> io.BytesIO:
+    """A build context made of text files only (name → (text, mode)), as a tar in memory."""
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        for name, (text, mode) in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    return context

@@ -182,7 +182,8 @@ class _Build:
         try:
             self.stack_image = ensure_stack(self.client, self.settings, self.request.stack, self.relay)
             self._remove_leftover_containers()
-            base = self._reusable_base(buildpacks)
+            signature = self._signature(buildpacks)
+            base = self._reusable_base(signature)
             self.standing_on_base = base is not None
             container = self._create_container(base["image"] if base else self.stack_image,
                                                base["environment"] if base else None)
@@ -199,7 +200,7 @@ class _Build:
             process_types = self._run_buildpacks(container, buildpacks, detect_first_match)
             self._exec_as_root(container, f"rm -rf {BUILD_ROOT}")  # ENV_DIR holds secrets: never in the slug
             built = self._commit(container, process_types)
-            self._record_base(built, buildpacks, base)
+            self._record_base(built, signature, base)
             return built
         except ENGINE_ERRORS as exc:
             raise self.failed(f"Docker: {describe(exc)}") from exc
@@ -234,7 +235,7 @@ class _Build:
         return [f"{buildpack.label}:{hashlib.sha256((buildpack.path / 'bin' / 'compile').read_bytes()).hexdigest()[:16]}"
                 for buildpack in buildpacks] + [f"inputs:{inputs.hexdigest()[:16]}"]
 
-    def _reusable_base(self, buildpacks: list[Buildpack]) -> dict | None:
+    def _reusable_base(self, signature: list[str] | None) -> dict | None:
         """The previous build's slug, if this build may stand on it (see ``BASE_RECORD``)."""
         try:
             record = read_json(self._base_record())
@@ -243,7 +244,6 @@ class _Build:
         if not (isinstance(record, dict) and isinstance(record.get("image"), str)
                 and isinstance(record.get("stack_image"), str) and isinstance(record.get("depth"), int)):
             return None
-        signature = self._signature(buildpacks)
         if signature is None or record.get("signature") != signature or record["depth"] >= MAX_LAYERS:
             return None
         if any(path == name or path.startswith(name + "/") for path in self.request.source.paths() for name in KEPT):
@@ -263,12 +263,11 @@ class _Build:
         return {**record, "image": image.id, "stack_image": stack.id,
                 "environment": environment + ([] if any(e.startswith("HOME=") for e in environment) else ["HOME=/root"])}
 
-    def _record_base(self, built: BuiltImage, buildpacks: list[Buildpack], base: dict | None) -> None:
+    def _record_base(self, built: BuiltImage, signature: list[str] | None, base: dict | None) -> None:
         """Name the new slug as the next build's base. Best effort: without a record the next build
         starts from the stack, which is always right."""
         path = self._base_record()
         try:
-            signature = self._signature(buildpacks)
             if signature is None:
                 path.unlink(missing_ok=True)
                 return

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import collections
-import io
 import json
-import tarfile
 import tempfile
 from collections.abc import Iterator
 from typing import IO
@@ -14,7 +12,7 @@ from typing import IO
 import docker
 
 from gitpaas import herokuyml
-from gitpaas.build.base import BuildRequest, BuiltImage
+from gitpaas.build.base import BuildRequest, BuiltImage, text_context
 from gitpaas.build.buildpack_protocol import route_line
 from gitpaas.build.stack import ensure_stack
 from gitpaas.dockerutil import ENGINE_ERRORS, describe
@@ -183,13 +181,7 @@ class _DockerBuild:
         could find a new image to remove it, so one nobody tagged goes if this fails."""
         line = " ".join(f"{json.dumps(key, ensure_ascii=False)}={json.dumps(value, ensure_ascii=False)}"
                         for key, value in self.request.labels.items())
-        dockerfile = f"FROM {built}\nLABEL {line}\n".encode()
-        context = io.BytesIO()
-        with tarfile.open(fileobj=context, mode="w") as tar:
-            entry = tarfile.TarInfo("Dockerfile")
-            entry.size = len(dockerfile)
-            tar.addfile(entry, io.BytesIO(dockerfile))
-        context.seek(0)
+        context = text_context({"Dockerfile": (f"FROM {built}\nLABEL {line}\n", 0o644)})
         labelled = None
         try:
             for chunk in self.client.api.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True,

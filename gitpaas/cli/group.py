@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import errno
 import importlib
-import sys
-
 import inspect
+import sys
 
 import click
 
