@@ -332,14 +332,19 @@ COMMANDS = {"help": ["--help"], "releases": ["releases", "-a", APP, "-n", "15"],
 
 def measure_commands(deployer: Deployer, rounds: int) -> dict:
     """Wall time of each command in ``COMMANDS`` (a new process each time, as a person runs it),
-    beside the bare interpreter (``python -c pass``) for reference; the commands take turns."""
-    samples: dict[str, list[float]] = {name: [] for name in ("python", *COMMANDS)}
+    handed to the home's fork server and, alternately, run in its own process
+    (``GITPAAS_FORKSERVER=0``, the ``*_alone`` samples), beside the bare interpreter (``python -c
+    pass``) for reference; the commands take turns."""
+    names = ["python", *COMMANDS, *(f"{name}_alone" for name in COMMANDS)]
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    alone = {**deployer.home.env, "GITPAAS_FORKSERVER": "0"}
     for _ in range(rounds):
         for name in samples:
-            argv = [sys.executable, "-c", "pass"] if name == "python" else [GITPAAS, *COMMANDS[name]]
+            command = COMMANDS.get(name.removesuffix("_alone"))
+            argv = [sys.executable, "-c", "pass"] if command is None else [GITPAAS, *command]
             started = time.perf_counter()
-            subprocess.run(argv, env=deployer.home.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           check=True, timeout=60)
+            subprocess.run(argv, env=alone if name.endswith("_alone") else deployer.home.env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=60)
             samples[name].append(round(time.perf_counter() - started, 4))
     print("commands: " + ", ".join(f"{name} {statistics.median(values):.3f} s" for name, values in samples.items()),
           flush=True)
@@ -359,6 +364,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="alternated runs of redeploy/rollback/config:set")
     parser.add_argument("--parallel-runs", type=int, default=3, help="alternated sequential/concurrent batches")
     parser.add_argument("--no-window-row", action="store_true", help="skip the home with a minimal startup window")
+    parser.add_argument("--no-forkserver-row", action="store_true",
+                        help="skip the home whose commands and hook run in their own process (GITPAAS_FORKSERVER=0)")
     parser.add_argument("--command-rounds", type=int, default=15, help="rounds of the timed commands (0: none)")
     args = parser.parse_args()
     window = minimal_startup_window()
@@ -368,6 +375,8 @@ def main() -> None:
         homes = {"default": stack.enter_context(scratch_home())}
         if not args.no_window_row:
             homes["no_window"] = stack.enter_context(scratch_home(GITPAAS_STARTUP_WINDOW=window))
+        if not args.no_forkserver_row:
+            homes["no_forkserver"] = stack.enter_context(scratch_home(GITPAAS_FORKSERVER="0"))
         deployers = {label: Deployer(home) for label, home in homes.items()}
         for deployer in deployers.values():  # v1 and v2: the first build, and bodies to roll back between
             deployer.create(APP)

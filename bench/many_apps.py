@@ -15,7 +15,8 @@ time; if the time limit comes first, N is where it stopped, and the JSON says so
 - `gitpaas apps` (a new process each time) and `GET /apps` from a running `gitpaas server`
   (medians of ``--rounds``);
 - memory: the proportional set size (PSS, so shared pages are counted once) of the router's nginx
-  processes and of the `gitpaas server`; the growth from 1 app to N divided by N - 1 is the memory
+  processes, of the `gitpaas server` and of the home's fork server (which the CLI and the git hook
+  hand their work to); the growth from 1 app to N divided by N - 1 is the memory
   gitpaas's own processes take per app. The apps' own containers are reported beside it (they are
   the apps, not gitpaas).
 """
@@ -50,6 +51,14 @@ def pss_kib(pid: int) -> int:
     except (OSError, ValueError):
         pass
     return 0
+
+
+def forkserver_pss_kib(home: Path) -> int:
+    """PSS of the home's fork server (gitpaas.forkserver) alone, between two commands; 0 if none runs."""
+    try:
+        return pss_kib(int((home / "forkserver" / "pid").read_text()))
+    except (OSError, ValueError):
+        return 0
 
 
 def tree_pss_kib(pid: int) -> int:
@@ -129,6 +138,7 @@ class Box:
             "api_apps_s": summary(api),
             "router_pss_kib": tree_pss_kib(master) if master else 0,
             "server_pss_kib": tree_pss_kib(self.server.process.pid),
+            "forkserver_pss_kib": forkserver_pss_kib(self.home.path),
             "containers_mib": containers_memory_mib(self.home.settings.home_label),
             "redeploy_phases_s": {phase: round(statistics.median(p.get(phase, 0.0) for p in phases), 3)
                                   for phase in ("receive", "build", "release", "health", "swap", "total")},
@@ -181,7 +191,8 @@ def main() -> None:
         finally:
             server.stop()
     n = last["apps"]
-    per_app = {key: round((last[key] - first[key]) / max(1, n - 1), 1) for key in ("router_pss_kib", "server_pss_kib")}
+    per_app = {key: round((last[key] - first[key]) / max(1, n - 1), 1) for key in ("router_pss_kib", "server_pss_kib",
+                                                                                   "forkserver_pss_kib")}
     result = {
         "apps_wanted": args.apps, "apps": n, "stopped_early": stopped_early, "concurrency": args.concurrency,
         "first": first, "last": last,

@@ -155,6 +155,11 @@ def _cell(stats: dict, unit: str = "s", digits: int = 2) -> str:
     return f"{stats['median']:.{digits}f} {unit} ({stats['min']:.{digits}f}–{stats['max']:.{digits}f})"
 
 
+#: deploy_speed's homes: the default, one with the shortest startup window, one without the fork server
+HOME_LABELS = {"default": "", "no_window": ", `GITPAAS_STARTUP_WINDOW={window}`",
+               "no_forkserver": ", every command in its own process (`GITPAAS_FORKSERVER=0`)"}
+
+
 def deploy_speed_tables(speed: dict) -> str:
     seconds, window = speed["seconds"], speed["startup_window_row"]
     rows = [
@@ -169,7 +174,7 @@ def deploy_speed_tables(speed: dict) -> str:
              "|---|---:|---:|---:|---:|"]
     for operation, label, floor_label, target in rows:
         base = seconds[f"floor_{operation}"]
-        for home, suffix in (("default", ""), ("no_window", f", `GITPAAS_STARTUP_WINDOW={window}`")):
+        for home, suffix in ((home, HOME_LABELS[home].format(window=window)) for home in HOME_LABELS):
             if f"{operation}_{home}" not in seconds:
                 continue
             lines.append(f"| {label}{suffix} | {_cell(seconds[f'{operation}_{home}'])} | {floor_label}: {_cell(base)} "
@@ -179,8 +184,10 @@ def deploy_speed_tables(speed: dict) -> str:
               "the CLI's):", "",
               "| | outside | receive | build | release | health | swap |", "|---|---:|---:|---:|---:|---:|---:|"]
     for name, phases in speed["phases_s"].items():
-        operation, home = name.rsplit("_", 1) if not name.endswith("no_window") else (name[:-10], "no_window")
-        label = operation.replace("config_set", "config:set") + (f", window {window}" if home == "no_window" else "")
+        home = next(home for home in HOME_LABELS if name.endswith("_" + home))
+        operation = name.removesuffix("_" + home)
+        label = operation.replace("config_set", "config:set") + {"no_window": f", window {window}",
+                                                                  "no_forkserver": ", no fork server"}.get(home, "")
         lines.append(f"| {label} | " + " | ".join(f"{phases[key]:.2f}" for key in
                                                   ("outside", "receive", "build", "release", "health", "swap")) + " |")
     lines.append(f"| raw-Docker floor | | | {seconds['floor_build']['median']:.2f} | | "
@@ -227,10 +234,15 @@ def buildpack_table(cache: dict) -> str:
 
 
 def commands_table(commands: dict) -> str:
-    lines = [f"| {commands['rounds']} rounds, median (min–max) | wall time, interpreter included | target |",
-             "|---|---:|---:|", f"| `python -c pass` (for reference) | {_cell(commands['seconds']['python'], digits=3)} | |"]
+    alone = "releases_alone" in commands["seconds"]
+    lines = [f"| {commands['rounds']} rounds, median (min–max), interpreter included | through the fork server | "
+             + ("in its own process (`GITPAAS_FORKSERVER=0`) | " if alone else "") + "target |",
+             "|---|---:|" + ("---:|" if alone else "") + "---:|",
+             f"| `python -c pass` (for reference) | {_cell(commands['seconds']['python'], digits=3)} | "
+             + ("| " if alone else "") + "|"]
     for name, limit in COMMAND_LIMITS.items():
-        lines.append(f"| {COMMAND_LABELS[name]} | {_cell(commands['seconds'][name], digits=3)} | < {limit:g} s |")
+        own = f" {_cell(commands['seconds'][name + '_alone'], digits=3)} |" if alone else ""
+        lines.append(f"| {COMMAND_LABELS[name]} | {_cell(commands['seconds'][name], digits=3)} |{own} < {limit:g} s |")
     return "\n".join(lines)
 
 
@@ -250,6 +262,10 @@ def many_apps_table(many: dict) -> str:
                  f"| {per_app['router_pss_kib']:.0f} KiB per app | reported |")
     lines.append(f"| `gitpaas server`, PSS | {first['server_pss_kib'] / 1024:.1f} MiB "
                  f"| {last['server_pss_kib'] / 1024:.1f} MiB | {per_app['server_pss_kib']:.0f} KiB per app | reported |")
+    if "forkserver_pss_kib" in last:
+        lines.append(f"| the fork server (`gitpaas.forkserver`), PSS | {first['forkserver_pss_kib'] / 1024:.1f} MiB "
+                     f"| {last['forkserver_pss_kib'] / 1024:.1f} MiB | {per_app['forkserver_pss_kib']:.0f} KiB per app "
+                     "| reported |")
     lines.append(f"| the apps' containers (the apps themselves) | {first['containers_mib']:.0f} MiB "
                  f"| {last['containers_mib']:.0f} MiB | {many['containers_mib_per_app']:.1f} MiB per app | |")
     for label, point in (("1 app", first), (f"{n} apps", last)):
@@ -418,6 +434,9 @@ def phase_chart(speed: dict, path: Path = CHART) -> Path:
     if "redeploy_no_window" in phases:
         bars.append((f"gitpaas redeploy,\nGITPAAS_STARTUP_WINDOW={window}", phases["redeploy_no_window"],
                      seconds["redeploy_no_window"]["median"], seconds["floor_redeploy"]["median"], LIMITS["redeploy"]))
+    if "redeploy_no_forkserver" in phases:
+        bars.append(("gitpaas redeploy, no fork server\n(GITPAAS_FORKSERVER=0)", phases["redeploy_no_forkserver"],
+                     seconds["redeploy_no_forkserver"]["median"], seconds["floor_redeploy"]["median"], LIMITS["redeploy"]))
     bars.append(("raw Docker floor\n(docker build + run + first 200)", floor_redeploy,
                  seconds["floor_redeploy"]["median"], None, None))
     bars.append(("gitpaas rollback\n(→ target version answers)", phases.get("rollback_default"),
@@ -425,6 +444,9 @@ def phase_chart(speed: dict, path: Path = CHART) -> Path:
     if "rollback_no_window" in phases:
         bars.append((f"gitpaas rollback,\nGITPAAS_STARTUP_WINDOW={window}", phases["rollback_no_window"],
                      seconds["rollback_no_window"]["median"], seconds["floor_rollback"]["median"], LIMITS["rollback"]))
+    if "rollback_no_forkserver" in phases:
+        bars.append(("gitpaas rollback, no fork server\n(GITPAAS_FORKSERVER=0)", phases["rollback_no_forkserver"],
+                     seconds["rollback_no_forkserver"]["median"], seconds["floor_rollback"]["median"], LIMITS["rollback"]))
     bars.append(("raw Docker floor\n(docker run + first 200)", {"floor_run": seconds["floor_rollback"]["median"]},
                  seconds["floor_rollback"]["median"], None, None))
 

@@ -14,7 +14,9 @@ import signal
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from gitpaas import forkserver
 from gitpaas.errors import (
     BootFailed,
     BuildFailed,
@@ -23,11 +25,17 @@ from gitpaas.errors import (
     ReleaseFailed,
 )
 from gitpaas.identity import Actor
+from gitpaas.lazy import lazy
 from gitpaas.output import Output, StreamOutput
-from gitpaas.platform import Platform
-from gitpaas.receive import check_updates, receive_ref
-from gitpaas.settings import Settings
 from gitpaas.store.files import PRIVATE_UMASK
+
+if TYPE_CHECKING:
+    from gitpaas.platform import Platform
+
+# Loaded once the hook runs here rather than in the home's fork server (gitpaas.forkserver).
+platform_module = lazy("gitpaas.platform")
+receive = lazy("gitpaas.receive")
+settings_module = lazy("gitpaas.settings")
 
 
 def app_name_of(git_dir: Path) -> str:
@@ -60,9 +68,9 @@ def pre_receive(stdin_lines: list[str], platform: Platform, git_dir: Path, outpu
     actor = Actor(environ.get("GITPAAS_USER") or None)
     updates = [line.split() for line in stdin_lines if line.strip()]
     try:
-        check_updates([ref for _, _, ref in updates])
+        receive.check_updates([ref for _, _, ref in updates])
         for old, new, ref in updates:
-            receive_ref(platform, app, old, new, ref, output, actor, environ=environ)
+            receive.receive_ref(platform, app, old, new, ref, output, actor, environ=environ)
     except GitpaasError as exc:
         failed = getattr(exc, "app_name", None) or app  # a review app's, when a branch's push failed
         running, gone = None, False
@@ -108,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] != ["pre-receive"]:
         print("usage: python -m gitpaas.hook pre-receive", file=sys.stderr)
         return 2
+    status = forkserver.hand_off("hook", argv, None)
+    return run(argv) if status is None else status
+
+
+def run(argv: list[str]) -> int:
+    """The hook, in this process."""
     logging.basicConfig(level=logging.WARNING)
     os.umask(PRIVATE_UMASK)
     # A hang-up or terminate (the pusher's connection dropped, an admin's kill) unwinds the deploy like
@@ -117,12 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, _interrupt)
     output = StreamOutput(sys.stdout)
     try:
-        settings = Settings.from_env()
+        settings = settings_module.Settings.from_env()
     except GitpaasError as exc:
         output.warn(str(exc))
         return 1
     git_dir = Path(os.environ.get("GIT_DIR", "."))
-    return pre_receive(sys.stdin.read().splitlines(), Platform(settings), git_dir, output)
+    return pre_receive(sys.stdin.read().splitlines(), platform_module.Platform(settings), git_dir, output)
 
 
 if __name__ == "__main__":

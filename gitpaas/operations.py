@@ -14,7 +14,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from gitpaas import procfile, sizes, stacks
+from gitpaas import forkserver, procfile, sizes, stacks
 from gitpaas.accounts import Accounts
 from gitpaas.addons import backups as addon_backups
 from gitpaas.addons import runtime as addon_runtime
@@ -96,10 +96,11 @@ def refresh_entry_points(platform: Platform) -> bool:
 
 
 def purge_home(platform: Platform) -> None:
-    """Remove every container, image and network of this home, stop its router, delete its files;
-    each step is tried even when one before it failed (a swarm manager away), then the first
-    failure is raised."""
+    """Stop the home's fork server, remove every container, image and network of this home, stop its
+    router, delete its files; each step is tried even when one before it failed (a swarm manager
+    away), then the first failure is raised."""
     failed: list[Exception] = []
+    forkserver.stop(platform.settings.home)
     for step in (lambda: platform.scheduler.purge(), lambda: platform.slugs.purge(), lambda: platform.router.stop()):
         try:
             step()

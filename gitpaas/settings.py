@@ -19,6 +19,7 @@ from typing import Mapping
 
 from gitpaas import stacks
 from gitpaas.errors import UsageError
+from gitpaas.home import home_of, is_root
 from gitpaas.stacks import DEFAULT_STACK, Stack
 
 #: where the stack images are: gitpaas/stack:trixie, gitpaas/stack:bookworm, …
@@ -28,14 +29,7 @@ SCHEDULERS = ("docker-local", "swarm")
 
 
 def _is_root() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def default_home(environ: Mapping[str, str]) -> Path:
-    if _is_root():
-        return Path("/var/lib/gitpaas")
-    base = environ.get("XDG_DATA_HOME") or str(Path(environ.get("HOME", "~")).expanduser() / ".local/share")
-    return Path(base) / "gitpaas"
+    return is_root()
 
 
 def _number(environ: Mapping[str, str], key: str, default: float, *, integer: bool = False) -> float:
@@ -133,7 +127,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         env = dict(os.environ if environ is None else environ)
-        home = Path(env.get("GITPAAS_HOME") or default_home(env)).expanduser().absolute()
+        home = home_of(env, _is_root())
         recorded = read_home_record(home)
         port_default = recorded.get("http_port") or (80 if _is_root() else 8080)
         return cls(

@@ -70,10 +70,20 @@ class GitpaasGroup(click.Group):
             importlib.import_module(COMMANDS[cmd_name][0])
         return self.commands.get(cmd_name)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        """click's, with its "Did you mean" drawn from every command (not only the loaded ones)."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:
+            raise click.exceptions.NoSuchCommand(exc.command_name, possibilities=self._visible(ctx), ctx=ctx) from None
+
+    def _visible(self, ctx: click.Context) -> list[str]:
+        return [name for name in self.list_commands(ctx)
+                if not (self.commands[name].hidden if name in self.commands else COMMANDS[name][2])]
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """click's list of commands, from ``commands.py``: the help imports no command module."""
-        names = [name for name in self.list_commands(ctx)
-                 if not (self.commands[name].hidden if name in self.commands else COMMANDS[name][2])]
+        names = self._visible(ctx)
         limit = formatter.width - 6 - max(len(name) for name in names)
         rows = [(name, (self.commands.get(name) or click.Command(name, help=COMMANDS[name][1])).get_short_help_str(limit))
                 for name in names]

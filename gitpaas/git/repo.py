@@ -13,6 +13,7 @@ from pathlib import Path
 from dulwich.repo import Repo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from gitpaas import forkserver
 from gitpaas.errors import EnvironmentProblem, PushRefused
 from gitpaas.settings import Settings
 
@@ -63,7 +64,7 @@ def _note(app_dir: Path, ref: str) -> Path:
 
 
 def note_ref_update(app_dir: Path, ref: str, new: str) -> None:
-    _note(app_dir, ref).write_text(json.dumps({"ref": ref, "new": new, "git_pid": os.getppid()}))
+    _note(app_dir, ref).write_text(json.dumps({"ref": ref, "new": new, "git_pid": forkserver.parent_pid()}))
 
 
 def read_ref(repo_path: Path, ref: str) -> str | None:

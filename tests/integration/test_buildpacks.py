@@ -4,6 +4,7 @@ over HTTP through the router."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import subprocess
 import tarfile
@@ -146,6 +147,44 @@ def test_node_app_with_npm_ci_a_build_script_and_npm_start(home):
             in second.stderr)
     assert "npm ci" not in second.stderr
     assert home.get("node").text.startswith("hello from node v2: ms('2 days') is 172800000")
+
+
+#: a Node app whose one package is a devDependency: installed for the build, pruned from the slug
+DEV_ONLY = {
+    "package.json": json.dumps({"name": "gitpaas-node-sample", "version": "1.0.0", "private": True,
+                                "scripts": {"start": "node server.js"}, "devDependencies": {"ms": "2.1.3"}}),
+    "package-lock.json": json.dumps({
+        "name": "gitpaas-node-sample", "version": "1.0.0", "lockfileVersion": 3, "requires": True,
+        "packages": {
+            "": {"name": "gitpaas-node-sample", "version": "1.0.0", "devDependencies": {"ms": "2.1.3"}},
+            "node_modules/ms": {"version": "2.1.3", "dev": True, "license": "MIT", "integrity": (
+                "sha512-6FlzubTLZG3J2a/NVCAleEhjzq5oxgHyaCU9yYXvcLsvoVaHJq/s5xXI6/XXP6tz7R9xAOtHnSO/tXtF3WRTlA==")},
+        }}),
+    "server.js": (
+        'const fs = require("fs");\n'
+        'const body = fs.readFileSync(__dirname + "/BODY", "utf8").trim();\n'
+        'require("http").createServer((req, res) => res.end(`${body}: ms is '
+        '${fs.existsSync(__dirname + "/node_modules/ms") ? "installed" : "pruned"}\\n`))'
+        '.listen(Number(process.env.PORT));\n'),
+}
+
+
+def test_node_modules_pruned_of_its_dev_dependencies_stays_in_place_on_the_next_push(home):
+    """A warm build keeps the slug's node_modules, already pruned, when no build script needs the
+    devDependencies back: neither npm ci nor a second prune runs."""
+    home.create_app("pruned")
+    first = home.push("pruned", "node-npm", files={**DEV_ONLY, "BODY": "v1"})
+    assert deployed(first), first.stderr
+    assert "-----> Installing dependencies with npm ci" in first.stderr
+    assert "-----> Pruning devDependencies" in first.stderr
+    assert home.get("pruned").text == "v1: ms is pruned\n"
+
+    second = home.push("pruned", "node-npm", files={**DEV_ONLY, "BODY": "v2"})
+    assert deployed(second), second.stderr
+    assert ("-----> Reusing node_modules of the previous build (package.json and package-lock.json unchanged; "
+            "devDependencies pruned already)") in second.stderr
+    assert "npm ci" not in second.stderr and "Pruning devDependencies" not in second.stderr
+    assert home.get("pruned").text == "v2: ms is pruned\n"
 
 
 def test_static_site_is_served_by_a_web_server_from_the_stack(home):

@@ -122,7 +122,9 @@ def test_a_killed_api_server_settles_its_release_when_it_comes_back(home, docker
     try:
         wait_for(lambda: home.release("served", 2)["status"] == "failed", "the restarted server to settle v2")
         assert home.release("served", 2)["failure"]["reason"].startswith("interrupted")
-        assert not any(d["type"] == "release" for d in home.json("ps", "-a", "served")), "its container is gone"
+        # (the record is settled first, then its container removed: a `ps` in between still lists it)
+        wait_for(lambda: not any(d["type"] == "release" for d in home.json("ps", "-a", "served")),
+                 "its container to be removed", timeout=30)
         assert answers(home, "served", "v1 from web.1\n")
     finally:
         server.terminate()

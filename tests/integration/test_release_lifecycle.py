@@ -213,12 +213,33 @@ def hook_pid(home) -> int | None:
     return None
 
 
+def forkserver_pid(home) -> int | None:
+    try:
+        return int((home.path / "forkserver" / "pid").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def deploy_pid(home) -> int | None:
+    """The process running a push's deploy: the home's fork server's child, or else the hook's own."""
+    server = forkserver_pid(home)
+    if server is None:
+        return hook_pid(home)
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == server:
+                return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
 def test_recovery_after_kill_9_mid_release(home, docker_client):
     home.create_app("crash")
     assert home.push("crash", "web").returncode == 0
     push = home.start_push("crash", "web", files={"BODY": "v2", "Procfile": WEB + "release: sleep 300\n"})
     wait_for(lambda: running_release(home, "crash"), "the release command")
-    os.kill(wait_for(lambda: hook_pid(home), "the hook process"), signal.SIGKILL)
+    os.kill(wait_for(lambda: deploy_pid(home), "the process deploying"), signal.SIGKILL)
     push.communicate(timeout=60)
     assert push.returncode != 0
     assert home.release("crash", 2)["status"] == "pending", "nothing settled it yet"
@@ -233,6 +254,26 @@ def test_recovery_after_kill_9_mid_release(home, docker_client):
     assert home.get("crash").text == "hello v1 from web.1\n"
     assert home.push("crash", "web", files={"BODY": "after"}).returncode == 0
     assert home.get("crash").text == "after from web.1\n"
+
+
+def test_a_push_whose_hook_is_killed_outright_is_hung_up_on(home, docker_client):
+    """The hook hands the deploy to the home's fork server; killed with SIGKILL (it cannot pass the
+    signal on), its deploy is hung up on, as a dropped connection would: recorded failed, cleaned up."""
+    home.create_app("hang")
+    assert home.push("hang", "web").returncode == 0
+    wait_for(lambda: forkserver_pid(home), "the home's fork server")
+    push = home.start_push("hang", "web", files={"BODY": "v2", "Procfile": WEB + "release: sleep 300\n"})
+    wait_for(lambda: running_release(home, "hang"), "the release command")
+    deploying = wait_for(lambda: deploy_pid(home), "the process deploying")
+    os.kill(wait_for(lambda: hook_pid(home), "the hook process"), signal.SIGKILL)
+    push.communicate(timeout=60)
+    assert push.returncode != 0
+    wait_for(lambda: home.release("hang", 2)["status"] == "failed", "the deploy to be hung up", timeout=60)
+    assert home.release("hang", 2)["failure"]["reason"].startswith("interrupted")
+    wait_for(lambda: not Path(f"/proc/{deploying}").exists(), "the deploying process to end")
+    assert not docker_client.containers.list(all=True, filters=labels.filters(
+        {labels.HOME: str(home.path), labels.RELEASE: "2"})), "the release container is gone"
+    assert home.get("hang").text == "hello v1 from web.1\n"
 
 
 # --- retention -------------------------------------------------------------------------------

@@ -25,6 +25,10 @@ LOADED_ON_FIRST_USE = {
     ("gitpaas.cli.group", "gitpaas.operations"), ("gitpaas.cli.group", "gitpaas.output"),
     ("gitpaas.cli.group", "gitpaas.settings"),
     ("gitpaas.platform", "gitpaas.router.nginx"), ("gitpaas.locks", "gitpaas.formation"),
+    # the entry points hand their work to the home's fork server first (gitpaas.forkserver), and load
+    # the command line or the deploy only when they run it themselves
+    ("gitpaas.cli.main", "gitpaas.cli.group"), ("gitpaas.cli.main", "gitpaas.store.files"),
+    ("gitpaas.hook", "gitpaas.settings"), ("gitpaas.hook", "gitpaas.platform"), ("gitpaas.hook", "gitpaas.receive"),
     # what the CLI's commands that change things need, and a command that reads a record does not
     *(("gitpaas.cli.backend", module) for module in (
         "gitpaas.events", "gitpaas.operations", "gitpaas.pipelines", "gitpaas.reviewapps", "gitpaas.accounts",

@@ -1,0 +1,222 @@
+"""The fork server (gitpaas.forkserver), with real processes: the `gitpaas` console script and the
+hook's `python -m gitpaas.hook` hand their work to a server started for a throwaway home, and what
+a user sees — output on the right stream, exit status, environment, working folder, standard input,
+Ctrl-C — is what the command does in its own process. No Docker: the commands read records.
+(What the server saves in seconds is measured by bench/deploy_speed.py, never asserted here.)"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gitpaas import forkserver
+from gitpaas.cli import commands
+from gitpaas.cli.group import cli
+
+GITPAAS = str(Path(sys.executable).with_name("gitpaas"))
+
+
+def wait_for(check, what: str, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def server_pid(home: Path) -> int | None:
+    try:
+        pid = int((home / "forkserver" / "pid").read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if (home / "forkserver" / "socket").exists() else None
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    return state != "Z"
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def log_of(home: Path) -> str:
+    path = home / "logs" / "forkserver.log"
+    return path.read_text() if path.exists() else ""
+
+
+class HomePath(type(Path())):
+    """A home's path, with the environment the tests run its commands with."""
+    env: dict[str, str]
+
+
+@pytest.fixture
+def home(tmp_path):
+    """A home with an app, made by the real CLI in its own process, and no server yet."""
+    path = HomePath(tmp_path) / "a home with a long name to pass the 107 bytes of a socket address" / "home"
+    env = {**os.environ, "GITPAAS_HOME": str(path), "GITPAAS_HTTP_PORT": "8080",
+           "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    env.pop("GITPAAS_FORKSERVER", None)
+    created = subprocess.run([GITPAAS, "apps:create", "shop"], env={**env, "GITPAAS_FORKSERVER": "0"},
+                             capture_output=True, text=True, timeout=60)
+    assert created.returncode == 0, created.stderr
+    path.env = env
+    yield path
+    forkserver.stop(path)
+
+
+def gitpaas(home: Path, *args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([GITPAAS, *args], env={**home.env, **(env or {})}, capture_output=True, text=True,
+                          timeout=60, **kwargs)
+
+
+def started(home: Path) -> int:
+    """The first command starts the server (and runs in its own process); the server's pid."""
+    gitpaas(home, "apps")
+    return wait_for(lambda: server_pid(home), "the fork server")
+
+
+def test_commands_run_in_a_child_of_the_server_as_they_would_in_their_own_process(home, tmp_path):
+    pid = started(home)
+    folder = home / "forkserver"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / "socket").stat().st_mode) == 0o600
+
+    info = gitpaas(home, "apps:info", "-a", "shop", env={"GITPAAS_HTTP_PORT": "9999"})
+    assert info.returncode == 0 and "http://shop.localhost:9999/" in info.stdout, "the client's environment"
+    # what a user sees is what the command shows in its own process: streams, exit status
+    for args in (["apps:info", "-a", "nope"], ["releasez"], ["config", "-a", "shop", "--json"], ["apps"],
+                 ["releases", "-a", "shop"], ["config:get", "-a", "shop", "NOPE"]):
+        served = gitpaas(home, *args)
+        alone = gitpaas(home, *args, env={"GITPAAS_FORKSERVER": "0"})
+        assert (served.returncode, served.stdout, served.stderr) == (alone.returncode, alone.stdout, alone.stderr)
+    assert "app 'nope' not found" in gitpaas(home, "apps:info", "-a", "nope").stderr
+
+    work = tmp_path / "work"
+    work.mkdir()
+    backed = gitpaas(home, "backup", "home.tar", cwd=work)
+    assert backed.returncode == 0 and "Backed up 1 app to home.tar" in backed.stdout
+    assert stat.S_IMODE((work / "home.tar").stat().st_mode) == 0o600, "in the client's folder, private"
+
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not alive(pid), "the server to stop")
+    assert "stopped by SIGTERM; it ran 9 command(s)" in log_of(home)
+    assert not (folder / "socket").exists() and not (folder / "pid").exists()
+
+
+def test_the_hook_reads_its_refs_from_the_pushers_standard_input(home):
+    pid = started(home)
+    hook = subprocess.run([sys.executable, "-m", "gitpaas.hook", "pre-receive"], input="0000 1111 refs/heads/feature\n",
+                          env={**home.env, "GIT_DIR": str(home / "apps/shop/repo.git")},
+                          cwd=home / "apps/shop/repo.git", capture_output=True, text=True, timeout=60)
+    assert hook.returncode == 1
+    assert "gitpaas deploys only the main or master branch, not 'feature'" in hook.stdout
+    assert "-a shop --stage development" in hook.stdout
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not alive(pid), "the server to stop")
+    assert "it ran 1 command(s)" in log_of(home)
+
+
+def test_ctrl_c_and_a_client_killed_outright_reach_the_command(home):
+    pid = started(home)
+    # A command waiting on its standard input stands in for any long one: the hook, which reads the
+    # pushed refs until git closes them (the test keeps them open).
+    for signum in (signal.SIGINT, signal.SIGKILL):
+        before = set(children_of(pid))
+        client = subprocess.Popen([sys.executable, "-m", "gitpaas.hook", "pre-receive"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env={**home.env, "GIT_DIR": str(home / "apps/shop/repo.git")})
+        child = wait_for(lambda: set(children_of(pid)) - before, "the command's process").pop()
+        client.send_signal(signum)
+        client.wait(timeout=30)
+        wait_for(lambda: not alive(child), "the command to end")  # (its standard input still open)
+        client.stdin.close()
+        # Ctrl-C: the command ends as it would on its own (an uncaught KeyboardInterrupt ends Python
+        # by SIGINT), and the client with it, by the same signal
+        assert client.returncode == -signum
+    assert alive(pid)
+    wait_for(lambda: children_of(pid) == [], "the server to reap its children")
+
+
+def test_a_server_that_cannot_serve_the_client_as_it_would_run_leaves_it_to_run_itself(home):
+    pid = started(home)
+    other = gitpaas(home, "apps", env={"LC_ALL": "C"})  # another locale: another interpreter's encoding
+    assert other.returncode == 0 and "shop" in other.stdout
+    assert alive(pid)
+    assert "a client ran on its own: its env differs (LC_ALL)" in log_of(home)
+    # gitpaas's code changes (an upgrade): the server stops, the command runs on its own, a new server starts
+    source = Path(forkserver.__file__)
+    info = source.stat()
+    try:
+        os.utime(source, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+        changed = gitpaas(home, "apps")
+    finally:
+        os.utime(source, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert changed.returncode == 0 and "shop" in changed.stdout
+    wait_for(lambda: not alive(pid), "the old server to stop")
+    assert "stopped: gitpaas's code changed; it ran 0 command(s)" in log_of(home), "both ran on their own"
+    wait_for(lambda: server_pid(home) not in (None, pid), "a new server")
+
+
+def test_the_server_stops_when_idle_or_when_its_home_is_gone(home, tmp_path):
+    gitpaas(home, "apps", env={"GITPAAS_FORKSERVER_IDLE": "0.5"})
+    pid = wait_for(lambda: server_pid(home), "the fork server")
+    wait_for(lambda: not alive(pid), "the idle server to stop", timeout=10)
+    assert "stopped after 0.5 s without a command" in log_of(home)
+
+    (home / "forkserver" / "started").unlink()  # (a client starts a server at most every 30 s)
+    pid = started(home)
+    moved = tmp_path / "moved"
+    home.rename(moved)
+    wait_for(lambda: not alive(pid), "the server to notice its home is gone", timeout=10)
+
+
+def test_no_server_without_a_home_and_none_when_turned_off(tmp_path, home):
+    nowhere = tmp_path / "nowhere"
+    listed = gitpaas(home, "apps", env={"GITPAAS_HOME": str(nowhere)})
+    assert listed.returncode == 0
+    assert not (nowhere / "forkserver").exists(), "a command run with no home starts no server"
+    off = gitpaas(home, "apps", env={"GITPAAS_FORKSERVER": "0"})
+    assert off.returncode == 0 and "shop" in off.stdout
+    assert not (home / "forkserver").exists(), "none started"
+
+
+def test_commands_that_take_the_terminal_run_in_their_own_process():
+    """A child of the server has no controlling terminal: a command that sets the terminal raw or
+    hides what is typed (itself, or a function of its module it calls) runs in its own process."""
+    for name, (module_name, _, _) in commands.COMMANDS.items():
+        module = importlib.import_module(module_name)
+        callback = inspect.unwrap(cli.commands[name].callback)
+        called = [value for value in (module.__dict__.get(word) for word in callback.__code__.co_names)
+                  if inspect.isfunction(value) and value.__module__ == module_name]
+        source = "".join(inspect.getsource(function) for function in (callback, *called))
+        if any(word in source for word in ("isatty()", "hide_input", "termios", "getpass(")):
+            assert name in forkserver.IN_PROCESS, f"{name} uses the terminal"
+    for name in ("run", "pg:psql", "redis:cli", "login"):
+        assert name in forkserver.IN_PROCESS
+    assert "server" in forkserver.IN_PROCESS
