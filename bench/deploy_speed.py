@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from contextlib import ExitStack
@@ -330,6 +331,24 @@ COMMANDS = {"help": ["--help"], "releases": ["releases", "-a", APP, "-n", "15"],
             "config": ["config", "-a", APP]}
 
 
+def run_timed(argv: list[str], env: dict[str, str]) -> float:
+    """Seconds from a process's start to its exit. (``Popen.wait()`` without a timeout blocks in
+    waitpid; ``subprocess.run(timeout=…)`` polls with sleeps growing to 50 ms, which rounds a short
+    command's time up to 0.064, 0.114, 0.164 s… — what the figures before 2026-12-02 23:30 were.)"""
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    watchdog = threading.Timer(60, process.kill)
+    watchdog.start()
+    try:
+        status = process.wait()
+    finally:
+        watchdog.cancel()
+    took = time.perf_counter() - started
+    if status != 0:
+        raise subprocess.CalledProcessError(status, argv)
+    return took
+
+
 def measure_commands(deployer: Deployer, rounds: int) -> dict:
     """Wall time of each command in ``COMMANDS`` (a new process each time, as a person runs it),
     handed to the home's fork server and, alternately, run in its own process
@@ -342,10 +361,7 @@ def measure_commands(deployer: Deployer, rounds: int) -> dict:
         for name in samples:
             command = COMMANDS.get(name.removesuffix("_alone"))
             argv = [sys.executable, "-c", "pass"] if command is None else [GITPAAS, *command]
-            started = time.perf_counter()
-            subprocess.run(argv, env=alone if name.endswith("_alone") else deployer.home.env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=60)
-            samples[name].append(round(time.perf_counter() - started, 4))
+            samples[name].append(round(run_timed(argv, alone if name.endswith("_alone") else deployer.home.env), 4))
     print("commands: " + ", ".join(f"{name} {statistics.median(values):.3f} s" for name, values in samples.items()),
           flush=True)
     return {"rounds": rounds, "argv": COMMANDS, "seconds": {name: summary(values) for name, values in samples.items()},
