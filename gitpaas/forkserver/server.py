@@ -29,6 +29,7 @@ from gitpaas import forkserver, hook
 from gitpaas.cli import main as cli_main
 from gitpaas.cli.commands import MODULES
 from gitpaas.forkserver import (
+    _MESSAGE_LIMIT,
     DEFAULT_IDLE_SECONDS,
     _interpreter,
     _socket_address,
@@ -52,7 +53,6 @@ PRELOAD = (
 _LOOK_SECONDS = 2.0
 #: a client sends its request as soon as it connects; one that does not holds the others up this long
 _REQUEST_TIMEOUT_SECONDS = 2.0
-_MESSAGE_LIMIT = 1 << 20
 
 
 def preload() -> int:
@@ -158,11 +158,10 @@ class Server:
                 elif not self.children and code_fingerprint() != self.fingerprint:
                     self._stop("stopped: gitpaas's code changed")
         self._close_listener()
-        for name in ("pid",):
-            try:
-                os.unlink(name, dir_fd=self.folder_fd)
-            except FileNotFoundError:
-                pass
+        try:
+            os.unlink("pid", dir_fd=self.folder_fd)
+        except FileNotFoundError:
+            pass
         self.log(f"{self.stopping}; it ran {self.served} command(s)")
         return None
 
