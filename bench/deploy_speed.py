@@ -382,6 +382,8 @@ def main() -> None:
     parser.add_argument("--no-window-row", action="store_true", help="skip the home with a minimal startup window")
     parser.add_argument("--no-forkserver-row", action="store_true",
                         help="skip the home whose commands and hook run in their own process (GITPAAS_FORKSERVER=0)")
+    parser.add_argument("--no-router-reload-row", action="store_true",
+                        help="skip the home whose router reloads nginx for every switch (GITPAAS_ROUTER_LUA=0)")
     parser.add_argument("--command-rounds", type=int, default=15, help="rounds of the timed commands (0: none)")
     args = parser.parse_args()
     window = minimal_startup_window()
@@ -393,6 +395,8 @@ def main() -> None:
             homes["no_window"] = stack.enter_context(scratch_home(GITPAAS_STARTUP_WINDOW=window))
         if not args.no_forkserver_row:
             homes["no_forkserver"] = stack.enter_context(scratch_home(GITPAAS_FORKSERVER="0"))
+        if not args.no_router_reload_row:
+            homes["router_reload"] = stack.enter_context(scratch_home(GITPAAS_ROUTER_LUA="0"))
         deployers = {label: Deployer(home) for label, home in homes.items()}
         for deployer in deployers.values():  # v1 and v2: the first build, and bodies to roll back between
             deployer.create(APP)

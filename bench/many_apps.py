@@ -10,8 +10,10 @@ time; if the time limit comes first, N is where it stopped, and the JSON says so
 
 - redeploy: `git push` of a new BODY until it answers through the router — the first app at 1,
   the newest app at N (medians of ``--redeploys``);
-- router switch: ``NginxRouter.set_app`` of a probe host between two backends — the new file
-  written, ``nginx -t``, the reload, confirmed (medians of ``--switches``);
+- router switch: ``NginxRouter.set_app`` of a probe host between two backends, as a deploy does —
+  the new file written and, where nginx has Lua, the new list set in its memory, else ``nginx -t``
+  and the reload, confirmed; and a reload: the probe's host names changed, which always takes
+  ``nginx -t`` and a reload of every app's file (medians of ``--switches`` each);
 - `gitpaas apps` (a new process each time) and `GET /apps` from a running `gitpaas server`
   (medians of ``--rounds``);
 - memory: the proportional set size (PSS, so shared pages are counted once) of the router's nginx
@@ -120,6 +122,12 @@ class Box:
             started = time.perf_counter()
             self.router.set_app(PROBE, [f"{PROBE}.localhost"], [("127.0.0.1", 1 + run % 2)])
             switch.append(round(time.perf_counter() - started, 4))
+        reload = []
+        for run in range(switches):
+            hosts = [f"{PROBE}.localhost"] + ([f"www.{PROBE}.localhost"] if run % 2 == 0 else [])
+            started = time.perf_counter()
+            self.router.set_app(PROBE, hosts, [("127.0.0.1", 1)])
+            reload.append(round(time.perf_counter() - started, 4))
         self.router.remove_app(PROBE)
         cli, api = [], []
         for _ in range(rounds):
@@ -134,7 +142,8 @@ class Box:
         master = self.router._master_pid()
         return {
             "apps": len(self.apps), "app": app, "listed_by_cli": count_cli, "listed_by_api": count_api,
-            "redeploy_s": summary(redeploy), "switch_s": summary(switch), "cli_apps_s": summary(cli),
+            "redeploy_s": summary(redeploy), "switch_s": summary(switch), "reload_s": summary(reload),
+            "cli_apps_s": summary(cli),
             "api_apps_s": summary(api),
             "router_pss_kib": tree_pss_kib(master) if master else 0,
             "server_pss_kib": tree_pss_kib(self.server.process.pid),
@@ -142,7 +151,8 @@ class Box:
             "containers_mib": containers_memory_mib(self.home.settings.home_label),
             "redeploy_phases_s": {phase: round(statistics.median(p.get(phase, 0.0) for p in phases), 3)
                                   for phase in ("receive", "build", "release", "health", "swap", "total")},
-            "samples": {"redeploy_s": redeploy, "switch_s": switch, "cli_apps_s": cli, "api_apps_s": api},
+            "samples": {"redeploy_s": redeploy, "switch_s": switch, "reload_s": reload, "cli_apps_s": cli,
+                        "api_apps_s": api},
         }
 
 
@@ -197,6 +207,7 @@ def main() -> None:
         "apps_wanted": args.apps, "apps": n, "stopped_early": stopped_early, "concurrency": args.concurrency,
         "first": first, "last": last,
         "ratios": {"redeploy": ratio(last, first, "redeploy_s"), "switch": ratio(last, first, "switch_s"),
+                   "reload": ratio(last, first, "reload_s"),
                    "cli_apps": ratio(last, first, "cli_apps_s"), "api_apps": ratio(last, first, "api_apps_s")},
         "per_app_kib": per_app,
         "containers_mib_per_app": round(last["containers_mib"] / max(1, n), 1),
@@ -204,7 +215,8 @@ def main() -> None:
     }
     path = write_result("many_apps", result)
     print(f"\n| median | 1 app | {n} apps | {n}/1 |\n|---|---:|---:|---:|")
-    for label, key in (("redeploy", "redeploy_s"), ("router switch", "switch_s"), ("gitpaas apps", "cli_apps_s"),
+    for label, key in (("redeploy", "redeploy_s"), ("router switch", "switch_s"), ("router reload", "reload_s"),
+                       ("gitpaas apps", "cli_apps_s"),
                        ("GET /apps", "api_apps_s")):
         print(f"| {label} | {first[key]['median']:.3f} s | {last[key]['median']:.3f} s | "
               f"{statistics.median(last['samples'][key]) / statistics.median(first['samples'][key]):.2f} |")

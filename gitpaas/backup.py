@@ -51,7 +51,7 @@ MANIFEST = "gitpaas-backup.json"
 FORMAT = 1
 #: what a backup leaves out, as paths relative to the home (``*`` = any one name)
 _LEFT_OUT = ("locks", "logs", "backups/*/.sequence.lock", "router/nginx.conf", "router/generation.conf", "router/apps", "router/logs",
-             "router/tmp", "router/nginx.pid", "router/router.lock", "apps/*/cache", "apps/*/push-in-flight.json",
+             "router/tmp", "router/nginx.pid", "router/router.lock", "router/lua/modules.json", "router/unconfirmed", "apps/*/cache", "apps/*/push-in-flight.json",
              "apps/*/push-in-flight-*.json", "apps/*/building.json",
              "apps/*/build-failed.json")
 

@@ -121,6 +121,8 @@ class Settings:
     buildpack_allow: tuple[str, ...] = ()
     #: whether webhooks may target loopback, link-local and private addresses (a receiver on this network)
     webhook_private_targets: bool = False
+    #: whether the router changes backends without a reload (nginx's Lua module, when installed)
+    router_lua: bool = True
     # Extra environment given to the process that runs (for example) the release phase.
     environ: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -148,6 +150,7 @@ class Settings:
             network_pool=_network_pool(env.get("GITPAAS_NETWORK_POOL") or "10.219.0.0/16"),
             buildpack_allow=_buildpack_allow(env),
             webhook_private_targets=_flag(env, "GITPAAS_WEBHOOK_PRIVATE_TARGETS"),
+            router_lua=_flag(env, "GITPAAS_ROUTER_LUA") if env.get("GITPAAS_ROUTER_LUA") else True,
             environ=env,
         )
 

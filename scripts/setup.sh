@@ -107,6 +107,10 @@ install_openssh() {
 
 setup_tools() {
     have nginx || install_nginx
+    # the router's balancer: backends change without a reload (gitpaas/router/nginx.py)
+    # (without it the router works too, reloading nginx for every switch)
+    [ -e /usr/lib/nginx/modules/ngx_http_lua_module.so ] || apt_install_stopped libnginx-mod-http-lua \
+        || step "warning: nginx's Lua module (libnginx-mod-http-lua) could not be installed: every router switch will reload nginx"
     have debootstrap || apt_install debootstrap
     have git || apt_install git
     { have sshd && have ssh-keygen && have ssh; } || install_openssh
@@ -117,7 +121,7 @@ setup_tools() {
     { have openssl && have iptables && have ip; } || apt_install openssl iptables iproute2
     # the tests check this very script with it (tests/unit/test_setup_script.py)
     have shellcheck || apt_install shellcheck
-    step "nginx, debootstrap, git, OpenSSH, Chromium, docker-registry and shellcheck are installed"
+    step "nginx (with Lua), debootstrap, git, OpenSSH, Chromium, docker-registry and shellcheck are installed"
 }
 
 setup_stack() {

@@ -6,7 +6,14 @@ from pathlib import Path
 import pytest
 
 from gitpaas.errors import InvalidAppName, UsageError
-from gitpaas.router.render import render_app_config, render_main_config
+from gitpaas.router.render import (
+    Balancer,
+    balanced_backends,
+    render_app_config,
+    render_main_config,
+    renumbered,
+    unbalanced,
+)
 from gitpaas.settings import Settings
 
 
@@ -130,3 +137,61 @@ def test_main_config_can_name_worker_user_and_explicit_app_files(tmp_path):
 def test_main_config_refuses_a_home_nginx_would_misread():
     with pytest.raises(UsageError):
         render_main_config(Settings(home=Path("/srv/$HOME/gitpaas")))
+
+
+def test_balanced_app_config_names_its_addresses_to_the_balancer_not_to_nginx():
+    text = render_app_config("shop", ["shop.localhost"], [("127.0.0.1", 32001), ("::1", 9000)], port=80,
+                             balanced=True, number=17)
+
+    assert 'require("gitpaas_balancer").balance("shop", { "127.0.0.1:32001", "[::1]:9000" }, 17)' in text
+    assert "max_fails" not in text
+    assert "keepalive 16;" in text and "keepalive_timeout 2s;" in text
+    found = balanced_backends(text)
+    assert (found.backends, found.number) == ("127.0.0.1:32001 [::1]:9000", 17)
+    other = balanced_backends(render_app_config("shop", ["shop.localhost"], [("127.0.0.2", 5)], port=80,
+                                                balanced=True, number=18))
+    assert (other.structure, other.backends) == (found.structure, "127.0.0.2:5")  # only the list and number differ
+    assert balanced_backends(renumbered(text, 40)).number == 40
+    moved = render_app_config("shop", ["shop.localhost", "www.shop.localhost"], [("127.0.0.2", 5)], port=80,
+                              balanced=True)
+    assert balanced_backends(moved).structure != found.structure
+
+
+def test_an_unbalanced_file_is_the_one_rendered_without_the_balancer():
+    backends = [("127.0.0.1", 32001), ("::1", 9000)]
+    balanced = render_app_config("shop", ["shop.localhost"], backends, port=80, balanced=True, number=3)
+
+    assert unbalanced(balanced) == render_app_config("shop", ["shop.localhost"], backends, port=80)
+    plain = render_app_config("shop", ["shop.localhost"], [], port=80)
+    assert unbalanced(plain) == plain
+
+
+def test_backends_with_names_stay_nginx_servers_which_nginx_resolves():
+    text = render_app_config("shop", ["shop.localhost"], [("127.0.0.1", 1), ("web-1.internal", 5000)], port=80,
+                             balanced=True)
+
+    assert "balancer_by_lua" not in text
+    assert "server web-1.internal:5000 max_fails=1" in text
+    assert balanced_backends(text) is None
+    assert balanced_backends(render_app_config("shop", ["shop.localhost"], [], port=80, balanced=True)) is None
+
+
+def test_an_address_with_a_zone_is_refused():
+    with pytest.raises(UsageError, match="zone"):
+        render_app_config("shop", ["shop.localhost"], [('fe80::1%a"b})', 80)], port=80, balanced=True)
+
+
+def test_main_config_with_the_balancer_loads_lua_and_guards_its_endpoint(tmp_path):
+    settings = Settings(home=tmp_path)
+    balancer = Balancer(modules=("/m/ndk.so", "/m/lua.so"), lua_dir=f"{settings.router_dir}/lua", token="ab" * 16)
+    text = render_main_config(settings, balancer=balancer)
+
+    assert text.index('load_module "/m/ndk.so";') < text.index('load_module "/m/lua.so";') < text.index("events {")
+    assert f'lua_package_path "{settings.router_dir}/lua/?.lua;;";' in text
+    assert 'init_by_lua_block { require("gitpaas_balancer") }' in text
+    endpoint = text[text.index("location = /__gitpaas/backends"):]
+    assert (endpoint.index("allow 127.0.0.1;") < endpoint.index("deny all;") < endpoint.index("$http_x_forwarded_proto")
+            < endpoint.index(f'set_backends("{"ab" * 16}")'))
+    assert "load_module" not in render_main_config(settings)
+    with pytest.raises(ValueError, match="hex"):
+        render_main_config(settings, balancer=Balancer(modules=(), lua_dir="/x", token='") os.exit() ("'))
