@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -417,6 +418,17 @@ def test_only_gitpaas_may_set_backends(make_router, backends):
     # what the HTTPS server passes on comes from 127.0.0.1 too, with X-Forwarded-Proto: refused
     assert push(router, body, **{"X-Forwarded-Proto": "https"}).status_code == 404
     assert get(router, "__gitpaas_router", "/__gitpaas/generation", **{"X-Forwarded-Proto": "https"}).status_code == 404
+    # from another address (127.0.0.2 is loopback too, but not the one allowed): neither endpoint answers
+    router.reload()  # a generation token of its own, not the first "0"
+    for method, path in (("POST", "/__gitpaas/backends"), ("GET", "/__gitpaas/generation")):
+        connection = http.client.HTTPConnection("127.0.0.1", router.settings.http_port, timeout=5,
+                                                source_address=("127.0.0.2", 0))
+        connection.request(method, path, body=body if method == "POST" else None,
+                           headers={"Host": "__gitpaas_router",
+                                    "X-Gitpaas-Router-Token": (router.lua_dir / "balancer.token").read_text()})
+        response = connection.getresponse()
+        assert response.status in (403, 404) and generation(router).split('"')[1].removesuffix("\\n") not in response.read().decode()
+        connection.close()
     # an app's own host cannot reach it either: the path belongs to the default server only
     assert requests.post(url, data=body, headers={"Host": "web.localhost"}, timeout=5).json()["backend"] == "one"
     assert answering_backends(router, "web.localhost") == {"one"}
