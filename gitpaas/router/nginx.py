@@ -127,7 +127,7 @@ class NginxRouter:
                 write_atomic(path, render_maintenance().encode())
             else:
                 path.unlink()
-            self._write_main_config()  # current first (a module gone would make the old one invalid)
+            self._write_main_config(self._balancer())  # current first (a module gone would make the old one invalid)
             if self._master_pid() is not None:
                 self._reload()
 
@@ -140,7 +140,7 @@ class NginxRouter:
         """Start nginx if it is not running; reload it if the main configuration was outdated."""
         self._prepare_dirs()
         with self._lock:
-            changed = self._write_main_config()
+            changed = self._write_main_config(self._balancer())
             if self._master_pid() is None:
                 self._start()
             elif changed:
@@ -152,21 +152,24 @@ class NginxRouter:
         self._prepare_dirs()
         target = self.app_config_path(app)
         with self._lock:
-            changed = self._write_main_config()
+            balancer = self._balancer()
+            changed = self._write_main_config(balancer)
             current = _read(target)
             text = render_app_config(app, hosts, backends, port=self.settings.http_port, max_body=max_body,
-                                     maintenance_dir=self.maintenance_dir, number=self._next_number(current),
-                                     balanced=self.settings.router_lua and self._balancer() is not None)
+                                     maintenance_dir=self.maintenance_dir,
+                                     balanced=self.settings.router_lua and balancer is not None)
             # nginx runs what the files say unless one changed since the last confirmed (re)load
             running = not changed and self._master_pid() is not None and not self.unconfirmed_path.exists()
             if running and current is not None and _same_route(current, text):
+                return  # (the number does not count: none is taken for a change that is none)
+            if balanced_backends(text) is not None:
+                text = renumbered(text, self._next_number(current))
+            if running and current is not None and self._set_backends(app, target, current, text, balancer):
                 return
-            if running and current is not None and self._set_backends(app, target, current, text):
-                return
-            self._install_app_config(target, text)
+            self._install_app_config(target, text, balancer)
             self._reload_or_start(tested=True)
 
-    def _set_backends(self, app: str, target: Path, current: str, text: str) -> bool:
+    def _set_backends(self, app: str, target: Path, current: str, text: str, balancer: Balancer | None) -> bool:
         """When ``text`` differs from the ``current`` app file in its balancer's backends alone:
         write it and give the running nginx the new list with the file's number (no test, no
         reload: nginx loaded that structure already, and the addresses were validated). When
@@ -181,21 +184,20 @@ class NginxRouter:
         self._unconfirmed()  # until nginx took the list: killed in between, the next change reloads
         write_atomic(target, text.encode())
         try:
-            if self._push_backends(app, new):
+            if self._push_backends(app, new, balancer):
                 self.unconfirmed_path.unlink()
             else:
-                self._install_app_config(target, text)
+                self._install_app_config(target, text, balancer)
                 self._reload_or_start(tested=True)
             return True
         except BaseException:
             restored = renumbered(current, self._next_number(text))
             write_atomic(target, restored.encode())
-            if self._push_backends(app, balanced_backends(restored)):
+            if self._push_backends(app, balanced_backends(restored), balancer):
                 self.unconfirmed_path.unlink(missing_ok=True)  # else it stays: the next change reloads
             raise
 
-    def _push_backends(self, app: str, balanced: Balanced | None) -> bool:
-        balancer = self._balancer()
+    def _push_backends(self, app: str, balanced: Balanced | None, balancer: Balancer | None) -> bool:
         if balancer is None or balanced is None:
             return False
         connection = http.client.HTTPConnection("127.0.0.1", self.settings.http_port, timeout=5)
@@ -221,16 +223,17 @@ class NginxRouter:
                 path.unlink()
             except FileNotFoundError:
                 return
-            self._write_main_config()
+            balancer = self._balancer()
+            self._write_main_config(balancer)
             if self._master_pid() is not None:
                 self._reload()
-                self._push_backends(app, Balanced(structure="", backends="", number=0))  # forget its list
+                self._push_backends(app, Balanced(structure="", backends="", number=0), balancer)  # forget its list
 
     def reload(self) -> None:
         """Make nginx serve the configuration on disk, starting it if needed."""
         self._prepare_dirs()
         with self._lock:
-            self._write_main_config()
+            self._write_main_config(self._balancer())
             self._reload_or_start()
 
     def stop(self, timeout: float | None = None) -> None:
@@ -290,7 +293,9 @@ class NginxRouter:
     def _balancer(self) -> Balancer | None:
         """How the main configuration loads the balancer, when this nginx can load its Lua module;
         else None (every app's backends are nginx ``server`` lines). ``GITPAAS_ROUTER_LUA=0``
-        only stops new app files from using it, so files that do still load."""
+        only stops new app files from using it, so files that do still load. Installs the token
+        and the Lua file in ``lua/`` (read by the master at its next (re)load). Called once per
+        operation, under the lock."""
         modules = self._lua_modules()
         if modules is None:
             return None
@@ -299,8 +304,12 @@ class NginxRouter:
         if not re.fullmatch(r"[0-9a-f]{32}", token):
             token = secrets.token_hex(16)
             write_atomic(token_path, token.encode())
+        source = BALANCER_SOURCE.read_bytes()
+        installed = self.lua_dir / BALANCER_SOURCE.name
+        if _read_bytes(installed) != source:
+            write_atomic(installed, source)
         return Balancer(modules=modules, lua_dir=str(self.lua_dir), token=token,
-                        source_digest=hashlib.sha256(BALANCER_SOURCE.read_bytes()).hexdigest())
+                        source_digest=hashlib.sha256(source).hexdigest())
 
     def _lua_modules(self) -> tuple[str, ...] | None:
         """The NDK and Lua module files, if this nginx loads them: a module built for another nginx
@@ -332,13 +341,7 @@ class NginxRouter:
                                          "nginx_said": output[-400:]}).encode())
         return modules if status == 0 else None
 
-    def _main_config(self, app_includes: list[Path] | None = None) -> str:
-        balancer = self._balancer()
-        if balancer is not None:
-            source = BALANCER_SOURCE.read_bytes()
-            installed = self.lua_dir / BALANCER_SOURCE.name
-            if _read_bytes(installed) != source:
-                write_atomic(installed, source)  # read by the master at its next (re)load
+    def _main_config(self, balancer: Balancer | None, app_includes: list[Path] | None = None) -> str:
         return render_main_config(self.settings, worker_user=worker_user(self.router_dir), app_includes=app_includes,
                                   tls=self.tls(), temp_dir=self.temp_dir, balancer=balancer)
 
@@ -347,22 +350,23 @@ class NginxRouter:
         backends nginx ``server`` lines again."""
         for path in (self.router_dir / "apps").glob("*.conf"):
             text = path.read_text(encoding="utf-8")
-            if unbalanced(text) != text:
+            plain = unbalanced(text)
+            if plain != text:
                 self._unconfirmed()
-                write_atomic(path, unbalanced(text).encode())
+                write_atomic(path, plain.encode())
 
-    def _write_main_config(self) -> bool:
+    def _write_main_config(self, balancer: Balancer | None) -> bool:
         """Write nginx.conf (and a first generation.conf) if missing or outdated; True if written."""
         generation = self.router_dir / "generation.conf"
         if not generation.exists():
             write_atomic(generation, _generation_config("0").encode())
-        text = self._main_config()
+        text = self._main_config(balancer)
         try:
             if self.main_config_path.read_text(encoding="utf-8") == text:
                 return False
         except FileNotFoundError:
             pass  # no config yet: write the first one
-        if self._balancer() is None:
+        if balancer is None:
             self._unbalance_apps()
         candidate = self.router_dir / ".nginx.conf.candidate"
         write_atomic(candidate, text.encode())
@@ -374,7 +378,7 @@ class NginxRouter:
             candidate.unlink(missing_ok=True)
         return True
 
-    def _install_app_config(self, target: Path, text: str) -> None:
+    def _install_app_config(self, target: Path, text: str, balancer: Balancer | None) -> None:
         """Replace ``target`` with ``text`` only if nginx accepts the whole configuration with it.
 
         The candidate is tested through a candidate main config that includes it in place of
@@ -386,7 +390,7 @@ class NginxRouter:
             path for path in target.parent.glob("*.conf") if path != target and not path.name.startswith(".")
         )
         includes = sorted([*others, candidate], key=lambda path: path.name.lstrip(".").removesuffix(".candidate"))
-        main = self._main_config(app_includes=includes)
+        main = self._main_config(balancer, app_includes=includes)
         try:
             write_atomic(candidate, text.encode())
             write_atomic(main_candidate, main.encode())

@@ -281,7 +281,7 @@ def test_the_newer_of_the_file_and_the_pushed_list_wins(make_router, backends, m
 
     # a push that does not arrive: a tested reload loads the file, which is newer than the memory
     before = generation(router)
-    monkeypatch.setattr(router, "_push_backends", lambda app, balanced: False)
+    monkeypatch.setattr(router, "_push_backends", lambda app, balanced, balancer: False)
     router.set_app("web", ["web.localhost"], [one.address, two.address])
     assert generation(router) != before
     assert answering_backends(router, "web.localhost") == {"one", "two"}
@@ -331,12 +331,12 @@ def test_a_switch_that_fails_leaves_the_old_backends_in_the_file_and_in_nginx(ma
     before = generation(router)
     real_push, pushed = router._push_backends, []
 
-    def answer_lost_once(app, balanced):
-        landed = real_push(app, balanced)
+    def answer_lost_once(app, balanced, balancer):
+        landed = real_push(app, balanced, balancer)
         pushed.append(balanced.number)
         return landed and len(pushed) > 1
 
-    def refused(target, text):
+    def refused(target, text, balancer):
         raise EnvironmentProblem("nginx refused the router configuration")
 
     monkeypatch.setattr(router, "_push_backends", answer_lost_once)
