@@ -5,8 +5,10 @@ five apps deployed at once against the same five one after another — alternate
 
 - Redeploy: the test app (tests/apps/web, a Dockerfile on the stack) with a changed BODY file, so
   only its COPY layer is rebuilt, and a trivial release command (``release: true``): from `git push`
-  until the new body answers through the router. Floor: `docker build` of the same source, `docker
-  run -p 127.0.0.1:PORT:5000` and the first 200 with the new body from the container.
+  until the new body answers through the router. Floor: `docker build` of the same source (with
+  BuildKit, as gitpaas builds it: a `docker` with buildx, else Debian's 20.10 CLI with its own
+  BuildKit client and ``DOCKER_BUILDKIT=1``), `docker run -p 127.0.0.1:PORT:5000` and the first 200
+  with the new body from the container.
 - Rollback: `gitpaas rollback vN` until vN's body answers through the router. config:set: `gitpaas
   config:set` until the app's /env shows the new value. Floor for both: `docker run` of an image
   already built, until the first 200 (with the variable, for config:set).
@@ -99,6 +101,21 @@ class DockerFloor:
         self.folder = Path(tempfile.mkdtemp(prefix="gitpaas-bench-floor-"))
         shutil.copytree(SOURCE, self.folder / "app")
         self.image: str | None = None
+        self.cli, self.builder = self._buildkit_cli()
+
+    def _buildkit_cli(self) -> tuple[str, str]:
+        """The first `docker` whose `build` takes ``DOCKER_BUILDKIT=1`` (one without buildx refuses
+        it), and how it builds; without one, the classic builder (told in the results)."""
+        (self.folder / "probe").mkdir()
+        (self.folder / "probe" / "Dockerfile").write_text(f"FROM {STACK}\n")
+        for cli in dict.fromkeys(filter(None, [shutil.which("docker"), "/usr/bin/docker"])):
+            probe = subprocess.run([cli, "build", "-q", "--label", self.label, str(self.folder / "probe")],
+                                   capture_output=True, text=True, timeout=120, env={**os.environ, "DOCKER_BUILDKIT": "1"})
+            if probe.returncode == 0:
+                version = subprocess.run([cli, "version", "--format", "{{.Client.Version}}"], capture_output=True,
+                                         text=True, timeout=60).stdout.strip()
+                return cli, f"BuildKit (docker CLI {version})"
+        return "docker", "classic (no docker CLI here builds with BuildKit)"
 
     def build_and_run(self, body: str) -> tuple[float, float]:
         """(build seconds, run-until-answer seconds) for a new BODY."""
@@ -131,9 +148,10 @@ class DockerFloor:
                 self._docker("rm" if kind == "container" else "rmi", "-f", *sorted(set(ids)), check=False)
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    @staticmethod
-    def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=600)
+    def _docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        buildkit = {"DOCKER_BUILDKIT": "1"} if self.builder.startswith("BuildKit") else {}
+        result = subprocess.run([self.cli, *args], capture_output=True, text=True, timeout=600,
+                                env={**os.environ, **buildkit})
         if check and result.returncode != 0:
             raise SystemExit(f"docker {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
         return result
@@ -384,6 +402,9 @@ def main() -> None:
                         help="skip the home whose commands and hook run in their own process (GITPAAS_FORKSERVER=0)")
     parser.add_argument("--no-router-reload-row", action="store_true",
                         help="skip the home whose router reloads nginx for every switch (GITPAAS_ROUTER_LUA=0)")
+    parser.add_argument("--no-classic-build-row", action="store_true",
+                        help="skip the home whose Dockerfiles the engine's classic builder builds "
+                             "(GITPAAS_DOCKER_BUILDER=classic)")
     parser.add_argument("--command-rounds", type=int, default=15, help="rounds of the timed commands (0: none)")
     args = parser.parse_args()
     window = minimal_startup_window()
@@ -397,6 +418,8 @@ def main() -> None:
             homes["no_forkserver"] = stack.enter_context(scratch_home(GITPAAS_FORKSERVER="0"))
         if not args.no_router_reload_row:
             homes["router_reload"] = stack.enter_context(scratch_home(GITPAAS_ROUTER_LUA="0"))
+        if not args.no_classic_build_row:
+            homes["classic_build"] = stack.enter_context(scratch_home(GITPAAS_DOCKER_BUILDER="classic"))
         deployers = {label: Deployer(home) for label, home in homes.items()}
         for deployer in deployers.values():  # v1 and v2: the first build, and bodies to roll back between
             deployer.create(APP)
@@ -406,7 +429,7 @@ def main() -> None:
         commands = measure_commands(deployers["default"], args.command_rounds) if args.command_rounds else None
         single = measure_single(deployers, floor, args.runs)
         parallel = measure_parallel(deployers["default"], args.parallel_runs) if args.parallel_runs else None
-    result = {"runs": args.runs, "stack_image": STACK, "procfile": PROCFILE, "startup_window_row": window,
+    result = {"runs": args.runs, "stack_image": STACK, "floor_builder": floor.builder, "procfile": PROCFILE, "startup_window_row": window,
               "settle_s": SETTLE_SECONDS, **single, "ratios": ratios(single["seconds"], list(deployers)),
               "parallel": parallel, "commands": commands}
     path = write_result("deploy_speed", result)

@@ -156,14 +156,23 @@ def _cell(stats: dict, unit: str = "s", digits: int = 2) -> str:
 
 
 #: deploy_speed's homes: the default, one with the shortest startup window, one without the fork server,
-#: one whose router reloads nginx for every switch
-HOME_LABELS = {"default": "", "no_window": ", `GITPAAS_STARTUP_WINDOW={window}`",
-               "no_forkserver": ", every command in its own process (`GITPAAS_FORKSERVER=0`)",
-               "router_reload": ", every router switch an nginx reload (`GITPAAS_ROUTER_LUA=0`)"}
+#: one whose router reloads nginx for every switch, one whose Dockerfiles the classic builder builds;
+#: each with its suffix in the benchmark table, in the phase table and on the chart
+HOMES = {
+    "default": ("", "", ""),
+    "no_window": (", `GITPAAS_STARTUP_WINDOW={window}`", ", window {window}", ",\nGITPAAS_STARTUP_WINDOW={window}"),
+    "no_forkserver": (", every command in its own process (`GITPAAS_FORKSERVER=0`)", ", no fork server",
+                      ", no fork server\n(GITPAAS_FORKSERVER=0)"),
+    "router_reload": (", every router switch an nginx reload (`GITPAAS_ROUTER_LUA=0`)", ", router reloads",
+                      ", router reloads\n(GITPAAS_ROUTER_LUA=0)"),
+    "classic_build": (", the engine's classic builder (`GITPAAS_DOCKER_BUILDER=classic`)", ", classic builder",
+                      ", classic builder\n(GITPAAS_DOCKER_BUILDER=classic)"),
+}
 
 
 def deploy_speed_tables(speed: dict) -> str:
     seconds, window = speed["seconds"], speed["startup_window_row"]
+    floor_builder = f" (build: {speed['floor_builder']})" if speed.get("floor_builder") else ""
     rows = [
         ("redeploy", "Redeploy: `git push` → the new body answers through the router",
          "`docker build` + `docker run` + first 200", f"{LIMITS['redeploy']:g}"),
@@ -176,7 +185,7 @@ def deploy_speed_tables(speed: dict) -> str:
              "|---|---:|---:|---:|---:|"]
     for operation, label, floor_label, target in rows:
         base = seconds[f"floor_{operation}"]
-        for home, suffix in ((home, HOME_LABELS[home].format(window=window)) for home in HOME_LABELS):
+        for home, suffix in ((home, HOMES[home][0].format(window=window)) for home in HOMES):
             if f"{operation}_{home}" not in seconds:
                 continue
             lines.append(f"| {label}{suffix} | {_cell(seconds[f'{operation}_{home}'])} | {floor_label}: {_cell(base)} "
@@ -186,14 +195,12 @@ def deploy_speed_tables(speed: dict) -> str:
               "the CLI's):", "",
               "| | outside | receive | build | release | health | swap |", "|---|---:|---:|---:|---:|---:|---:|"]
     for name, phases in speed["phases_s"].items():
-        home = next(home for home in HOME_LABELS if name.endswith("_" + home))
+        home = next(home for home in HOMES if name.endswith("_" + home))
         operation = name.removesuffix("_" + home)
-        label = operation.replace("config_set", "config:set") + {"no_window": f", window {window}",
-                                                                  "no_forkserver": ", no fork server",
-                                                                  "router_reload": ", router reloads"}.get(home, "")
+        label = operation.replace("config_set", "config:set") + HOMES[home][1].format(window=window)
         lines.append(f"| {label} | " + " | ".join(f"{phases[key]:.2f}" for key in
                                                   ("outside", "receive", "build", "release", "health", "swap")) + " |")
-    lines.append(f"| raw-Docker floor | | | {seconds['floor_build']['median']:.2f} | | "
+    lines.append(f"| raw-Docker floor{floor_builder} | | | {seconds['floor_build']['median']:.2f} | | "
                  f"{seconds['floor_run_after_build']['median']:.2f} (run → 200) | |")
     if speed.get("commands"):
         lines += ["", "Commands, each a new process timed from start to exit:", "", commands_table(speed["commands"])]
@@ -436,9 +443,7 @@ def phase_chart(speed: dict, path: Path = CHART) -> Path:
     floor_redeploy = {"floor_build": seconds["floor_build"]["median"],
                       "floor_run": seconds["floor_run_after_build"]["median"]}
     # (label, segments, measured median, floor median, target ratio)
-    variants = {"no_window": f",\nGITPAAS_STARTUP_WINDOW={window}",
-                "no_forkserver": ", no fork server\n(GITPAAS_FORKSERVER=0)",
-                "router_reload": ", router reloads\n(GITPAAS_ROUTER_LUA=0)"}
+    variants = {home: suffixes[2].format(window=window) for home, suffixes in HOMES.items() if home != "default"}
     bars = []
     for operation, title, floor_label, floor_parts in (
             ("redeploy", "gitpaas redeploy\n(git push → new version answers)",

@@ -26,6 +26,8 @@ from gitpaas.stacks import DEFAULT_STACK, Stack
 DEFAULT_STACK_REPOSITORY = "gitpaas/stack"
 #: the schedulers gitpaas has (gitpaas.scheduler); the first is the default
 SCHEDULERS = ("docker-local", "swarm")
+#: the engine's builders a Dockerfile (or heroku.yml's build) may use, the default first
+DOCKER_BUILDERS = ("buildkit", "classic")
 
 
 def _is_root() -> bool:
@@ -123,6 +125,8 @@ class Settings:
     webhook_private_targets: bool = False
     #: whether the router changes backends without a reload (nginx's Lua module, when installed)
     router_lua: bool = True
+    #: which of the engine's builders builds Dockerfiles (one of DOCKER_BUILDERS)
+    docker_builder: str = DOCKER_BUILDERS[0]
     # Extra environment given to the process that runs (for example) the release phase.
     environ: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -151,6 +155,7 @@ class Settings:
             buildpack_allow=_buildpack_allow(env),
             webhook_private_targets=_flag(env, "GITPAAS_WEBHOOK_PRIVATE_TARGETS"),
             router_lua=_flag(env, "GITPAAS_ROUTER_LUA") if env.get("GITPAAS_ROUTER_LUA") else True,
+            docker_builder=_choice(env, "GITPAAS_DOCKER_BUILDER", None, DOCKER_BUILDERS),
             environ=env,
         )
 

@@ -12,6 +12,7 @@ from typing import IO
 import docker
 
 from gitpaas import herokuyml
+from gitpaas.build import buildkit
 from gitpaas.build.base import BuildRequest, BuiltImage, text_context
 from gitpaas.build.buildpack_protocol import route_line
 from gitpaas.build.stack import ensure_stack
@@ -134,40 +135,85 @@ class _DockerBuild:
             raise self.failed(f"{path} is not in the pushed commit")
         if "GITPAAS_STACK_IMAGE" in text:
             ensure_stack(self.client, self.settings, request.stack, _progress(request.output))
+        with tempfile.TemporaryFile() as tree:
+            request.source.write_tar(tree, folder=context)
+            tree.seek(0)
+            try:
+                if self.settings.docker_builder == "classic":
+                    return self._classic(tree, dockerfile, target, build_args, tag)
+                return self._buildkit(tree, dockerfile, target, build_args, tag)
+            except ENGINE_ERRORS as exc:
+                raise self.failed(describe(exc)) from exc
+
+    def _tell(self, line: str) -> None:
+        self.log.write(line + "\n")
+        self.log.flush()
+        self.tail.append(line)
+        if line.strip():
+            self.request.output.info(line)
+
+    def _refused(self, message: str, told: bool = False) -> BuildFailed:
+        """The engine's reason for ending the build, kept (and told unless it was), as the failure to raise."""
+        self.log.write(message + "\n")
+        self.tail.append(message)
+        if not told:
+            self.request.output.warn(message)
+        return self.failed(message.splitlines()[-1] if message else "docker build failed")
+
+    def _buildkit(self, tree: IO[bytes], dockerfile: str, target: str | None, build_args: dict[str, str],
+                  tag: str) -> tuple[str, int]:
+        """BuildKit: the labels go on the image in the same build, and steps not in the target's
+        way are skipped."""
+        progress = buildkit.Progress()
+        image_id = None
+        try:
+            for chunk in buildkit.build(self.client, tree, dockerfile=dockerfile, tag=tag, target=target,
+                                        build_args=build_args, labels=self.request.labels):
+                if chunk.get("id") == buildkit.TRACE:
+                    for line in progress.lines(chunk.get("aux") or ""):
+                        self._tell(line)
+                elif chunk.get("id") == buildkit.IMAGE_ID:
+                    image_id = (chunk.get("aux") or {}).get("ID")
+                elif "error" in chunk:
+                    for line in progress.rest():
+                        self._tell(line)
+                    # BuildKit told the failed step's error already (``#5 ERROR: …``)
+                    raise self._refused(buildkit.reason(chunk["error"]), told=True)
+                else:
+                    for line in iter_lines([chunk.get("stream", "")]):
+                        self._tell(line)
+            for line in progress.rest():
+                self._tell(line)
+            if image_id is None:
+                raise self.failed("the build finished but produced no image")
+            return image_id, self.client.images.get(image_id).attrs.get("Size", 0)
+        except BaseException:
+            if image_id is not None:
+                _untag(self.client, tag)  # tagged by the engine, but this build failed after all
+            raise
+
+    def _classic(self, tree: IO[bytes], dockerfile: str, target: str | None, build_args: dict[str, str],
+                 tag: str) -> tuple[str, int]:
+        """The engine's classic builder (``GITPAAS_DOCKER_BUILDER=classic``)."""
         image_id = None
 
         def streamed_text(stream: Iterator[dict]) -> Iterator[str]:
             nonlocal image_id
             for chunk in stream:
                 if "error" in chunk:
-                    message = chunk["error"].strip()
-                    self.log.write(message + "\n")
-                    self.tail.append(message)
-                    request.output.warn(message)
-                    raise self.failed(message.splitlines()[-1] if message else "docker build failed")
+                    raise self._refused(chunk["error"].strip())
                 if "aux" in chunk and "ID" in chunk["aux"]:
                     image_id = chunk["aux"]["ID"]
                 yield chunk.get("stream", "")
 
-        with tempfile.TemporaryFile() as tree:
-            request.source.write_tar(tree, folder=context)
-            tree.seek(0)
-            try:
-                # No `labels=` here: the engine's classic builder turns each label into a LABEL step
-                # of its own (a container made and committed each, about 0.1 s apiece); `_labelled`
-                # adds them all in one.
-                stream = self.client.api.build(
-                    fileobj=tree, custom_context=True, dockerfile=dockerfile, target=target,
-                    buildargs=build_args, rm=True, forcerm=True, pull=False, decode=True,
-                )
-                for line in iter_lines(streamed_text(stream)):
-                    self.log.write(line + "\n")
-                    self.log.flush()
-                    self.tail.append(line)
-                    if line.strip():
-                        request.output.info(line)
-            except ENGINE_ERRORS as exc:
-                raise self.failed(describe(exc)) from exc
+        # No `labels=` here: the classic builder turns each label into a LABEL step of its own (a
+        # container made and committed each, about 0.1 s apiece); `_labelled` adds them all in one.
+        stream = self.client.api.build(
+            fileobj=tree, custom_context=True, dockerfile=dockerfile, target=target,
+            buildargs=build_args, rm=True, forcerm=True, pull=False, decode=True,
+        )
+        for line in iter_lines(streamed_text(stream)):
+            self._tell(line)
         if image_id is None:
             raise self.failed("the build finished but produced no image")
         try:

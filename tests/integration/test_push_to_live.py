@@ -141,11 +141,30 @@ def test_build_failure_rejects_the_push_with_the_log_tail(home):
     push = home.push("buildfail", "build-fails")
     assert push.returncode != 0
     assert "error: assets/missing.css not found" in push.stderr
-    assert "build failed: The command" in push.stderr and "returned a non-zero code: 3" in push.stderr
+    failed = [line for line in push.stderr.splitlines() if "build failed: " in line]
+    assert len(failed) == 1 and "exit 3" in failed[0] and failed[0].rstrip().endswith("exit code: 3"), push.stderr
     assert "Full build log:" in push.stderr
     assert "buildfail keeps running v1, untouched" in push.stderr
     assert [r["version"] for r in home.json("releases", "-a", "buildfail")] == [1], "a failed build makes no release"
     assert home.get("buildfail").text == "hello v1 from web.1\n"
+
+
+@pytest.mark.parametrize("builder", ["buildkit", "classic"])
+def test_a_dockerfile_is_built_by_either_of_the_engines_builders_into_one_labelled_image(home, docker_client, builder):
+    home.create_app("built")
+    push = home.push("built", "web", env={"GITPAAS_DOCKER_BUILDER": builder})
+    assert deployed(push), push.stderr
+    said = [line.removeprefix("remote:").strip() for line in push.stderr.splitlines()]
+    if builder == "buildkit":  # BuildKit's steps, told as `docker build --progress=plain` does
+        [step] = [m[1] for m in map(re.compile(r"#(\d+) \[3/3\] COPY \. /app").fullmatch, said) if m]
+        assert any(re.fullmatch(rf"#{step} (DONE \d+\.\ds|CACHED)", line) for line in said), "\n".join(said)
+        assert not any(line.startswith("Step ") for line in said)
+    else:
+        assert "Step 5/5 : CMD [\"python3\", \"/app/server.py\"]" in said, said
+    assert home.get("built").text == "hello v1 from web.1\n"
+    image = docker_client.images.get(home.release("built", 1)["image"])
+    assert image.labels[labels.HOME] == str(home.path) and image.labels[labels.APP] == "built"
+    assert [i.id for i in home.docker_objects(docker_client, "built")["images"]] == [image.id]
 
 
 @pytest.mark.parametrize("source, message", [

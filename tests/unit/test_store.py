@@ -353,14 +353,22 @@ class _TreeWithDockerfile:
 class _EngineThatFails:
     class api:
         @staticmethod
-        def build(**kwargs):
+        def build(*args, **kwargs):
             raise docker.errors.APIError("the engine is on fire")
 
+        @staticmethod
+        def _url(path):
+            return path
 
-def test_a_dockerfile_build_log_is_created_0600(tmp_path):
+        _post = build
+
+
+@pytest.mark.parametrize("builder", ["buildkit", "classic"])
+def test_a_dockerfile_build_log_is_created_0600(tmp_path, builder):
     log_path = tmp_path / "builds" / "1.log"
     request = BuildRequest(app="shop", source=_TreeWithDockerfile(), tag="shop:v1", labels={},
                            log_path=log_path, output=RecordingOutput())
-    with pytest.raises(BuildFailed):
-        DockerfileBuilder(_EngineThatFails(), Settings.from_env({"GITPAAS_HOME": str(tmp_path)})).build(request)
+    settings = Settings.from_env({"GITPAAS_HOME": str(tmp_path), "GITPAAS_DOCKER_BUILDER": builder})
+    with pytest.raises(BuildFailed, match="the engine is on fire"):
+        DockerfileBuilder(_EngineThatFails(), settings).build(request)
     assert stat.S_IMODE(log_path.stat().st_mode) == 0o600
