@@ -105,17 +105,20 @@ class DockerFloor:
 
     def _buildkit_cli(self) -> tuple[str, str]:
         """The first `docker` whose `build` takes ``DOCKER_BUILDKIT=1`` (one without buildx refuses
-        it), and how it builds; without one, the classic builder (told in the results)."""
+        it), and how it builds: gitpaas builds with BuildKit, so its floor does too."""
         (self.folder / "probe").mkdir()
-        (self.folder / "probe" / "Dockerfile").write_text(f"FROM {STACK}\n")
-        for cli in dict.fromkeys(filter(None, [shutil.which("docker"), "/usr/bin/docker"])):
+        (self.folder / "probe" / "Dockerfile").write_text("FROM scratch\nLABEL probe=1\n")
+        refusals = []
+        for cli in dict.fromkeys(path for path in (shutil.which("docker"), "/usr/bin/docker") if path and os.path.exists(path)):
             probe = subprocess.run([cli, "build", "-q", "--label", self.label, str(self.folder / "probe")],
                                    capture_output=True, text=True, timeout=120, env={**os.environ, "DOCKER_BUILDKIT": "1"})
             if probe.returncode == 0:
                 version = subprocess.run([cli, "version", "--format", "{{.Client.Version}}"], capture_output=True,
                                          text=True, timeout=60).stdout.strip()
                 return cli, f"BuildKit (docker CLI {version})"
-        return "docker", "classic (no docker CLI here builds with BuildKit)"
+            refusals.append(f"{cli}: {probe.stderr.strip().splitlines()[0] if probe.stderr.strip() else probe.returncode}")
+        raise SystemExit("no docker command line here builds with BuildKit (DOCKER_BUILDKIT=1), which the floor "
+                         "needs to compare with gitpaas's BuildKit builds: " + "; ".join(refusals))
 
     def build_and_run(self, body: str) -> tuple[float, float]:
         """(build seconds, run-until-answer seconds) for a new BODY."""

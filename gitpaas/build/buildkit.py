@@ -22,7 +22,8 @@ import docker
 TRACE = "moby.buildkit.trace"
 IMAGE_ID = "moby.image.id"
 #: the wrappers BuildKit puts around the reason a build failed, which say nothing to the app's owner
-_WRAPPERS = re.compile(r"^(?:failed to solve with frontend [\w.]+: |failed to solve: |failed to create LLB definition: )+")
+_WRAPPERS = re.compile(r"^(?:failed to solve with frontend [\w.]+: |failed to solve: |failed to build LLB: "
+                       r"|failed to create LLB definition: |rpc error: code = \w+ desc = )+")
 
 
 def build(client: docker.DockerClient, context: IO[bytes], *, dockerfile: str, tag: str, target: str | None,
@@ -36,8 +37,11 @@ def build(client: docker.DockerClient, context: IO[bytes], *, dockerfile: str, t
     # No read timeout: a step may stay silent for longer than the client's usual 60 s.
     response = api._post(api._url("/build"), params=params, data=context,
                          headers={"Content-Type": "application/x-tar"}, stream=True, timeout=None)
-    api._raise_for_status(response)
-    yield from api._stream_helper(response, decode=True)
+    try:
+        api._raise_for_status(response)
+        yield from api._stream_helper(response, decode=True)
+    finally:
+        response.close()  # a reader that stops early ends the request, and the engine cancels the build
 
 
 def reason(error: str) -> str:
@@ -88,14 +92,16 @@ def _seconds(timestamp) -> float:
 class Progress:
     """BuildKit's status messages as the lines of ``docker build --progress=plain``. Each step
     (vertex) is numbered when first seen; its name is told when it starts, its output line by line
-    (a line split across messages is joined), and its end: ``CACHED``, ``DONE 0.3s`` or ``ERROR: …``."""
+    (a line, even a character, split across messages is joined), and its end: ``CACHED``,
+    ``DONE 0.3s``, ``CANCELED`` or ``ERROR: …``. One message may hold a step's start, output and
+    end together: they are told in that order."""
 
     def __init__(self) -> None:
         self.numbers: dict[str, int] = {}
         self.started: set[str] = set()
         self.ended: set[str] = set()
         self.statuses_done: set[tuple[str, str]] = set()
-        self.partial: dict[str, str] = {}
+        self.partial: dict[str, bytes] = {}
 
     def lines(self, aux: str) -> list[str]:
         """The lines one ``moby.buildkit.trace`` message (its base64 ``aux``) adds."""
@@ -111,13 +117,29 @@ class Progress:
             if vertex.digest not in self.started and (vertex.HasField("started") or vertex.cached):
                 self.started.add(vertex.digest)
                 told.append(f"#{number} {vertex.name}")
+        for step in status.statuses:
+            if step.HasField("completed") and (step.vertex, step.id) not in self.statuses_done:
+                self.statuses_done.add((step.vertex, step.id))
+                told.append(f"#{self._number(step.vertex)} {step.name or step.id} done")
+        for log in status.logs:
+            *whole, rest = (self.partial.pop(log.vertex, b"") + log.msg).split(b"\n")
+            if rest:
+                self.partial[log.vertex] = rest
+            told.extend(f"#{self._number(log.vertex)} {_text(line)}" for line in whole)
+            if log.vertex in self.ended:  # output of a step told as ended: nothing more will come
+                told.extend(self._flushed(log.vertex))
+        for warning in status.warnings:
+            told.append(f"#{self._number(warning.vertex)} WARNING: {_text(warning.short)}")
+        for vertex in status.vertexes:
             if vertex.digest in self.ended:
                 continue
+            number = self._number(vertex.digest)
             if vertex.cached:
                 told.append(f"#{number} CACHED")
             elif vertex.error:
                 told.extend(self._flushed(vertex.digest))
-                told.append(f"#{number} ERROR: {vertex.error}")
+                told.append(f"#{number} CANCELED" if vertex.error.endswith("context canceled")
+                            else f"#{number} ERROR: {vertex.error}")
             elif vertex.HasField("completed"):
                 told.extend(self._flushed(vertex.digest))
                 took = _seconds(vertex.completed) - _seconds(vertex.started) if vertex.HasField("started") else 0.0
@@ -125,18 +147,6 @@ class Progress:
             else:
                 continue
             self.ended.add(vertex.digest)
-        for step in status.statuses:
-            if step.HasField("completed") and (step.vertex, step.id) not in self.statuses_done:
-                self.statuses_done.add((step.vertex, step.id))
-                told.append(f"#{self._number(step.vertex)} {step.name or step.id} done")
-        for log in status.logs:
-            text = self.partial.pop(log.vertex, "") + log.msg.decode("utf-8", "replace").replace("\r\n", "\n")
-            *whole, rest = text.split("\n")
-            if rest:
-                self.partial[log.vertex] = rest
-            told.extend(f"#{self._number(log.vertex)} {line}" for line in whole)
-        for warning in status.warnings:
-            told.append(f"#{self._number(warning.vertex)} WARNING: {warning.short.decode('utf-8', 'replace')}")
         return told
 
     def rest(self) -> list[str]:
@@ -144,8 +154,12 @@ class Progress:
         return [line for digest in list(self.partial) for line in self._flushed(digest)]
 
     def _flushed(self, digest: str) -> list[str]:
-        text = self.partial.pop(digest, "")
-        return [f"#{self._number(digest)} {text}"] if text else []
+        data = self.partial.pop(digest, b"")
+        return [f"#{self._number(digest)} {_text(data)}"] if data else []
 
     def _number(self, digest: str) -> int:
         return self.numbers.setdefault(digest, len(self.numbers) + 1)
+
+
+def _text(line: bytes) -> str:
+    return line.removesuffix(b"\r").decode("utf-8", "replace")

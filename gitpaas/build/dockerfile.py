@@ -152,13 +152,14 @@ class _DockerBuild:
         if line.strip():
             self.request.output.info(line)
 
-    def _refused(self, message: str, told: bool = False) -> BuildFailed:
-        """The engine's reason for ending the build, kept (and told unless it was), as the failure to raise."""
+    def _refused(self, message: str, reason: str | None = None, told: bool = False) -> BuildFailed:
+        """The engine's words on ending the build, kept (and told unless they were), and the
+        failure to raise: ``reason``, else their last line."""
         self.log.write(message + "\n")
         self.tail.append(message)
         if not told:
             self.request.output.warn(message)
-        return self.failed(message.splitlines()[-1] if message else "docker build failed")
+        return self.failed(reason or (message.splitlines()[-1] if message else "docker build failed"))
 
     def _buildkit(self, tree: IO[bytes], dockerfile: str, target: str | None, build_args: dict[str, str],
                   tag: str) -> tuple[str, int]:
@@ -166,19 +167,22 @@ class _DockerBuild:
         way are skipped."""
         progress = buildkit.Progress()
         image_id = None
+        stream = buildkit.build(self.client, tree, dockerfile=dockerfile, tag=tag, target=target,
+                                build_args=build_args, labels=self.request.labels)
         try:
-            for chunk in buildkit.build(self.client, tree, dockerfile=dockerfile, tag=tag, target=target,
-                                        build_args=build_args, labels=self.request.labels):
+            for chunk in stream:
+                aux = chunk.get("aux")
                 if chunk.get("id") == buildkit.TRACE:
-                    for line in progress.lines(chunk.get("aux") or ""):
+                    for line in progress.lines(aux or ""):
                         self._tell(line)
-                elif chunk.get("id") == buildkit.IMAGE_ID:
-                    image_id = (chunk.get("aux") or {}).get("ID")
+                elif isinstance(aux, dict) and "ID" in aux:  # moby.image.id (an engine without BuildKit: no id)
+                    image_id = aux["ID"]
                 elif "error" in chunk:
                     for line in progress.rest():
                         self._tell(line)
-                    # BuildKit told the failed step's error already (``#5 ERROR: …``)
-                    raise self._refused(buildkit.reason(chunk["error"]), told=True)
+                    # BuildKit told the failed step's error already (``#5 ERROR: …``); the push says
+                    # why in one line, and the log keeps the engine's whole words
+                    raise self._refused(chunk["error"].strip(), buildkit.reason(chunk["error"]), told=True)
                 else:
                     for line in iter_lines([chunk.get("stream", "")]):
                         self._tell(line)
@@ -188,6 +192,7 @@ class _DockerBuild:
                 raise self.failed("the build finished but produced no image")
             return image_id, self.client.images.get(image_id).attrs.get("Size", 0)
         except BaseException:
+            stream.close()  # the request ends: a build still running is cancelled by the engine
             if image_id is not None:
                 _untag(self.client, tag)  # tagged by the engine, but this build failed after all
             raise

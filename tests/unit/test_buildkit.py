@@ -68,6 +68,32 @@ def test_a_failed_step_tells_its_output_then_its_error_and_unended_output_is_kep
     assert progress.rest() == ["#2 cut off"] and progress.rest() == []
 
 
+def test_a_steps_start_output_and_end_in_one_message_are_told_in_that_order():
+    progress = buildkit.Progress()
+    step = {"digest": STEP, "name": "[2/2] RUN echo hi", "started": (1, 0), "completed": (2, 0)}
+    assert progress.lines(trace(vertexes=[step], logs=[(STEP, b"hi\nno newline")],
+                                statuses=[(STEP, "w", "writing image", True)])) == [
+        "#1 [2/2] RUN echo hi", "#1 writing image done", "#1 hi", "#1 no newline", "#1 DONE 1.0s"]
+    assert progress.lines(trace(logs=[(STEP, b"late, unended")])) == ["#1 late, unended"], \
+        "output of an ended step is told at once, not held to the end of the build"
+
+
+def test_a_character_or_a_crlf_split_across_messages_is_joined():
+    progress = buildkit.Progress()
+    progress.lines(trace(vertexes=[{"digest": STEP, "name": "[1/1] RUN x", "started": (1, 0)}]))
+    word = "h\u00e9llo\r\n".encode()
+    assert progress.lines(trace(logs=[(STEP, word[:2])])) == []
+    assert progress.lines(trace(logs=[(STEP, word[2:-1])])) == []
+    assert progress.lines(trace(logs=[(STEP, word[-1:])])) == ["#1 h\u00e9llo"]
+
+
+def test_a_step_cut_short_by_another_ones_failure_is_canceled():
+    progress = buildkit.Progress()
+    assert progress.lines(trace(vertexes=[{"digest": STEP, "name": "[a 1/2] RUN sleep 9", "started": (1, 0),
+                                           "completed": (2, 0), "error": "context canceled"}])) == [
+        "#1 [a 1/2] RUN sleep 9", "#1 CANCELED"]
+
+
 def test_an_unreadable_message_tells_nothing_and_the_build_goes_on():
     progress = buildkit.Progress()
     assert progress.lines("not base64!") == [] and progress.lines(base64.b64encode(b"\xff\xff").decode()) == []
@@ -97,7 +123,7 @@ class _Engine:
     """The engine's side of ``POST /build?version=2``: records the request, answers ``chunks``."""
 
     def __init__(self, chunks):
-        self.chunks, self.requests, self.removed = chunks, [], []
+        self.chunks, self.requests, self.removed, self.closed = chunks, [], [], False
         engine = self
 
         class api:
@@ -108,7 +134,7 @@ class _Engine:
             @staticmethod
             def _post(url, **kwargs):
                 engine.requests.append((url, kwargs))
-                return "response"
+                return engine
 
             @staticmethod
             def _raise_for_status(response):
@@ -129,9 +155,13 @@ class _Engine:
 
         self.api, self.images = api, images
 
+    def close(self) -> None:
+        """The response's: the request ended."""
+        self.closed = True
 
-def build(tmp_path, engine) -> tuple:
-    output = RecordingOutput()
+
+def build(tmp_path, engine, output: RecordingOutput | None = None) -> tuple:
+    output = output or RecordingOutput()
     request = BuildRequest(app="shop", source=_Tree(), tag="gitpaas-x/shop:v2", labels={"gitpaas.app": "shop"},
                            log_path=tmp_path / "builds" / "2.log", output=output)
     builder = DockerfileBuilder(engine, Settings.from_env({"GITPAAS_HOME": str(tmp_path)}))
@@ -154,6 +184,13 @@ def test_one_request_builds_tags_and_labels_the_image_and_its_progress_is_told_a
     told = ["#1 [2/2] COPY . /app", "#1 DONE 0.0s", "Successfully tagged gitpaas-x/shop:v2"]
     assert output.lines == [f"       {line}" for line in told]
     assert (tmp_path / "builds" / "2.log").read_text().splitlines() == told
+    assert engine.closed
+
+
+def test_an_engine_that_builds_classically_anyway_still_gives_its_image(tmp_path):
+    engine = _Engine([{"stream": "Step 1/1 : FROM scratch\n"}, {"aux": {"ID": "sha256:feed"}}])
+    built, output = build(tmp_path, engine)
+    assert built.image_id == "sha256:feed" and output.lines == ["       Step 1/1 : FROM scratch"]
 
 
 def test_a_failed_build_names_the_reason_once_and_keeps_the_log_tail(tmp_path):
@@ -163,11 +200,16 @@ def test_a_failed_build_names_the_reason_once_and_keeps_the_log_tail(tmp_path):
         {"error": "failed to solve with frontend dockerfile.v0: executor failed running [exit 3]: exit code: 3",
          "errorDetail": {}},
     ])
+    output = RecordingOutput()
     with pytest.raises(BuildFailed) as failed:
-        build(tmp_path, engine)
+        build(tmp_path, engine, output)
     assert str(failed.value) == "build failed: executor failed running [exit 3]: exit code: 3"
     assert "#1 error: missing.css" in failed.value.log_tail
-    assert engine.removed == [], "nothing was tagged"
+    assert output.lines == ["       #1 [2/2] RUN exit 3", "       #1 error: missing.css"], \
+        "the reason is the caller's to tell, once"
+    log = (tmp_path / "builds" / "2.log").read_text()
+    assert log.endswith("failed to solve with frontend dockerfile.v0: executor failed running [exit 3]: exit code: 3\n")
+    assert engine.removed == [] and engine.closed, "nothing was tagged, and the request ended"
 
 
 def test_a_build_that_fails_after_its_image_was_tagged_untags_it(tmp_path):
