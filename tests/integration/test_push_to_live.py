@@ -135,14 +135,16 @@ def test_killed_release_container_fails_the_release(home, docker_client):
         {labels.HOME: str(home.path), labels.ROLE: "release"}))
 
 
-def test_build_failure_rejects_the_push_with_the_log_tail(home):
+@pytest.mark.parametrize("builder", ["buildkit", "classic"])
+def test_build_failure_rejects_the_push_with_the_log_tail(home, builder):
     home.create_app("buildfail")
     assert deployed(home.push("buildfail", "web"))
-    push = home.push("buildfail", "build-fails")
+    push = home.push("buildfail", "build-fails", env={"GITPAAS_DOCKER_BUILDER": builder})
     assert push.returncode != 0
     assert "error: assets/missing.css not found" in push.stderr
     failed = [line for line in push.stderr.splitlines() if "build failed: " in line]
-    assert len(failed) == 1 and "exit 3" in failed[0] and failed[0].rstrip().endswith("exit code: 3"), push.stderr
+    ending = {"buildkit": "exit code: 3", "classic": "returned a non-zero code: 3"}[builder]
+    assert len(failed) == 1 and "exit 3" in failed[0] and failed[0].rstrip().endswith(ending), push.stderr
     assert "Full build log:" in push.stderr
     assert "buildfail keeps running v1, untouched" in push.stderr
     assert [r["version"] for r in home.json("releases", "-a", "buildfail")] == [1], "a failed build makes no release"
@@ -187,6 +189,25 @@ def test_only_main_or_master_deploys(home):
     assert "gitpaas deploys only the main or master branch, not 'feature'" in push.stderr
     assert deployed(home.push("branches", "web", branch="master"))
     assert home.get("branches").text == "hello v1 from web.1\n"
+
+
+def test_a_release_command_shares_the_network_of_a_running_process_else_has_its_own(home, docker_client):
+    """No network to set up for a release command when a process of the app runs: it shares that
+    one's (the engine starts it in a third of the time); the first release has its own."""
+    home.create_app("beside")
+    procfile = ("web: python3 /app/server.py\n"
+                "release: echo \"host $(cat /proc/sys/kernel/hostname)\"; "
+                "python3 -c \"import urllib.request as u; print(u.urlopen('http://localhost:5000/').read().decode())\" "
+                "|| echo no web here\n")
+    first = home.push("beside", "web", files={"Procfile": procfile})
+    assert deployed(first), first.stderr
+    assert re.search(r"host beside-release-\d+\b", first.stderr) and "no web here" in first.stderr
+    second = home.push("beside", "web", files={"Procfile": procfile, "BODY": "two"})
+    assert deployed(second), second.stderr
+    assert "host beside-web-1" in second.stderr and "hello v1 from web.1" in second.stderr, second.stderr
+    assert home.get("beside").text == "two from web.1\n"
+    assert not docker_client.containers.list(all=True, filters=labels.filters(
+        {labels.HOME: str(home.path), labels.ROLE: "release"}))
 
 
 def test_dockerfile_app_without_procfile_runs_the_image_command_and_skips_the_release_phase(home):

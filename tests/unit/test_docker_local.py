@@ -215,3 +215,97 @@ def test_listening_sockets_are_read_from_the_process_network_namespace():
         assert listening_in_container(os.getpid(), port) is True
     assert listening_in_container(0, port) is None
     assert listening_in_container(2 ** 22 + 17, port) is None, "no such process: cannot tell"
+
+
+class _RunEngine:
+    """A Docker client for one-off runs: ``running`` are the summaries its container listing
+    answers; a container sharing another's network fails to start when ``neighbour_gone``."""
+
+    def __init__(self, running: list[dict], neighbour_gone: bool = False) -> None:
+        self.made: list[dict] = []
+        self.removed: list[dict] = []
+        engine = self
+
+        class Made:
+            def __init__(self, args: dict) -> None:
+                self.args, self.attrs = args, {"State": {"OOMKilled": False}}
+
+            def start(self) -> None:
+                if neighbour_gone and "network_mode" in self.args:
+                    import docker
+                    raise docker.errors.APIError("cannot join network of a non running container")
+
+            def logs(self, stream: bool, follow: bool):
+                return iter([b"migrated\n"])
+
+            def wait(self) -> dict:
+                return {"StatusCode": 0}
+
+            def reload(self) -> None:
+                pass
+
+            def remove(self, force: bool) -> None:
+                engine.removed.append(self.args)
+
+        class api:
+            @staticmethod
+            def containers(filters: dict) -> list[dict]:
+                assert filters["status"] == ["running"] and "gitpaas.role=process" in filters["label"]
+                return running
+
+        class containers:
+            @staticmethod
+            def create(**args) -> Made:
+                engine.made.append(args)
+                return Made(args)
+
+        class images:
+            @staticmethod
+            def get(name: str):
+                return type("Image", (), {"attrs": {"Config": {"User": ""}}})()
+
+        self.api, self.containers, self.images = api, containers, images
+
+
+def _release_run(tmp_path, engine: _RunEngine):
+    from gitpaas.scheduler import OneOff
+    from gitpaas.scheduler.docker_local import DockerLocalScheduler
+    settings = Settings.from_env({"GITPAAS_HOME": str(tmp_path)})
+    scheduler = DockerLocalScheduler(engine, settings, FakeRouter(tmp_path))
+    scheduler.containers._networks_ready.add(settings.app_network("shop"))
+    release = ReleaseSpec(app="shop", version=2, id="r2", image="shop:v2", process_types={"release": "migrate"}, env={})
+    lines: list[str] = []
+    result = scheduler._run_once(OneOff(release, "release", 1234, "migrate"), lines.append, timeout=60)
+    return settings, result, lines
+
+
+def _summary(settings, name: str) -> dict:
+    return {"Id": name + "-id", "Names": ["/" + name],
+            "NetworkSettings": {"Networks": {settings.app_network("shop"): {}}}}
+
+
+def test_a_release_command_shares_a_running_processs_network_and_has_no_host_name_of_its_own(tmp_path):
+    settings = Settings.from_env({"GITPAAS_HOME": str(tmp_path)})
+    engine = _RunEngine([{**_summary(settings, "old-web.1-retiring")}, _summary(settings, "web.1"),
+                         {"Id": "elsewhere", "Names": ["/other"], "NetworkSettings": {"Networks": {"bridge": {}}}}])
+    _settings, result, lines = _release_run(tmp_path, engine)
+    assert result.exit_status == 0 and lines == ["migrated"]
+    [made] = engine.made
+    assert made["network_mode"] == "container:web.1-id", "not one being retired, nor one off the app's network"
+    assert "network" not in made and "hostname" not in made
+    assert made["labels"]["gitpaas.role"] == "release" and made["environment"]["DYNO"] == "release.1234"
+    assert engine.removed == [made]
+
+
+def test_a_release_command_gets_its_own_network_without_a_running_process_or_when_it_is_gone(tmp_path):
+    settings = Settings.from_env({"GITPAAS_HOME": str(tmp_path)})
+    alone = _RunEngine([])
+    _release_run(tmp_path, alone)
+    [made] = alone.made
+    assert made["network"] == settings.app_network("shop") and "network_mode" not in made
+
+    gone = _RunEngine([_summary(settings, "web.1")], neighbour_gone=True)
+    _settings, result, lines = _release_run(tmp_path, gone)
+    shared, own = gone.made
+    assert shared["network_mode"] == "container:web.1-id" and own["network"] == settings.app_network("shop")
+    assert gone.removed == [shared, own] and result.exit_status == 0 and lines == ["migrated"]

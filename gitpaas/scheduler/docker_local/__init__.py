@@ -163,18 +163,17 @@ class DockerLocalScheduler:
         del args["detach"]
         # One stream, so the output keeps the order in which it was written.
         args["command"] = ["/bin/sh", "-c", "exec 2>&1\n" + job.command]
-        try:
-            container = self.client.containers.create(**args)
-        except APIError as exc:
-            raise BootFailed(job.name, f"could not start: {exc.explanation or exc}", version=job.release.version) from exc
+        tries = [args]
+        neighbour = self.containers.neighbour(job.release.app) if job.type == "release" else None
+        if neighbour:
+            # A release command shares the network of a running process of the app, so the engine
+            # sets up no network for it (its start: 0.09 s against 0.27 s here); the process gone
+            # by the time it starts, it gets its own on the app's network, as any other
+            tries.insert(0, self.containers.beside(args, neighbour))
+        container = self._started(job, tries)
         timed_out = threading.Event()
         timer = threading.Timer(timeout, lambda: (timed_out.set(), kill(container)))
         try:
-            try:
-                container.start()
-            except APIError as exc:
-                raise BootFailed(job.name, f"could not start: {exc.explanation or exc}",
-                                 version=job.release.version) from exc
             timer.start()
             for line in iter_lines(container.logs(stream=True, follow=True)):
                 on_line(line)
@@ -187,6 +186,22 @@ class DockerLocalScheduler:
         finally:
             timer.cancel()
             remove(container)
+
+    def _started(self, job: OneOff, tries: list[dict]) -> Container:
+        """A container of ``job`` made and started with the first of ``tries`` the engine takes."""
+        for args in tries:
+            container = None
+            try:
+                container = self.client.containers.create(**args)
+                container.start()
+                return container
+            except APIError as exc:
+                if container is not None:
+                    remove(container)
+                if args is tries[-1]:
+                    raise BootFailed(job.name, f"could not start: {exc.explanation or exc}",
+                                     version=job.release.version) from exc
+        raise AssertionError("no arguments to start a container with")
 
     @engine_call("starting a one-off dyno")
     def run(self, job: OneOff, tty: bool, attach: bool, env: Mapping[str, str]) -> RunSession | None:

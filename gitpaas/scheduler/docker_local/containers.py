@@ -187,6 +187,26 @@ class Containers:
         return sorted(found, key=lambda d: (d.process.one_off, d.process.type != "web", d.process.type,
                                             d.process.index, d.process.release_version))
 
+    def neighbour(self, app: str) -> str | None:
+        """The id of a running process of ``app`` on the app's own network (not one being retired),
+        whose network a release command can share (``beside``); None when the app has none."""
+        network = self.settings.app_network(app)
+        wanted = labels.filters(labels.for_app(self.settings, app, **{labels.ROLE: "process"}))
+        for summary in self.client.api.containers(filters={**wanted, "status": ["running"]}):
+            if any(name.endswith(RETIRING) for name in summary.get("Names") or []):
+                continue
+            if network in ((summary.get("NetworkSettings") or {}).get("Networks") or {}):
+                return summary["Id"]
+        return None
+
+    @staticmethod
+    def beside(args: dict, neighbour: str) -> dict:
+        """``run_args`` for a container that shares ``neighbour``'s network (its addresses, its
+        resolver, its host name) instead of being given one of its own on the app's network."""
+        shared = {key: value for key, value in args.items() if key not in ("network", "hostname")}
+        shared["network_mode"] = f"container:{neighbour}"
+        return shared
+
     def refresh(self, dyno: Dyno) -> Dyno | None:
         """The dyno as its container is now; None when it is gone."""
         try:
