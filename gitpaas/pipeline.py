@@ -347,6 +347,10 @@ def run_release_phase(platform: Platform, release: Release, output: Output) -> N
     if result.timed_out:
         raise ReleaseFailed(release.version, f"release command timed out after {timeout:g} s and was killed",
                             result.exit_status)
+    if result.lost_network:
+        raise ReleaseFailed(release.version, f"release command lost its network: {result.lost_network}, whose "
+                            "network it shared, stopped while it ran (`gitpaas releases:retry` runs it again)",
+                            result.exit_status)
     if result.out_of_memory:
         raise ReleaseFailed(release.version, f"release command ran out of memory (R15): {sizes.memory_kill(size)}; "
                             "give it more with `gitpaas ps:type release=standard-2x`", result.exit_status)

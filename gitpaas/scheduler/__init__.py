@@ -188,6 +188,8 @@ class RunResult:
     timed_out: bool = False
     stopped: bool = False  # killed by someone else (ps:stop, docker kill)
     out_of_memory: bool = False  # killed by the engine at its size's memory limit
+    #: the process whose network it shared (``web.1``), when that one stopped while it ran
+    lost_network: str = ""
 
 
 class Scheduler(Protocol):

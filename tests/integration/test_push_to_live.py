@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import stat
 import threading
 import time
@@ -10,6 +12,7 @@ import time
 import pytest
 
 from gitpaas import labels
+from harness import wait_for
 from schema import validate
 
 
@@ -208,6 +211,39 @@ def test_a_release_command_shares_the_network_of_a_running_process_else_has_its_
     assert home.get("beside").text == "two from web.1\n"
     assert not docker_client.containers.list(all=True, filters=labels.filters(
         {labels.HOME: str(home.path), labels.ROLE: "release"}))
+
+
+def test_a_release_command_whose_shared_process_dies_fails_its_release_saying_why(home, docker_client):
+    """web.1 crashes while the release command that shares its network runs: the command, which has
+    lost its network for good (the engine restarts web.1 in a new one), is killed at once and its
+    release fails naming the cause."""
+    home.create_app("orphan")
+    assert deployed(home.push("orphan", "web"))
+
+    crashed = []
+    app = {labels.HOME: str(home.path), labels.APP: "orphan"}
+
+    def kill_web_once_the_release_runs() -> None:
+        for _ in range(600):
+            if docker_client.containers.list(filters=labels.filters({**app, labels.ROLE: "release"})):
+                for web in docker_client.containers.list(filters=labels.filters({**app, labels.DYNO: "web.1"})):
+                    os.kill(web.attrs["State"]["Pid"], signal.SIGKILL)  # a crash: the engine restarts it
+                    crashed.append(web.name)
+                return
+            time.sleep(0.1)
+    killer = threading.Thread(target=kill_web_once_the_release_runs)
+    killer.start()
+    started = time.monotonic()
+    push = home.push("orphan", "web", files={"BODY": "two", "Procfile": "web: python3 /app/server.py\n"
+                                                                     "release: echo migrating; sleep 120\n"})
+    killer.join()
+    assert len(crashed) == 1, "web.1 crashed while the release command ran"
+    assert push.returncode != 0 and time.monotonic() - started < 60, "killed, not left to its sleep"
+    assert ("release v2 failed: release command lost its network: web.1, whose network it shared, stopped "
+            "while it ran") in push.stderr, push.stderr
+    assert home.release("orphan", 2)["status"] == "failed"
+    wait_for(lambda: home.get("orphan").text == "hello v1 from web.1\n", "the engine to restart v1's web.1")
+    assert not docker_client.containers.list(all=True, filters=labels.filters({**app, labels.ROLE: "release"}))
 
 
 def test_dockerfile_app_without_procfile_runs_the_image_command_and_skips_the_release_phase(home):

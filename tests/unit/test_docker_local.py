@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 
 import pytest
 
 from fakes import FakeRouter
 from gitpaas import sizes
-from gitpaas.errors import BootFailed
+from gitpaas.errors import BootFailed, EnvironmentProblem
 from gitpaas.output import RecordingOutput
 from gitpaas.scheduler import Deployment, Process, ReleaseSpec
 from gitpaas.scheduler.docker_local import swap
@@ -217,35 +218,91 @@ def test_listening_sockets_are_read_from_the_process_network_namespace():
     assert listening_in_container(2 ** 22 + 17, port) is None, "no such process: cannot tell"
 
 
-class _RunEngine:
-    """A Docker client for one-off runs: ``running`` are the summaries its container listing
-    answers; a container sharing another's network fails to start when ``neighbour_gone``."""
+#: when the neighbours started: 2026-12-03T06:00:00.5Z
+STARTED_NS = 1_796_277_600_500_000_000
 
-    def __init__(self, running: list[dict], neighbour_gone: bool = False) -> None:
+
+class _Events:
+    """The engine's event stream: ``die`` once ``dies`` is set (then it ends), until closed."""
+
+    def __init__(self) -> None:
+        self.dies, self.closed = threading.Event(), threading.Event()
+        self.earlier: list[dict] = []  # replayed first: dies from before the neighbour's start
+
+    def __iter__(self):
+        yield from self.earlier
+        while not self.closed.is_set():
+            if self.dies.wait(0.01):
+                yield {"status": "die", "timeNano": STARTED_NS + 5_000_000_000}
+                return
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+class _RunEngine:
+    """A Docker client for one-off runs. ``running`` are the summaries its container listing
+    answers (with ``restarts`` by id); a container sharing another's network fails to start when
+    ``neighbour_gone``; with ``neighbour_dies``, the shared process dies while the command runs."""
+
+    def __init__(self, running: list[dict], restarts: dict[str, int] | None = None, neighbour_gone: bool = False,
+                 neighbour_dies: str = "", status: int = 0, start_error: BaseException | None = None) -> None:
         self.made: list[dict] = []
         self.removed: list[dict] = []
+        self.killed: list[dict] = []
+        self.events_asked: list[dict] = []
+        self.stream = _Events()
         engine = self
 
         class Made:
             def __init__(self, args: dict) -> None:
                 self.args, self.attrs = args, {"State": {"OOMKilled": False}}
+                self.ended, self.exited = threading.Event(), False
 
             def start(self) -> None:
                 if neighbour_gone and "network_mode" in self.args:
                     import docker
                     raise docker.errors.APIError("cannot join network of a non running container")
+                if start_error is not None:
+                    raise start_error
+                if neighbour_dies == "at start" and "network_mode" in self.args:
+                    engine.stream.dies.set()
+                elif neighbour_dies != "while it runs":
+                    self.ended.set()
 
             def logs(self, stream: bool, follow: bool):
-                return iter([b"migrated\n"])
+                yield b"migrating\n"
+                if neighbour_dies == "while it runs":
+                    engine.stream.dies.set()
+                self.ended.wait(5)
+                self.exited = True
+                if neighbour_dies == "after it exits":
+                    engine.stream.dies.set()
+                    time.sleep(0.1)
 
             def wait(self) -> dict:
-                return {"StatusCode": 0}
+                return {"StatusCode": 137 if self.args in engine.killed else status}
 
             def reload(self) -> None:
                 pass
 
+            def kill(self) -> None:
+                if self.exited:
+                    import docker
+                    raise docker.errors.APIError("409: container is not running")
+                engine.killed.append(self.args)
+                self.ended.set()
+
             def remove(self, force: bool) -> None:
                 engine.removed.append(self.args)
+
+        class Running:
+            def __init__(self, summary: dict) -> None:
+                self.id, self.name = summary["Id"], summary["Names"][0][1:]
+                self.labels = summary.get("Labels") or {}
+                self.attrs = {"State": {"Running": True, "Restarting": False,
+                                        "StartedAt": "2026-12-03T06:00:00.500000000Z"},
+                              "RestartCount": (restarts or {}).get(self.id, 0)}
 
         class api:
             @staticmethod
@@ -259,12 +316,20 @@ class _RunEngine:
                 engine.made.append(args)
                 return Made(args)
 
+            @staticmethod
+            def get(container_id: str) -> Running:
+                return Running(next(summary for summary in running if summary["Id"] == container_id))
+
         class images:
             @staticmethod
             def get(name: str):
                 return type("Image", (), {"attrs": {"Config": {"User": ""}}})()
 
         self.api, self.containers, self.images = api, containers, images
+
+    def events(self, **kwargs) -> _Events:
+        self.events_asked.append(kwargs)
+        return self.stream
 
 
 def _release_run(tmp_path, engine: _RunEngine):
@@ -279,22 +344,27 @@ def _release_run(tmp_path, engine: _RunEngine):
     return settings, result, lines
 
 
-def _summary(settings, name: str) -> dict:
-    return {"Id": name + "-id", "Names": ["/" + name],
+def _summary(settings, dyno: str, suffix: str = "") -> dict:
+    return {"Id": dyno + suffix + "-id", "Names": [f"/gp-shop.{dyno}{suffix}"], "Labels": {"gitpaas.dyno": dyno},
             "NetworkSettings": {"Networks": {settings.app_network("shop"): {}}}}
 
 
-def test_a_release_command_shares_a_running_processs_network_and_has_no_host_name_of_its_own(tmp_path):
+def test_a_release_command_shares_a_steady_web_processs_network_and_has_no_host_name_of_its_own(tmp_path):
     settings = Settings.from_env({"GITPAAS_HOME": str(tmp_path)})
-    engine = _RunEngine([{**_summary(settings, "old-web.1-retiring")}, _summary(settings, "web.1"),
-                         {"Id": "elsewhere", "Names": ["/other"], "NetworkSettings": {"Networks": {"bridge": {}}}}])
+    elsewhere = {"Id": "elsewhere", "Names": ["/other"], "Labels": {"gitpaas.dyno": "web.0"},
+                 "NetworkSettings": {"Networks": {"bridge": {}}}}
+    engine = _RunEngine([elsewhere, _summary(settings, "web.1", "-retiring"), _summary(settings, "clock.1"),
+                         _summary(settings, "web.10"), _summary(settings, "web.3"),
+                         _summary(settings, "web.1", "-crashed")], restarts={"web.1-crashed-id": 3})
     _settings, result, lines = _release_run(tmp_path, engine)
-    assert result.exit_status == 0 and lines == ["migrated"]
+    assert result.exit_status == 0 and not result.lost_network and lines == ["migrating"]
     [made] = engine.made
-    assert made["network_mode"] == "container:web.1-id", "not one being retired, nor one off the app's network"
+    assert made["network_mode"] == "container:web.3-id", \
+        "web first, the lowest index; not one off the app's network, being retired, or restarted by the engine"
     assert "network" not in made and "hostname" not in made
     assert made["labels"]["gitpaas.role"] == "release" and made["environment"]["DYNO"] == "release.1234"
-    assert engine.removed == [made]
+    assert engine.removed == [made] and engine.stream.closed.is_set(), "removed, and the watch ended"
+    assert engine.events_asked[0]["filters"] == {"container": "web.3-id", "event": "die"}
 
 
 def test_a_release_command_gets_its_own_network_without_a_running_process_or_when_it_is_gone(tmp_path):
@@ -302,10 +372,43 @@ def test_a_release_command_gets_its_own_network_without_a_running_process_or_whe
     alone = _RunEngine([])
     _release_run(tmp_path, alone)
     [made] = alone.made
-    assert made["network"] == settings.app_network("shop") and "network_mode" not in made
+    assert made["network"] == settings.app_network("shop") and "network_mode" not in made and not alone.events_asked
 
     gone = _RunEngine([_summary(settings, "web.1")], neighbour_gone=True)
     _settings, result, lines = _release_run(tmp_path, gone)
     shared, own = gone.made
     assert shared["network_mode"] == "container:web.1-id" and own["network"] == settings.app_network("shop")
-    assert gone.removed == [shared, own] and result.exit_status == 0 and lines == ["migrated"]
+    assert gone.removed == [shared, own] and result.exit_status == 0 and lines == ["migrating"]
+    assert gone.stream.closed.is_set(), "no watch of a network it does not share"
+
+
+@pytest.mark.parametrize("when", ["at start", "while it runs"])
+def test_a_release_command_whose_shared_process_dies_is_killed_and_says_it_lost_its_network(tmp_path, when):
+    settings = Settings.from_env({"GITPAAS_HOME": str(tmp_path)})
+    engine = _RunEngine([_summary(settings, "web.1")], neighbour_dies=when)
+    _settings, result, _lines = _release_run(tmp_path, engine)
+    assert engine.killed == engine.made and result.lost_network == "web.1"
+    assert result.exit_status == 137 and not result.stopped and not result.timed_out
+    assert engine.removed == engine.made and engine.stream.closed.is_set()
+
+
+@pytest.mark.parametrize("status", [0, 1])
+def test_a_die_after_the_command_exited_or_from_before_the_neighbour_started_loses_nothing(tmp_path, status):
+    settings = Settings.from_env({"GITPAAS_HOME": str(tmp_path)})
+    exited = _RunEngine([_summary(settings, "web.1")], neighbour_dies="after it exits", status=status)
+    _settings, result, _lines = _release_run(tmp_path, exited)
+    assert result.exit_status == status and not result.lost_network, "it ended for its own reasons"
+
+    stale = _RunEngine([_summary(settings, "web.1")], status=status)
+    stale.stream.earlier = [{"status": "die", "timeNano": STARTED_NS - 1}, {"status": "start", "timeNano": STARTED_NS}]
+    _settings, result, _lines = _release_run(tmp_path, stale)
+    assert result.exit_status == status and not stale.killed and not result.lost_network
+
+
+def test_a_container_that_fails_to_start_for_any_reason_is_removed_and_the_watch_ends(tmp_path):
+    import requests
+    settings = Settings.from_env({"GITPAAS_HOME": str(tmp_path)})
+    engine = _RunEngine([_summary(settings, "web.1")], start_error=requests.ReadTimeout("the engine is slow"))
+    with pytest.raises(EnvironmentProblem, match="the engine is slow"):
+        _release_run(tmp_path, engine)
+    assert engine.removed == engine.made and len(engine.made) == 1 and engine.stream.closed.is_set()

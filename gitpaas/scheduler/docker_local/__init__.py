@@ -12,6 +12,7 @@ callers is always a :class:`~gitpaas.errors.GitpaasError`.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -163,17 +164,28 @@ class DockerLocalScheduler:
         del args["detach"]
         # One stream, so the output keeps the order in which it was written.
         args["command"] = ["/bin/sh", "-c", "exec 2>&1\n" + job.command]
-        tries = [args]
+        # A release command shares the network of a running process of the app, so the engine sets
+        # up no network for it (its start: 0.09 s against 0.27 s here); with none, or the process
+        # gone by the time it starts, it gets its own on the app's network, as any other. Should
+        # the process stop while the command runs, the command has lost its network for good: it
+        # is killed, and says so, rather than left to hang on a dead connection.
         neighbour = self.containers.neighbour(job.release.app) if job.type == "release" else None
-        if neighbour:
-            # A release command shares the network of a running process of the app, so the engine
-            # sets up no network for it (its start: 0.09 s against 0.27 s here); the process gone
-            # by the time it starts, it gets its own on the app's network, as any other
-            tries.insert(0, self.containers.beside(args, neighbour))
-        container = self._started(job, tries)
+        watch = _NeighbourWatch(self.client, neighbour) if neighbour is not None else None
+        try:
+            container, shared = self._started(job, [self.containers.beside(args, neighbour.id), args]
+                                              if neighbour is not None else [args])
+        except BaseException:
+            if watch:
+                watch.close()
+            raise
+        if watch and not shared:
+            watch.close()
+            watch = None
         timed_out = threading.Event()
         timer = threading.Timer(timeout, lambda: (timed_out.set(), kill(container)))
         try:
+            if watch:
+                watch.guard(container)
             timer.start()
             for line in iter_lines(container.logs(stream=True, follow=True)):
                 on_line(line)
@@ -181,26 +193,36 @@ class DockerLocalScheduler:
             container.reload()
             out_of_memory = bool(container.attrs.get("State", {}).get("OOMKilled"))
             killed = status in (137, 143) and not timed_out.is_set() and not out_of_memory
-            return RunResult(exit_status=status, timed_out=timed_out.is_set(), stopped=killed,
-                             out_of_memory=out_of_memory)
+            lost = watch.lost if watch and not out_of_memory else ""
+            return RunResult(exit_status=status, timed_out=timed_out.is_set(), stopped=killed and not lost,
+                             out_of_memory=out_of_memory, lost_network=lost)
         finally:
             timer.cancel()
+            if watch:
+                watch.close()
             remove(container)
 
-    def _started(self, job: OneOff, tries: list[dict]) -> Container:
-        """A container of ``job`` made and started with the first of ``tries`` the engine takes."""
+    def _started(self, job: OneOff, tries: list[dict]) -> tuple[Container, bool]:
+        """A container of ``job`` made and started with the first of ``tries`` the engine takes,
+        and whether that was the first (one sharing another process's network, when there are two)."""
         for args in tries:
             container = None
             try:
                 container = self.client.containers.create(**args)
                 container.start()
-                return container
+                return container, args is tries[0] and len(tries) > 1
             except APIError as exc:
                 if container is not None:
-                    remove(container)
+                    with contextlib.suppress(APIError):
+                        remove(container)
                 if args is tries[-1]:
                     raise BootFailed(job.name, f"could not start: {exc.explanation or exc}",
                                      version=job.release.version) from exc
+            except BaseException:
+                if container is not None:  # (a timeout, Ctrl-C): nothing is left running unwatched
+                    with contextlib.suppress(Exception):
+                        remove(container)
+                raise
         raise AssertionError("no arguments to start a container with")
 
     @engine_call("starting a one-off dyno")
@@ -329,6 +351,65 @@ class DockerLocalScheduler:
                 resource.remove()
             except NotFound:
                 pass  # removed meanwhile
+
+
+class _NeighbourWatch:
+    """Follows the engine's ``die`` events of the process whose network a release command shares
+    (from before the command starts): when it dies (stopped, crashed, about to be restarted), its
+    network goes with it, and the command, which cannot get it back, is killed."""
+
+    def __init__(self, client: docker.DockerClient, neighbour: Container) -> None:
+        self.name = neighbour.labels.get(labels.DYNO) or neighbour.name
+        #: a die before this (the engine replays its events from the start of the second) was not of
+        #: the process that runs now: one started again by hand keeps a RestartCount of 0
+        self.started_ns = _nanoseconds((neighbour.attrs.get("State") or {}).get("StartedAt", ""))
+        self.lost = ""
+        self._died = False
+        self._container: Container | None = None
+        self._lock = threading.Lock()
+        self._events = client.events(since=int(time.time()), decode=True,
+                                     filters={"container": neighbour.id, "event": "die"})
+        threading.Thread(target=self._follow, name="release-neighbour", daemon=True).start()
+
+    def _follow(self) -> None:
+        try:
+            for event in self._events:
+                if event.get("status", event.get("Action")) != "die" or event.get("timeNano", 0) < self.started_ns:
+                    continue
+                with self._lock:
+                    self._died = True
+                    if self._container is not None:
+                        self._cut(self._container)
+                return
+        except Exception:  # noqa: BLE001 — closed when the command ended: nothing more to watch
+            return
+
+    def guard(self, container: Container) -> None:
+        """Kill ``container`` when the neighbour dies (now, if it died already)."""
+        with self._lock:
+            self._container = container
+            if self._died:
+                self._cut(container)
+
+    def _cut(self, container: Container) -> None:
+        """Kill the command; it lost its network only if it was still running (one that had
+        ended, with whatever status, ended for its own reasons)."""
+        try:
+            container.kill()
+        except APIError:
+            return  # exited already (409), or gone
+        self.lost = self.name
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._events.close()
+
+
+def _nanoseconds(stamp: str) -> int:
+    """Docker's ``2026-12-01T20:00:00.123456789Z`` as unix nanoseconds (0 when it cannot be read)."""
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    seconds = unix_time(whole)
+    return int(seconds) * 1_000_000_000 + int((fraction + "000000000")[:9]) if seconds and fraction.isdigit() else 0
 
 
 class _engine_watched:

@@ -187,16 +187,30 @@ class Containers:
         return sorted(found, key=lambda d: (d.process.one_off, d.process.type != "web", d.process.type,
                                             d.process.index, d.process.release_version))
 
-    def neighbour(self, app: str) -> str | None:
-        """The id of a running process of ``app`` on the app's own network (not one being retired),
-        whose network a release command can share (``beside``); None when the app has none."""
+    def neighbour(self, app: str) -> Container | None:
+        """A running process of ``app`` on the app's own network whose network a release command
+        can share (``beside``): web before the other types, the lowest index first; not one being
+        retired, nor one the engine has restarted (a crash or a memory kill: it may go again, and
+        its network with it). None when the app has none."""
         network = self.settings.app_network(app)
         wanted = labels.filters(labels.for_app(self.settings, app, **{labels.ROLE: "process"}))
-        for summary in self.client.api.containers(filters={**wanted, "status": ["running"]}):
-            if any(name.endswith(RETIRING) for name in summary.get("Names") or []):
-                continue
-            if network in ((summary.get("NetworkSettings") or {}).get("Networks") or {}):
-                return summary["Id"]
+        candidates = [
+            summary for summary in self.client.api.containers(filters={**wanted, "status": ["running"]})
+            if not any(name.endswith(RETIRING) for name in summary.get("Names") or [])
+            and network in ((summary.get("NetworkSettings") or {}).get("Networks") or {})]
+
+        def order(summary: dict) -> tuple:
+            tags = summary.get("Labels") or {}
+            kind, _, index = tags.get(labels.DYNO, "").rpartition(".")
+            return kind != "web", kind, int(index) if index.isdigit() else 0
+        for summary in sorted(candidates, key=order):
+            try:
+                container = self.client.containers.get(summary["Id"])
+            except NotFound:
+                continue  # gone meanwhile
+            state = container.attrs.get("State") or {}
+            if state.get("Running") and not state.get("Restarting") and not container.attrs.get("RestartCount"):
+                return container
         return None
 
     @staticmethod
