@@ -123,8 +123,14 @@ class Home:
         if app:
             wanted[labels.APP] = app
         selector = labels.filters(wanted)
+        containers = []
+        for summary in client.api.containers(all=True, filters=selector):
+            try:
+                containers.append(client.containers.get(summary["Id"]))
+            except docker.errors.NotFound:
+                pass  # removed while being listed (a retired process): it is not there
         return {
-            "containers": client.containers.list(all=True, filters=selector),
+            "containers": containers,
             "images": client.images.list(filters=selector),
             "networks": client.networks.list(filters=labels.filters({labels.HOME: str(self.path)})) if not app else [],
             "volumes": client.volumes.list(filters=selector),
