@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 
 import pytest
 from harness import APPS, ApiServer, wait_for
@@ -18,8 +19,9 @@ pytestmark = pytest.mark.integration
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
          "--disable-component-update", "--disable-sync", "--disable-quic"]
-#: a build and a release command slow enough to watch: each prints, waits, prints
-SLOW_BUILD = (APPS / "web" / "Dockerfile").read_text() + "RUN echo \"building slowly\" && sleep 3\n"
+#: a build and a release command slow enough to watch: each prints, waits, prints (the build step is
+#: new each run: BuildKit's cache outlives the images, and a cached step is neither slow nor heard)
+SLOW_BUILD = (APPS / "web" / "Dockerfile").read_text() + f"RUN echo \"building slowly\" {uuid.uuid4().hex} && sleep 3\n"
 SLOW_RELEASE = ("web: python3 /app/server.py\n"
                 "release: echo \"migrating for $(cat /app/BODY)\"; sleep 4; echo \"migrated\"\n")
 
