@@ -18,6 +18,7 @@ import requests
 from gitpaas import labels
 from gitpaas.operations import purge_home
 from gitpaas.platform import Platform
+from gitpaas.scheduler.docker_local.containers import Containers
 from gitpaas.scheduler.docker_local.containers import free_loopback_port as free_port
 from gitpaas.settings import Settings
 
@@ -123,14 +124,9 @@ class Home:
         if app:
             wanted[labels.APP] = app
         selector = labels.filters(wanted)
-        containers = []
-        for summary in client.api.containers(all=True, filters=selector):
-            try:
-                containers.append(client.containers.get(summary["Id"]))
-            except docker.errors.NotFound:
-                pass  # removed while being listed (a retired process): it is not there
         return {
-            "containers": containers,
+            # (gitpaas's own listing: a container removed while being listed, as a retired process, is not listed)
+            "containers": Containers(client, self.settings).find(app),
             "images": client.images.list(filters=selector),
             "networks": client.networks.list(filters=labels.filters({labels.HOME: str(self.path)})) if not app else [],
             "volumes": client.volumes.list(filters=selector),
