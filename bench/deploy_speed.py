@@ -12,8 +12,10 @@ five apps deployed at once against the same five one after another — alternate
 - Rollback: `gitpaas rollback vN` until vN's body answers through the router. config:set: `gitpaas
   config:set` until the app's /env shows the new value. Floor for both: `docker run` of an image
   already built, until the first 200 (with the variable, for config:set).
-- The same redeploy, rollback and config:set in a second home with ``GITPAAS_STARTUP_WINDOW`` at
-  its minimum, to show what the 2 s startup window costs.
+- The same redeploy, rollback and config:set in other homes, alternated: ``GITPAAS_STARTUP_WINDOW``
+  at its minimum (what the 2 s startup window costs), no fork server, a router that reloads for
+  every switch, the classic builder, and new processes started only after the release command
+  (``GITPAAS_HOLD_PROCESSES=0``, what holding them during it buys).
 - Five apps: five redeploys pushed at once, against the same five pushed one after another (wall
   time of each batch).
 - Commands: `gitpaas --help`, `releases -n 15`, `ps` and `config` of the app, each a new process
@@ -408,6 +410,9 @@ def main() -> None:
     parser.add_argument("--no-classic-build-row", action="store_true",
                         help="skip the home whose Dockerfiles the engine's classic builder builds "
                              "(GITPAAS_DOCKER_BUILDER=classic)")
+    parser.add_argument("--no-hold-row", action="store_true",
+                        help="skip the home that starts a release's processes only after its release command "
+                             "(GITPAAS_HOLD_PROCESSES=0)")
     parser.add_argument("--command-rounds", type=int, default=15, help="rounds of the timed commands (0: none)")
     args = parser.parse_args()
     window = minimal_startup_window()
@@ -423,6 +428,8 @@ def main() -> None:
             homes["router_reload"] = stack.enter_context(scratch_home(GITPAAS_ROUTER_LUA="0"))
         if not args.no_classic_build_row:
             homes["classic_build"] = stack.enter_context(scratch_home(GITPAAS_DOCKER_BUILDER="classic"))
+        if not args.no_hold_row:
+            homes["no_hold"] = stack.enter_context(scratch_home(GITPAAS_HOLD_PROCESSES="0"))
         deployers = {label: Deployer(home) for label, home in homes.items()}
         for deployer in deployers.values():  # v1 and v2: the first build, and bodies to roll back between
             deployer.create(APP)

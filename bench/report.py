@@ -156,7 +156,8 @@ def _cell(stats: dict, unit: str = "s", digits: int = 2) -> str:
 
 
 #: deploy_speed's homes: the default, one with the shortest startup window, one without the fork server,
-#: one whose router reloads nginx for every switch, one whose Dockerfiles the classic builder builds;
+#: one whose router reloads nginx for every switch, one whose Dockerfiles the classic builder builds,
+#: one that starts a release's processes only after its release command;
 #: each with its suffix in the benchmark table, in the phase table and on the chart
 HOMES = {
     "default": ("", "", ""),
@@ -167,6 +168,8 @@ HOMES = {
                       ", router reloads\n(GITPAAS_ROUTER_LUA=0)"),
     "classic_build": (", the engine's classic builder (`GITPAAS_DOCKER_BUILDER=classic`)", ", classic builder",
                       ", classic builder\n(GITPAAS_DOCKER_BUILDER=classic)"),
+    "no_hold": (", new processes started only after the release command (`GITPAAS_HOLD_PROCESSES=0`)",
+                ", not held", ", not held\n(GITPAAS_HOLD_PROCESSES=0)"),
 }
 
 

@@ -38,7 +38,7 @@ from gitpaas.output import Output
 from gitpaas.platform import Platform
 from gitpaas.release import FAILED, SUCCEEDED, Release, describe_timings
 from gitpaas.retention import apply_retention
-from gitpaas.scheduler import OneOff, RunResult
+from gitpaas.scheduler import Deployment, Held, OneOff, RunResult
 from gitpaas.store.apps import App
 
 #: lines of the release command's output that go with the release's webhook event
@@ -258,14 +258,19 @@ def release_and_swap(platform: Platform, app_name: str, release: Release, output
         for line in addon_runtime.ensure_ready(platform, app_name, output):
             output.info(line[0].upper() + line[1:])
         phase = time.monotonic()
-        if release_phase:
-            run_release_phase(platform, release, output)
-        else:
-            output.stage("An add-on's config vars changed: no release phase, as on Heroku")
-        release.timings["release"] = round(time.monotonic() - phase, 2)
-        platform.apps.releases(app_name).save(release)  # (watched live: the release phase is done)
-        report = platform.scheduler.deploy(
-            deployment(platform.settings, app, release, next_formation(app.formation, release.process_types)), output)
+        plan = deployment(platform.settings, app, release, next_formation(app.formation, release.process_types))
+        held = None
+        try:
+            if release_phase:
+                held = run_release_phase(platform, release, output, plan)
+            else:
+                output.stage("An add-on's config vars changed: no release phase, as on Heroku")
+            release.timings["release"] = round(time.monotonic() - phase, 2)
+            platform.apps.releases(app_name).save(release)  # (watched live: the release phase is done)
+        except BaseException:
+            platform.scheduler.discard(held)
+            raise
+        report = platform.scheduler.deploy(plan, output, held)
         release.timings.update(health=report.health_seconds, swap=report.swap_seconds)
         release.timings["total"] = round(time.monotonic() - started, 2)
     except ReleaseFailed as exc:
@@ -323,16 +328,33 @@ def _announce(platform: Platform, app_name: str, release: Release) -> None:
     announce_release(platform.settings, app_name, release, tail)
 
 
-def run_release_phase(platform: Platform, release: Release, output: Output) -> None:
+def run_release_phase(platform: Platform, release: Release, output: Output,
+                      plan: Deployment | None = None) -> Held | None:
+    """Run the release command, if the Procfile has one. With ``plan`` (what the swap starts after
+    it), the new processes are started meanwhile, held (``Scheduler.hold``: their containers set up,
+    their commands waiting), and returned for ``Scheduler.deploy`` to release; if the command fails
+    they are removed. Either way no command of the new release runs before its release phase succeeded."""
     command = release.process_types.get(procfile.RELEASE)
     if not command:
         output.stage("No release command in the Procfile: skipping the release phase")
-        return
+        return None
+    held = platform.scheduler.hold(plan) if plan is not None else None
+    try:
+        _run_release_command(platform, release, output, command, held is not None)
+    except BaseException:
+        platform.scheduler.discard(held)
+        raise
+    return held
+
+
+def _run_release_command(platform: Platform, release: Release, output: Output, command: str, holding: bool) -> None:
     timeout = platform.settings.release_timeout
     size = platform.apps.get(release.app["name"]).sizes.get(procfile.RELEASE)
     job = OneOff(release=release_spec(release), type=procfile.RELEASE, number=1000 + secrets.randbelow(9000),
                  command=command, size=size)
     output.stage(f"Running release command ({job.name}): {command}")
+    if holding:
+        output.info("Meanwhile the new processes' containers start, their commands held until it succeeds")
     output_path = platform.apps.releases(release.app["name"]).output_path(release.version)
     with ExitStack() as stack:
         log = stack.enter_context(open(output_path, "a", encoding="utf-8"))

@@ -127,6 +127,8 @@ class Settings:
     router_lua: bool = True
     #: which of the engine's builders builds Dockerfiles (one of DOCKER_BUILDERS)
     docker_builder: str = DOCKER_BUILDERS[0]
+    #: whether a release's new processes start (held) while its release command runs
+    hold_processes: bool = True
     # Extra environment given to the process that runs (for example) the release phase.
     environ: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -156,6 +158,7 @@ class Settings:
             webhook_private_targets=_flag(env, "GITPAAS_WEBHOOK_PRIVATE_TARGETS"),
             router_lua=_flag(env, "GITPAAS_ROUTER_LUA") if env.get("GITPAAS_ROUTER_LUA") else True,
             docker_builder=_choice(env, "GITPAAS_DOCKER_BUILDER", None, DOCKER_BUILDERS),
+            hold_processes=_flag(env, "GITPAAS_HOLD_PROCESSES") if env.get("GITPAAS_HOLD_PROCESSES") else True,
             environ=env,
         )
 

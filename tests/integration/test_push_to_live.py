@@ -12,7 +12,7 @@ import time
 import pytest
 
 from gitpaas import labels
-from harness import wait_for
+from harness import APPS, wait_for
 from schema import validate
 
 
@@ -227,6 +227,8 @@ def test_a_release_command_whose_shared_process_dies_fails_its_release_saying_wh
         for _ in range(600):
             if docker_client.containers.list(filters=labels.filters({**app, labels.ROLE: "release"})):
                 for web in docker_client.containers.list(filters=labels.filters({**app, labels.DYNO: "web.1"})):
+                    if web.name.endswith("-held"):
+                        continue  # v2's, started held meanwhile: not the one whose network is shared
                     os.kill(web.attrs["State"]["Pid"], signal.SIGKILL)  # a crash: the engine restarts it
                     crashed.append(web.name)
                 return
@@ -244,6 +246,68 @@ def test_a_release_command_whose_shared_process_dies_fails_its_release_saying_wh
     assert home.release("orphan", 2)["status"] == "failed"
     wait_for(lambda: home.get("orphan").text == "hello v1 from web.1\n", "the engine to restart v1's web.1")
     assert not docker_client.containers.list(all=True, filters=labels.filters({**app, labels.ROLE: "release"}))
+
+
+def test_new_processes_start_held_while_the_release_command_runs_and_run_only_after_it(home, docker_client):
+    """v2's web.1 is started while v2's release command runs, but held: its container is up with
+    only the init and the gate's shell in it, no app code; ``ps`` does not show it and v1 serves.
+    Once the command succeeds that same container runs the app and serves; when it later crashes
+    the engine restarts it straight into the app, without holding it again."""
+    home.create_app("held")
+    assert deployed(home.push("held", "web"))
+    app = {labels.HOME: str(home.path), labels.APP: "held"}
+    seen: dict = {}
+
+    def look_while_the_release_runs() -> None:
+        for _ in range(300):
+            for container in docker_client.containers.list(filters=labels.filters({**app, labels.RELEASE: "2"})):
+                if container.name.endswith("-held") and container.status == "running":
+                    time.sleep(1)  # (well into the release command's sleep)
+                    seen["id"] = container.id
+                    seen["commands"] = [row[-1] for row in container.top()["Processes"]]
+                    seen["ps"] = [(p["name"], p["release"]["version"]) for p in home.json("ps", "-a", "held")]
+                    seen["body"] = home.get("held").text
+                    return
+            time.sleep(0.05)
+    looker = threading.Thread(target=look_while_the_release_runs)
+    looker.start()
+    push = home.push("held", "web", files={"BODY": "two", "Procfile": "web: python3 /app/server.py\n"
+                                                                   "release: echo migrating; sleep 4\n"})
+    looker.join()
+    assert deployed(push), push.stderr
+    assert "Meanwhile the new processes' containers start, their commands held until it succeeds" in push.stderr
+    assert seen, "v2's web.1 was started, held, while the release command ran"
+    # only the init and the gate's shell, waiting (the app's command is among their arguments, not running)
+    assert sorted(command.split()[0] for command in seen["commands"]) == ["/bin/sh", "/sbin/docker-init"], \
+        seen["commands"]
+    assert ("web.1", 2) not in seen["ps"] and seen["body"] == "hello v1 from web.1\n"
+
+    assert home.get("held").text == "two from web.1\n"
+    (web,) = docker_client.containers.list(filters=labels.filters({**app, labels.RELEASE: "2", labels.DYNO: "web.1"}))
+    assert web.id == seen["id"] and not web.name.endswith("-held"), "the held container is the one released"
+    assert web.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    assert [p["name"] for p in home.json("ps", "-a", "held") if p["state"] != "stopping"] == ["web.1"]
+
+    os.kill(web.attrs["State"]["Pid"], signal.SIGKILL)  # a crash: the engine restarts it
+    wait_for(lambda: docker_client.containers.get(web.id).attrs["RestartCount"] >= 1, "the engine to restart web.1")
+    wait_for(lambda: home.get("held").text == "two from web.1\n", "web.1 to serve again, not held a second time")
+
+
+def test_a_process_that_cannot_be_held_starts_after_the_release_command_as_before(home, docker_client):
+    """An image whose /tmp its processes cannot write: the gate cannot record its release (a restart
+    would hold the process again), so it exits at once, and the process is started after the release
+    command as any other — the deploy does not notice."""
+    home.create_app("unheld")
+    dockerfile = (APPS / "web" / "Dockerfile").read_text() + "RUN chmod 0755 /tmp\n"
+    push = home.push("unheld", "web", files={"Dockerfile": dockerfile, "BODY": "one"})
+    assert deployed(push), push.stderr
+    push = home.push("unheld", "web", files={"Dockerfile": dockerfile, "BODY": "two"})
+    assert deployed(push), push.stderr
+    assert home.get("unheld").text == "two from web.1\n"
+    containers = home.docker_objects(docker_client, "unheld")["containers"]
+    current = [c for c in containers if c.labels[labels.RELEASE] == "2"]
+    assert [c.name.endswith("-held") for c in current] == [False]
+    assert current[0].attrs["Config"]["OpenStdin"] is False, "started after the release command, not released"
 
 
 def test_dockerfile_app_without_procfile_runs_the_image_command_and_skips_the_release_phase(home):

@@ -15,6 +15,7 @@ import itertools
 import subprocess
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from gitpaas import pipeline
@@ -116,6 +117,15 @@ class FakeRunSession:
         self.scheduler.running = [p for p in self.scheduler.running if p is not self.process]
 
 
+@dataclass
+class FakeHeld:
+    """What FakeScheduler.hold gave: released by a deploy, or discarded."""
+
+    deployment: Deployment
+    released: bool = False
+    discarded: bool = False
+
+
 class FakeScheduler:
     """The Scheduler seam in memory. The release phase prints ``run_output`` and returns
     ``run_result`` (or raises ``run_raises``); ``boot_failure`` fails the next deploy that starts
@@ -150,10 +160,28 @@ class FakeScheduler:
         #: what an attached one-off prints, and the status it exits with (it echoes its input after)
         self.session_output: list[tuple[int, bytes]] = [(1, b"hello\n")]
         self.session_status = 0
+        #: whether ``hold`` gives a token, and each token it gave
+        self.hold_processes = True
+        self.holds: list[FakeHeld] = []
 
     # --- the seam --------------------------------------------------------------------------
-    def deploy(self, deployment: Deployment, output: Output) -> DeployReport:
+    def hold(self, deployment: Deployment) -> "FakeHeld | None":
+        """A token for the processes docker-local would start held (None: ``hold_processes`` off)."""
+        if not self.hold_processes:
+            return None
+        held = FakeHeld(deployment)
+        self.holds.append(held)
+        return held
+
+    def discard(self, held: "FakeHeld | None") -> None:
+        if held is not None:
+            held.discarded = True
+
+    def deploy(self, deployment: Deployment, output: Output, held: "FakeHeld | None" = None) -> DeployReport:
         self.deployments.append(deployment)
+        if held is not None:
+            assert not held.discarded, "a discarded hold was deployed"
+            held.released = True
         release, formation = deployment.release, deployment.formation
         current = [p for p in self.processes(deployment.app) if not p.one_off and not p.retiring]
         keep = [p for p in current if p.release_version == release.version

@@ -9,6 +9,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -57,14 +58,38 @@ class FakeContainers:
         self.deaf: set[str] = set()  # process names that never listen
         self.sockets: list[socket.socket] = []
 
+        self.held_now: list[Dyno] = []
+        self.released: list[str] = []
+        self.started: list[str] = []  # (not held)
+        self.gates_gone: set[str] = set()  # process names whose held container no longer waits
+        self.settled: list[str] = []
+
     def dynos(self, app: str) -> list[Dyno]:
         return list(self.dynos_now)
+
+    def dynos_and_held(self, app: str) -> tuple[list[Dyno], list[Dyno]]:
+        return list(self.dynos_now), list(self.held_now)
 
     def refresh(self, dyno: Dyno) -> Dyno | None:
         return dyno if dyno in self.dynos_now else None
 
-    def start(self, release: ReleaseSpec, process_type: str, index: int, size: str | None = None) -> Dyno:
+    def release_held(self, dyno: Dyno) -> Dyno | None:
+        self.held_now.remove(dyno)
+        if dyno.name in self.gates_gone:
+            self.stopped.append(dyno.process.id)
+            return None
+        self.released.append(dyno.process.id)
+        self.dynos_now.append(dyno)
+        return dyno
+
+    def settle(self, dynos: list[Dyno]) -> None:
+        self.settled.extend(d.process.id for d in dynos)
+
+    def start(self, release: ReleaseSpec, process_type: str, index: int, size: str | None = None, *,
+              held: bool = False) -> Dyno:
         name = f"{process_type}.{index}"
+        if not held:
+            self.started.append(f"{name}@v{release.version}")
         address = None
         if process_type == "web":
             listener = socket.socket()
@@ -78,7 +103,7 @@ class FakeContainers:
                           release_version=release.version, release_id=release.id, command="", state="up",
                           created_at="2026-12-01T00:00:00Z", size=sizes.get(size).name)
         dyno = Dyno(process, FakeContainer(name, self.spec(release, size, process_type)), address)
-        self.dynos_now.append(dyno)
+        (self.held_now if held else self.dynos_now).append(dyno)
         return dyno
 
     def spec(self, release: ReleaseSpec, size: str | None, process_type: str) -> str:
@@ -88,7 +113,7 @@ class FakeContainers:
     def stop(self, dynos: list[Dyno], grace: float) -> None:
         for dyno in dynos:
             self.stopped.append(dyno.process.id)
-            self.dynos_now.remove(dyno)
+            (self.held_now if dyno in self.held_now else self.dynos_now).remove(dyno)
 
     def tail(self, container) -> str:
         return "Traceback: it broke"
@@ -107,13 +132,19 @@ def world(tmp_path, monkeypatch):
                         lambda _containers, _settings, dynos: retired.extend(d.process.id for d in dynos))
     settings = Settings(home=tmp_path / "home", http_port=8080, boot_timeout=0.3, startup_window=0)
 
-    def converge(version: int, formation: dict[str, int], replace=frozenset(), checks=None, sizes=None):
+    def converge(version: int, formation: dict[str, int], replace=frozenset(), checks=None, sizes=None,
+                 held: bool | Callable[[swap.Held], None] = False):
+        """``held``: start the new processes held first, as a release phase does (a callable is given
+        the Held before the swap, to stand for what happens meanwhile)."""
         release = ReleaseSpec(app="shop", version=version, id=f"id-{version}", image=f"img:v{version}",
                               process_types={"web": "serve", "worker": "work"}, env={},
                               healthchecks=checks or {})
         deployment = Deployment(release=release, formation=formation, hosts=["shop.localhost"], replace=replace,
                                 sizes=sizes or {})
-        return swap.converge(containers, router, settings, deployment, RecordingOutput())
+        holding = swap.Held(containers, deployment) if held else None
+        if callable(held):
+            held(holding)
+        return swap.converge(containers, router, settings, deployment, RecordingOutput(), holding)
     yield containers, router, retired, converge
     containers.close()
 
@@ -192,6 +223,118 @@ def test_a_failing_app_json_check_fails_the_swap(world):
     with pytest.raises(BootFailed, match="failed health check 'ready' after 1 attempt: GET /health answered 503"):
         converge(1, {"web": 1}, checks=checks)
     assert router.routes == {}
+
+
+def test_processes_held_during_the_release_phase_are_released_not_started_again(world):
+    containers, router, retired, converge = world
+    converge(1, {"web": 1})
+    report = converge(2, {"web": 1, "worker": 1}, held=lambda holding: holding.take())
+    assert report.started == ["web.1", "worker.1"] and retired == ["web.1@v1"]
+    assert containers.released == ["web.1@v2", "worker.1@v2"] == containers.settled
+    assert containers.started == ["web.1@v1"], "held ones are not started a second time"
+    assert containers.held_now == []
+    new_web = next(d for d in containers.dynos_now if d.process.id == "web.1@v2")
+    assert router.routes["shop"] == (["shop.localhost"], [new_web.address])
+
+
+def test_a_held_container_that_no_longer_waits_is_started_as_any_other(world):
+    containers, router, retired, converge = world
+    containers.gates_gone.add("web.1")  # its gate exited (no /bin/sh, no writable /tmp) or it was removed
+    report = converge(1, {"web": 1, "worker": 1}, held=True)
+    assert report.started == ["web.1", "worker.1"]
+    assert containers.released == ["worker.1@v1"] and containers.started == ["web.1@v1"]
+    assert sorted(d.name for d in containers.dynos_now) == ["web.1", "worker.1"] and containers.held_now == []
+
+
+def test_held_containers_the_swap_does_not_want_are_removed(world, tmp_path):
+    containers, router, retired, converge = world
+    converge(1, {"web": 1, "worker": 1})
+    release = ReleaseSpec(app="shop", version=2, id="id-2", image="img:v2",
+                          process_types={"web": "serve", "worker": "work"}, env={}, healthchecks={})
+    holding = swap.Held(containers, Deployment(release=release, formation={"web": 2, "worker": 1},
+                                               hosts=["shop.localhost"]))
+    # (the swap wants one web, and its worker at another size than the one held)
+    wanted = Deployment(release=release, formation={"web": 1, "worker": 1}, hosts=["shop.localhost"],
+                        sizes={"worker": "standard-2x"})
+    report = swap.converge(containers, router, Settings(home=tmp_path / "h", startup_window=0), wanted,
+                           RecordingOutput(), holding)
+    assert report.started == ["web.1", "worker.1"]
+    assert containers.released == ["web.1@v2"], "a held container of another size is not the one wanted"
+    assert "worker.1@v2" in containers.started and containers.held_now == []
+    assert {"web.2@v2", "worker.1@v2"} <= set(containers.stopped)
+
+
+def test_held_containers_left_by_a_release_phase_that_never_finished_are_removed(world):
+    containers, router, retired, converge = world
+    converge(1, {"web": 1})
+    swap.Held(containers, Deployment(
+        release=ReleaseSpec(app="shop", version=2, id="id-2", image="img:v2", process_types={"web": "serve"}, env={},
+                            healthchecks={}), formation={"web": 1}, hosts=["shop.localhost"])).take()
+    assert [d.process.id for d in containers.held_now] == ["web.1@v2"]  # (its gitpaas process died here)
+    converge(1, {"web": 2})
+    assert "web.1@v2" in containers.stopped and containers.held_now == []
+    assert sorted(d.process.id for d in containers.dynos_now) == ["web.1@v1", "web.2@v1"]
+
+
+def test_a_released_process_that_cannot_be_settled_fails_the_swap(world, monkeypatch):
+    containers, router, retired, converge = world
+    converge(1, {"web": 1})
+
+    def settle(dynos):
+        raise RuntimeError("the engine refused the restart policy")
+    monkeypatch.setattr(containers, "settle", settle)
+    with pytest.raises(RuntimeError, match="restart policy"):
+        converge(2, {"web": 1}, held=True)
+    assert "web.1@v2" in containers.stopped and [d.process.id for d in containers.dynos_now] == ["web.1@v1"]
+    assert retired == [] and len(router.routes["shop"][1]) == 1
+
+
+def test_a_failed_swap_removes_the_released_and_the_still_held(world):
+    containers, router, retired, converge = world
+    converge(1, {"web": 1})
+    containers.deaf.add("web.1")
+    with pytest.raises(BootFailed):
+        converge(2, {"web": 1}, held=True)
+    assert "web.1@v2" in containers.stopped and containers.held_now == []
+    assert [d.process.id for d in containers.dynos_now] == ["web.1@v1"]
+
+
+def test_a_discarded_hold_removes_what_it_started_and_starts_no_more(world, monkeypatch):
+    containers, router, retired, converge = world
+    real_start, entered, go = containers.start, threading.Event(), threading.Event()
+
+    def start(release, process_type, index, size=None, *, held=False):
+        entered.set()
+        go.wait(5)  # (web.1's start is under way when the release command fails)
+        return real_start(release, process_type, index, size, held=held)
+    monkeypatch.setattr(containers, "start", start)
+    deployment = Deployment(release=ReleaseSpec(app="shop", version=1, id="id-1", image="img:v1",
+                                                process_types={"web": "serve"}, env={}, healthchecks={}),
+                            formation={"web": 2}, hosts=["shop.localhost"])
+    holding = swap.Held(containers, deployment)
+    assert entered.wait(5)
+    discarding = threading.Thread(target=holding.discard)
+    discarding.start()
+    deadline = time.monotonic() + 5
+    while not holding._stop.is_set() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    go.set()
+    discarding.join(5)
+    assert containers.stopped == ["web.1@v1"], "the one under way is removed, web.2 never started"
+    assert containers.held_now == [] and containers.dynos_now == []
+
+
+def test_a_hold_that_fails_to_start_leaves_the_swap_to_start_them(world, monkeypatch):
+    containers, router, retired, converge = world
+    real_start = containers.start
+
+    def start(release, process_type, index, size=None, *, held=False):
+        if held:
+            raise BootFailed(f"{process_type}.{index}", "could not start: no")
+        return real_start(release, process_type, index, size)
+    monkeypatch.setattr(containers, "start", start)
+    report = converge(1, {"web": 1}, held=True)
+    assert report.started == ["web.1"] and containers.started == ["web.1@v1"] and containers.released == []
 
 
 @pytest.mark.parametrize("command, expected", [

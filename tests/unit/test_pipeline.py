@@ -191,6 +191,18 @@ def test_first_release_runs_the_release_phase_then_serves(platform, scheduler, r
     assert router.routes["shop"][0] == ["shop.localhost"] and routed(platform) == [1]
     (deployment,) = scheduler.deployments
     assert (deployment.release.version, dict(deployment.formation)) == (1, {"web": 1, "worker": 0})
+    (held,) = scheduler.holds
+    assert held.deployment == deployment and held.released and not held.discarded, \
+        "the processes started held during the release phase are the ones the swap releases"
+    assert "       Meanwhile the new processes' containers start, their commands held until it succeeds" in output.lines
+
+
+def test_with_holding_off_the_swap_starts_everything_after_the_release_phase(platform, scheduler):
+    scheduler.hold_processes = False
+    output = RecordingOutput()
+    deploy(platform, output=output)
+    assert scheduler.holds == [] and running(platform) == ["web.1@v1"]
+    assert not any("held" in line for line in output.lines)
 
 
 def test_second_release_replaces_the_first_and_clears_its_current_flag(platform, scheduler):
@@ -227,7 +239,7 @@ def test_a_type_dropped_from_the_procfile_leaves_the_formation(platform, schedul
 def test_no_release_command_skips_the_release_phase(platform, scheduler):
     output = RecordingOutput()
     deploy(platform, {"web": "python3 app.py"}, output=output)
-    assert scheduler.runs == []
+    assert scheduler.runs == [] and scheduler.holds == [], "nothing to overlap: the processes start as always"
     assert "-----> No release command in the Procfile: skipping the release phase" in output.lines
     assert platform.apps.releases("shop").get(1).status == "succeeded"
     assert running(platform) == ["web.1@v1"]
@@ -288,6 +300,7 @@ def test_release_command_exiting_1_fails_the_release_and_touches_nothing(platfor
     assert scheduler.running == before
     assert len(scheduler.deployments) == deployments_before, "the scheduler was never asked to swap"
     assert router.routes == routes_before
+    assert scheduler.holds[-1].discarded and not scheduler.holds[-1].released, "what was held for v2 is removed"
 
 
 def test_a_first_release_that_fails_leaves_nothing_running(platform, scheduler, router):
@@ -355,6 +368,8 @@ def test_an_interrupted_release_phase_is_recorded_as_failed(platform, scheduler)
     record = platform.apps.releases("shop").get(1)
     assert record.failure == {"reason": "interrupted (KeyboardInterrupt)", "exit_status": None}
     assert scheduler.started == []
+    (held,) = scheduler.holds
+    assert held.discarded and not held.released
 
 
 # --- what the git hook tells the pusher ----------------------------------------------------------

@@ -96,13 +96,24 @@ class DockerLocalScheduler:
     def remove_addon(self, addon: AddonSpec, keep_data: bool) -> None:
         self.addons.remove(addon, keep_data)
 
-    def deploy(self, deployment: Deployment, output: Output) -> DeployReport:
+    def hold(self, deployment: Deployment) -> swap.Held | None:
+        """Start ``deployment``'s new processes held, in the background, while its release command
+        runs: their containers' start (0.2–0.3 s each here) then overlaps the command, and ``deploy``
+        only lets their commands run. None when ``GITPAAS_HOLD_PROCESSES=0``."""
+        return swap.Held(self.containers, deployment) if self.settings.hold_processes else None
+
+    @engine_call("removing the processes held for a release")
+    def discard(self, held: swap.Held | None) -> None:
+        if held is not None:
+            held.discard()
+
+    def deploy(self, deployment: Deployment, output: Output, held: swap.Held | None = None) -> DeployReport:
         with _engine_watched("while the new processes started"):
-            return self._deploy(deployment, output)
+            return self._deploy(deployment, output, held)
 
     @engine_call("deploying")
-    def _deploy(self, deployment: Deployment, output: Output) -> DeployReport:
-        return swap.converge(self.containers, self.router, self.settings, deployment, output)
+    def _deploy(self, deployment: Deployment, output: Output, held: swap.Held | None) -> DeployReport:
+        return swap.converge(self.containers, self.router, self.settings, deployment, output, held)
 
     @engine_call("listing processes")
     def processes(self, app: str) -> list[Process]:
@@ -334,6 +345,12 @@ class DockerLocalScheduler:
         if live:
             swap.retire_in_background(self.containers, self.settings, live)
             done.append(f"retiring {', '.join(d.name for d in live)} again (their retirement was interrupted)")
+        held = self.containers.dynos_and_held(app)[1]
+        if held:
+            self.containers.stop(held, grace=0)
+            done.append(f"removed {', '.join(d.name for d in held)} of "
+                        f"{', '.join(sorted({f'v{d.process.release_version}' for d in held}))} "
+                        "(held for a release phase that did not finish)")
         ended = [d for d in dynos if d.process.one_off and d.dead]
         if ended:
             self.containers.stop(ended, grace=0)

@@ -13,10 +13,19 @@ Docker's default seccomp profile, and its dyno size's memory, CPU share and proc
 
 A container being retired is renamed with the ``-retiring`` suffix first, so every gitpaas process
 sees it as ``stopping`` from then on, whatever the detached retirer is doing to it.
+
+A new release's processes can be started *held* while its release command runs (``start(held=True)``):
+the container is made and started — its network, port and init set up, the slow part of a start —
+but its first command is a small shell gate (``GATE``) that waits for gitpaas's word on its stdin
+before it ``exec``s the process's command. ``release_held`` gives that word once the release phase
+has succeeded; a failed one removes them, so no app code of a release runs before its release
+phase succeeds. Until released such a container is named with the ``-held`` suffix, runs with no
+restart policy and is not one of the app's processes (``dynos`` leaves it out).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import os
@@ -45,6 +54,16 @@ from gitpaas.settings import Settings
 WEB_PORT = 5000
 #: suffix of the name of a container being retired (SIGTERM, then SIGKILL) in the background
 RETIRING = "-retiring"
+#: suffix of the name of a container started ahead, its command held until the release phase succeeds
+HELD = "-held"
+#: a held container's first command (``/bin/sh -c GATE gitpaas-held COMMAND...``): wait for the word
+#: ``go`` on stdin, then become COMMAND. A file in its /tmp records that it was released, so that a
+#: restart by the engine (a crash, a reboot) runs COMMAND at once; where it cannot write that file,
+#: or stdin ends without the word, it exits 70 without running COMMAND (and gitpaas, finding it
+#: exited, starts the process as it starts any other).
+GATE = ('m=/tmp/.gitpaas-released; if [ ! -e "$m" ]; then : > "$m.wait" 2>/dev/null || exit 70; '
+        'read -r word; [ "$word" = go ] || exit 70; mv -f "$m.wait" "$m"; fi; exec "$@" </dev/null')
+HELD_EXIT = 70
 #: container label holding the release's id, the Procfile command as written, and the dyno size
 RELEASE_ID = "gitpaas.release-id"
 COMMAND = "gitpaas.command"
@@ -163,7 +182,7 @@ class Containers:
         self.client = client
         self.settings = settings
         self._networks_ready: set[str] = set()
-        self._image_users: dict[str, str] = {}
+        self._image_configs: dict[str, dict] = {}
 
     # --- finding ---------------------------------------------------------------------------
     def find(self, app: str | None = None, **extra: str) -> list[Container]:
@@ -180,12 +199,25 @@ class Containers:
 
     def dynos(self, app: str) -> list[Dyno]:
         """The app's formation processes and any running one-off (``release.1234``, ``run.5678``);
-        not a detached one-off that ended (it is only kept for its logs)."""
+        not a detached one-off that ended (it is only kept for its logs), nor a held container."""
+        return self.dynos_and_held(app)[0]
+
+    def dynos_and_held(self, app: str) -> tuple[list[Dyno], list[Dyno]]:
+        """``dynos``, and the app's held containers (``start(held=True)``) not yet released."""
         roles = ("process", *ONE_OFF_TYPES)
-        found = [to_dyno(c) for c in self.find(app) if c.labels.get(labels.ROLE) in roles
-                 and not (c.labels.get(DETACHED) and c.status in ("exited", "dead"))]
-        return sorted(found, key=lambda d: (d.process.one_off, d.process.type != "web", d.process.type,
-                                            d.process.index, d.process.release_version))
+        found, held = [], []
+        for container in self.find(app):
+            if container.labels.get(labels.ROLE) not in roles:
+                continue
+            if container.name.endswith(HELD):
+                held.append(to_dyno(container))
+            elif not (container.labels.get(DETACHED) and container.status in ("exited", "dead")):
+                found.append(to_dyno(container))
+
+        def order(dyno: Dyno) -> tuple:
+            process = dyno.process
+            return process.one_off, process.type != "web", process.type, process.index, process.release_version
+        return sorted(found, key=order), held
 
     def neighbour(self, app: str) -> Container | None:
         """A running process of ``app`` on the app's own network whose network a release command
@@ -196,7 +228,7 @@ class Containers:
         wanted = labels.filters(labels.for_app(self.settings, app, **{labels.ROLE: "process"}))
         candidates = [
             summary for summary in self.client.api.containers(filters={**wanted, "status": ["running"]})
-            if not any(name.endswith(RETIRING) for name in summary.get("Names") or [])
+            if not any(name.endswith((RETIRING, HELD)) for name in summary.get("Names") or [])
             and network in ((summary.get("NetworkSettings") or {}).get("Networks") or {})]
 
         def order(summary: dict) -> tuple:
@@ -295,12 +327,16 @@ class Containers:
                  limits.pids, self.settings.app_network(release.app))
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
+    def image_config(self, image: str) -> dict:
+        """``image``'s own configuration (its USER, ENTRYPOINT, CMD), read once per image."""
+        if image not in self._image_configs:
+            self._image_configs[image] = self.client.images.get(image).attrs.get("Config") or {}
+        return self._image_configs[image]
+
     def user_of(self, image: str) -> str:
         """Who runs ``image``'s processes: the USER it names, else nobody. Never root."""
-        if image not in self._image_users:
-            user = (self.client.images.get(image).attrs.get("Config") or {}).get("User") or ""
-            self._image_users[image] = DYNO_USER if user.partition(":")[0] in ("", "0", "root") else user
-        return self._image_users[image]
+        user = self.image_config(image).get("User") or ""
+        return DYNO_USER if user.partition(":")[0] in ("", "0", "root") else user
 
     def run_args(self, release: ReleaseSpec, process_type: str, index: int, command: str | None,
                  role: str, size: str | None = None) -> dict:
@@ -337,11 +373,20 @@ class Containers:
             pids_limit=limits.pids,
         )
 
-    def start(self, release: ReleaseSpec, process_type: str, index: int, size: str | None = None) -> Dyno:
-        """Start one formation process; a web one gets ``$PORT`` published on a free loopback port."""
+    def start(self, release: ReleaseSpec, process_type: str, index: int, size: str | None = None, *,
+              held: bool = False) -> Dyno:
+        """Start one formation process; a web one gets ``$PORT`` published on a free loopback port.
+        ``held``: its container starts but its command waits for ``release_held`` (see the module)."""
         args = self.run_args(release, process_type, index, release.process_types.get(process_type), role="process",
                              size=size)
         args["restart_policy"] = {"Name": "unless-stopped"}
+        if held:
+            config = self.image_config(args["image"])
+            args["name"] += HELD
+            args["restart_policy"] = {"Name": "no"}  # (a reboot does not bring back one whose release never ran)
+            args["stdin_open"] = True
+            args["entrypoint"] = ["/bin/sh", "-c", GATE, "gitpaas-held"]
+            args["command"] = [*(config.get("Entrypoint") or []), *(args["command"] or config.get("Cmd") or [])]
         last_error: APIError | None = None
         for _attempt in range(5):
             if process_type == "web":
@@ -361,6 +406,38 @@ class Containers:
             container.reload()
             return to_dyno(container)
         raise BootFailed(f"{process_type}.{index}", f"could not get a free port: {last_error}", version=release.version)
+
+    def release_held(self, dyno: Dyno) -> Dyno | None:
+        """Let a held container's command run: its gate reads ``go``. None — and the container
+        removed — when it is no longer waiting (its gate exited, someone removed it): the caller
+        then starts the process as it starts any other. ``settle`` makes it a process like any other."""
+        container = dyno.container
+        try:
+            container.reload()
+            if container.status != "running":  # (an exited container can still be attached to)
+                remove(container)
+                return None
+            sock = container.attach_socket(params={"stdin": 1, "stream": 1})
+            try:
+                getattr(sock, "_sock", sock).sendall(b"go\n")
+            finally:
+                sock.close()
+        except (NotFound, APIError, OSError):
+            with contextlib.suppress(APIError):
+                remove(container)
+            return None
+        return dyno
+
+    def settle(self, dynos: list[Dyno]) -> None:
+        """Released held containers become processes like any other: named without ``-held``
+        (``ps`` shows them), restarted by the engine unless stopped. (Done while their health is
+        checked: 20–25 ms here, the restart policy's update most of it.)"""
+        for dyno in dynos:
+            container = dyno.container
+            name = container.name.removesuffix(HELD)
+            container.rename(name)
+            container.attrs["Name"] = "/" + name
+            container.update(restart_policy={"Name": "unless-stopped"})
 
     # --- stopping --------------------------------------------------------------------------
     def stop(self, dynos: list[Dyno], grace: float) -> None:

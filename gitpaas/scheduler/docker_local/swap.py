@@ -7,7 +7,8 @@ request is lost.
 1. **keep** the live containers of the wanted release, at the wanted size, within the wanted
    quantities (unless asked to replace them); dead ones (exited, not restarting: after a reboot,
    say) are removed;
-2. **start** the missing ones beside the old ones;
+2. **start** the missing ones beside the old ones — or, after a release phase, release the ones
+   started held while it ran (``hold``; see ``containers.py``);
 3. **check** them (``health.py``): web ones accept connections and pass app.json's checks, every
    new one stays up through its startup window. A failure stops the new ones and raises: the
    router and the old containers are untouched;
@@ -20,7 +21,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, wait
+from dataclasses import dataclass, field
 
 from gitpaas import faults, procfile
 from gitpaas.output import Output
@@ -31,34 +36,115 @@ from gitpaas.scheduler.docker_local.retire import MODULE as RETIRER
 from gitpaas.settings import Settings
 
 
-def converge(containers: Containers, router: Router, settings: Settings, deployment: Deployment,
-             output: Output) -> DeployReport:
+@dataclass
+class Plan:
+    """What a converge finds and decides, before it starts anything."""
+
+    keep: list[Dyno]
+    retire: list[Dyno]
+    dead: list[Dyno]
+    #: (process type, index) of each process to start
+    wanted: list[tuple[str, int]]
+    #: held containers found that are not the caller's: a release phase that never finished
+    stale: list[Dyno] = field(default_factory=list)
+
+
+def plan(containers: Containers, deployment: Deployment) -> Plan:
     release, formation = deployment.release, deployment.formation
-    current = [d for d in containers.dynos(deployment.app) if not d.process.one_off and not d.process.retiring]
+    formation_dynos, held = containers.dynos_and_held(deployment.app)
+    current = [d for d in formation_dynos if not d.process.one_off and not d.process.retiring]
     dead = [d for d in current if d.dead]
     running = [d for d in current if not d.dead]
     keep = [d for d in running if d.process.release_version == release.version
             and d.container.labels.get(SPEC) == containers.spec(release, deployment.sizes.get(d.process.type), d.process.type)
             and d.process.index <= formation.get(d.process.type, 0) and d.name not in deployment.replace]
     kept = {(d.process.type, d.process.index) for d in keep}
-    retire = [d for d in running if d not in keep]
     wanted = [(process_type, index) for process_type, quantity in formation.items()
               for index in range(1, quantity + 1) if (process_type, index) not in kept]
+    return Plan(keep=keep, retire=[d for d in running if d not in keep], dead=dead, wanted=wanted, stale=held)
+
+
+class Held:
+    """A release's new processes, started held in the background while its release command runs
+    (``Containers.start(held=True)``), for ``converge`` to release once that command succeeded —
+    or removed (``discard``) when it failed. Starting them is only a head start: whatever goes
+    wrong here, ``converge`` starts them as it always does."""
+
+    def __init__(self, containers: Containers, deployment: Deployment) -> None:
+        self.containers = containers
+        self.deployment = deployment
+        self.dynos: list[Dyno] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._start, name="gitpaas-hold", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        release = self.deployment.release
+        try:
+            for process_type, index in plan(self.containers, self.deployment).wanted:
+                if self._stop.is_set():
+                    return
+                self.dynos.append(self.containers.start(release, process_type, index,
+                                                        self.deployment.sizes.get(process_type), held=True))
+        except Exception:  # noqa: BLE001 — a head start only: converge starts what is missing
+            return
+
+    def take(self) -> list[Dyno]:
+        """The held containers, once every start has returned."""
+        self._thread.join()
+        return self.dynos
+
+    def discard(self) -> None:
+        """Remove them unreleased (the release phase failed, or was interrupted)."""
+        self._stop.set()
+        self._thread.join()
+        try:
+            self.containers.stop(self.dynos, grace=0)
+        except Exception:  # noqa: BLE001 — the failure being reported matters more; the next
+            pass  # converge (or reconcile) removes held containers left behind
+
+
+def converge(containers: Containers, router: Router, settings: Settings, deployment: Deployment,
+             output: Output, held: Held | None = None) -> DeployReport:
+    release = deployment.release
+    phase = time.monotonic()  # (the health phase counts any wait for held ones still starting: the
+    found = plan(containers, deployment)  # engine lists a container only once its start is done)
+    keep, retire, dead, wanted = found.keep, found.retire, found.dead, found.wanted
+    taken = held.take() if held else []
+    # held ones ready to be released: set up as this swap would start them (size, user, network)
+    ready = {(d.process.type, d.process.index): d for d in taken
+             if d.process.release_version == release.version
+             and d.container.labels.get(SPEC) == containers.spec(release, deployment.sizes.get(d.process.type),
+                                                                 d.process.type)}
+    mine = {d.process.id for d in taken}
+    stale = [d for d in found.stale if d.process.id not in mine] + [d for d in taken if d not in ready.values()]
     report = DeployReport(started=[f"{t}.{i}" for t, i in wanted], retired=[d.name for d in retire])
     if wanted:
         output.stage("Starting " + ", ".join(report.started) + f" of v{release.version}")
 
+    if stale:
+        containers.stop(stale, grace=0)  # held for a release phase that never finished, or not as wanted now
     if dead:
         containers.stop(dead, grace=0)  # nothing to drain: they serve nothing
-    phase = time.monotonic()
     new: list[Dyno] = []
+    released: list[Dyno] = []
+    settling: Future | None = None
     try:
         for process_type, index in wanted:
-            new.append(containers.start(release, process_type, index, deployment.sizes.get(process_type)))
+            waiting = ready.pop((process_type, index), None)
+            if waiting and containers.release_held(waiting):
+                released.append(waiting)
+                new.append(waiting)
+            else:
+                new.append(containers.start(release, process_type, index, deployment.sizes.get(process_type)))
+        if released:
+            settling = _background(containers.settle, released)
         if new:
             faults.reached(settings, "health")
         checked = HealthCheck(containers, release.version, host=deployment.hosts[0], boot_timeout=settings.boot_timeout,
                               startup_window=settings.startup_window).run(new, release.healthchecks)
+        if settling:
+            settling.result()
         report.health_seconds = round(time.monotonic() - phase, 2)
         phase = time.monotonic()
         serving = keep + new
@@ -67,8 +153,12 @@ def converge(containers: Containers, router: Router, settings: Settings, deploym
         if new:
             faults.reached(settings, "swap")
     except BaseException:
-        containers.stop(new, grace=0)
+        if settling:
+            wait([settling])
+        containers.stop(new + list(ready.values()), grace=0)
         raise
+    if ready:
+        containers.stop(list(ready.values()), grace=0)  # held, and no longer wanted
     for line in checked:
         output.info(line)
     output.info(f"Routing {settings.web_url(deployment.app)} to v{release.version} "
@@ -84,6 +174,21 @@ def converge(containers: Containers, router: Router, settings: Settings, deploym
             output.warn(f"Could not retire the old processes yet ({exc}); the next deploy or scale will")
     report.swap_seconds = round(time.monotonic() - phase, 2)
     return report
+
+
+def _background(work: Callable[..., None], *args) -> Future:
+    """``work(*args)`` in a thread of its own; its Future says when it is done and how it went."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            work(*args)
+        except BaseException as exc:  # noqa: BLE001 — handed to whoever waits on the future
+            future.set_exception(exc)
+        else:
+            future.set_result(None)
+    threading.Thread(target=run, name="gitpaas-settle", daemon=True).start()
+    return future
 
 
 def retire_in_background(containers: Containers, settings: Settings, dynos: list[Dyno]) -> None:

@@ -73,8 +73,15 @@ class SwarmScheduler:
         self._routed: dict[str, list[tuple[str, int]]] = {}
 
     # --- deploys ----------------------------------------------------------------------------
+    def hold(self, deployment: Deployment) -> None:
+        """Nothing is started ahead on a swarm: a service's tasks start when the service is updated."""
+        return None
+
+    def discard(self, held: None) -> None:
+        pass
+
     @engine_call("deploying to the swarm")
-    def deploy(self, deployment: Deployment, output: Output) -> DeployReport:
+    def deploy(self, deployment: Deployment, output: Output, held: None = None) -> DeployReport:
         app, release = deployment.app, deployment.release
         network = self.services.network(app)
         existing = self.services.formation(app)
