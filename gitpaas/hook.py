@@ -8,31 +8,26 @@ lines. A non-zero exit rejects the push and git leaves the ref where it was.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import signal
 import sys
-import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitpaas import forkserver
-from gitpaas.errors import (
-    BootFailed,
-    BuildFailed,
-    DiskFull,
-    GitpaasError,
-    ReleaseFailed,
-)
-from gitpaas.identity import Actor
 from gitpaas.lazy import lazy
-from gitpaas.output import Output, StreamOutput
-from gitpaas.store.files import PRIVATE_UMASK
 
 if TYPE_CHECKING:
+    from gitpaas.errors import GitpaasError
+    from gitpaas.output import Output, StreamOutput
     from gitpaas.platform import Platform
 
-# Loaded once the hook runs here rather than in the home's fork server (gitpaas.forkserver).
+# Loaded once the hook runs here rather than in the home's fork server (gitpaas.forkserver): a
+# push handed to the server costs this process only the interpreter and the fork server's client.
+errors = lazy("gitpaas.errors")
+identity = lazy("gitpaas.identity")
+output_module = lazy("gitpaas.output")
+files = lazy("gitpaas.store.files")
 platform_module = lazy("gitpaas.platform")
 receive = lazy("gitpaas.receive")
 settings_module = lazy("gitpaas.settings")
@@ -50,12 +45,12 @@ def explain_failure(output: Output, exc: GitpaasError, app: str, running: int | 
     output.warn(str(exc))
     if gone:
         return
-    if isinstance(exc, BuildFailed) and exc.log_path:
+    if isinstance(exc, errors.BuildFailed) and exc.log_path:
         output.warn(f"Full build log: builds/{Path(exc.log_path).name} in {app}'s folder on the server")
-    version = getattr(exc, "version", None) if isinstance(exc, (ReleaseFailed, BootFailed)) else None
+    version = getattr(exc, "version", None) if isinstance(exc, (errors.ReleaseFailed, errors.BootFailed)) else None
     if version is not None:
         output.warn(f"v{version} is recorded as failed; see `gitpaas releases:output v{version} -a {app}`")
-    if isinstance(exc, (BuildFailed, ReleaseFailed, BootFailed)):
+    if isinstance(exc, (errors.BuildFailed, errors.ReleaseFailed, errors.BootFailed)):
         output.warn(f"{app} keeps running v{running}, untouched." if running else f"{app} has nothing running yet.")
 
 
@@ -65,18 +60,18 @@ def pre_receive(stdin_lines: list[str], platform: Platform, git_dir: Path, outpu
     and HTTPS shells) or else the server's operator (a local push); 0 when all went live."""
     environ = dict(os.environ if environ is None else environ)
     app = app_name_of(git_dir)
-    actor = Actor(environ.get("GITPAAS_USER") or None)
+    actor = identity.Actor(environ.get("GITPAAS_USER") or None)
     updates = [line.split() for line in stdin_lines if line.strip()]
     try:
         receive.check_updates([ref for _, _, ref in updates])
         for old, new, ref in updates:
             receive.receive_ref(platform, app, old, new, ref, output, actor, environ=environ)
-    except GitpaasError as exc:
+    except errors.GitpaasError as exc:
         failed = getattr(exc, "app_name", None) or app  # a review app's, when a branch's push failed
         running, gone = None, False
         try:
             running = platform.apps.get(failed).current_release
-        except GitpaasError:
+        except errors.GitpaasError:
             gone = True  # the app itself is gone or unreadable: say only what failed
         explain_failure(output, exc, failed, running, gone)
         return 1
@@ -86,7 +81,7 @@ def pre_receive(stdin_lines: list[str], platform: Platform, git_dir: Path, outpu
     except OSError as exc:
         if exc.errno != errno.ENOSPC:
             return _unexpected(platform, output)
-        explain_failure(output, DiskFull(), app, None)
+        explain_failure(output, errors.DiskFull(), app, None)
         return 1
     except Exception:  # an unexpected failure: log it whole, tell the pusher one line
         return _unexpected(platform, output)
@@ -95,6 +90,7 @@ def pre_receive(stdin_lines: list[str], platform: Platform, git_dir: Path, outpu
 
 def _unexpected(platform: Platform, output: Output) -> int:
     """Log the traceback on the server; tell the pusher one line, with no server path in it."""
+    import traceback
     kind = sys.exc_info()[0].__name__
     try:
         log = platform.settings.home / "logs" / "hook.log"
@@ -122,17 +118,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(argv: list[str]) -> int:
     """The hook, in this process."""
+    import logging
     logging.basicConfig(level=logging.WARNING)
-    os.umask(PRIVATE_UMASK)
+    os.umask(files.PRIVATE_UMASK)
     # A hang-up or terminate (the pusher's connection dropped, an admin's kill) unwinds the deploy like
     # Ctrl-C does: the release is recorded as failed and its containers removed. kill -9 cannot be
     # caught: recovery settles that release the next time gitpaas runs.
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
-    output = StreamOutput(sys.stdout)
+    output = output_module.StreamOutput(sys.stdout)
     try:
         settings = settings_module.Settings.from_env()
-    except GitpaasError as exc:
+    except errors.GitpaasError as exc:
         output.warn(str(exc))
         return 1
     git_dir = Path(os.environ.get("GIT_DIR", "."))

@@ -270,7 +270,11 @@ def release_and_swap(platform: Platform, app_name: str, release: Release, output
         except BaseException:
             platform.scheduler.discard(held)
             raise
-        report = platform.scheduler.deploy(plan, output, held)
+        try:
+            report = platform.scheduler.deploy(plan, output, held)
+        except BaseException:
+            platform.scheduler.discard(held)  # (what the swap took, it removed itself)
+            raise
         release.timings.update(health=report.health_seconds, swap=report.swap_seconds)
         release.timings["total"] = round(time.monotonic() - started, 2)
     except ReleaseFailed as exc:

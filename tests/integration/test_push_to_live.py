@@ -293,12 +293,14 @@ def test_new_processes_start_held_while_the_release_command_runs_and_run_only_af
     wait_for(lambda: home.get("held").text == "two from web.1\n", "web.1 to serve again, not held a second time")
 
 
-def test_a_process_that_cannot_be_held_starts_after_the_release_command_as_before(home, docker_client):
-    """An image whose /tmp its processes cannot write: the gate cannot record its release (a restart
-    would hold the process again), so it exits at once, and the process is started after the release
-    command as any other — the deploy does not notice."""
+@pytest.mark.parametrize("line", ["RUN chmod 0755 /tmp", "HEALTHCHECK --interval=1s CMD true"])
+def test_a_process_that_cannot_be_held_starts_after_the_release_command_as_before(home, docker_client, line):
+    """An image whose /tmp its processes cannot write (the gate cannot say it waits, nor record its
+    release: it exits at once), or with a HEALTHCHECK (the engine would run it, the app's code, in a
+    held container): the process is started after the release command as any other, and the push
+    does not notice."""
     home.create_app("unheld")
-    dockerfile = (APPS / "web" / "Dockerfile").read_text() + "RUN chmod 0755 /tmp\n"
+    dockerfile = (APPS / "web" / "Dockerfile").read_text() + line + "\n"
     push = home.push("unheld", "web", files={"Dockerfile": dockerfile, "BODY": "one"})
     assert deployed(push), push.stderr
     push = home.push("unheld", "web", files={"Dockerfile": dockerfile, "BODY": "two"})

@@ -122,6 +122,7 @@ class FakeHeld:
     """What FakeScheduler.hold gave: released by a deploy, or discarded."""
 
     deployment: Deployment
+    taken: bool = False
     released: bool = False
     discarded: bool = False
 
@@ -174,14 +175,15 @@ class FakeScheduler:
         return held
 
     def discard(self, held: "FakeHeld | None") -> None:
-        if held is not None:
+        """As docker-local: what a deploy took is its own to clean up; the rest is removed."""
+        if held is not None and not held.taken:
             held.discarded = True
 
     def deploy(self, deployment: Deployment, output: Output, held: "FakeHeld | None" = None) -> DeployReport:
         self.deployments.append(deployment)
         if held is not None:
             assert not held.discarded, "a discarded hold was deployed"
-            held.released = True
+            held.taken = True
         release, formation = deployment.release, deployment.formation
         current = [p for p in self.processes(deployment.app) if not p.one_off and not p.retiring]
         keep = [p for p in current if p.release_version == release.version
@@ -205,6 +207,8 @@ class FakeScheduler:
         for process in retire:
             process.state = "stopping"
         output.info(f"Routing to v{release.version}")
+        if held is not None:
+            held.released = True
         return DeployReport(started=[p.name for p in new], retired=[p.name for p in retire],
                             health_seconds=0.01, swap_seconds=0.01)
 

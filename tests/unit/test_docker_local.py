@@ -6,6 +6,8 @@ the real engine."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import socket
 import threading
 import time
@@ -19,7 +21,7 @@ from gitpaas.errors import BootFailed, EnvironmentProblem
 from gitpaas.output import RecordingOutput
 from gitpaas.scheduler import Deployment, Process, ReleaseSpec
 from gitpaas.scheduler.docker_local import swap
-from gitpaas.scheduler.docker_local.containers import SPEC, Dyno, shell_command
+from gitpaas.scheduler.docker_local.containers import GATE, HELD_MARKER, SPEC, Containers, Dyno, shell_command
 from gitpaas.scheduler.docker_local.health import listening_in_container
 from gitpaas.settings import Settings
 
@@ -335,6 +337,113 @@ def test_a_hold_that_fails_to_start_leaves_the_swap_to_start_them(world, monkeyp
     monkeypatch.setattr(containers, "start", start)
     report = converge(1, {"web": 1}, held=True)
     assert report.started == ["web.1"] and containers.started == ["web.1@v1"] and containers.released == []
+
+
+def test_an_interrupted_release_of_held_ones_removes_the_one_being_released_and_the_rest(world, monkeypatch):
+    containers, router, retired, converge = world
+    converge(1, {"web": 1})
+
+    def interrupted(dyno):
+        raise KeyboardInterrupt  # (Ctrl-C while web.1's word was being written)
+    monkeypatch.setattr(containers, "release_held", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        converge(2, {"web": 1, "worker": 1}, held=True)
+    assert {"web.1@v2", "worker.1@v2"} <= set(containers.stopped) and containers.held_now == []
+    assert [d.process.id for d in containers.dynos_now] == ["web.1@v1"]
+
+
+def test_held_ones_a_swap_took_are_its_own_whether_it_succeeds_or_fails(world, tmp_path, monkeypatch):
+    containers, router, retired, converge = world
+    release = ReleaseSpec(app="shop", version=1, id="id-1", image="img:v1",
+                          process_types={"web": "serve", "worker": "work"}, env={}, healthchecks={})
+    deployment = Deployment(release=release, formation={"web": 1, "worker": 1}, hosts=["shop.localhost"])
+    settings = Settings(home=tmp_path / "h", startup_window=0)
+
+    holding = swap.Held(containers, deployment)
+    swap.converge(containers, router, settings, deployment, RecordingOutput(), holding)
+    holding.discard()  # (what the pipeline does should anything fail after the swap)
+    assert containers.stopped == [] and sorted(d.name for d in containers.dynos_now) == ["web.1", "worker.1"]
+
+    release2 = ReleaseSpec(**{**release.__dict__, "version": 2, "id": "id-2", "image": "img:v2"})
+    deployment2 = Deployment(release=release2, formation={"web": 1, "worker": 1}, hosts=["shop.localhost"])
+    holding = swap.Held(containers, deployment2)
+    assert len(holding.take()) == 2
+    real = containers.dynos_and_held
+    monkeypatch.setattr(containers, "dynos_and_held", lambda app: (_ for _ in ()).throw(RuntimeError("engine: 500")))
+    with pytest.raises(RuntimeError, match="500"):
+        swap.converge(containers, router, settings, deployment2, RecordingOutput(), holding)
+    holding.discard()
+    monkeypatch.setattr(containers, "dynos_and_held", real)
+    assert sorted(containers.stopped) == ["web.1@v2", "worker.1@v2"] and containers.held_now == []
+    assert sorted(d.process.id for d in containers.dynos_now) == ["web.1@v1", "worker.1@v1"]
+
+
+def test_a_hold_goes_on_past_a_process_that_cannot_be_held(world, monkeypatch):
+    containers, router, retired, converge = world
+    real_start = containers.start
+
+    def start(release, process_type, index, size=None, *, held=False):
+        if held and process_type == "web":
+            raise BootFailed("web.1", "cannot be held")
+        return real_start(release, process_type, index, size, held=held)
+    monkeypatch.setattr(containers, "start", start)
+    converge(1, {"web": 1, "worker": 1}, held=True)
+    assert containers.released == ["worker.1@v1"] and containers.started == ["web.1@v1"]
+
+
+def run_gate(tmp_path, stdin: str, shell: str = "sh", marker_dir=None) -> tuple[int, str, str]:
+    """The real gate, run by a real shell, with its marker in ``marker_dir`` (tmp_path) instead of /tmp."""
+    marker = (marker_dir or tmp_path) / ".gitpaas-released"
+    gate = GATE.replace(HELD_MARKER, str(marker))
+    done = subprocess.run([shell, "-c", gate, "gitpaas-held", "sh", "-c", "echo ran; read -r rest || echo no-stdin"],
+                          input=stdin, capture_output=True, text=True, timeout=10)
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("shell", [s for s in ("sh", "dash", "bash") if shutil.which(s)])
+def test_the_gate_runs_the_command_only_after_the_word_go_and_once_released_at_once(tmp_path, shell):
+    assert run_gate(tmp_path, "", shell) == (70, "", ""), "stdin ended without the word: nothing runs"
+    assert run_gate(tmp_path, "stop\n", shell) == (70, "", ""), "another word: nothing runs"
+    assert not (tmp_path / ".gitpaas-released").exists()
+
+    (tmp_path / ".gitpaas-released.wait").unlink()
+    gate = GATE.replace(HELD_MARKER, str(tmp_path / ".gitpaas-released"))
+    waiting = subprocess.Popen([shell, "-c", gate, "gitpaas-held", "sh", "-c", "echo ran; read -r rest || echo no-stdin"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not (tmp_path / ".gitpaas-released.wait").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (tmp_path / ".gitpaas-released.wait").exists(), "it says it waits, while it waits"
+        time.sleep(0.1)
+        assert waiting.poll() is None and not (tmp_path / ".gitpaas-released").exists()
+        out, err = waiting.communicate("go\nmore input the app must not get\n", timeout=10)
+    finally:
+        waiting.kill()
+    assert (waiting.returncode, out, err) == (0, "ran\nno-stdin\n", ""), "the command runs, with no stdin of its own"
+    assert (tmp_path / ".gitpaas-released").exists(), "its release is recorded"
+    assert run_gate(tmp_path, "", shell) == (0, "ran\nno-stdin\n", ""), \
+        "restarted by the engine: released already, it runs at once"
+
+
+def test_the_gate_exits_quietly_where_it_cannot_record_that_it_waits(tmp_path):
+    assert run_gate(tmp_path, "go\n", marker_dir=tmp_path / "missing") == (70, "", "")
+
+
+@pytest.mark.parametrize("config, command, expected", [
+    ({"Cmd": ["python3", "app.py"]}, None, ["python3", "app.py"]),
+    ({"Entrypoint": ["/entry.sh"], "Cmd": ["serve"]}, None, ["/entry.sh", "serve"]),
+    ({"Entrypoint": ["/entry.sh"], "Cmd": ["serve"]}, ["/bin/sh", "-c", "exec web"], ["/entry.sh", "/bin/sh", "-c", "exec web"]),
+    ({"Cmd": ["x"], "Healthcheck": {"Test": ["CMD-SHELL", "curl -f localhost:5000"]}}, None, None),
+    ({"Cmd": ["x"], "Healthcheck": {"Test": ["NONE"]}}, None, ["x"]),
+    ({}, None, None),
+])
+def test_what_a_held_container_runs_and_which_images_are_not_held(config, command, expected, tmp_path):
+    class Images:
+        def get(self, name):
+            return type("Image", (), {"attrs": {"Config": config}})()
+    client = type("Client", (), {"images": Images()})()
+    assert Containers(client, Settings(home=tmp_path)).holdable("img", command) == expected
 
 
 @pytest.mark.parametrize("command, expected", [

@@ -29,6 +29,8 @@ LOADED_ON_FIRST_USE = {
     # the command line or the deploy only when they run it themselves
     ("gitpaas.cli.main", "gitpaas.cli.group"), ("gitpaas.cli.main", "gitpaas.store.files"),
     ("gitpaas.hook", "gitpaas.settings"), ("gitpaas.hook", "gitpaas.platform"), ("gitpaas.hook", "gitpaas.receive"),
+    ("gitpaas.hook", "gitpaas.errors"), ("gitpaas.hook", "gitpaas.identity"), ("gitpaas.hook", "gitpaas.output"),
+    ("gitpaas.hook", "gitpaas.store.files"),
     # what the CLI's commands that change things need, and a command that reads a record does not
     *(("gitpaas.cli.backend", module) for module in (
         "gitpaas.events", "gitpaas.operations", "gitpaas.pipelines", "gitpaas.reviewapps", "gitpaas.accounts",
@@ -91,6 +93,12 @@ def test_no_import_cycle_among_gitpaas_modules():
 def test_no_gitpaas_import_hides_in_a_function():
     hidden = {(name, target) for name, edges in imports().items() for target, top in edges if not top}
     assert hidden <= LOADED_ON_FIRST_USE
+
+
+def test_a_push_handed_to_the_fork_server_loads_only_its_client():
+    code = "import sys, gitpaas.hook; print(sorted(m for m in sys.modules if m.startswith('gitpaas')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == str(["gitpaas", "gitpaas.forkserver", "gitpaas.home", "gitpaas.hook", "gitpaas.lazy"])
 
 
 def test_the_story_of_a_release_imports_nothing_from_docker():

@@ -361,6 +361,24 @@ def test_a_router_failure_records_why_and_keeps_the_old_release(platform, schedu
     assert platform.apps.get("shop").current_release == 1
 
 
+def test_processes_held_for_a_swap_that_fails_before_taking_them_are_removed(platform, scheduler, monkeypatch):
+    def unreachable(deployment, output, held=None):
+        raise EnvironmentProblem("the container engine stopped answering while deploying")
+    monkeypatch.setattr(scheduler, "deploy", unreachable)
+    with pytest.raises(EnvironmentProblem):
+        deploy(platform)
+    (held,) = scheduler.holds
+    assert held.discarded and not held.released
+
+
+def test_processes_held_and_taken_by_a_swap_that_fails_are_the_swaps_to_remove(platform, scheduler):
+    scheduler.boot_failure = "never listened"
+    with pytest.raises(BootFailed):
+        deploy(platform)
+    (held,) = scheduler.holds
+    assert held.taken and not held.released and not held.discarded
+
+
 def test_an_interrupted_release_phase_is_recorded_as_failed(platform, scheduler):
     scheduler.run_raises = KeyboardInterrupt()
     with pytest.raises(KeyboardInterrupt):

@@ -42,6 +42,7 @@ from gitpaas.scheduler.docker_local import oneoff, swap
 from gitpaas.scheduler.docker_local.addons import AddonContainers
 from gitpaas.scheduler.docker_local.containers import (
     DETACHED,
+    HELD,
     SIZE,
     Containers,
     Dyno,
@@ -492,7 +493,7 @@ def _memory_kill_line(container: Container, when: float) -> str:
 def _logged(containers: list[Container]) -> list[Container]:
     """The containers whose output is the app's logs: its processes and its detached one-offs (an
     attached one's output is its user's terminal's alone, as on Heroku)."""
-    return [c for c in containers if c.labels.get(labels.ROLE) == "process"
+    return [c for c in containers if (c.labels.get(labels.ROLE) == "process" and not c.name.endswith(HELD))
             or (c.labels.get(labels.ROLE) == "run" and c.labels.get(DETACHED))]
 
 

@@ -33,6 +33,7 @@ import re
 import secrets
 import shlex
 import socket
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import docker
+import requests
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 from docker.types import IPAMConfig, IPAMPool
@@ -57,13 +59,16 @@ RETIRING = "-retiring"
 #: suffix of the name of a container started ahead, its command held until the release phase succeeds
 HELD = "-held"
 #: a held container's first command (``/bin/sh -c GATE gitpaas-held COMMAND...``): wait for the word
-#: ``go`` on stdin, then become COMMAND. A file in its /tmp records that it was released, so that a
-#: restart by the engine (a crash, a reboot) runs COMMAND at once; where it cannot write that file,
-#: or stdin ends without the word, it exits 70 without running COMMAND (and gitpaas, finding it
-#: exited, starts the process as it starts any other).
-GATE = ('m=/tmp/.gitpaas-released; if [ ! -e "$m" ]; then : > "$m.wait" 2>/dev/null || exit 70; '
-        'read -r word; [ "$word" = go ] || exit 70; mv -f "$m.wait" "$m"; fi; exec "$@" </dev/null')
-HELD_EXIT = 70
+#: ``go`` on stdin, then become COMMAND. Shell builtins only (``true`` with a redirection, not ``:``,
+#: whose failed redirection would end the shell). ``…released.wait`` says it waits; after ``go``,
+#: ``…released`` records that it was released, so that a restart by the engine (a crash, a reboot)
+#: runs COMMAND at once. Where it cannot write those, or stdin ends without the word, it exits 70
+#: without running COMMAND: unable to wait, it is started as any other process (``release_held``).
+HELD_MARKER = "/tmp/.gitpaas-released"
+GATE = (f'm={HELD_MARKER}; if [ ! -e "$m" ]; then true 2>/dev/null >"$m.wait" || exit 70; '
+        'read -r word; [ "$word" = go ] || exit 70; true 2>/dev/null >"$m" || exit 70; fi; exec "$@" </dev/null')
+#: how long ``release_held`` waits for a held container's gate to say it waits
+GATE_READY_TIMEOUT = 5.0
 #: container label holding the release's id, the Procfile command as written, and the dyno size
 RELEASE_ID = "gitpaas.release-id"
 COMMAND = "gitpaas.command"
@@ -173,6 +178,10 @@ def to_dyno(container: Container) -> Dyno:
         restarts=int(container.attrs.get("RestartCount", 0)), size=tags.get(SIZE) or sizes.DEFAULT,
     )
     return Dyno(process, container, address)
+
+
+class _NotWaiting(Exception):
+    """A held container's gate is not waiting for its word (or did not hear it)."""
 
 
 class Containers:
@@ -381,12 +390,14 @@ class Containers:
                              size=size)
         args["restart_policy"] = {"Name": "unless-stopped"}
         if held:
-            config = self.image_config(args["image"])
+            command = self.holdable(args["image"], args["command"])
+            if command is None:
+                raise BootFailed(f"{process_type}.{index}", "cannot be held", version=release.version)
             args["name"] += HELD
             args["restart_policy"] = {"Name": "no"}  # (a reboot does not bring back one whose release never ran)
             args["stdin_open"] = True
             args["entrypoint"] = ["/bin/sh", "-c", GATE, "gitpaas-held"]
-            args["command"] = [*(config.get("Entrypoint") or []), *(args["command"] or config.get("Cmd") or [])]
+            args["command"] = command
         last_error: APIError | None = None
         for _attempt in range(5):
             if process_type == "web":
@@ -396,37 +407,83 @@ class Containers:
                 container = self.client.containers.run(**args)
             except APIError as exc:
                 last_error = exc
-                for leftover in self.client.containers.list(all=True, filters={"name": args["name"]}):
-                    if leftover.name == args["name"]:  # (the filter also matches longer names)
-                        remove(leftover)
+                self._remove_named(args["name"])
                 if "port is already allocated" in str(exc) or "address already in use" in str(exc):
                     continue  # another program took the free port meanwhile: pick another
                 raise BootFailed(f"{process_type}.{index}", f"could not start: {exc.explanation or exc}",
                                  version=release.version) from exc
-            container.reload()
+            except BaseException:  # (no answer from the engine, Ctrl-C): made, perhaps started, unknown to all
+                with contextlib.suppress(Exception):
+                    self._remove_named(args["name"])
+                raise
+            try:
+                container.reload()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    remove(container)  # started, but nobody would know of it
+                raise
             return to_dyno(container)
         raise BootFailed(f"{process_type}.{index}", f"could not get a free port: {last_error}", version=release.version)
 
+    def _remove_named(self, name: str) -> None:
+        for leftover in self.client.containers.list(all=True, filters={"name": name}):
+            if leftover.name == name:  # (the filter also matches longer names)
+                remove(leftover)
+
+    def holdable(self, image: str, command: list[str] | None) -> list[str] | None:
+        """What a held container of ``image`` passes its gate to exec (the image's ENTRYPOINT, then
+        ``command`` or the image's CMD); None when such a process is not to be held: an image
+        with a HEALTHCHECK (the engine would run it in the container, the app's code, before the
+        release phase succeeded), or with nothing to run (the engine's own error says so)."""
+        config = self.image_config(image)
+        check = (config.get("Healthcheck") or {}).get("Test") or []
+        if check and check[0] != "NONE":
+            return None
+        wrapped = [*(config.get("Entrypoint") or []), *(command or config.get("Cmd") or [])]
+        return wrapped or None
+
     def release_held(self, dyno: Dyno) -> Dyno | None:
-        """Let a held container's command run: its gate reads ``go``. None — and the container
-        removed — when it is no longer waiting (its gate exited, someone removed it): the caller
-        then starts the process as it starts any other. ``settle`` makes it a process like any other."""
+        """Let a held container's command run: once its gate says it waits (its ``.wait`` file:
+        just started, it may not yet), it is given ``go``, and it has heard it once it records its
+        release. None — and the container removed — when it does not wait or did not hear (its
+        gate exited: no ``/bin/sh``, no writable /tmp; someone stopped or removed it; an engine
+        that will not say): the caller then starts the process as it starts any other. ``settle``
+        does the rest."""
         container = dyno.container
+        deadline = time.monotonic() + GATE_READY_TIMEOUT
         try:
-            container.reload()
-            if container.status != "running":  # (an exited container can still be attached to)
-                remove(container)
-                return None
+            if not self._gate_file(container, HELD_MARKER + ".wait", deadline):
+                raise _NotWaiting
             sock = container.attach_socket(params={"stdin": 1, "stream": 1})
             try:
                 getattr(sock, "_sock", sock).sendall(b"go\n")
             finally:
                 sock.close()
-        except (NotFound, APIError, OSError):
-            with contextlib.suppress(APIError):
+            if not self._gate_file(container, HELD_MARKER, deadline):
+                raise _NotWaiting
+        except (_NotWaiting, NotFound, APIError, OSError, requests.RequestException):
+            with contextlib.suppress(Exception):
                 remove(container)
             return None
         return dyno
+
+    def _gate_file(self, container: Container, path: str, deadline: float) -> bool:
+        """Whether ``path`` appears in the running ``container`` before ``deadline`` (asked of the
+        engine's archive API, which runs nothing in the container). False at once when the
+        container stops or the engine answers anything but found or not found."""
+        api = self.client.api
+        url = api._url("/containers/{0}/archive", container.id)
+        while True:
+            left = deadline - time.monotonic()
+            answer = api.head(url, params={"path": path}, timeout=max(0.1, min(left, api.timeout)))
+            if answer.status_code == 200:
+                return True
+            if answer.status_code != 404 or left <= 0:
+                return False
+            container.reload()
+            if container.status != "running":
+                return False
+            time.sleep(0.005)
 
     def settle(self, dynos: list[Dyno]) -> None:
         """Released held containers become processes like any other: named without ``-held``

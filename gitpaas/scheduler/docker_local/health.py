@@ -24,8 +24,12 @@ from gitpaas.errors import BootFailed
 from gitpaas.healthchecks import Check
 from gitpaas.scheduler.docker_local.containers import WEB_PORT, Containers, Dyno
 
-#: how often a new web process's sockets are read (a file read in /proc: cheap)
-POLL = 0.02
+#: how often a new web process's sockets are read (a file read in /proc: cheap) …
+POLL = 0.005
+#: … or, where they cannot be read, its published port is tried (a connection through the engine's proxy) …
+PORT_POLL = 0.02
+#: … and how often the engine is asked whether it still runs (a request: dearer)
+STATE_POLL = 0.1
 
 
 def listening_in_container(pid: int, port: int) -> bool | None:
@@ -120,22 +124,25 @@ class HealthCheck:
             if dyno.address is None:
                 continue
             pid = dyno.container.attrs.get("State", {}).get("Pid", 0)
-            while not self._serving(dyno, pid):
-                dyno.container.reload()
-                if dyno.container.status != "running" or dyno.container.attrs["State"].get("Restarting"):
-                    raise self._failed(dyno, f"exited before accepting connections on PORT {WEB_PORT}",
-                                       self.containers.tail(dyno.container))
-                if time.monotonic() > deadline:
-                    raise self._failed(dyno, f"did not accept connections on PORT {WEB_PORT} "
-                                       f"within {self.boot_timeout:g} s", self.containers.tail(dyno.container))
-                time.sleep(POLL)
-
-    @staticmethod
-    def _serving(dyno: Dyno, pid: int) -> bool:
-        listening = listening_in_container(pid, WEB_PORT)
-        if listening is None:  # cannot see into the container: ask the published port instead
-            return accepts_connections(dyno.address)
-        return listening
+            asked = time.monotonic()
+            readable = None
+            while True:
+                listening = listening_in_container(pid, WEB_PORT)
+                if listening or (listening is None and accepts_connections(dyno.address)):
+                    break
+                now = time.monotonic()
+                # (ask the engine every STATE_POLL, at once when the process's /proc went away, and last)
+                if now - asked >= STATE_POLL or (readable and listening is None) or now > deadline:
+                    asked = now
+                    dyno.container.reload()
+                    if dyno.container.status != "running" or dyno.container.attrs["State"].get("Restarting"):
+                        raise self._failed(dyno, f"exited before accepting connections on PORT {WEB_PORT}",
+                                           self.containers.tail(dyno.container))
+                    if now > deadline:
+                        raise self._failed(dyno, f"did not accept connections on PORT {WEB_PORT} "
+                                           f"within {self.boot_timeout:g} s", self.containers.tail(dyno.container))
+                readable = listening is not None
+                time.sleep(POLL if readable else PORT_POLL)
 
     def pass_check(self, dyno: Dyno, check: Check) -> str:
         time.sleep(check.initial_delay)

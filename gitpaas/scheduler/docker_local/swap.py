@@ -19,6 +19,7 @@ request is lost.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
@@ -75,68 +76,79 @@ class Held:
         self.deployment = deployment
         self.dynos: list[Dyno] = []
         self._stop = threading.Event()
+        self._taken = False
         self._thread = threading.Thread(target=self._start, name="gitpaas-hold", daemon=True)
         self._thread.start()
 
     def _start(self) -> None:
         release = self.deployment.release
         try:
-            for process_type, index in plan(self.containers, self.deployment).wanted:
-                if self._stop.is_set():
-                    return
-                self.dynos.append(self.containers.start(release, process_type, index,
-                                                        self.deployment.sizes.get(process_type), held=True))
+            wanted = plan(self.containers, self.deployment).wanted
         except Exception:  # noqa: BLE001 — a head start only: converge starts what is missing
             return
+        for process_type, index in wanted:
+            if self._stop.is_set():
+                return
+            try:
+                self.dynos.append(self.containers.start(release, process_type, index,
+                                                        self.deployment.sizes.get(process_type), held=True))
+            except Exception:  # noqa: BLE001 — this one cannot be held (or the engine refused):
+                continue  # converge starts it as it starts any other
 
     def take(self) -> list[Dyno]:
-        """The held containers, once every start has returned."""
+        """The held containers, once every start has returned; from then on they are the
+        caller's (``converge``), and ``discard`` leaves them alone."""
         self._thread.join()
+        self._taken = True  # (only once joined: interrupted while waiting, discard still removes them)
         return self.dynos
 
     def discard(self) -> None:
-        """Remove them unreleased (the release phase failed, or was interrupted)."""
+        """Remove them unreleased (the release phase failed or was interrupted; the swap never
+        took them). Never raises: the failure being reported matters more, and the next converge
+        (or reconcile) removes held containers left behind."""
         self._stop.set()
         self._thread.join()
-        try:
+        if self._taken:
+            return
+        with contextlib.suppress(Exception):
             self.containers.stop(self.dynos, grace=0)
-        except Exception:  # noqa: BLE001 — the failure being reported matters more; the next
-            pass  # converge (or reconcile) removes held containers left behind
 
 
 def converge(containers: Containers, router: Router, settings: Settings, deployment: Deployment,
              output: Output, held: Held | None = None) -> DeployReport:
     release = deployment.release
-    phase = time.monotonic()  # (the health phase counts any wait for held ones still starting: the
-    found = plan(containers, deployment)  # engine lists a container only once its start is done)
-    keep, retire, dead, wanted = found.keep, found.retire, found.dead, found.wanted
+    phase = time.monotonic()  # (the health phase counts the wait for held ones still starting)
     taken = held.take() if held else []
-    # held ones ready to be released: set up as this swap would start them (size, user, network)
-    ready = {(d.process.type, d.process.index): d for d in taken
-             if d.process.release_version == release.version
-             and d.container.labels.get(SPEC) == containers.spec(release, deployment.sizes.get(d.process.type),
-                                                                 d.process.type)}
-    mine = {d.process.id for d in taken}
-    stale = [d for d in found.stale if d.process.id not in mine] + [d for d in taken if d not in ready.values()]
-    report = DeployReport(started=[f"{t}.{i}" for t, i in wanted], retired=[d.name for d in retire])
-    if wanted:
-        output.stage("Starting " + ", ".join(report.started) + f" of v{release.version}")
-
-    if stale:
-        containers.stop(stale, grace=0)  # held for a release phase that never finished, or not as wanted now
-    if dead:
-        containers.stop(dead, grace=0)  # nothing to drain: they serve nothing
     new: list[Dyno] = []
-    released: list[Dyno] = []
     settling: Future | None = None
+    ready: dict[tuple[str, int], Dyno] = {}
     try:
+        found = plan(containers, deployment)
+        keep, retire, dead, wanted = found.keep, found.retire, found.dead, found.wanted
+        # held ones to release: wanted, and set up as this swap would start them (size, user, network)
+        ready = {(d.process.type, d.process.index): d for d in taken
+                 if d.process.release_version == release.version and (d.process.type, d.process.index) in wanted
+                 and d.container.labels.get(SPEC) == containers.spec(release, deployment.sizes.get(d.process.type),
+                                                                     d.process.type)}
+        mine = {d.process.id for d in taken}
+        stale = [d for d in found.stale if d.process.id not in mine] + [d for d in taken if d not in ready.values()]
+        report = DeployReport(started=[f"{t}.{i}" for t, i in wanted], retired=[d.name for d in retire])
+        if wanted:
+            output.stage("Starting " + ", ".join(report.started) + f" of v{release.version}")
+        # (these serve nothing: one the engine will not remove now is left for the next converge)
+        if stale:
+            _quietly(containers.stop, stale, output, "held containers not wanted")
+        if dead:
+            _quietly(containers.stop, dead, output, "stopped processes")
+        released: list[Dyno] = []
         for process_type, index in wanted:
-            waiting = ready.pop((process_type, index), None)
-            if waiting and containers.release_held(waiting):
+            waiting = ready.get((process_type, index))
+            if waiting is not None and containers.release_held(waiting):
                 released.append(waiting)
                 new.append(waiting)
             else:
                 new.append(containers.start(release, process_type, index, deployment.sizes.get(process_type)))
+            ready.pop((process_type, index), None)  # (released, or removed by release_held)
         if released:
             settling = _background(containers.settle, released)
         if new:
@@ -155,10 +167,10 @@ def converge(containers: Containers, router: Router, settings: Settings, deploym
     except BaseException:
         if settling:
             wait([settling])
-        containers.stop(new + list(ready.values()), grace=0)
+        # (what failed matters more than a failure to clean up: held ones left are removed later)
+        with contextlib.suppress(Exception):
+            containers.stop(new + [d for d in taken if d not in new], grace=0)
         raise
-    if ready:
-        containers.stop(list(ready.values()), grace=0)  # held, and no longer wanted
     for line in checked:
         output.info(line)
     output.info(f"Routing {settings.web_url(deployment.app)} to v{release.version} "
@@ -174,6 +186,13 @@ def converge(containers: Containers, router: Router, settings: Settings, deploym
             output.warn(f"Could not retire the old processes yet ({exc}); the next deploy or scale will")
     report.swap_seconds = round(time.monotonic() - phase, 2)
     return report
+
+
+def _quietly(stop: Callable[..., None], dynos: list[Dyno], output: Output, what: str) -> None:
+    try:
+        stop(dynos, grace=0)
+    except Exception as exc:  # noqa: BLE001 — see the caller
+        output.warn(f"Could not remove {what} yet ({exc}); the next deploy or scale will")
 
 
 def _background(work: Callable[..., None], *args) -> Future:
