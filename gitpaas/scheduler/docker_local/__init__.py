@@ -49,6 +49,7 @@ from gitpaas.scheduler.docker_local.containers import (
     engine_instance,
     kill,
     remove,
+    remove_network,
     unix_time,
 )
 from gitpaas.scheduler.docker_local.retire import retirers_alive
@@ -364,11 +365,19 @@ class DockerLocalScheduler:
         for container in self.containers.find():
             remove(container)
         home = labels.filters(labels.for_home(self.settings))
-        for resource in (*self.client.networks.list(filters=home), *self.client.volumes.list(filters=home)):
+        refused: list[APIError] = []  # (one network the engine will not remove does not keep the rest)
+        for network in self.client.networks.list(filters=home):
             try:
-                resource.remove()
+                remove_network(network)
+            except APIError as exc:
+                refused.append(exc)
+        for volume in self.client.volumes.list(filters=home):
+            try:
+                volume.remove()
             except NotFound:
                 pass  # removed meanwhile
+        if refused:
+            raise refused[0]
 
 
 class _NeighbourWatch:

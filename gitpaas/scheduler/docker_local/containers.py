@@ -323,10 +323,7 @@ class Containers:
 
     def remove_network(self, app: str) -> None:
         for network in self._networks_named(self.settings.app_network(app)):
-            try:
-                network.remove()
-            except NotFound:
-                pass  # removed meanwhile
+            remove_network(network)
         self._networks_ready.discard(self.settings.app_network(app))
 
     def spec(self, release: ReleaseSpec, size: str | None, process_type: str) -> str:
@@ -534,6 +531,27 @@ def remove(container: Container) -> None:
         if exc.status_code != 409 or "in progress" not in str(exc.explanation or exc):
             raise
         # being removed by someone else (the retirer): it is going, which is all that was asked
+
+
+#: how long a network the engine says still has endpoints is tried again
+NETWORK_BUSY_SECONDS = 3.0
+
+
+def remove_network(network) -> None:
+    """Remove a network, gone already or not. One the engine says "has active endpoints" when its
+    containers are removed (an endpoint still being torn down; or one the engine lost count of, a
+    Docker bug: moby/moby#42119, which only an engine restart clears) is tried again for a few seconds."""
+    deadline = time.monotonic() + NETWORK_BUSY_SECONDS
+    while True:
+        try:
+            network.remove()
+            return
+        except NotFound:
+            return  # removed meanwhile
+        except APIError as exc:
+            if "active endpoints" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
 
 
 def kill(container: Container) -> None:

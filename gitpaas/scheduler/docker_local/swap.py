@@ -82,10 +82,10 @@ class Held:
 
     def _start(self) -> None:
         release = self.deployment.release
-        try:
-            wanted = plan(self.containers, self.deployment).wanted
-        except Exception:  # noqa: BLE001 — a head start only: converge starts what is missing
-            return
+        # A new release has no process yet, so its swap starts the whole formation (web first):
+        # no need to list the app's containers first, on the way of the start that matters.
+        wanted = sorted(((process_type, index) for process_type, quantity in self.deployment.formation.items()
+                         for index in range(1, quantity + 1)), key=lambda wanted: wanted[0] != "web")
         for process_type, index in wanted:
             if self._stop.is_set():
                 return
