@@ -267,13 +267,9 @@ def release_and_swap(platform: Platform, app_name: str, release: Release, output
                 output.stage("An add-on's config vars changed: no release phase, as on Heroku")
             release.timings["release"] = round(time.monotonic() - phase, 2)
             platform.apps.releases(app_name).save(release)  # (watched live: the release phase is done)
-        except BaseException:
-            platform.scheduler.discard(held)
-            raise
-        try:
             report = platform.scheduler.deploy(plan, output, held)
         except BaseException:
-            platform.scheduler.discard(held)  # (what the swap took, it removed itself)
+            platform.scheduler.discard(held)  # (a no-op for what the swap took: it removes that itself)
             raise
         release.timings.update(health=report.health_seconds, swap=report.swap_seconds)
         release.timings["total"] = round(time.monotonic() - started, 2)

@@ -336,7 +336,7 @@ class DockerLocalScheduler:
         processes that ended while nobody watched (a release command the restart cut short) are
         removed. Returns what it did, one line each; nothing when nothing needed it."""
         done = []
-        dynos = self.containers.dynos(app)
+        dynos, held = self.containers.dynos_and_held(app)
         owned = retirers_alive()
         retiring = [d for d in dynos if d.process.retiring and d.process.id not in owned]
         dead = [d for d in retiring if d.dead]
@@ -347,7 +347,6 @@ class DockerLocalScheduler:
         if live:
             swap.retire_in_background(self.containers, self.settings, live)
             done.append(f"retiring {', '.join(d.name for d in live)} again (their retirement was interrupted)")
-        held = self.containers.dynos_and_held(app)[1]
         if held:
             self.containers.stop(held, grace=0)
             done.append(f"removed {', '.join(d.name for d in held)} of "

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from gitpaas import faults, procfile
@@ -150,7 +150,9 @@ def converge(containers: Containers, router: Router, settings: Settings, deploym
                 new.append(containers.start(release, process_type, index, deployment.sizes.get(process_type)))
             ready.pop((process_type, index), None)  # (released, or removed by release_held)
         if released:
-            settling = _background(containers.settle, released)
+            settler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitpaas-settle")
+            settling = settler.submit(containers.settle, released)
+            settler.shutdown(wait=False)  # (its one task runs on; ``settling`` says how it went)
         if new:
             faults.reached(settings, "health")
         checked = HealthCheck(containers, release.version, host=deployment.hosts[0], boot_timeout=settings.boot_timeout,
@@ -193,21 +195,6 @@ def _quietly(stop: Callable[..., None], dynos: list[Dyno], output: Output, what:
         stop(dynos, grace=0)
     except Exception as exc:  # noqa: BLE001 — see the caller
         output.warn(f"Could not remove {what} yet ({exc}); the next deploy or scale will")
-
-
-def _background(work: Callable[..., None], *args) -> Future:
-    """``work(*args)`` in a thread of its own; its Future says when it is done and how it went."""
-    future: Future = Future()
-
-    def run() -> None:
-        try:
-            work(*args)
-        except BaseException as exc:  # noqa: BLE001 — handed to whoever waits on the future
-            future.set_exception(exc)
-        else:
-            future.set_result(None)
-    threading.Thread(target=run, name="gitpaas-settle", daemon=True).start()
-    return future
 
 
 def retire_in_background(containers: Containers, settings: Settings, dynos: list[Dyno]) -> None:
