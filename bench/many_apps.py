@@ -9,7 +9,9 @@ Platform API lists them all. Measured with 1 app, then again once N apps run (pu
 time; if the time limit comes first, N is where it stopped, and the JSON says so):
 
 - redeploy: `git push` of a new BODY until it answers through the router — the first app at 1,
-  the newest app at N (medians of ``--redeploys``);
+  the newest app at N (medians of ``--redeploys``); each followed by the raw-Docker floor of
+  bench/deploy_speed.py (`docker build` + `docker run` + first 200 of the same app, outside gitpaas),
+  so a machine that got slower or faster between the two points shows in the floor's own ratio;
 - router switch: ``NginxRouter.set_app`` of a probe host between two backends, as a deploy does —
   the new file written and, where nginx has Lua, the new list set in its memory, else ``nginx -t``
   and the reload, confirmed; and a reload: the probe's host names changed, which always takes
@@ -34,7 +36,7 @@ import time
 from pathlib import Path
 
 from common import scratch_home, summary, write_result
-from deploy_speed import Deployer, settle
+from deploy_speed import Deployer, DockerFloor, settle
 from harness import ApiServer
 
 from gitpaas.router.nginx import NginxRouter
@@ -95,8 +97,9 @@ def containers_memory_mib(home_label: str) -> float:
 class Box:
     """The home with its apps, its router and its API server."""
 
-    def __init__(self, deployer: Deployer, server: ApiServer) -> None:
+    def __init__(self, deployer: Deployer, server: ApiServer, floor: DockerFloor) -> None:
         self.deployer = deployer
+        self.floor = floor
         self.home = deployer.home
         self.server = server
         self.router = NginxRouter(self.home.settings)
@@ -111,11 +114,13 @@ class Box:
 
     def measure(self, redeploys: int, switches: int, rounds: int) -> dict:
         app = self.apps[-1]
-        redeploy, phases = [], []
+        redeploy, phases, floor = [], [], []
         for run in range(redeploys):
             seconds, version = self.deployer.redeploy(app, f"{app} again {run} {time.time()}")
             redeploy.append(round(seconds, 3))
             phases.append(self.deployer.timings(app, version))
+            settle()
+            floor.append(round(sum(self.floor.build_and_run(f"floor {run} {time.time()}")), 3))
             settle()
         switch = []
         for run in range(switches):
@@ -142,7 +147,7 @@ class Box:
         master = self.router._master_pid()
         return {
             "apps": len(self.apps), "app": app, "listed_by_cli": count_cli, "listed_by_api": count_api,
-            "redeploy_s": summary(redeploy), "switch_s": summary(switch), "reload_s": summary(reload),
+            "redeploy_s": summary(redeploy), "floor_s": summary(floor), "switch_s": summary(switch), "reload_s": summary(reload),
             "cli_apps_s": summary(cli),
             "api_apps_s": summary(api),
             "router_pss_kib": tree_pss_kib(master) if master else 0,
@@ -151,7 +156,7 @@ class Box:
             "containers_mib": containers_memory_mib(self.home.settings.home_label),
             "redeploy_phases_s": {phase: round(statistics.median(p.get(phase, 0.0) for p in phases), 3)
                                   for phase in ("receive", "build", "release", "health", "swap", "total")},
-            "samples": {"redeploy_s": redeploy, "switch_s": switch, "reload_s": reload, "cli_apps_s": cli,
+            "samples": {"redeploy_s": redeploy, "floor_s": floor, "switch_s": switch, "reload_s": reload, "cli_apps_s": cli,
                         "api_apps_s": api},
         }
 
@@ -164,7 +169,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--apps", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=3, help="pushes at once while filling the box")
-    parser.add_argument("--redeploys", type=int, default=3)
+    parser.add_argument("--redeploys", type=int, default=7,
+                        help="redeploys at 1 app and at N, each followed by the raw-Docker floor's build and run")
     parser.add_argument("--switches", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--time-limit", type=float, default=1500.0,
@@ -174,8 +180,9 @@ def main() -> None:
     with scratch_home() as home:
         deployer = Deployer(home)
         server = ApiServer(home, email=EMAIL)
+        floor = DockerFloor()
         try:
-            box = Box(deployer, server)
+            box = Box(deployer, server, floor)
             box.add_app(1)
             box.deployer.push(box.apps[0], "app001 warm-up")  # the engine's build cache and the router, warm
             settle()
@@ -200,13 +207,16 @@ def main() -> None:
             last = box.measure(args.redeploys, args.switches, args.rounds)
         finally:
             server.stop()
+            floor.cleanup()
     n = last["apps"]
     per_app = {key: round((last[key] - first[key]) / max(1, n - 1), 1) for key in ("router_pss_kib", "server_pss_kib",
                                                                                    "forkserver_pss_kib")}
     result = {
         "apps_wanted": args.apps, "apps": n, "stopped_early": stopped_early, "concurrency": args.concurrency,
         "first": first, "last": last,
-        "ratios": {"redeploy": ratio(last, first, "redeploy_s"), "switch": ratio(last, first, "switch_s"),
+        "ratios": {"redeploy": ratio(last, first, "redeploy_s"), "floor": ratio(last, first, "floor_s"),
+                   "redeploy_over_floor": round(ratio(last, first, "redeploy_s") / ratio(last, first, "floor_s"), 3),
+                   "switch": ratio(last, first, "switch_s"),
                    "reload": ratio(last, first, "reload_s"),
                    "cli_apps": ratio(last, first, "cli_apps_s"), "api_apps": ratio(last, first, "api_apps_s")},
         "per_app_kib": per_app,
@@ -215,7 +225,7 @@ def main() -> None:
     }
     path = write_result("many_apps", result)
     print(f"\n| median | 1 app | {n} apps | {n}/1 |\n|---|---:|---:|---:|")
-    for label, key in (("redeploy", "redeploy_s"), ("router switch", "switch_s"), ("router reload", "reload_s"),
+    for label, key in (("redeploy", "redeploy_s"), ("raw-Docker floor", "floor_s"), ("router switch", "switch_s"), ("router reload", "reload_s"),
                        ("gitpaas apps", "cli_apps_s"),
                        ("GET /apps", "api_apps_s")):
         print(f"| {label} | {first[key]['median']:.3f} s | {last[key]['median']:.3f} s | "

@@ -109,9 +109,13 @@ def targets(results: dict) -> list[dict]:
     many = results.get("many_apps")
     if many:
         n, ratios, first, last = many["apps"], many["ratios"], many["first"], many["last"]
+        floor = (f"; the raw-Docker floor alternated with it {ratios['floor']:.2f}× ({last['floor_s']['median']:.2f} s "
+                 f"against {first['floor_s']['median']:.2f} s), so {ratios['redeploy_over_floor']:.2f}× against the floor"
+                 if "floor" in ratios else "")
         out.append({"target": f"The {n}th app's redeploy within {MANY['redeploy']}× of the first's",
                     "figure": f"{ratios['redeploy']:.2f}× ({last['redeploy_s']['median']:.2f} s against "
-                              f"{first['redeploy_s']['median']:.2f} s)", "met": ratios["redeploy"] <= MANY["redeploy"]})
+                              f"{first['redeploy_s']['median']:.2f} s, {last['redeploy_s']['runs']} runs each{floor})",
+                    "met": ratios["redeploy"] <= MANY["redeploy"]})
         out.append({"target": f"A router switch with {n} apps within {MANY['switch']}× of one with 1",
                     "figure": f"{ratios['switch']:.2f}× ({last['switch_s']['median'] * 1000:.1f} ms against "
                               f"{first['switch_s']['median'] * 1000:.1f} ms)", "met": ratios["switch"] <= MANY["switch"]})
@@ -132,8 +136,11 @@ def targets(results: dict) -> list[dict]:
                               "and a config change",
                     "met": during["failed"] == 0 and changes["failed"] == 0 and bool(zero.get("during_changes"))})
         p99 = during["p99_ms"] / rest["p99_ms"]
+        router = (f"; as the router logged them {zero['router_p99_ratio']:.2f}× ({during['router_p99_ms']:.0f} ms "
+                  f"against {rest['router_p99_ms']:.0f} ms)" if zero.get("router_p99_ratio") else "")
         out.append({"target": "p99 latency during deploys within 2× of at rest",
-                    "figure": f"{p99:.2f}× ({during['p99_ms']:.1f} ms against {rest['p99_ms']:.1f} ms)", "met": p99 <= 2})
+                    "figure": f"{p99:.2f}× as the load's client saw them ({during['p99_ms']:.1f} ms against "
+                              f"{rest['p99_ms']:.1f} ms){router}", "met": p99 <= 2})
     history = results.get("history")
     if history:
         small, large = history["sizes"][0], history["sizes"][-1]
@@ -263,6 +270,8 @@ def many_apps_table(many: dict) -> str:
     first, last, n = many["first"], many["last"], many["apps"]
     lines = [f"| median (min–max) | 1 app | {n} apps | {n}/1 | target |", "|---|---:|---:|---:|---:|"]
     for key, label, target in (("redeploy_s", "redeploy: `git push` → the new body answers", f"≤ {MANY['redeploy']}"),
+                               ("floor_s", "raw-Docker floor, alternated with each redeploy: `docker build` + "
+                                "`docker run` + first 200 of the same app (the machine's drift)", "reported"),
                                ("switch_s", "router switch (`set_app` of new backends, as a deploy: the file, then "
                                 "nginx's memory)", f"≤ {MANY['switch']}"),
                                ("reload_s", "router reload (`set_app` of new host names: the file, `nginx -t`, "
@@ -298,7 +307,9 @@ def many_apps_table(many: dict) -> str:
 
 
 def zero_downtime_table(zero: dict) -> str:
-    lines = ["| | requests | failed | p50 ms | p99 ms |", "|---|---:|---:|---:|---:|"]
+    routed = "router_p99_ms" in zero["at_rest"]
+    lines = ["| | requests | failed | p50 ms | p99 ms |" + (" p50 ms at the router | p99 ms at the router |" if routed else ""),
+             "|---|---:|---:|---:|---:|" + ("---:|---:|" if routed else "")]
     during = f"during {zero['deploys']} deploys ({zero['seconds']} s)"
     rows = [("at_rest", "at rest"), ("during_deploys", during)]
     if zero.get("during_changes"):
@@ -306,8 +317,11 @@ def zero_downtime_table(zero: dict) -> str:
                                        f"({zero['changes_seconds']} s)"))
     for key, label in rows:
         row = zero[key]
-        lines.append(f"| {label} | {row['requests']:,} | {row['failed']} | {row['p50_ms']} | {row['p99_ms']} |")
-    lines.append(f"\np99 during deploys / at rest: {zero['p99_ratio']} ({zero['workers']} threads).")
+        lines.append(f"| {label} | {row['requests']:,} | {row['failed']} | {row['p50_ms']} | {row['p99_ms']} |"
+                     + (f" {row['router_p50_ms']} | {row['router_p99_ms']} |" if routed else ""))
+    lines.append(f"\np99 during deploys / at rest: {zero['p99_ratio']} ({zero['workers']} threads in one process, "
+                 "on the same machine)" + (f"; at the router (nginx's `$request_time`, to the millisecond): "
+                                          f"{zero['router_p99_ratio']}" if routed else "") + ".")
     return "\n".join(lines)
 
 

@@ -316,6 +316,46 @@ def test_processes_being_retired_do_not_keep_old_releases_eligible(home, docker_
     assert home.get("drain").text == "four from web.1\n"
 
 
+def retirers_of(home) -> dict[str, int]:
+    """Container id → pid of the process holding its claim in the home's retiring/ folder."""
+    folder = str(home.path / "retiring") + "/"
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            targets = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
+        except OSError:
+            continue
+        found.update({target[len(folder):]: int(entry.name) for target in targets if target.startswith(folder)})
+    return found
+
+
+def test_a_retirement_cut_short_is_handed_on_by_boot(home, docker_client):
+    """Who retires what is on disk (retiring/<container id>, locked by its retirer, a fork named
+    gitpaas-retire that holds nothing else of the push's). Killed outright, its claim is no one's;
+    `gitpaas boot` hands the process to a new retirer, which finishes and removes the claim."""
+    home.create_app("cut")
+    assert home.push("cut", "web").returncode == 0
+    assert home.push("cut", "web", files={"BODY": "two"}, env={"GITPAAS_DRAIN_SECONDS": "120"}).returncode == 0
+    [old] = [c for c in docker_client.containers.list(filters=labels.filters({labels.HOME: str(home.path)}))
+             if c.name.endswith("-retiring")]
+    owners = wait_for(lambda: retirers_of(home), "the retirer to hold its claim")
+    assert list(owners) == [old.id] and os.listdir(home.path / "retiring") == [old.id]
+    assert Path(f"/proc/{owners[old.id]}/comm").read_text() == "gitpaas-retire\n"
+    assert home.gitpaas("boot").stdout.count("again") == 0, "a live retirer's process is left to it"
+    os.kill(owners[old.id], signal.SIGKILL)
+    wait_for(lambda: not retirers_of(home), "the killed retirer's claim to go")
+    booted = home.gitpaas("boot").stdout
+    assert "retiring web.1 again (their retirement was interrupted)" in booted, booted
+    log = home.path / "logs" / "retire.log"
+    wait_for(lambda: log.exists() and "cut web.1 (v1): exited 0 after SIGTERM" in log.read_text(),
+             "the new retirer to stop v1's web.1", timeout=30)
+    wait_for(lambda: not os.listdir(home.path / "retiring"), "the claim to be removed")
+    assert [d["state"] for d in home.json("ps", "-a", "cut")] == ["up"]
+    assert home.get("cut").text == "two from web.1\n"
+
+
 # --- app.json --------------------------------------------------------------------------------
 
 def test_postdeploy_runs_once_after_the_first_successful_release(home):

@@ -337,7 +337,7 @@ class DockerLocalScheduler:
         removed. Returns what it did, one line each; nothing when nothing needed it."""
         done = []
         dynos, held = self.containers.dynos_and_held(app)
-        owned = retirers_alive()
+        owned = retirers_alive(self.settings.home)
         retiring = [d for d in dynos if d.process.retiring and d.process.id not in owned]
         dead = [d for d in retiring if d.dead]
         if dead:

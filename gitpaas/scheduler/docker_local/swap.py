@@ -20,8 +20,6 @@ request is lost.
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +31,7 @@ from gitpaas.output import Output
 from gitpaas.scheduler import Deployment, DeployReport, Router
 from gitpaas.scheduler.docker_local.containers import SPEC, Containers, Dyno
 from gitpaas.scheduler.docker_local.health import HealthCheck
-from gitpaas.scheduler.docker_local.retire import MODULE as RETIRER
+from gitpaas.scheduler.docker_local.retire import claim, release_claims, spawn
 from gitpaas.settings import Settings
 
 
@@ -121,6 +119,7 @@ def converge(containers: Containers, router: Router, settings: Settings, deploym
     taken = held.take() if held else []
     new: list[Dyno] = []
     settling: Future | None = None
+    settler: ThreadPoolExecutor | None = None
     ready: dict[tuple[str, int], Dyno] = {}
     try:
         found = plan(containers, deployment)
@@ -159,6 +158,7 @@ def converge(containers: Containers, router: Router, settings: Settings, deploym
                               startup_window=settings.startup_window).run(new, release.healthchecks)
         if settling:
             settling.result()
+            settler.shutdown(wait=True)  # (its thread ends: the retirer is then a fork of one thread)
         report.health_seconds = round(time.monotonic() - phase, 2)
         phase = time.monotonic()
         serving = keep + new
@@ -198,18 +198,18 @@ def _quietly(stop: Callable[..., None], dynos: list[Dyno], output: Output, what:
 
 
 def retire_in_background(containers: Containers, settings: Settings, dynos: list[Dyno]) -> None:
-    """Hand ``dynos`` to a detached ``python -m …docker_local.retire``, then mark them stopping; return at once.
+    """Hand ``dynos`` to a detached retirer, then mark them stopping; return at once.
 
     In that order: if the retirer cannot be started, they are not marked, so the next converge
     still sees them running and retires them; once marked, a retirer owns them (it drains first,
-    so the mark always comes before the SIGTERM).
+    so the mark always comes before the SIGTERM). One a live retirer has already is left to it.
     """
-    log = settings.home / "logs" / "retire.log"
-    subprocess.Popen(
-        [sys.executable, "-m", RETIRER, "--log", str(log),
-         "--grace", str(settings.stop_timeout), "--drain", str(settings.drain_seconds),
-         *[d.process.id for d in dynos]],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
+    claimed = claim(settings.home, [d.process.id for d in dynos])
+    try:
+        if claimed:
+            spawn(settings.home, settings.stop_timeout, settings.drain_seconds, claimed)
+    finally:
+        release_claims(claimed)
     for dyno in dynos:
-        containers.mark_retiring(dyno)
+        if dyno.process.id in claimed:
+            containers.mark_retiring(dyno)
