@@ -66,8 +66,8 @@ class Load:
             logged = [float(ms) * 1000 for ms in re.findall(LOGGED.format(host=re.escape(self.host)), log.read())]
         return {"requests": len(self.latencies), "failed": self.failed,
                 "p50_ms": round(percentile(self.latencies, 50), 2), "p99_ms": round(percentile(self.latencies, 99), 2),
-                "router_logged": len(logged), "router_p50_ms": round(percentile(logged, 50), 1),
-                "router_p99_ms": round(percentile(logged, 99), 1)}
+                "router_logged": len(logged), "router_p50_ms": round(percentile(logged, 50), 1) if logged else None,
+                "router_p99_ms": round(percentile(logged, 99), 1) if logged else None}
 
 
 def main() -> None:
@@ -104,7 +104,7 @@ def main() -> None:
               "at_rest": at_rest, "during_deploys": during,
               "p99_ratio": round(during["p99_ms"] / at_rest["p99_ms"], 2) if at_rest["p99_ms"] else None,
               "router_p99_ratio": (round(during["router_p99_ms"] / at_rest["router_p99_ms"], 2)
-                                   if at_rest["router_p99_ms"] else None),
+                                   if at_rest["router_p99_ms"] and during["router_p99_ms"] is not None else None),
               "changes": [" ".join(command) for command in CHANGES], "changes_seconds": round(changes_window, 1),
               "during_changes": changes}
     path = write_result("zero_downtime", result)

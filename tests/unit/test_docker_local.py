@@ -20,7 +20,7 @@ from gitpaas import sizes
 from gitpaas.errors import BootFailed, EnvironmentProblem
 from gitpaas.output import RecordingOutput
 from gitpaas.scheduler import Deployment, Process, ReleaseSpec
-from gitpaas.scheduler.docker_local import swap
+from gitpaas.scheduler.docker_local import retire, swap
 from gitpaas.scheduler.docker_local.containers import GATE, HELD_MARKER, SPEC, Containers, Dyno, shell_command
 from gitpaas.scheduler.docker_local.health import listening_in_container
 from gitpaas.settings import Settings
@@ -131,7 +131,7 @@ def world(tmp_path, monkeypatch):
     router = FakeRouter(tmp_path / "routes")
     retired: list[str] = []
     monkeypatch.setattr(swap, "retire_in_background",
-                        lambda _containers, _settings, dynos: retired.extend(d.process.id for d in dynos))
+                        lambda _containers, _settings, dynos: retired.extend(d.process.id for d in dynos) or dynos)
     settings = Settings(home=tmp_path / "home", http_port=8080, boot_timeout=0.3, startup_window=0)
 
     def converge(version: int, formation: dict[str, int], replace=frozenset(), checks=None, sizes=None,
@@ -159,6 +159,23 @@ def test_a_new_release_starts_beside_the_old_then_routes_then_retires_it(world):
     assert retired == ["web.1@v1"]
     new_web = next(d for d in containers.dynos_now if d.process.id == "web.1@v2")
     assert router.routes["shop"] == (["shop.localhost"], [new_web.address])
+
+
+def test_a_process_being_retired_whose_retirer_is_gone_is_handed_to_a_new_one_by_the_next_swap(world, tmp_path):
+    containers, router, retired, converge = world
+    converge(1, {"web": 1})
+    for name, version in (("web.1", 1), ("web.2", 1)):  # v1's, marked -retiring: one's retirer was killed
+        process = Process(id=f"{name}@gone-v{version}", app="shop", type="web", index=int(name[-1]),
+                          release_version=version, release_id=f"id-{version}", command="", state="stopping",
+                          created_at="2026-12-01T00:00:00Z")
+        containers.dynos_now.append(Dyno(process, FakeContainer(name + "-retiring", "x"), None))
+    (tmp_path / "home").mkdir()
+    alive = retire.claim(tmp_path / "home", ["web.2@gone-v1"])  # (the other's retirer lives)
+    try:
+        converge(2, {"web": 1})
+    finally:
+        retire.release_claims(alive)
+    assert retired == ["web.1@v1", "web.1@gone-v1"]
 
 
 def test_processes_of_the_wanted_release_are_kept_and_extras_retired(world):

@@ -61,13 +61,14 @@ def test_a_claim_held_by_another_process_is_seen_from_this_one(tmp_path):
     assert retire.retirers_alive(tmp_path) == set()  # (its lock went with it)
 
 
-def _report_main(argv):
+def _report_main(argv, ready):
     """Stands in for the retirer's main in the fork: says what the process holds, then holds its claim a while."""
+    ready()
     out = Path(argv[argv.index("--home") + 1]) / "report.json"
     fds = {int(n): os.readlink(f"/proc/self/fd/{n}") for n in os.listdir("/proc/self/fd")
            if os.path.exists(f"/proc/self/fd/{n}")}
     out.with_suffix(".tmp").write_text(json.dumps({
-        "sid": os.getsid(0), "pid": os.getpid(), "comm": Path("/proc/self/comm").read_text().strip(),
+        "sid": os.getsid(0), "pid": os.getpid(), "ppid": os.getppid(), "comm": Path("/proc/self/comm").read_text().strip(),
         "fds": fds, "argv": argv}))
     out.with_suffix(".tmp").rename(out)
     time.sleep(1.5)
@@ -93,7 +94,9 @@ def test_the_fork_is_in_a_session_of_its_own_and_holds_only_its_claims_and_dev_n
         assert time.monotonic() < deadline, "the forked retirer did not report"
         time.sleep(0.01)
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["sid"] != os.getsid(0)
+    assert report["sid"] != os.getsid(0) and report["ppid"] != os.getpid()
+    with pytest.raises(ChildProcessError):  # a grandchild: not this process's to reap (the middle one was)
+        os.waitpid(report["pid"], os.WNOHANG)
     assert report["comm"] == "gitpaas-retire"
     assert report["argv"] == ["--home", str(tmp_path), "--grace", "30.0", "--drain", "1.0", A]
     held = {target for target in report["fds"].values() if target != os.devnull}
@@ -124,3 +127,50 @@ def test_with_other_threads_running_the_retirer_is_a_new_interpreter_that_inheri
     [(argv, kw)] = started
     assert argv[:3] == [sys.executable, "-c", retire.ENTRY] and argv[-1] == A
     assert kw["pass_fds"] == tuple(claimed.values()) and kw["start_new_session"]
+
+
+def test_a_fork_that_fails_before_it_is_ready_fails_the_spawn_and_claims_nothing_for_long(tmp_path, monkeypatch):
+    def broken(argv, ready):
+        raise RuntimeError("no engine client")
+    monkeypatch.setattr(retire, "main", broken)
+    monkeypatch.setattr(retire.threading, "active_count", lambda: 1)
+    claimed = retire.claim(tmp_path, [A])
+    try:
+        with pytest.raises(OSError, match="the retirer did not start"):
+            retire.spawn(tmp_path, 30.0, 1.0, claimed)
+    finally:
+        retire.release_claims(claimed)
+    assert retire.retirers_alive(tmp_path) == set()
+
+
+class _Gone:
+    """An engine on which no container exists."""
+    class containers:
+        @staticmethod
+        def get(container_id):
+            from docker.errors import NotFound
+            raise NotFound(f"No such container: {container_id}")
+
+
+def test_the_retirer_logs_each_outcome_and_removes_its_claims(tmp_path, monkeypatch):
+    monkeypatch.setattr(retire.docker, "from_env", lambda **kw: _Gone())
+    (tmp_path / "logs").mkdir()
+    retire.release_claims(retire.claim(tmp_path, [A, B]))
+    told = []
+    assert retire.main(["--home", str(tmp_path), "--drain", "0", A, B], lambda: told.append("ready")) == 0
+    assert told == ["ready"]
+    lines = (tmp_path / "logs" / "retire.log").read_text().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == [f"{A[:12]}: already gone", f"{B[:12]}: already gone"]
+    assert os.listdir(tmp_path / retire.FOLDER) == []
+
+
+def test_a_retirer_whose_home_was_removed_does_not_make_it_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(retire.docker, "from_env", lambda **kw: _Gone())
+    home = tmp_path / "home"
+    assert retire.main(["--home", str(home), "--drain", "0", A]) == 0
+    assert not home.exists()
+
+
+def test_the_new_interpreters_entry_runs_the_retirer(tmp_path):
+    done = subprocess.run([sys.executable, "-c", retire.ENTRY, "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("usage: gitpaas-retire") and not done.stderr

@@ -336,17 +336,17 @@ class DockerLocalScheduler:
         processes that ended while nobody watched (a release command the restart cut short) are
         removed. Returns what it did, one line each; nothing when nothing needed it."""
         done = []
+        owned = retirers_alive(self.settings.home)  # (before the listing: a retirer that ends meanwhile is not missed)
         dynos, held = self.containers.dynos_and_held(app)
-        owned = retirers_alive(self.settings.home)
         retiring = [d for d in dynos if d.process.retiring and d.process.id not in owned]
         dead = [d for d in retiring if d.dead]
         if dead:
             self.containers.stop(dead, grace=0)
             done.append(f"removed {', '.join(d.name for d in dead)} (stopped while being retired)")
         live = [d for d in retiring if not d.dead]
-        if live:
-            swap.retire_in_background(self.containers, self.settings, live)
-            done.append(f"retiring {', '.join(d.name for d in live)} again (their retirement was interrupted)")
+        handed = swap.retire_in_background(self.containers, self.settings, live) if live else []
+        if handed:
+            done.append(f"retiring {', '.join(d.name for d in handed)} again (their retirement was interrupted)")
         if held:
             self.containers.stop(held, grace=0)
             done.append(f"removed {', '.join(d.name for d in held)} of "

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import gc
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,6 +47,8 @@ FOLDER = "retiring"
 #: a claim file another process holds this long is a live retirer's (a look at a stale one holds it
 #: for microseconds)
 _BUSY_SECONDS = 0.05
+#: a forked retirer says it is ready (its session, descriptors and engine client set up) within this
+_READY_SECONDS = 5.0
 
 
 def retire_one(client: docker.DockerClient, container_id: str, grace: float, drain: float) -> str:
@@ -149,7 +154,8 @@ def _lock(path: Path, create: bool) -> int | None:
 
 
 def spawn(home: Path, grace: float, drain: float, claimed: dict[str, int]) -> None:
-    """Start a detached retirer for the containers of ``claimed`` (which it inherits); return at once."""
+    """Start a detached retirer for the containers of ``claimed`` (which it inherits); return once
+    it runs. Raises OSError if it could not be started (the caller then marks nothing)."""
     argv = ["--home", str(home), "--grace", str(grace), "--drain", str(drain), *claimed]
     if threading.active_count() == 1:  # (a fork of a process with other threads could inherit their locks)
         _fork(argv, keep=set(claimed.values()))
@@ -162,16 +168,33 @@ def spawn(home: Path, grace: float, drain: float, claimed: dict[str, int]) -> No
 
 def _fork(argv: list[str], keep: set[int]) -> None:
     """Run ``main(argv)`` in a grandchild in its own session, whose every inherited descriptor but
-    ``keep`` points at /dev/null (a push's output, an app's lock: none is held on by the retirer)."""
-    pid = os.fork()
-    if pid:
+    ``keep`` points at /dev/null (a push's output, an app's lock: none is held on by the retirer);
+    return once it says it is ready, else raise OSError."""
+    ready_r, ready_w = os.pipe()
+    try:
+        pid = os.fork()
+        if pid == 0:
+            _grandchild(argv, keep | {ready_w}, ready_w)
+        os.close(ready_w)
+        ready_w = -1
         try:
             os.waitpid(pid, 0)  # the middle process exits at once
         except ChildProcessError:
             pass  # (reaped already: a process that ignores SIGCHLD has its children reaped for it)
-        return
+        readable, _, _ = select.select([ready_r], [], [], _READY_SECONDS)
+        if not readable or os.read(ready_r, 1) != b"1":
+            raise OSError("the retirer did not start")
+    finally:
+        os.close(ready_r)
+        if ready_w >= 0:
+            os.close(ready_w)
+
+
+def _grandchild(argv: list[str], keep: set[int], ready_w: int) -> None:
+    """In the fork: fork again in a session of its own, and retire there. Never returns."""
     code = 70
     try:
+        gc.freeze()  # (the parent's objects are never collected here: no finalizer of theirs runs twice)
         os.setsid()
         if os.fork():
             os._exit(0)
@@ -189,31 +212,41 @@ def _fork(argv: list[str], keep: set[int]) -> None:
                 # (dup2, not close: an object of the parent's that still names the number may close
                 # it later; it then closes /dev/null, never a descriptor this process opened since)
                 os.dup2(null, fd)
-        code = main(argv)
+
+        def ready() -> None:
+            os.write(ready_w, b"1")
+            os.close(ready_w)
+
+        code = main(argv, ready)
     finally:
         os._exit(code)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}")
+def main(argv: list[str] | None = None, ready: Callable[[], None] | None = None) -> int:
+    """Retire the containers ``argv`` names; ``ready`` is called once the engine's client is made."""
+    parser = argparse.ArgumentParser(prog="gitpaas-retire")
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--grace", type=float, default=30.0)
     parser.add_argument("--drain", type=float, default=1.0)
     parser.add_argument("ids", nargs="+")
     args = parser.parse_args(argv)
     client = docker.from_env(timeout=int(args.grace) + 60)
-    with ThreadPoolExecutor(max_workers=min(8, len(args.ids))) as pool:
-        outcomes = list(pool.map(lambda cid: retire_one(client, cid, args.grace, args.drain), args.ids))
-    log = args.home / "logs" / "retire.log"
+    if ready is not None:
+        ready()
     try:
-        log.parent.mkdir(exist_ok=True)  # (not parents: a home removed meanwhile is not made again)
-        with open(log, "a", encoding="utf-8") as out:
-            for outcome in outcomes:
-                out.write(f"{now_iso()} {outcome}\n")
-    except FileNotFoundError:
-        return 0
-    for cid in args.ids:
-        (args.home / FOLDER / cid).unlink(missing_ok=True)  # (still locked: nobody claims it meanwhile)
+        with ThreadPoolExecutor(max_workers=min(8, len(args.ids))) as pool:
+            outcomes = list(pool.map(lambda cid: retire_one(client, cid, args.grace, args.drain), args.ids))
+        log = args.home / "logs" / "retire.log"
+        try:
+            log.parent.mkdir(exist_ok=True)  # (not parents: a home removed meanwhile is not made again)
+            with open(log, "a", encoding="utf-8") as out:
+                for outcome in outcomes:
+                    out.write(f"{now_iso()} {outcome}\n")
+        except FileNotFoundError:
+            pass
+    finally:
+        for cid in args.ids:
+            (args.home / FOLDER / cid).unlink(missing_ok=True)  # (still locked: nobody claims it meanwhile)
     return 0
 
 

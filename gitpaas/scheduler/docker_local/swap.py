@@ -31,7 +31,7 @@ from gitpaas.output import Output
 from gitpaas.scheduler import Deployment, DeployReport, Router
 from gitpaas.scheduler.docker_local.containers import SPEC, Containers, Dyno
 from gitpaas.scheduler.docker_local.health import HealthCheck
-from gitpaas.scheduler.docker_local.retire import claim, release_claims, spawn
+from gitpaas.scheduler.docker_local.retire import claim, release_claims, retirers_alive, spawn
 from gitpaas.settings import Settings
 
 
@@ -46,6 +46,8 @@ class Plan:
     wanted: list[tuple[str, int]]
     #: held containers found that are not the caller's: a release phase that never finished
     stale: list[Dyno] = field(default_factory=list)
+    #: processes being retired (``-retiring``): each should have a live retirer
+    retiring: list[Dyno] = field(default_factory=list)
 
 
 def plan(containers: Containers, deployment: Deployment) -> Plan:
@@ -60,7 +62,8 @@ def plan(containers: Containers, deployment: Deployment) -> Plan:
     kept = {(d.process.type, d.process.index) for d in keep}
     wanted = [(process_type, index) for process_type, quantity in formation.items()
               for index in range(1, quantity + 1) if (process_type, index) not in kept]
-    return Plan(keep=keep, retire=[d for d in running if d not in keep], dead=dead, wanted=wanted, stale=held)
+    return Plan(keep=keep, retire=[d for d in running if d not in keep], dead=dead, wanted=wanted, stale=held,
+                retiring=[d for d in formation_dynos if not d.process.one_off and d.process.retiring])
 
 
 class Held:
@@ -122,8 +125,11 @@ def converge(containers: Containers, router: Router, settings: Settings, deploym
     settler: ThreadPoolExecutor | None = None
     ready: dict[tuple[str, int], Dyno] = {}
     try:
+        owned = retirers_alive(settings.home)  # (before the listing: a retirer that ends meanwhile is not missed)
         found = plan(containers, deployment)
         keep, retire, dead, wanted = found.keep, found.retire, found.dead, found.wanted
+        # a retirement cut short (its retirer killed: the API server's restart, say) is handed on
+        orphaned = [d for d in found.retiring if d.process.id not in owned]
         # held ones to release: wanted, and set up as this swap would start them (size, user, network)
         ready = {(d.process.type, d.process.index): d for d in taken
                  if d.process.release_version == release.version and (d.process.type, d.process.index) in wanted
@@ -177,11 +183,17 @@ def converge(containers: Containers, router: Router, settings: Settings, deploym
         output.info(line)
     output.info(f"Routing {settings.web_url(deployment.app)} to v{release.version} "
                 f"({sum(1 for d in serving if d.process.type == procfile.WEB)} web)")
-    if retire:
-        output.info(f"Retiring {len(retire)} old process{'es' if len(retire) != 1 else ''} in the background "
-                    f"(SIGTERM, SIGKILL after {settings.stop_timeout:g} s)")
+    if retire or orphaned:
+        if retire:
+            output.info(f"Retiring {len(retire)} old process{'es' if len(retire) != 1 else ''} in the background "
+                        f"(SIGTERM, SIGKILL after {settings.stop_timeout:g} s)")
         try:
-            retire_in_background(containers, settings, retire)
+            handed = retire_in_background(containers, settings, retire + orphaned)
+            again = [d for d in handed if d in orphaned]
+            if again:
+                output.info(f"Retiring {', '.join(d.name for d in again)} of "
+                            f"{', '.join(sorted({f'v{d.process.release_version}' for d in again}))} again "
+                            "(a retirement cut short)")
             faults.reached(settings, "retire")
         except Exception as exc:  # noqa: BLE001 — the new processes serve already: this must not fail the
             # deploy; the next converge finds the old ones still running and retires them
@@ -197,12 +209,13 @@ def _quietly(stop: Callable[..., None], dynos: list[Dyno], output: Output, what:
         output.warn(f"Could not remove {what} yet ({exc}); the next deploy or scale will")
 
 
-def retire_in_background(containers: Containers, settings: Settings, dynos: list[Dyno]) -> None:
-    """Hand ``dynos`` to a detached retirer, then mark them stopping; return at once.
+def retire_in_background(containers: Containers, settings: Settings, dynos: list[Dyno]) -> list[Dyno]:
+    """Hand ``dynos`` to a detached retirer, then mark them stopping; return the ones handed (one a
+    live retirer has already is left to it) once the retirer runs.
 
     In that order: if the retirer cannot be started, they are not marked, so the next converge
     still sees them running and retires them; once marked, a retirer owns them (it drains first,
-    so the mark always comes before the SIGTERM). One a live retirer has already is left to it.
+    so the mark always comes before the SIGTERM).
     """
     claimed = claim(settings.home, [d.process.id for d in dynos])
     try:
@@ -210,6 +223,7 @@ def retire_in_background(containers: Containers, settings: Settings, dynos: list
             spawn(settings.home, settings.stop_timeout, settings.drain_seconds, claimed)
     finally:
         release_claims(claimed)
-    for dyno in dynos:
-        if dyno.process.id in claimed:
-            containers.mark_retiring(dyno)
+    handed = [d for d in dynos if d.process.id in claimed]
+    for dyno in handed:
+        containers.mark_retiring(dyno)
+    return handed
