@@ -681,3 +681,50 @@ def test_a_container_that_fails_to_start_for_any_reason_is_removed_and_the_watch
     with pytest.raises(EnvironmentProblem, match="the engine is slow"):
         _release_run(tmp_path, engine)
     assert engine.removed == engine.made and len(engine.made) == 1 and engine.stream.closed.is_set()
+
+
+class _DestroyEngine:
+    """An engine whose app has no container left and whose network the engine refuses to remove."""
+
+    def __init__(self, refusal: str) -> None:
+        import docker
+        engine = self
+        self.removed = 0
+
+        class Network:
+            name = "unset"
+
+            def remove(self) -> None:
+                engine.removed += 1
+                raise docker.errors.APIError(refusal)
+
+        class api:
+            @staticmethod
+            def containers(all: bool, filters: dict) -> list:
+                return []
+
+        class networks:
+            @staticmethod
+            def list(names: list[str]) -> list:
+                network = Network()
+                network.name = names[0]
+                return [network]
+
+        self.api, self.networks = api, networks
+
+
+@pytest.mark.parametrize("refusal, destroyed", [
+    ("error while removing network: network gitpaas-x-shop id 3e51 has active endpoints", True),
+    ("error while removing network: permission denied", False)])
+def test_destroy_leaves_a_network_the_engine_lost_count_of_and_fails_on_anything_else(tmp_path, monkeypatch, refusal,
+                                                                                       destroyed):
+    from gitpaas.scheduler.docker_local import DockerLocalScheduler, containers as module
+    monkeypatch.setattr(module, "NETWORK_BUSY_SECONDS", 0.0)
+    engine = _DestroyEngine(refusal)
+    scheduler = DockerLocalScheduler(engine, Settings.from_env({"GITPAAS_HOME": str(tmp_path)}), FakeRouter(tmp_path))
+    if destroyed:
+        scheduler.destroy("shop")
+    else:
+        with pytest.raises(EnvironmentProblem, match="destroying an app: .*permission denied"):
+            scheduler.destroy("shop")
+    assert engine.removed >= 1
