@@ -10,7 +10,8 @@ SIGKILL after ``grace`` seconds, remove. Each outcome is one line in ``$GITPAAS_
 
 Who retires what is on disk: ``$GITPAAS_HOME/retiring/<container id>``, one file per container,
 locked (``flock``) by its retirer for as long as it lives and removed when it is done. A file
-nobody holds is a retirement a reboot or a kill cut short, which ``gitpaas boot`` hands on.
+nobody holds is a retirement a reboot or a kill cut short, which the app's next swap or
+``gitpaas boot`` hands on.
 
 The retirer is a fork of the process that swapped (it has imported Docker's client already: a
 new interpreter would spend about 0.2 s of CPU importing it again, in the middle of the next
