@@ -356,6 +356,28 @@ def test_a_retirement_cut_short_is_handed_on_by_boot(home, docker_client):
     assert home.get("cut").text == "two from web.1\n"
 
 
+def test_a_retirement_cut_short_is_handed_on_by_the_apps_next_deploy(home, docker_client):
+    """Without a boot: the next push finds v1's web.1 still marked -retiring with nobody holding
+    its claim, and hands it to a new retirer beside retiring v2's."""
+    home.create_app("handon")
+    assert home.push("handon", "web").returncode == 0
+    assert home.push("handon", "web", files={"BODY": "two"}, env={"GITPAAS_DRAIN_SECONDS": "120"}).returncode == 0
+    owners = wait_for(lambda: retirers_of(home), "the retirer to hold its claim")
+    [(_, pid)] = owners.items()
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not retirers_of(home), "the killed retirer's claim to go")
+    third = home.push("handon", "web", files={"BODY": "three"})
+    assert third.returncode == 0, third.stderr
+    assert "Retiring web.1 of v1 again (a retirement cut short)" in third.stderr
+    log = home.path / "logs" / "retire.log"
+    for version in (1, 2):
+        wait_for(lambda: log.exists() and f"handon web.1 (v{version}): exited 0 after SIGTERM" in log.read_text(),
+                 f"v{version}'s web.1 to be stopped", timeout=30)
+    wait_for(lambda: not os.listdir(home.path / "retiring"), "the claims to be removed")
+    assert [(d["release"]["version"], d["state"]) for d in home.json("ps", "-a", "handon")] == [(3, "up")]
+    assert home.get("handon").text == "three from web.1\n"
+
+
 # --- app.json --------------------------------------------------------------------------------
 
 def test_postdeploy_runs_once_after_the_first_successful_release(home):
