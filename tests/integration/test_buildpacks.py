@@ -30,7 +30,9 @@ def build_log(home, app: str, version: int) -> str:
 
 
 def build_containers(docker_client, home) -> list:
-    return docker_client.containers.list(all=True, filters=labels.filters(
+    """The home's build containers now; one removed between the listing and its inspection (a build
+    ending while this polls) is not one (docker-py would raise NotFound for it)."""
+    return docker_client.containers.list(all=True, ignore_removed=True, filters=labels.filters(
         {labels.HOME: str(home.path), labels.ROLE: "build"}))
 
 
