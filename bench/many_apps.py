@@ -22,7 +22,8 @@ time; if the time limit comes first, N is where it stopped, and the JSON says so
   processes, of the `gitpaas server` and of the home's fork server (which the CLI and the git hook
   hand their work to); the growth from 1 app to N divided by N - 1 is the memory
   gitpaas's own processes take per app. The apps' own containers are reported beside it (they are
-  the apps, not gitpaas).
+  the apps, not gitpaas), and so are the engine's helpers for them: a ``docker-proxy`` per published
+  port and a ``containerd-shim-runc-v2`` per container.
 """
 
 from __future__ import annotations
@@ -94,6 +95,39 @@ def containers_memory_mib(home_label: str) -> float:
     return round(total, 1)
 
 
+def engine_helpers_pss_kib(home_label: str) -> dict[str, int]:
+    """PSS of the processes the engine runs beside the home's containers: ``docker-proxy``, one per
+    published port (every web process's: the router reaches it there), and ``containerd-shim-runc-v2``,
+    one per container. Counts and KiB, found by the ports and container ids they name."""
+    ids = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter", f"label=gitpaas.home={home_label}"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    ports: set[str] = set()
+    if ids:
+        ports = set(subprocess.run(
+            ["docker", "inspect", "--format",
+             "{{range $p, $b := .HostConfig.PortBindings}}{{range $b}}{{.HostPort}} {{end}}{{end}}", *ids],
+            capture_output=True, text=True, check=True).stdout.split())
+    found = {"proxies": 0, "proxy_kib": 0, "shims": 0, "shim_kib": 0}
+    wanted = set(ids)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        args = [a.decode(errors="replace") for a in argv]
+        name = Path(args[0]).name if args and args[0] else ""
+        after = dict(zip(args, args[1:]))
+        if name == "docker-proxy" and after.get("-host-port") in ports:
+            found["proxies"] += 1
+            found["proxy_kib"] += pss_kib(int(entry.name))
+        elif name.startswith("containerd-shim") and after.get("-id") in wanted:
+            found["shims"] += 1
+            found["shim_kib"] += pss_kib(int(entry.name))
+    return found
+
+
 class Box:
     """The home with its apps, its router and its API server."""
 
@@ -154,6 +188,7 @@ class Box:
             "server_pss_kib": tree_pss_kib(self.server.process.pid),
             "forkserver_pss_kib": forkserver_pss_kib(self.home.path),
             "containers_mib": containers_memory_mib(self.home.settings.home_label),
+            "engine_helpers": engine_helpers_pss_kib(self.home.settings.home_label),
             "redeploy_phases_s": {phase: round(statistics.median(p.get(phase, 0.0) for p in phases), 3)
                                   for phase in ("receive", "build", "release", "health", "swap", "total")},
             "samples": {"redeploy_s": redeploy, "floor_s": floor, "switch_s": switch, "reload_s": reload, "cli_apps_s": cli,

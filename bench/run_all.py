@@ -30,7 +30,9 @@ BENCHMARKS = {
     "history": (["--runs", "15"], ["--sizes", "100,1000", "--runs", "2"]),
     "deploy_speed": (["--runs", "5", "--parallel-runs", "3"], ["--runs", "1", "--parallel-runs", "1"]),
     "buildpack_cache": (["--runs", "5"], ["--runs", "1"]),
-    "zero_downtime": (["--deploys", "5", "--workers", "6"], ["--deploys", "1", "--workers", "2"]),
+    # 3 rounds of 5 deploys, each beside a window at rest as long
+    "zero_downtime": (["--rounds", "3", "--deploys", "5", "--workers", "6"],
+                      ["--rounds", "1", "--deploys", "1", "--workers", "2"]),
     "addons": (["--cold-runs", "2", "--runs", "5"], ["--cold-runs", "1", "--runs", "1"]),
     # 200 apps filled 3 pushes at a time (stops adding apps after 25 min and says so)
     "many_apps": (["--apps", "200"], ["--apps", "3", "--redeploys", "1", "--switches", "2", "--rounds", "1"]),
