@@ -225,7 +225,8 @@ def deploy_speed_tables(speed: dict) -> str:
         lines += ["", f"| {apps} apps redeployed, {runs} alternated runs, median (min–max) "
                   "| one after another | all at once | at once / one after another |", "|---|---:|---:|---:|",
                   f"| wall time of the {apps} `git push`es | {one_by_one} | {at_once} "
-                  f"| {parallel['concurrent_over_sequential']:.2f} |"]
+                  # (from the medians: the stored ratio is rounded to 3 places already)
+                  f"| {parallel['seconds']['concurrent']['median'] / parallel['seconds']['sequential']['median']:.2f} |"]
     return "\n".join(lines)
 
 
@@ -319,6 +320,10 @@ def many_apps_table(many: dict) -> str:
     return "\n".join(lines) + f"\n\n{note}."
 
 
+def _two(ratio: float | None) -> str:
+    return "–" if ratio is None else f"{ratio:.2f}"
+
+
 def zero_downtime_table(zero: dict) -> str:
     routed = "router_p99_ms" in zero["at_rest"]
     lines = ["| | requests | failed | p50 ms | p99 ms |" + (" p50 ms at the router | p99 ms at the router |" if routed else ""),
@@ -347,7 +352,7 @@ def zero_downtime_table(zero: dict) -> str:
         lines.append("|---|---:|---:|---:|---:|---:|---:|")
         for number, row in enumerate(rounds):
             lines.append(f"| {number + 1} | {row['seconds']} s | {row['rest_seconds']} s | {row['at_rest']['p99_ms']} | "
-                         f"{row['during_deploys']['p99_ms']} | {row['p99_ratio']} | {row['router_p99_ratio']} |")
+                         f"{row['during_deploys']['p99_ms']} | {_two(row['p99_ratio'])} | {_two(row['router_p99_ratio'])} |")
     return "\n".join(lines)
 
 
