@@ -40,6 +40,7 @@ from common import scratch_home, summary, write_result
 from deploy_speed import Deployer, DockerFloor, settle
 from harness import ApiServer
 
+from gitpaas import labels
 from gitpaas.router.nginx import NginxRouter
 from gitpaas.router.processes import children
 
@@ -76,10 +77,15 @@ def tree_pss_kib(pid: int) -> int:
     return total
 
 
+def running_container_ids(home_label: str) -> list[str]:
+    """The full ids of the home's running containers."""
+    return subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter", f"label={labels.HOME}={home_label}"],
+                          capture_output=True, text=True, check=True).stdout.split()
+
+
 def containers_memory_mib(home_label: str) -> float:
     """The memory the home's containers use now (the engine's own figure: cgroup usage)."""
-    ids = subprocess.run(["docker", "ps", "-q", "--filter", f"label=gitpaas.home={home_label}"],
-                         capture_output=True, text=True, check=True).stdout.split()
+    ids = running_container_ids(home_label)
     if not ids:
         return 0.0
     stats = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", *ids],
@@ -99,8 +105,7 @@ def engine_helpers_pss_kib(home_label: str) -> dict[str, int]:
     """PSS of the processes the engine runs beside the home's containers: ``docker-proxy``, one per
     published port (every web process's: the router reaches it there), and ``containerd-shim-runc-v2``,
     one per container. Counts and KiB, found by the ports and container ids they name."""
-    ids = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter", f"label=gitpaas.home={home_label}"],
-                         capture_output=True, text=True, check=True).stdout.split()
+    ids = running_container_ids(home_label)
     ports: set[str] = set()
     if ids:
         ports = set(subprocess.run(

@@ -31,6 +31,9 @@ import requests
 
 from common import percentile, scratch_home, write_result
 
+from gitpaas import labels
+from gitpaas.scheduler.docker_local.containers import RETIRING
+
 
 #: what else changes the running processes, one after another under the same load
 CHANGES = [("rollback",), ("ps:scale", "web=2"), ("ps:restart",), ("ps:scale", "web=1"), ("config:set", "BENCH=1"),
@@ -124,7 +127,7 @@ def main() -> None:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 if not client.containers.list(all=True, ignore_removed=True, filters={
-                        "label": f"gitpaas.home={home.settings.home_label}", "name": "-retiring"}):
+                        **labels.filters({labels.HOME: home.settings.home_label}), "name": RETIRING}):
                     return
                 time.sleep(0.05)
             print("warning: the old processes were not retired within 120 s; the window ends anyway", file=sys.stderr)
