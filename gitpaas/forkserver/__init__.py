@@ -179,7 +179,13 @@ def _wait(conn: socket.socket, pid: int, forwarded: list[int], held: list[int]) 
         try:
             # Ctrl-C and Ctrl-\ reach a terminal's whole foreground group: the child's group too
             # (it leads its own); TERM and HUP were sent to this process alone.
-            os.killpg(pid, signum) if signum in (signal.SIGINT, signal.SIGQUIT) else os.kill(pid, signum)
+            if signum in (signal.SIGINT, signal.SIGQUIT):
+                try:
+                    os.killpg(pid, signum)
+                    return
+                except ProcessLookupError:  # (it does not lead its group yet: it holds the signal till it does)
+                    pass
+            os.kill(pid, signum)
         except ProcessLookupError:
             pass
     for signum in forwarded:

@@ -54,6 +54,13 @@ _environment.filters["q"] = _nginx_quote
 _environment.filters["lua"] = lambda address: f'"{address}"'
 
 
+def compile_templates() -> None:
+    """Compile the router's templates now; jinja2 keeps them (a fork server does it once for
+    every push and command its children run, instead of each child, 10–17 ms apiece here)."""
+    for name in ("nginx.conf.j2", "app.conf.j2"):
+        _environment.get_template(name)
+
+
 def render_main_config(
     settings: Settings,
     *,

@@ -10,11 +10,11 @@ from collections import Counter
 import requests
 
 from gitpaas import labels
+from gitpaas.scheduler.docker_local import health
+from gitpaas.stacks import DEFAULT_STACK
 from harness import wait_for
 
 WEB = "web: python3 /app/server.py\n"
-
-
 
 
 class Load:
@@ -84,6 +84,40 @@ def test_no_request_fails_through_deploys_rollback_config_and_scaling(home):
     assert load.failures() == [], Counter(str(f[0]) for f in load.failures())
     bodies = {text for _, text in load.results}
     assert bodies <= {f"v{n} from web.{i}\n" for n in range(1, 5) for i in (1, 2, 3)}
+
+
+def test_a_new_process_is_seen_listening_from_its_namespace_counters(home, docker_client, monkeypatch):
+    """The health check's assumption, against the engine: a container's own socket counters stay
+    at zero until its process opens a socket, and a listener moves them, so its socket tables
+    (a walk of the host's whole connection hash per read) are read only then, and only the
+    table that holds it."""
+    tables_read: list[tuple] = []
+    read_tables = health.listening_in_container
+
+    def counted(pid, port, tables=tuple(health.TABLES)):
+        tables_read.append(tables)
+        return read_tables(pid, port, tables)
+    monkeypatch.setattr(health, "listening_in_container", counted)
+    listen_later = ("import os, socket, time\n"
+                    "while not os.path.exists('/tmp/listen'): time.sleep(0.01)\n"
+                    "s = socket.socket(); s.bind(('0.0.0.0', 5000)); s.listen(); time.sleep(120)\n")
+    container = docker_client.containers.run(f"gitpaas/stack:{DEFAULT_STACK}", ["python3", "-c", listen_later],
+                                             labels=labels.for_app(home.settings, "probe"), detach=True)
+    try:
+        container.reload()
+        pid = container.attrs["State"]["Pid"]
+        watch = health.Listening(pid, 5000)
+        for _ in range(20):
+            assert watch() is False
+            time.sleep(0.005)
+        assert health.tcp_sockets_in_use(pid) == {"tcp": 0, "tcp6": 0}
+        assert tables_read == [], "no socket in the namespace: no table read"
+        assert container.exec_run(["touch", "/tmp/listen"]).exit_code == 0
+        wait_for(watch, "the listener seen", timeout=30, interval=0.005)
+        assert health.tcp_sockets_in_use(pid) == {"tcp": 1, "tcp6": 0}
+        assert tables_read and set(tables_read) == {("tcp",)}, tables_read
+    finally:
+        container.remove(force=True)
 
 
 def test_http_health_check_with_wrong_content_fails_the_release(home, docker_client):

@@ -22,7 +22,8 @@ from gitpaas.output import RecordingOutput
 from gitpaas.scheduler import Deployment, Process, ReleaseSpec
 from gitpaas.scheduler.docker_local import retire, swap
 from gitpaas.scheduler.docker_local.containers import GATE, HELD_MARKER, SPEC, Containers, Dyno, shell_command
-from gitpaas.scheduler.docker_local.health import listening_in_container
+from gitpaas.scheduler.docker_local import health
+from gitpaas.scheduler.docker_local.health import Listening, listening_in_container, tcp_sockets_in_use
 from gitpaas.settings import Settings
 
 
@@ -485,6 +486,50 @@ def test_listening_sockets_are_read_from_the_process_network_namespace():
         assert listening_in_container(os.getpid(), port) is True
     assert listening_in_container(0, port) is None
     assert listening_in_container(2 ** 22 + 17, port) is None, "no such process: cannot tell"
+
+
+def test_socket_counters_are_read_from_the_process_network_namespace():
+    counts = tcp_sockets_in_use(os.getpid())
+    assert set(counts) == {"tcp", "tcp6"} and all(isinstance(n, int) and n >= 0 for n in counts.values())
+    assert tcp_sockets_in_use(0) is None
+    assert tcp_sockets_in_use(2 ** 22 + 17) is None, "no such process: cannot tell"
+
+
+def test_listening_reads_a_socket_table_only_when_the_counters_say_it_may_have_changed(monkeypatch):
+    counters: list[dict | None] = []
+    tables_read: list[tuple] = []
+    monkeypatch.setattr(health, "tcp_sockets_in_use", lambda pid: counters.pop(0))
+
+    def read(pid, port, tables=("tcp", "tcp6")):
+        tables_read.append(tables)
+        return listening.pop(0)
+    monkeypatch.setattr(health, "listening_in_container", read)
+    clock = [100.0]
+    monkeypatch.setattr(health.time, "monotonic", lambda: clock[0])
+    watch = Listening(4242, 5000)
+
+    counters[:] = [{"tcp": 0, "tcp6": 0}] * 3
+    listening = []
+    assert [watch(), watch(), watch()] == [False] * 3
+    assert tables_read == [], "no socket at all: no table is read"
+
+    counters[:] = [{"tcp": 1, "tcp6": 0}] * 3  # (an outgoing connection, say)
+    listening = [False, False]
+    assert [watch(), watch()] == [False, False]
+    assert tables_read == [("tcp",)], "read once when the counters moved, and only the table holding a socket"
+    clock[0] += health.TABLES_POLL + 0.001
+    assert watch() is False
+    assert tables_read == [("tcp",)] * 2, "read again when TABLES_POLL has passed"
+
+    counters[:] = [{"tcp": 1, "tcp6": 1}]  # the listener (dual-stack)
+    listening = [True]
+    assert watch() is True
+    assert tables_read[-1] == ("tcp", "tcp6")
+
+    counters[:] = [None]  # (its /proc is gone, or unreadable): the tables say which
+    listening = [None]
+    assert watch() is None
+    assert tables_read[-1] == ("tcp", "tcp6")
 
 
 #: when the neighbours started: 2026-12-03T06:00:00.5Z

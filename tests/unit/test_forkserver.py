@@ -220,3 +220,26 @@ def test_commands_that_take_the_terminal_run_in_their_own_process():
     for name in ("run", "pg:psql", "redis:cli", "login"):
         assert name in forkserver.IN_PROCESS
     assert "server" in forkserver.IN_PROCESS
+
+
+def test_the_server_makes_once_what_each_push_would_make_again():
+    """After ``preload``, what a push's child uses loads nothing more: BuildKit's status messages
+    (protobuf), the router's templates (compiled once), ``datetime.strptime``'s module."""
+    code = """
+import sys
+from gitpaas.forkserver import server
+server.preload()
+from gitpaas.router import render
+compiled = []
+original = render._environment.compile
+render._environment.compile = lambda *args, **kwargs: compiled.append(args) or original(*args, **kwargs)
+before = set(sys.modules)
+from gitpaas.build import buildkit
+from gitpaas.scheduler.docker_local.containers import unix_time
+buildkit.status_message().FromString(b"")
+render.compile_templates()
+assert unix_time("2026-12-03T06:00:00.5Z") == 1796277600.0
+print(sorted(set(sys.modules) - before), len(compiled))
+"""
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[] 0"
