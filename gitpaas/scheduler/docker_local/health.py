@@ -83,8 +83,9 @@ class Listening:
     hash, whatever the namespace holds: 4–5 ms of CPU per table here (262,144 buckets on a
     machine with 23 GiB), so a poll every 5 ms spent more time reading than sleeping. The
     namespace's counters (:func:`tcp_sockets_in_use`) cost 0.03 ms: a table is read only when
-    it holds a socket, and only when the counters moved since the last reading (a listening
-    socket adds one) or ``TABLES_POLL`` has passed (a socket that closed as the listener opened
+    it holds a socket (on an app's own network it always does: Docker's DNS listens on
+    127.0.0.11 in every container), and only when the counters moved since the last reading (a
+    listening socket adds one) or ``TABLES_POLL`` has passed (a socket that closed as the listener opened
     leaves them as they were). None, as from ``listening_in_container``, when it cannot be seen."""
 
     def __init__(self, pid: int, port: int) -> None:
