@@ -551,7 +551,11 @@ def write_all(extra: dict | None = None) -> dict:
     about = machine()
     checks = targets(results)
     if results.get("deploy_speed"):
-        phase_chart(results["deploy_speed"])
+        try:
+            phase_chart(results["deploy_speed"])
+        except ImportError:  # (run on its own, without `make bench`'s `.[bench]`): the tables still
+            print(f"the chart {CHART.name} is left as it was: matplotlib is not installed "
+                  "(`make bench` installs it: pip install -e '.[bench]')")
     summary = {"machine": about, "targets": checks, **(extra or {}),
                "results": {name: {k: v for k, v in (data or {}).items() if not k.startswith(("samples", "timings"))}
                            for name, data in results.items() if data}}

@@ -58,12 +58,15 @@ _LOOK_SECONDS = 2.0
 _REQUEST_TIMEOUT_SECONDS = 2.0
 
 
-def preload() -> int:
+def preload(log=lambda line: None) -> int:
     """Import every module a command or a push may need, and make what they would otherwise make
     again in every child (``warm``); how many modules are loaded then."""
     for name in (*PRELOAD, *MODULES):
         importlib.import_module(name)
-    warm()
+    try:
+        warm()
+    except Exception as exc:  # noqa: BLE001 — a head start, not a need: each child then makes its own
+        log(f"could not make ahead what each command makes ({type(exc).__name__}: {exc}); each makes its own")
     return len(sys.modules)
 
 
@@ -104,6 +107,14 @@ class Command:
     args: list[str]
 
     def run(self) -> int:
+        # The child is its client's now: the signals held since the fork (``_accept``) reach it. A
+        # Ctrl-C among them ends it as it would have ended the client before the command began: by
+        # SIGINT, without a traceback of where it stood.
+        try:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, forkserver.FORWARDED)
+        except KeyboardInterrupt:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
         return (hook.run if self.entry == "hook" else cli_main.run)(self.args)
 
 
@@ -133,7 +144,7 @@ class Server:
             return None
         began = time.monotonic()
         self.fingerprint = code_fingerprint()  # (before loading: code changed while loading is seen)
-        modules = preload()
+        modules = preload(self.log)
         self.interpreter = _interpreter(os.environ)
         gc.freeze()  # (what is loaded now stays shared with every child: the collector leaves it alone)
         self.folder_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
@@ -243,7 +254,7 @@ class Server:
             if refusal:
                 raise ValueError(refusal)
             # The signals a client passes on wait in the child until it is the client's (they are
-            # let through as its command starts, ``serve_forever``): one that came sooner would
+            # let through as its command starts, ``Command.run``): one that came sooner would
             # run the server's handlers in it, or cut short its taking the client's place.
             signal.pthread_sigmask(signal.SIG_BLOCK, forkserver.FORWARDED)
             try:
@@ -411,9 +422,6 @@ def serve_forever(home: Path) -> int:
     command = Server(home, idle_seconds(os.environ)).run()
     if command is None:
         return 0
-    # (in a child, now the client's: a Ctrl-C held since the fork ends it here, as it would have
-    # ended the client)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, forkserver.FORWARDED)
     return command.run()
 
 

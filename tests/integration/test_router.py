@@ -75,8 +75,23 @@ class Backend:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
-        self.server.shutdown()
+        # Bounded: a serving thread stuck in accept() once held a CI run's teardown for minutes.
+        # Shutting the listening socket down wakes it (Linux), and the loop then sees the request.
+        stopping = threading.Thread(target=self.server.shutdown, daemon=True)
+        stopping.start()
+        stopping.join(5)
+        if stopping.is_alive():
+            stop_listening(self.server.socket)
+            stopping.join(5)
         self.server.server_close()
+
+
+def stop_listening(listener: socket.socket) -> None:
+    """Wake a thread blocked in ``accept`` on it (a close alone leaves it blocked and listening)."""
+    try:
+        listener.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 @pytest.fixture
@@ -555,6 +570,7 @@ class ClosingBackend:
                 self.dropped += 1  # the second request: closed unanswered
 
     def close(self) -> None:
+        stop_listening(self.listener)
         self.listener.close()
 
 

@@ -243,3 +243,36 @@ print(sorted(set(sys.modules) - before), len(compiled))
 """
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[] 0"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_held_since_the_fork_ends_the_command_before_it_begins_as_it_would_the_client(signum):
+    """The server blocks what a client passes on across ``fork`` (``_accept``); a child's command
+    lets it through as it starts. One that came meanwhile ends the child by that signal, as it would
+    have ended the client's own process, with nothing run and no traceback."""
+    code = f"""
+import os, signal
+from gitpaas import forkserver
+from gitpaas.forkserver.server import Command
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.pthread_sigmask(signal.SIG_BLOCK, forkserver.FORWARDED)
+os.kill(os.getpid(), {int(signum)})
+print("held", flush=True)
+Command("cli", ["--help"]).run()
+print("ran on", flush=True)
+"""
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (ran.returncode, ran.stdout, ran.stderr) == (-signum, "held\n", "")
+
+
+def test_a_server_that_cannot_make_ahead_still_serves(monkeypatch):
+    from gitpaas.forkserver import server
+
+    def broken() -> None:
+        raise ImportError("no module named 'google.protobuf'")
+
+    monkeypatch.setattr(server, "warm", broken)
+    logged: list[str] = []
+    assert server.preload(logged.append) == len(sys.modules)
+    assert logged == ["could not make ahead what each command makes (ImportError: no module named "
+                      "'google.protobuf'); each makes its own"]
