@@ -7,6 +7,7 @@ deploy time goes (deploy_phases.png).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -448,7 +449,7 @@ def swarm_scale_table(scale: dict) -> str:
     return "\n".join(lines)
 
 
-def markdown(results: dict, about: dict, checks: list[dict]) -> str:
+def markdown(results: dict, about: dict, checks: list[dict], chart: bool = True) -> str:
     parts = ["# Benchmark results", "",
              "Written by `make bench` (`bench/run_all.py`); the JSON beside this file has every sample.", "",
              "Measured on: " + describe_machine(about) + ".", ""]
@@ -467,7 +468,7 @@ def markdown(results: dict, about: dict, checks: list[dict]) -> str:
         if results.get(name):
             measured = results[name].get("machine", {}).get("measured_at", "")
             parts += [f"## {title}", "", f"Measured {measured}.", "", render(results[name]), ""]
-            if name == "deploy_speed" and CHART.exists():
+            if name == "deploy_speed" and chart and CHART.exists():
                 parts += ["![where deploy time goes](deploy_phases.png)", ""]
     return "\n".join(parts)
 
@@ -550,17 +551,17 @@ def write_all(extra: dict | None = None) -> dict:
     results = {name: load(name) for name in NAMES}
     about = machine()
     checks = targets(results)
-    if results.get("deploy_speed"):
-        try:
-            phase_chart(results["deploy_speed"])
-        except ImportError:  # (run on its own, without `make bench`'s `.[bench]`): the tables still
-            print(f"the chart {CHART.name} is left as it was: matplotlib is not installed "
-                  "(`make bench` installs it: pip install -e '.[bench]')")
-    summary = {"machine": about, "targets": checks, **(extra or {}),
+    chart = bool(results.get("deploy_speed")) and importlib.util.find_spec("matplotlib") is not None
+    if chart:
+        phase_chart(results["deploy_speed"])
+    elif results.get("deploy_speed"):  # (run on its own, without `make bench`'s `.[bench]`): the tables still
+        print(f"no chart: matplotlib is not installed (`make bench` installs it: pip install -e '.[bench]'); "
+              f"{CHART.name} is not linked from the tables")
+    summary = {"machine": about, "targets": checks, "chart": chart, **(extra or {}),
                "results": {name: {k: v for k, v in (data or {}).items() if not k.startswith(("samples", "timings"))}
                            for name, data in results.items() if data}}
     (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (RESULTS / "README.md").write_text(markdown(results, about, checks))
+    (RESULTS / "README.md").write_text(markdown(results, about, checks, chart))
     return summary
 
 
@@ -568,4 +569,5 @@ if __name__ == "__main__":
     written = write_all()
     for check in written["targets"]:
         print(f"{'met   ' if check['met'] else 'MISSED'}  {check['target']}: {check['figure']}")
-    print(f"written to {(RESULTS / 'README.md').relative_to(ROOT)}, summary.json and {CHART.name}")
+    print(f"written to {(RESULTS / 'README.md').relative_to(ROOT)}, summary.json"
+          + (f" and {CHART.name}" if written["chart"] else ""))

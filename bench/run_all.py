@@ -100,7 +100,7 @@ def run(chosen: list[str], quick: bool) -> None:
     print("\n=== targets (reported, never asserted)")
     for check in summary["targets"]:
         print(f"{'met   ' if check['met'] else 'MISSED'}  {check['target']}: {check['figure']}")
-    print(f"\nbench/results/README.md, summary.json and deploy_phases.png written; "
+    print(f"\nbench/results/README.md, summary.json{' and deploy_phases.png' if summary['chart'] else ''} written; "
           f"{sum(wall.values()) / 60:.1f} min in all")
     if failed:
         sys.exit(f"failed: {', '.join(failed)}")

@@ -60,23 +60,26 @@ _REQUEST_TIMEOUT_SECONDS = 2.0
 
 def preload(log=lambda line: None) -> int:
     """Import every module a command or a push may need, and make what they would otherwise make
-    again in every child (``warm``); how many modules are loaded then."""
+    again in every child (``WARM``); how many modules are loaded then."""
     for name in (*PRELOAD, *MODULES):
         importlib.import_module(name)
-    try:
-        warm()
-    except Exception as exc:  # noqa: BLE001 — a head start, not a need: each child then makes its own
-        log(f"could not make ahead what each command makes ({type(exc).__name__}: {exc}); each makes its own")
+    for step in WARM:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 — a head start, not a need: each child then makes its own
+            log(f"could not make ahead what each command makes ({type(exc).__name__}: {exc}); each makes its own")
     return len(sys.modules)
 
 
-def warm() -> None:
-    """What each push's child made for itself, once in the server: the class of BuildKit's status
-    messages (it imports protobuf: 12–18 ms of a push here), the router's templates compiled (jinja2:
-    10–17 ms of each switch), and the module behind ``datetime.strptime``, loaded on its first call."""
-    buildkit.status_message()
-    render.compile_templates()
+def _load_strptime() -> None:
     datetime.strptime("2026-12-03T06:00:00", "%Y-%m-%dT%H:%M:%S")
+
+
+#: what each push's child made for itself, made once in the server (``preload``), each on its own:
+#: the class of BuildKit's status messages (it imports protobuf: 12–18 ms of a push here), the
+#: router's templates compiled (jinja2: 10–17 ms of each switch), and the module behind
+#: ``datetime.strptime``, loaded on its first call
+WARM = (buildkit.status_message, render.compile_templates, _load_strptime)
 
 
 def code_fingerprint() -> list[tuple[str, int, int]]:
@@ -115,6 +118,7 @@ class Command:
         except KeyboardInterrupt:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGINT)
+            os._exit(128 + signal.SIGINT)  # (not reached: the signal ends it)
         return (hook.run if self.entry == "hook" else cli_main.run)(self.args)
 
 
@@ -319,7 +323,9 @@ class Server:
     def _become(self, conn: socket.socket, fds: list[int], request: dict) -> Command:
         """In the child: drop the server's parts, take the client's streams, environment, folder
         and umask — the process is then what the client would have been."""
-        for signum in (signal.SIGTERM, signal.SIGHUP):
+        # (every signal a client passes on as the client would take it, whatever the server
+        # inherited from the client that started it: one started by `gitpaas … &` ignores SIGQUIT)
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         for signum in request.get("ignored", []):  # (what the client ignores: `nohup gitpaas …`)

@@ -75,8 +75,9 @@ class Backend:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
-        # Bounded: a serving thread stuck in accept() once held a CI run's teardown for minutes.
-        # Shutting the listening socket down wakes it (Linux), and the loop then sees the request.
+        # Bounded: a CI run's teardown once waited in shutdown() for minutes, the serving loop's
+        # thread alive (the cause not found). Shutting the listening socket down wakes a thread
+        # blocked on it (Linux), and the loop then sees the request; if even that fails, say so.
         stopping = threading.Thread(target=self.server.shutdown, daemon=True)
         stopping.start()
         stopping.join(5)
@@ -84,6 +85,7 @@ class Backend:
             stop_listening(self.server.socket)
             stopping.join(5)
         self.server.server_close()
+        assert not stopping.is_alive(), f"backend {self.name!r} did not stop serving within 10 s"
 
 
 def stop_listening(listener: socket.socket) -> None:

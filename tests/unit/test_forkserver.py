@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import resource
 import signal
 import stat
 import subprocess
@@ -271,8 +272,33 @@ def test_a_server_that_cannot_make_ahead_still_serves(monkeypatch):
     def broken() -> None:
         raise ImportError("no module named 'google.protobuf'")
 
-    monkeypatch.setattr(server, "warm", broken)
+    made: list[str] = []
+    monkeypatch.setattr(server, "WARM", (broken, lambda: made.append("the templates")))
     logged: list[str] = []
     assert server.preload(logged.append) == len(sys.modules)
     assert logged == ["could not make ahead what each command makes (ImportError: no module named "
                       "'google.protobuf'); each makes its own"]
+    assert made == ["the templates"]  # (each step on its own)
+
+
+def no_core_ignoring_quit() -> None:
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+
+
+def test_a_command_takes_ctrl_backslash_as_its_client_would_whatever_the_server_inherited(home):
+    """A server started by a client that ignores SIGQUIT (``gitpaas … &`` from a script: the shell
+    ignores it) ignores it too; a later client's Ctrl-\\ still ends its command, by SIGQUIT."""
+    gitpaas(home, "apps", preexec_fn=no_core_ignoring_quit)
+    pid = wait_for(lambda: server_pid(home), "the fork server")
+    assert int(Path(f"/proc/{pid}/status").read_text().split("SigIgn:")[1].split()[0], 16) & (1 << (signal.SIGQUIT - 1))
+    client = subprocess.Popen([sys.executable, "-m", "gitpaas.hook", "pre-receive"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)),
+                              env={**home.env, "GIT_DIR": str(home / "apps/shop/repo.git")})
+    child = wait_for(lambda: children_of(pid), "the command's process").pop()
+    client.send_signal(signal.SIGQUIT)
+    client.wait(timeout=30)
+    wait_for(lambda: not alive(child), "the command to end")
+    client.stdin.close()
+    assert client.returncode == -signal.SIGQUIT
