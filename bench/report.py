@@ -449,7 +449,7 @@ def swarm_scale_table(scale: dict) -> str:
     return "\n".join(lines)
 
 
-def markdown(results: dict, about: dict, checks: list[dict], chart: bool = True) -> str:
+def markdown(results: dict, about: dict, checks: list[dict], chart: bool) -> str:
     parts = ["# Benchmark results", "",
              "Written by `make bench` (`bench/run_all.py`); the JSON beside this file has every sample.", "",
              "Measured on: " + describe_machine(about) + ".", ""]
@@ -468,7 +468,7 @@ def markdown(results: dict, about: dict, checks: list[dict], chart: bool = True)
         if results.get(name):
             measured = results[name].get("machine", {}).get("measured_at", "")
             parts += [f"## {title}", "", f"Measured {measured}.", "", render(results[name]), ""]
-            if name == "deploy_speed" and chart and CHART.exists():
+            if name == "deploy_speed" and chart:
                 parts += ["![where deploy time goes](deploy_phases.png)", ""]
     return "\n".join(parts)
 

@@ -325,7 +325,7 @@ class Server:
         and umask — the process is then what the client would have been."""
         # (every signal a client passes on as the client would take it, whatever the server
         # inherited from the client that started it: one started by `gitpaas … &` ignores SIGQUIT)
-        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        for signum in forkserver.FORWARDED:
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         for signum in request.get("ignored", []):  # (what the client ignores: `nohup gitpaas …`)

@@ -143,23 +143,28 @@ def test_the_hook_reads_its_refs_from_the_pushers_standard_input(home):
     assert "it ran 1 command(s)" in log_of(home)
 
 
+def signalled_command(home: Path, pid: int, signum: int, **popen) -> int:
+    """A long command run through the server ``pid`` and ``signum`` sent to its client once it
+    runs: the client's exit status, after the command's process ended. The hook stands in for any
+    long command: it reads the pushed refs until git closes them (kept open until it ended)."""
+    before = set(children_of(pid))
+    client = subprocess.Popen([sys.executable, "-m", "gitpaas.hook", "pre-receive"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**home.env, "GIT_DIR": str(home / "apps/shop/repo.git")}, **popen)
+    child = wait_for(lambda: set(children_of(pid)) - before, "the command's process").pop()
+    client.send_signal(signum)
+    client.wait(timeout=30)
+    wait_for(lambda: not alive(child), "the command to end")  # (its standard input still open)
+    client.stdin.close()
+    return client.returncode
+
+
 def test_ctrl_c_and_a_client_killed_outright_reach_the_command(home):
     pid = started(home)
-    # A command waiting on its standard input stands in for any long one: the hook, which reads the
-    # pushed refs until git closes them (the test keeps them open).
     for signum in (signal.SIGINT, signal.SIGKILL):
-        before = set(children_of(pid))
-        client = subprocess.Popen([sys.executable, "-m", "gitpaas.hook", "pre-receive"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  env={**home.env, "GIT_DIR": str(home / "apps/shop/repo.git")})
-        child = wait_for(lambda: set(children_of(pid)) - before, "the command's process").pop()
-        client.send_signal(signum)
-        client.wait(timeout=30)
-        wait_for(lambda: not alive(child), "the command to end")  # (its standard input still open)
-        client.stdin.close()
         # Ctrl-C: the command ends as it would on its own (an uncaught KeyboardInterrupt ends Python
         # by SIGINT), and the client with it, by the same signal
-        assert client.returncode == -signum
+        assert signalled_command(home, pid, signum) == -signum
     assert alive(pid)
     wait_for(lambda: children_of(pid) == [], "the server to reap its children")
 
@@ -292,13 +297,5 @@ def test_a_command_takes_ctrl_backslash_as_its_client_would_whatever_the_server_
     gitpaas(home, "apps", preexec_fn=no_core_ignoring_quit)
     pid = wait_for(lambda: server_pid(home), "the fork server")
     assert int(Path(f"/proc/{pid}/status").read_text().split("SigIgn:")[1].split()[0], 16) & (1 << (signal.SIGQUIT - 1))
-    client = subprocess.Popen([sys.executable, "-m", "gitpaas.hook", "pre-receive"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)),
-                              env={**home.env, "GIT_DIR": str(home / "apps/shop/repo.git")})
-    child = wait_for(lambda: children_of(pid), "the command's process").pop()
-    client.send_signal(signal.SIGQUIT)
-    client.wait(timeout=30)
-    wait_for(lambda: not alive(child), "the command to end")
-    client.stdin.close()
-    assert client.returncode == -signal.SIGQUIT
+    no_core = lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # noqa: E731
+    assert signalled_command(home, pid, signal.SIGQUIT, preexec_fn=no_core) == -signal.SIGQUIT
