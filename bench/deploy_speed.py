@@ -15,7 +15,9 @@ five apps deployed at once against the same five one after another — alternate
 - The same redeploy, rollback and config:set in other homes, alternated: ``GITPAAS_STARTUP_WINDOW``
   at its minimum (what the 2 s startup window costs), no fork server, a router that reloads for
   every switch, the classic builder, and new processes started only after the release command
-  (``GITPAAS_HOLD_PROCESSES=0``, what holding them during it buys).
+  (``GITPAAS_HOLD_PROCESSES=0``, what holding them during it buys), and web processes reached on a
+  published loopback port, through a ``docker-proxy``, instead of at their own address
+  (``GITPAAS_PUBLISH_PORTS=1``).
 - Five apps: five redeploys pushed at once, against the same five pushed one after another (wall
   time of each batch).
 - Commands: `gitpaas --help`, `releases -n 15`, `ps` and `config` of the app, each a new process
@@ -413,6 +415,9 @@ def main() -> None:
     parser.add_argument("--no-hold-row", action="store_true",
                         help="skip the home that starts a release's processes only after its release command "
                              "(GITPAAS_HOLD_PROCESSES=0)")
+    parser.add_argument("--no-published-ports-row", action="store_true",
+                        help="skip the home whose web processes are reached on published loopback ports "
+                             "(GITPAAS_PUBLISH_PORTS=1)")
     parser.add_argument("--command-rounds", type=int, default=15, help="rounds of the timed commands (0: none)")
     args = parser.parse_args()
     window = minimal_startup_window()
@@ -430,6 +435,8 @@ def main() -> None:
             homes["classic_build"] = stack.enter_context(scratch_home(GITPAAS_DOCKER_BUILDER="classic"))
         if not args.no_hold_row:
             homes["no_hold"] = stack.enter_context(scratch_home(GITPAAS_HOLD_PROCESSES="0"))
+        if not args.no_published_ports_row:
+            homes["published_ports"] = stack.enter_context(scratch_home(GITPAAS_PUBLISH_PORTS="1"))
         deployers = {label: Deployer(home) for label, home in homes.items()}
         for deployer in deployers.values():  # v1 and v2: the first build, and bodies to roll back between
             deployer.create(APP)

@@ -22,8 +22,9 @@ time; if the time limit comes first, N is where it stopped, and the JSON says so
   processes, of the `gitpaas server` and of the home's fork server (which the CLI and the git hook
   hand their work to); the growth from 1 app to N divided by N - 1 is the memory
   gitpaas's own processes take per app. The apps' own containers are reported beside it (they are
-  the apps, not gitpaas), and so are the engine's helpers for them: a ``docker-proxy`` per published
-  port and a ``containerd-shim-runc-v2`` per container.
+  the apps, not gitpaas), and so are the engine's helpers for them: a ``containerd-shim-runc-v2``
+  per container, and a ``docker-proxy`` per published port (none unless ``GITPAAS_PUBLISH_PORTS=1``:
+  the router reaches each web process at its own address).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def containers_memory_mib(home_label: str) -> float:
 
 def engine_helpers_pss_kib(home_label: str) -> dict[str, int]:
     """PSS of the processes the engine runs beside the home's containers: ``docker-proxy``, one per
-    published port (every web process's: the router reaches it there), and ``containerd-shim-runc-v2``,
+    published port (a web process's, with ``GITPAAS_PUBLISH_PORTS=1``), and ``containerd-shim-runc-v2``,
     one per container. Counts and KiB, found by the ports and container ids they name."""
     ids = running_container_ids(home_label)
     ports: set[str] = set()

@@ -169,7 +169,8 @@ def _cell(stats: dict, unit: str = "s", digits: int = 2) -> str:
 
 #: deploy_speed's homes: the default, one with the shortest startup window, one without the fork server,
 #: one whose router reloads nginx for every switch, one whose Dockerfiles the classic builder builds,
-#: one that starts a release's processes only after its release command;
+#: one that starts a release's processes only after its release command, one that reaches web
+#: processes on published loopback ports;
 #: each with its suffix in the benchmark table, in the phase table and on the chart
 HOMES = {
     "default": ("", "", ""),
@@ -182,6 +183,8 @@ HOMES = {
                       ", classic builder\n(GITPAAS_DOCKER_BUILDER=classic)"),
     "no_hold": (", new processes started only after the release command (`GITPAAS_HOLD_PROCESSES=0`)",
                 ", not held", ", not held\n(GITPAAS_HOLD_PROCESSES=0)"),
+    "published_ports": (", web processes reached on a published loopback port (`GITPAAS_PUBLISH_PORTS=1`)",
+                        ", published ports", ", published ports\n(GITPAAS_PUBLISH_PORTS=1)"),
 }
 
 
@@ -305,7 +308,7 @@ def many_apps_table(many: dict) -> str:
         for count, kib, label in (("proxies", "proxy_kib", "Docker's `docker-proxy`, one per web process's published port"),
                                   ("shims", "shim_kib", "Docker's `containerd-shim-runc-v2`, one per container")):
             if not after[count]:
-                continue  # (none: an engine without its userland proxy)
+                continue  # (none: web processes reached at their own addresses, or an engine without its userland proxy)
             grown = (after[kib] - before[kib]) / max(1, after[count] - before[count])
             lines.append(f"| {label}, PSS | {before[kib] / 1024:.1f} MiB ({before[count]}) "
                          f"| {after[kib] / 1024:.1f} MiB ({after[count]}) | {grown:.0f} KiB per extra one | reported |")

@@ -129,6 +129,9 @@ class Settings:
     docker_builder: str = DOCKER_BUILDERS[0]
     #: whether a release's new processes start (held) while its release command runs
     hold_processes: bool = True
+    #: whether web processes are reached on a published loopback port (a ``docker-proxy`` each)
+    #: instead of at their own address on the app's network
+    publish_ports: bool = False
     # Extra environment given to the process that runs (for example) the release phase.
     environ: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -159,6 +162,7 @@ class Settings:
             router_lua=_flag(env, "GITPAAS_ROUTER_LUA") if env.get("GITPAAS_ROUTER_LUA") else True,
             docker_builder=_choice(env, "GITPAAS_DOCKER_BUILDER", None, DOCKER_BUILDERS),
             hold_processes=_flag(env, "GITPAAS_HOLD_PROCESSES") if env.get("GITPAAS_HOLD_PROCESSES") else True,
+            publish_ports=_flag(env, "GITPAAS_PUBLISH_PORTS"),
             environ=env,
         )
 

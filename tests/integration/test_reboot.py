@@ -68,12 +68,47 @@ def test_boot_brings_every_app_back_after_a_reboot_and_twice_changes_nothing(hom
     assert (home.path / "router" / "generation.conf").read_text() == generation, "the router was not even reloaded"
 
 
-def test_apps_come_back_by_themselves_when_only_the_engine_restarts(home):
+def bodies(home, app: str, requests: int = 6) -> set[str]:
+    """What the app answered to ``requests`` requests in a row (the router takes turns)."""
+    seen = set()
+    for _ in range(requests):
+        try:
+            seen.add(home.get(app).text)
+        except OSError:
+            pass
+    return seen
+
+
+def web_addresses(docker_client, home, app: str) -> dict[str, tuple[str, str, dict]]:
+    """Each web process's address: the one it keeps, the one it has now, and its published ports."""
+    found = {}
+    for dyno, container_id in containers_of(docker_client, home, app).items():
+        if dyno.startswith("web."):
+            attrs = docker_client.api.inspect_container(container_id)
+            (network,) = attrs["NetworkSettings"]["Networks"].values()
+            found[dyno] = ((network.get("IPAMConfig") or {}).get("IPv4Address"), network["IPAddress"],
+                           attrs["HostConfig"]["PortBindings"] or {})
+    return found
+
+
+def test_apps_come_back_by_themselves_when_only_the_engine_restarts(home, docker_client):
     home.create_app("steady")
-    assert home.push("steady", "web", files={"BODY": "still"}).returncode == 0
+    assert home.push("steady", "web", files={"BODY": "still", "Procfile": "web: python3 /app/server.py\n" + WORKER}
+                     ).returncode == 0
+    home.gitpaas("ps:scale", "web=2", "-a", "steady")
+    before = web_addresses(docker_client, home, "steady")
+    assert sorted(before) == ["web.1", "web.2"]
+    for kept, now, published in before.values():
+        # the router reaches each at an address it keeps, with no port published (no docker-proxy)
+        assert kept and kept == now and not published, before
+        assert f"{kept}:5000" in (home.path / "router" / "apps" / "steady.conf").read_text()
     restart_engine()
     FAULTS["injected"] += 1
-    wait_for(lambda: answers(home, "steady", "still from web.1\n"), "the app to answer again", timeout=30)
+    # the engine restarts the worker and both web processes at once, handing out the addresses it
+    # picks itself anew: the web processes get theirs back, so the router, untouched, still reaches them
+    wait_for(lambda: bodies(home, "steady") >= {"still from web.1\n", "still from web.2\n"}, "both to answer again",
+             timeout=30)
+    assert web_addresses(docker_client, home, "steady") == before
 
 
 @pytest.mark.parametrize("procfile, cut_short, during", [

@@ -773,3 +773,114 @@ def test_destroy_leaves_a_network_the_engine_lost_count_of_and_fails_on_anything
         with pytest.raises(EnvironmentProblem, match="destroying an app: .*permission denied"):
             scheduler.destroy("shop")
     assert engine.removed >= 1
+
+
+class _AddressEngine:
+    """A Docker client for web starts: the app's network (``subnet``: None for one without a subnet of
+    its own) with the endpoints of running containers, the app's containers with the addresses
+    they keep, and a ``run`` that refuses ``refusals`` times with the engine's words for an address
+    another start took meanwhile (each time, that start's container is there at the next look)."""
+
+    def __init__(self, subnet: str | None, running: dict[str, str], kept: list[str], refusals: int = 0) -> None:
+        import docker
+        engine = self
+        self.runs: list[dict] = []
+        self.kept = list(kept)
+        self.refusals = refusals
+
+        class Made:
+            def __init__(self, args: dict) -> None:
+                self.id = self.name = args["name"]
+                self.status = "running"
+                self.labels = args["labels"]
+                config = args.get("networking_config") or {}
+                self.attrs = {
+                    "Created": "2026-12-04T00:00:00Z", "State": {"Running": True}, "Config": {"Labels": self.labels},
+                    "HostConfig": {"PortBindings": {f"{port}": [{"HostIp": host, "HostPort": str(number)}]
+                                                    for port, (host, number) in (args.get("ports") or {}).items()}},
+                    "NetworkSettings": {"Networks": {
+                        args["network"]: {"IPAMConfig": {"IPv4Address": config[args["network"]]["IPAMConfig"][
+                            "IPv4Address"]} if config else None}}}}
+
+            def reload(self) -> None:
+                pass
+
+        class api:
+            @staticmethod
+            def inspect_network(name: str) -> dict:
+                ipam = {"Config": [{"Subnet": subnet}] if subnet else []}
+                return {"Name": name, "IPAM": ipam,
+                        "Containers": {key: {"IPv4Address": f"{address}/26"} for key, address in running.items()}}
+
+            @staticmethod
+            def containers(all: bool, filters: dict) -> list:
+                return [{"NetworkSettings": {"Networks": {"net": {"IPAMConfig": {"IPv4Address": address}}}}}
+                        for address in engine.kept]
+
+            @staticmethod
+            def create_endpoint_config(**kwargs):
+                return docker.types.EndpointConfig("1.41", None, None, **kwargs)
+
+        class containers:
+            @staticmethod
+            def run(**args):
+                engine.runs.append(args)
+                config = args.get("networking_config")
+                if config and engine.refusals:
+                    engine.refusals -= 1
+                    engine.kept.append(config[args["network"]]["IPAMConfig"]["IPv4Address"])
+                    raise docker.errors.APIError("500 Server Error: Internal Server Error (\"Address already in use\")")
+                return Made(args)
+
+            @staticmethod
+            def list(all: bool, filters: dict) -> list:
+                return []
+
+        self.api, self.containers = api, containers
+
+
+def _web_start(tmp_path, monkeypatch, engine: _AddressEngine, env: dict | None = None) -> Dyno:
+    from gitpaas import labels
+    settings = Settings.from_env({"GITPAAS_HOME": str(tmp_path), **(env or {})})
+    containers = Containers(engine, settings)
+    release = ReleaseSpec(app="shop", version=3, id="id-3", image="img:v3", process_types={"web": "serve"}, env={},
+                          healthchecks={})
+    monkeypatch.setattr(Containers, "run_args", lambda self, release, process_type, index, command, role, size=None: {
+        "name": f"shop.{process_type}.{index}", "network": "gitpaas-x-shop", "environment": {},
+        "labels": labels.for_app(settings, "shop", **{labels.RELEASE: 3, labels.PROCESS_TYPE: process_type,
+                                                     labels.DYNO: f"{process_type}.{index}", labels.ROLE: "process"})})
+    return containers.start(release, "web", 1)
+
+
+def test_a_web_process_keeps_the_highest_address_no_container_of_its_network_holds_or_keeps(tmp_path, monkeypatch):
+    # 10.219.0.65 is the gateway; an add-on got .66 from the engine; a web process runs at .126;
+    # one that is stopped (a crash the engine will restart) keeps .125, though it holds nothing now
+    engine = _AddressEngine("10.219.0.64/26", running={"addon": "10.219.0.66", "web": "10.219.0.126"},
+                            kept=["10.219.0.126", "10.219.0.125"])
+    dyno = _web_start(tmp_path, monkeypatch, engine)
+    assert dyno.address == ("10.219.0.124", 5000), "the router reaches it there, with no port published"
+    (run,) = engine.runs
+    assert "ports" not in run and run["environment"]["PORT"] == "5000"
+
+
+def test_a_web_start_whose_address_another_start_took_meanwhile_takes_the_next(tmp_path, monkeypatch):
+    engine = _AddressEngine("10.219.0.64/26", running={}, kept=[], refusals=2)
+    dyno = _web_start(tmp_path, monkeypatch, engine)
+    assert [run["networking_config"]["gitpaas-x-shop"]["IPAMConfig"]["IPv4Address"] for run in engine.runs] == [
+        "10.219.0.126", "10.219.0.125", "10.219.0.124"]
+    assert dyno.address == ("10.219.0.124", 5000)
+
+
+@pytest.mark.parametrize("subnet, running, env", [
+    (None, {}, {}),  # a network the engine gave a subnet from its own pools: it keeps no address there
+    ("10.219.0.64/30", {"web": "10.219.0.66"}, {}),  # no address left (.65 is the gateway)
+    ("10.219.0.64/26", {}, {"GITPAAS_PUBLISH_PORTS": "1"}),  # asked for
+], ids=["no-subnet-of-its-own", "full", "GITPAAS_PUBLISH_PORTS"])
+def test_a_web_process_without_an_address_to_keep_is_published_on_a_loopback_port(tmp_path, monkeypatch, subnet,
+                                                                                  running, env):
+    engine = _AddressEngine(subnet, running=running, kept=[])
+    dyno = _web_start(tmp_path, monkeypatch, engine, env)
+    (run,) = engine.runs
+    assert "networking_config" not in run
+    host, port = run["ports"]["5000/tcp"]
+    assert dyno.address == ("127.0.0.1", port) and host == "127.0.0.1"

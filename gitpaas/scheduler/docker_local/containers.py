@@ -2,8 +2,12 @@
 
 Every container runs with ``--init`` (so signals reach the app), labelled with the home, app,
 release and process type, and named ``gp-<home id>-APP.web.1.vN-xxxx``. Formation processes
-restart ``unless-stopped``; web ones get ``$PORT`` (5000 inside) published on a free loopback
-port, which the router proxies to — so no app needs to share a network with the router.
+restart ``unless-stopped``; web ones listen on ``$PORT`` (5000) at an address of their app's
+network that they keep for life (``free_address``: the engine gives a container the address it
+was started with again after a restart, where one it picks itself may change), and the router,
+on the host, proxies to that address — no app shares a network with the router, and no
+``docker-proxy`` stands between them (``GITPAAS_PUBLISH_PORTS=1``, or a network without a subnet
+of its own, publishes ``$PORT`` on a free loopback port instead, the router proxying to that).
 
 Apps cannot touch each other: each app has its own bridge network (one app's processes neither
 reach nor resolve another's), and every process runs as an unprivileged user (the image's own
@@ -145,7 +149,8 @@ class Dyno:
 
     process: Process
     container: Container
-    #: the loopback (host, port) its $PORT is published on; None for processes that are not web
+    #: the (host, port) the router reaches its $PORT at: its own address on the app's network, or
+    #: the loopback port it is published on; None for processes that are not web
     address: tuple[str, int] | None = None
 
     @property
@@ -166,6 +171,10 @@ def to_dyno(container: Container) -> Dyno:
     ports = (container.attrs.get("HostConfig", {}).get("PortBindings") or {}).get(f"{WEB_PORT}/tcp")
     if ports:
         address = (ports[0].get("HostIp") or "127.0.0.1", int(ports[0]["HostPort"]))
+    else:
+        kept = own_address(container.attrs)
+        if kept:
+            address = (kept, WEB_PORT)
     status = "crashed" if state.get("Restarting") else _STATES.get(container.status, container.status)
     if container.name.endswith(RETIRING):
         status = "stopping"
@@ -178,6 +187,15 @@ def to_dyno(container: Container) -> Dyno:
         restarts=int(container.attrs.get("RestartCount", 0)), size=tags.get(SIZE) or sizes.DEFAULT,
     )
     return Dyno(process, container, address)
+
+
+def own_address(attrs: dict) -> str | None:
+    """The address a container was given to keep on its network (``start``: a web process's), or None."""
+    for endpoint in ((attrs.get("NetworkSettings") or {}).get("Networks") or {}).values():
+        kept = ((endpoint or {}).get("IPAMConfig") or {}).get("IPv4Address")
+        if kept:
+            return kept
+    return None
 
 
 class _NotWaiting(Exception):
@@ -381,7 +399,7 @@ class Containers:
 
     def start(self, release: ReleaseSpec, process_type: str, index: int, size: str | None = None, *,
               held: bool = False) -> Dyno:
-        """Start one formation process; a web one gets ``$PORT`` published on a free loopback port.
+        """Start one formation process; a web one gets an address of its own (or a published port).
         ``held``: its container starts but its command waits for ``release_held`` (see the module)."""
         args = self.run_args(release, process_type, index, release.process_types.get(process_type), role="process",
                              size=size)
@@ -399,14 +417,20 @@ class Containers:
         for _attempt in range(5):
             if process_type == "web":
                 args["environment"]["PORT"] = str(WEB_PORT)
-                args["ports"] = {f"{WEB_PORT}/tcp": ("127.0.0.1", free_loopback_port())}
+                address = None if self.settings.publish_ports else self.free_address(release.app, args["network"])
+                if address:
+                    args["networking_config"] = {
+                        args["network"]: self.client.api.create_endpoint_config(ipv4_address=address)}
+                else:
+                    args["ports"] = {f"{WEB_PORT}/tcp": ("127.0.0.1", free_loopback_port())}
             try:
                 container = self.client.containers.run(**args)
             except APIError as exc:
                 last_error = exc
                 self._remove_named(args["name"])
-                if "port is already allocated" in str(exc) or "address already in use" in str(exc):
-                    continue  # another program took the free port meanwhile: pick another
+                taken = str(exc).lower()
+                if "port is already allocated" in taken or "address already in use" in taken:
+                    continue  # another program took the free port (or another start the address) meanwhile
                 raise BootFailed(f"{process_type}.{index}", f"could not start: {exc.explanation or exc}",
                                  version=release.version) from exc
             except BaseException:  # (no answer from the engine, Ctrl-C): made, perhaps started, unknown to all
@@ -420,7 +444,30 @@ class Containers:
                     remove(container)  # started, but nobody would know of it
                 raise
             return to_dyno(container)
-        raise BootFailed(f"{process_type}.{index}", f"could not get a free port: {last_error}", version=release.version)
+        raise BootFailed(f"{process_type}.{index}", f"could not get a free address: {last_error.explanation or last_error}",
+                         version=release.version)
+
+    def free_address(self, app: str, network: str) -> str | None:
+        """An address on the app's ``network`` for a web process to keep for its whole life: the
+        engine gives it back after a restart (its own, or a reboot), where one it picks would
+        change — so the router can reach the process there, with no published port in between.
+        The highest one that no container of the network holds or keeps (a stopped one keeps its
+        own; the engine hands out addresses from the bottom). None when the network has no IPv4
+        subnet of its own (the engine only keeps addresses there), or no address left: the
+        process is then reached on a published loopback port."""
+        info = self.client.api.inspect_network(network)
+        subnets = [config for config in (info.get("IPAM") or {}).get("Config") or []
+                   if "." in (config.get("Subnet") or "")]
+        if not subnets:
+            return None
+        subnet = ipaddress.ip_network(subnets[0]["Subnet"], strict=False)
+        hosts = list(subnet.hosts())
+        taken = {subnets[0].get("Gateway") or str(hosts[0])}
+        taken.update((endpoint.get("IPv4Address") or "").split("/")[0]
+                     for endpoint in (info.get("Containers") or {}).values())
+        for summary in self.client.api.containers(all=True, filters=labels.filters(labels.for_app(self.settings, app))):
+            taken.add(own_address(summary) or "")
+        return next((str(host) for host in reversed(hosts) if str(host) not in taken), None)
 
     def _remove_named(self, name: str) -> None:
         for leftover in self.client.containers.list(all=True, filters={"name": name}):
