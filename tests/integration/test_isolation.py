@@ -4,6 +4,8 @@ engine does when it exceeds its memory."""
 
 from __future__ import annotations
 
+import ipaddress
+
 from gitpaas import labels
 from harness import wait_for
 
@@ -44,6 +46,37 @@ def test_one_apps_processes_cannot_reach_or_resolve_another_apps(home, docker_cl
     assert code != 0 and "gaierror" in out
     # the router still reaches both
     assert home.get("alpha").text == "alpha from web.1\n" and home.get("beta").text == "beta from web.1\n"
+
+
+def test_web_processes_keep_addresses_of_their_own_and_on_a_network_the_engine_chose_are_published(home,
+                                                                                                   docker_client):
+    home.create_app("kept")
+    assert home.push("kept", "web", files={"Procfile": "web: python3 /app/server.py\nworker: sleep infinity\n"}
+                     ).returncode == 0
+    home.gitpaas("ps:scale", "worker=1", "-a", "kept")
+    network = docker_client.networks.get(home.settings.app_network("kept"))
+    (config,) = network.attrs["IPAM"]["Config"]
+    upper = list(ipaddress.ip_network(config["Subnet"]).subnets(prefixlen_diff=1))[1]
+    addresses = {}
+    for container in docker_client.containers.list(filters=labels.filters(
+            {labels.HOME: str(home.path), labels.APP: "kept", labels.ROLE: "process"})):
+        (endpoint,) = container.attrs["NetworkSettings"]["Networks"].values()
+        addresses[container.labels[labels.PROCESS_TYPE]] = ipaddress.ip_address(endpoint["IPAddress"])
+        assert not container.attrs["HostConfig"]["PortBindings"], "no port published: the router goes straight there"
+    # the web process keeps one of the upper half; the engine hands the worker one of the lower
+    assert addresses["web"] in upper and addresses["worker"] not in upper, (config, addresses)
+
+    # A network made otherwise (by hand, or by a gitpaas before app networks had a subnet of their
+    # own): the engine keeps no address there, so the web process is published on loopback
+    made = docker_client.networks.create(home.settings.app_network("byhand"), driver="bridge",
+                                         labels={labels.HOME: str(home.path), labels.APP: "byhand"})
+    home.create_app("byhand")
+    assert home.push("byhand", "web", files={"BODY": "by hand"}).returncode == 0
+    (web,) = [c for c in docker_client.containers.list(filters=labels.filters(
+        {labels.HOME: str(home.path), labels.APP: "byhand", labels.ROLE: "process"}))]
+    assert web.attrs["NetworkSettings"]["Networks"].keys() == {made.name}
+    assert web.attrs["HostConfig"]["PortBindings"]["5000/tcp"][0]["HostIp"] == "127.0.0.1"
+    assert home.get("byhand").text == "by hand from web.1\n"
 
 
 def test_processes_run_unprivileged_with_their_sizes_limits(home, docker_client):

@@ -334,6 +334,19 @@ def test_web_that_never_listens_fails_the_release_and_the_old_one_keeps_serving(
     assert [d["release"]["version"] for d in home.json("ps", "-a", "deaf")] == [1]
 
 
+def test_web_that_listens_only_inside_its_container_fails_the_release_saying_so(home):
+    # Seen listening from its own network namespace, but on 127.0.0.1: the router, on the host, would
+    # get nothing but 502s from it (as it did when the router went through a published port)
+    home.create_app("inward")
+    assert deployed(home.push("inward", "web"))
+    push = home.push("inward", "web", files={"Procfile": "web: python3 -m http.server --bind 127.0.0.1 $PORT\n"})
+    assert push.returncode != 0
+    assert "web.1 listens on PORT 5000 inside its container, but refused this server's connection" in push.stderr
+    assert "listens only on 127.0.0.1 or localhost there (bind 0.0.0.0)" in push.stderr
+    assert home.release("inward", 2)["status"] == "failed"
+    assert home.get("inward").text == "hello v1 from web.1\n"
+
+
 def test_scaling_web_to_two_serves_from_both(home):
     home.create_app("scaled")
     assert deployed(home.push("scaled", "web", files={

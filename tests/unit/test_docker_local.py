@@ -5,6 +5,7 @@ the real engine."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -776,17 +777,18 @@ def test_destroy_leaves_a_network_the_engine_lost_count_of_and_fails_on_anything
 
 
 class _AddressEngine:
-    """A Docker client for web starts: the app's network (``subnet``: None for one without a subnet of
-    its own) with the endpoints of running containers, the app's containers with the addresses
-    they keep, and a ``run`` that refuses ``refusals`` times with the engine's words for an address
-    another start took meanwhile (each time, that start's container is there at the next look)."""
+    """A Docker client for web starts: the app's network (its ``subnet`` and the endpoints of its
+    running containers), the app's containers with the addresses they keep, and a ``run`` that
+    refuses each address in ``refuse`` once with the engine's words for one taken (nothing lists
+    who took it), or every address with ``chose_subnet`` (a network whose subnet the engine chose)."""
 
-    def __init__(self, subnet: str | None, running: dict[str, str], kept: list[str], refusals: int = 0) -> None:
+    def __init__(self, subnet: str | None, running: dict[str, str], kept: list[str], refuse: tuple[str, ...] = (),
+                 chose_subnet: bool = False) -> None:
         import docker
         engine = self
         self.runs: list[dict] = []
-        self.kept = list(kept)
-        self.refusals = refusals
+        self.listed: list[dict] = []
+        self.refuse = list(refuse)
 
         class Made:
             def __init__(self, args: dict) -> None:
@@ -808,14 +810,16 @@ class _AddressEngine:
         class api:
             @staticmethod
             def inspect_network(name: str) -> dict:
-                ipam = {"Config": [{"Subnet": subnet}] if subnet else []}
+                ipam = {"Config": [{"Subnet": subnet, "Gateway": str(next(ipaddress.ip_network(subnet).hosts()))}]
+                        if subnet else []}
                 return {"Name": name, "IPAM": ipam,
                         "Containers": {key: {"IPv4Address": f"{address}/26"} for key, address in running.items()}}
 
             @staticmethod
             def containers(all: bool, filters: dict) -> list:
+                engine.listed.append(filters)
                 return [{"NetworkSettings": {"Networks": {"net": {"IPAMConfig": {"IPv4Address": address}}}}}
-                        for address in engine.kept]
+                        for address in kept]
 
             @staticmethod
             def create_endpoint_config(**kwargs):
@@ -826,10 +830,14 @@ class _AddressEngine:
             def run(**args):
                 engine.runs.append(args)
                 config = args.get("networking_config")
-                if config and engine.refusals:
-                    engine.refusals -= 1
-                    engine.kept.append(config[args["network"]]["IPAMConfig"]["IPv4Address"])
-                    raise docker.errors.APIError("500 Server Error: Internal Server Error (\"Address already in use\")")
+                wanted = config[args["network"]]["IPAMConfig"]["IPv4Address"] if config else None
+                if wanted and chose_subnet:
+                    raise docker.errors.APIError("400 Client Error: Bad Request (\"user specified IP address is "
+                                                 "supported only when connecting to networks with user configured "
+                                                 "subnets\")")
+                if wanted in engine.refuse:
+                    engine.refuse.remove(wanted)
+                    raise docker.errors.APIError("403 Client Error: Forbidden (\"Address already in use\")")
                 return Made(args)
 
             @staticmethod
@@ -852,35 +860,77 @@ def _web_start(tmp_path, monkeypatch, engine: _AddressEngine, env: dict | None =
     return containers.start(release, "web", 1)
 
 
-def test_a_web_process_keeps_the_highest_address_no_container_of_its_network_holds_or_keeps(tmp_path, monkeypatch):
-    # 10.219.0.65 is the gateway; an add-on got .66 from the engine; a web process runs at .126;
-    # one that is stopped (a crash the engine will restart) keeps .125, though it holds nothing now
-    engine = _AddressEngine("10.219.0.64/26", running={"addon": "10.219.0.66", "web": "10.219.0.126"},
-                            kept=["10.219.0.126", "10.219.0.125"])
+def _asked(engine: _AddressEngine) -> list[str | None]:
+    return [(run.get("networking_config") or {}).get("gitpaas-x-shop", {}).get("IPAMConfig", {}).get("IPv4Address")
+            for run in engine.runs]
+
+
+@pytest.mark.parametrize("running, kept, expected", [
+    # the engine's own (an add-on .66, a worker .67) are in the lower half; a web process runs at
+    # .100, and one that is stopped (a crash the engine will restart) keeps .101, holding nothing now
+    ({"addon": "10.219.0.66", "worker": "10.219.0.67", "web": "10.219.0.100"}, ["10.219.0.100", "10.219.0.101"],
+     "10.219.0.102"),
+    ({}, [], "10.219.0.96"),  # the first: the start of the upper half
+    ({"web": "10.219.0.126"}, ["10.219.0.126"], "10.219.0.96"),  # round the half after its last address
+], ids=["after-the-highest-in-use", "first", "round-the-half"])
+def test_a_web_process_keeps_the_next_address_of_the_upper_half_no_container_holds_or_keeps(tmp_path, monkeypatch,
+                                                                                           running, kept, expected):
+    from gitpaas import labels
+    engine = _AddressEngine("10.219.0.64/26", running=running, kept=kept)
     dyno = _web_start(tmp_path, monkeypatch, engine)
-    assert dyno.address == ("10.219.0.124", 5000), "the router reaches it there, with no port published"
+    assert dyno.address == (expected, 5000), "the router reaches it there, with no port published"
     (run,) = engine.runs
-    assert "ports" not in run and run["environment"]["PORT"] == "5000"
+    assert "ports" not in run and run["environment"]["PORT"] == "5000" and _asked(engine) == [expected]
+    assert engine.listed == [labels.filters(labels.for_app(Settings.from_env({"GITPAAS_HOME": str(tmp_path)}),
+                                                           "shop"))], "the app's containers, stopped ones too"
 
 
-def test_a_web_start_whose_address_another_start_took_meanwhile_takes_the_next(tmp_path, monkeypatch):
-    engine = _AddressEngine("10.219.0.64/26", running={}, kept=[], refusals=2)
+def test_a_web_start_refused_an_address_asks_for_another_even_when_nothing_lists_who_holds_it(tmp_path, monkeypatch):
+    engine = _AddressEngine("10.219.0.64/26", running={}, kept=[], refuse=("10.219.0.96", "10.219.0.97"))
     dyno = _web_start(tmp_path, monkeypatch, engine)
-    assert [run["networking_config"]["gitpaas-x-shop"]["IPAMConfig"]["IPv4Address"] for run in engine.runs] == [
-        "10.219.0.126", "10.219.0.125", "10.219.0.124"]
-    assert dyno.address == ("10.219.0.124", 5000)
+    assert _asked(engine) == ["10.219.0.96", "10.219.0.97", "10.219.0.98"]
+    assert dyno.address == ("10.219.0.98", 5000) and "ports" not in engine.runs[-1]
 
 
-@pytest.mark.parametrize("subnet, running, env", [
-    (None, {}, {}),  # a network the engine gave a subnet from its own pools: it keeps no address there
-    ("10.219.0.64/30", {"web": "10.219.0.66"}, {}),  # no address left (.65 is the gateway)
-    ("10.219.0.64/26", {}, {"GITPAAS_PUBLISH_PORTS": "1"}),  # asked for
-], ids=["no-subnet-of-its-own", "full", "GITPAAS_PUBLISH_PORTS"])
+def test_a_web_start_refused_the_last_free_address_is_published_and_asks_for_no_address(tmp_path, monkeypatch):
+    # a /29's upper half: .4 (.5, .6 run; .7 is the broadcast address)
+    engine = _AddressEngine("10.219.0.0/29", running={"a": "10.219.0.5", "b": "10.219.0.6"}, kept=[],
+                            refuse=("10.219.0.4",))
+    dyno = _web_start(tmp_path, monkeypatch, engine)
+    assert _asked(engine) == ["10.219.0.4", None]
+    assert "networking_config" not in engine.runs[-1] and dyno.address == ("127.0.0.1",
+                                                                            engine.runs[-1]["ports"]["5000/tcp"][1])
+
+
+@pytest.mark.parametrize("subnet, running, env, chose_subnet, asked", [
+    # a network whose subnet the engine chose (made by hand, or by a gitpaas before app networks
+    # had their own): its inspection shows a subnet all the same, but the engine refuses the address
+    ("172.18.0.0/16", {}, {}, True, ["172.18.128.0", None]),
+    ("10.219.0.64/30", {"web": "10.219.0.66"}, {}, False, [None]),  # no address left (.65 is the gateway)
+    (None, {}, {}, False, [None]),  # no IPv4 subnet at all
+    ("10.219.0.64/26", {}, {"GITPAAS_PUBLISH_PORTS": "1"}, False, [None]),  # asked for
+], ids=["subnet-the-engine-chose", "full", "no-ipv4-subnet", "GITPAAS_PUBLISH_PORTS"])
 def test_a_web_process_without_an_address_to_keep_is_published_on_a_loopback_port(tmp_path, monkeypatch, subnet,
-                                                                                  running, env):
-    engine = _AddressEngine(subnet, running=running, kept=[])
+                                                                                  running, env, chose_subnet, asked):
+    engine = _AddressEngine(subnet, running=running, kept=[], chose_subnet=chose_subnet)
     dyno = _web_start(tmp_path, monkeypatch, engine, env)
-    (run,) = engine.runs
-    assert "networking_config" not in run
-    host, port = run["ports"]["5000/tcp"]
+    assert _asked(engine) == asked
+    host, port = engine.runs[-1]["ports"]["5000/tcp"]
     assert dyno.address == ("127.0.0.1", port) and host == "127.0.0.1"
+
+
+def test_a_process_seen_listening_that_this_host_cannot_reach_is_named_with_why(monkeypatch):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # (bound, not listening: refused)
+        assert "listens only on 127.0.0.1 or localhost there (bind 0.0.0.0)" in health.unreachable(("127.0.0.1", port))
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        assert health.unreachable(listener.getsockname()) is None
+
+    def out_of_reach(address, timeout):
+        raise OSError(113, "No route to host")  # (what a host without a route to the engine's addresses says)
+    monkeypatch.setattr(health.socket, "create_connection", out_of_reach)
+    said = health.unreachable(("10.219.0.96", 5000))
+    assert "cannot reach it at 10.219.0.96 (No route to host)" in said and "GITPAAS_PUBLISH_PORTS=1" in said

@@ -6,8 +6,9 @@ restart ``unless-stopped``; web ones listen on ``$PORT`` (5000) at an address of
 network that they keep for life (``free_address``: the engine gives a container the address it
 was started with again after a restart, where one it picks itself may change), and the router,
 on the host, proxies to that address — no app shares a network with the router, and no
-``docker-proxy`` stands between them (``GITPAAS_PUBLISH_PORTS=1``, or a network without a subnet
-of its own, publishes ``$PORT`` on a free loopback port instead, the router proxying to that).
+``docker-proxy`` stands between them (``GITPAAS_PUBLISH_PORTS=1``, a network whose subnet the
+engine chose, or one with no address left publishes ``$PORT`` on a free loopback port instead,
+the router proxying to that; at its own address, the health check proves the host reaches it).
 
 Apps cannot touch each other: each app has its own bridge network (one app's processes neither
 reach nor resolve another's), and every process runs as an unprivileged user (the image's own
@@ -19,7 +20,7 @@ A container being retired is renamed with the ``-retiring`` suffix first, so eve
 sees it as ``stopping`` from then on, whatever the detached retirer is doing to it.
 
 A new release's processes can be started *held* while its release command runs (``start(held=True)``):
-the container is made and started — its network, port and init set up, the slow part of a start —
+the container is made and started — its network, address and init set up, the slow part of a start —
 but its first command is a small shell gate (``GATE``) that waits for gitpaas's word on its stdin
 before it ``exec``s the process's command. ``release_held`` gives that word once the release phase
 has succeeded; a failed one removes them, so no app code of a release runs before its release
@@ -81,7 +82,9 @@ SIZE = "gitpaas.size"
 DETACHED = "gitpaas.detached"
 #: who a process runs as when its image names no USER: nobody, as Heroku's dynos run unprivileged
 DYNO_USER = "65534:65534"
-#: each app network's size: a /26 holds 62 processes and add-ons
+#: each app network's size: a /26, whose upper half holds the addresses of up to 31 web processes
+#: (``free_address``; during a swap the old ones and the new) and whose lower half the engine hands
+#: out to the other processes, one-offs and add-ons (29); a web process past those is published
 SUBNET_PREFIX = 26
 #: label holding a digest of how a container was set up (user, limits, network, security): one
 #: made otherwise — by an older gitpaas, or at another size — is replaced, not kept
@@ -308,9 +311,12 @@ class Containers:
     def _create_network(self, name: str, app: str) -> None:
         for subnet in self._free_subnets():
             try:
+                # (the engine hands out addresses from the lower half; web processes keep theirs in
+                # the upper one: ``free_address``)
+                lower = next(subnet.subnets(prefixlen_diff=1))
                 self.client.networks.create(
                     name, driver="bridge", check_duplicate=True, labels=labels.for_app(self.settings, app),
-                    ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))]))
+                    ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet), iprange=str(lower))]))
                 return
             except APIError as exc:
                 if exc.status_code == 409:
@@ -414,10 +420,15 @@ class Containers:
             args["entrypoint"] = ["/bin/sh", "-c", GATE, "gitpaas-held"]
             args["command"] = command
         last_error: APIError | None = None
+        refused: set[str] = set()  # addresses the engine would not give, whatever the listings say
+        publish = self.settings.publish_ports
         for _attempt in range(5):
+            address = None
             if process_type == "web":
                 args["environment"]["PORT"] = str(WEB_PORT)
-                address = None if self.settings.publish_ports else self.free_address(release.app, args["network"])
+                args.pop("ports", None)
+                args.pop("networking_config", None)
+                address = None if publish else self.free_address(release.app, args["network"], refused)
                 if address:
                     args["networking_config"] = {
                         args["network"]: self.client.api.create_endpoint_config(ipv4_address=address)}
@@ -428,9 +439,15 @@ class Containers:
             except APIError as exc:
                 last_error = exc
                 self._remove_named(args["name"])
-                taken = str(exc).lower()
-                if "port is already allocated" in taken or "address already in use" in taken:
-                    continue  # another program took the free port (or another start the address) meanwhile
+                said = str(exc).lower()
+                if address and "user configured subnets" in said:
+                    publish = True  # a network whose subnet the engine chose: it keeps no address there
+                    continue
+                if address and "address already in use" in said:
+                    refused.add(address)  # another start took it meanwhile (or the engine holds it)
+                    continue
+                if "port is already allocated" in said or "address already in use" in said:
+                    continue  # another program took the free port meanwhile: pick another
                 raise BootFailed(f"{process_type}.{index}", f"could not start: {exc.explanation or exc}",
                                  version=release.version) from exc
             except BaseException:  # (no answer from the engine, Ctrl-C): made, perhaps started, unknown to all
@@ -444,30 +461,40 @@ class Containers:
                     remove(container)  # started, but nobody would know of it
                 raise
             return to_dyno(container)
-        raise BootFailed(f"{process_type}.{index}", f"could not get a free address: {last_error.explanation or last_error}",
+        raise BootFailed(f"{process_type}.{index}", f"could not start: {last_error.explanation or last_error}",
                          version=release.version)
 
-    def free_address(self, app: str, network: str) -> str | None:
+    def free_address(self, app: str, network: str, refused: set[str] | frozenset[str] = frozenset()) -> str | None:
         """An address on the app's ``network`` for a web process to keep for its whole life: the
         engine gives it back after a restart (its own, or a reboot), where one it picks would
         change — so the router can reach the process there, with no published port in between.
-        The highest one that no container of the network holds or keeps (a stopped one keeps its
-        own; the engine hands out addresses from the bottom). None when the network has no IPv4
-        subnet of its own (the engine only keeps addresses there), or no address left: the
-        process is then reached on a published loopback port."""
+
+        Taken from the upper half of the network's subnet (gitpaas gives the engine the lower half
+        for the addresses it hands out itself, ``_create_network``), the first free one after the
+        highest in use, round the half: so an address is not given again deploy after deploy.
+        Free: no running container holds it, no container of the app keeps it (a stopped one keeps
+        its own), and the engine did not refuse it (``refused``). None when the network has no IPv4
+        subnet, or no address left there: the process is then reached on a published loopback port."""
         info = self.client.api.inspect_network(network)
-        subnets = [config for config in (info.get("IPAM") or {}).get("Config") or []
+        configs = [config for config in (info.get("IPAM") or {}).get("Config") or []
                    if "." in (config.get("Subnet") or "")]
-        if not subnets:
+        if not configs:
             return None
-        subnet = ipaddress.ip_network(subnets[0]["Subnet"], strict=False)
-        hosts = list(subnet.hosts())
-        taken = {subnets[0].get("Gateway") or str(hosts[0])}
+        subnet = ipaddress.ip_network(configs[0]["Subnet"], strict=False)
+        first = int(subnet.network_address) + subnet.num_addresses // 2
+        upper = [ipaddress.IPv4Address(n) for n in range(first, first + min(subnet.num_addresses // 2 - 1, 1024))]
+        taken = set(refused) | {configs[0].get("Gateway") or ""}
         taken.update((endpoint.get("IPv4Address") or "").split("/")[0]
                      for endpoint in (info.get("Containers") or {}).values())
         for summary in self.client.api.containers(all=True, filters=labels.filters(labels.for_app(self.settings, app))):
             taken.add(own_address(summary) or "")
-        return next((str(host) for host in reversed(hosts) if str(host) not in taken), None)
+        used = [index for index, address in enumerate(upper) if str(address) in taken]
+        start = used[-1] + 1 if used else 0
+        for step in range(len(upper)):
+            address = str(upper[(start + step) % len(upper)])
+            if address not in taken:
+                return address
+        return None
 
     def _remove_named(self, name: str) -> None:
         for leftover in self.client.containers.list(all=True, filters={"name": name}):

@@ -6,7 +6,8 @@ declares):
 1. every web process accepts connections on ``$PORT`` within the boot timeout — read from the
    container's own network namespace (``/proc/PID/net/tcp``: exact, no traffic; asked only when
    its socket counters moved, see :class:`Listening`), or, when that cannot be seen, by
-   connecting to its published loopback port;
+   connecting to it; one seen listening at an address of its own is then connected to once from
+   this host, where the router is (``unreachable``);
 2. every app.json startup check of its type answers 2xx (with ``content``) on that port;
 3. every new process is still up, never restarted, at the end of the startup window (which only
    non-web processes wait out: a web one has proven itself by serving).
@@ -17,6 +18,7 @@ Any failure raises :class:`BootFailed` naming the process, the reason and its ou
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import socket
 import time
 from collections.abc import Mapping
@@ -126,6 +128,24 @@ def accepts_connections(address: tuple[str, int], wait: float = 0.3) -> bool:
         return False
 
 
+def unreachable(address: tuple[str, int], timeout: float = 2.0) -> str | None:
+    """None when this host connects to a process seen listening on ``$PORT`` at its own address
+    (``address``, where the router proxies to); else why not, in a line: a process that listens
+    only inside its container (``127.0.0.1``), or an engine whose container addresses the host
+    cannot reach (a rootless one, a firewall), which a published port gets round."""
+    try:
+        with socket.create_connection(address, timeout=timeout):
+            return None
+    except ConnectionRefusedError:
+        return (f"listens on PORT {WEB_PORT} inside its container, but refused this server's connection at "
+                f"{address[0]}: it listens only on 127.0.0.1 or localhost there (bind 0.0.0.0), or a firewall "
+                "refuses it")
+    except OSError as exc:
+        return (f"listens on PORT {WEB_PORT}, but this server cannot reach it at {address[0]} "
+                f"({exc.strerror or exc}); where the engine's container addresses are out of the host's "
+                "reach (a rootless engine), set GITPAAS_PUBLISH_PORTS=1")
+
+
 def http_check(address: tuple[str, int], host: str, check: Check) -> str | None:
     """One attempt: None when it passes, else what went wrong."""
     connection = http.client.HTTPConnection(*address, timeout=check.timeout)
@@ -199,6 +219,10 @@ class HealthCheck:
                                            f"within {self.boot_timeout:g} s", self.containers.tail(dyno.container))
                 readable = listening is not None
                 time.sleep(POLL if readable else PORT_POLL)
+            if listening and not ipaddress.ip_address(dyno.address[0]).is_loopback:
+                problem = unreachable(dyno.address)  # (seen listening from inside: is it reached from here?)
+                if problem:
+                    raise self._failed(dyno, problem, self.containers.tail(dyno.container))
 
     def pass_check(self, dyno: Dyno, check: Check) -> str:
         time.sleep(check.initial_delay)
