@@ -323,28 +323,33 @@ def test_dockerfile_app_without_procfile_runs_the_image_command_and_skips_the_re
     assert dyno["command"] == "python3 /app/server.py"
 
 
+def a_second_push_fails_and_the_first_serves(home, app: str, fixture: str, *said: str, **push) -> None:
+    """v1 of the test app deploys; v2 (``fixture``, with ``push``'s files or env) fails its health
+    check saying each of ``said``; v1 keeps serving, alone."""
+    home.create_app(app)
+    assert deployed(home.push(app, "web"))
+    second = home.push(app, fixture, **push)
+    assert second.returncode != 0
+    for words in said:
+        assert words in second.stderr, second.stderr[-1500:]
+    assert home.release(app, 2)["status"] == "failed"
+    assert home.get(app).text == "hello v1 from web.1\n"
+    assert [d["release"]["version"] for d in home.json("ps", "-a", app)] == [1]
+
+
 def test_web_that_never_listens_fails_the_release_and_the_old_one_keeps_serving(home):
-    home.create_app("deaf")
-    assert deployed(home.push("deaf", "web"))
-    push = home.push("deaf", "never-listens", env={"GITPAAS_BOOT_TIMEOUT": "3"})
-    assert push.returncode != 0
-    assert "web.1 did not accept connections on PORT 5000 within 3 s" in push.stderr
-    assert home.release("deaf", 2)["status"] == "failed"
-    assert home.get("deaf").text == "hello v1 from web.1\n"
-    assert [d["release"]["version"] for d in home.json("ps", "-a", "deaf")] == [1]
+    a_second_push_fails_and_the_first_serves(home, "deaf", "never-listens",
+                                             "web.1 did not accept connections on PORT 5000 within 3 s",
+                                             env={"GITPAAS_BOOT_TIMEOUT": "3"})
 
 
 def test_web_that_listens_only_inside_its_container_fails_the_release_saying_so(home):
     # Seen listening from its own network namespace, but on 127.0.0.1: the router, on the host, would
     # get nothing but 502s from it (as it did when the router went through a published port)
-    home.create_app("inward")
-    assert deployed(home.push("inward", "web"))
-    push = home.push("inward", "web", files={"Procfile": "web: python3 -m http.server --bind 127.0.0.1 $PORT\n"})
-    assert push.returncode != 0
-    assert "web.1 listens on PORT 5000 inside its container, but refused this server's connection" in push.stderr
-    assert "listens only on 127.0.0.1 or localhost there (bind 0.0.0.0)" in push.stderr
-    assert home.release("inward", 2)["status"] == "failed"
-    assert home.get("inward").text == "hello v1 from web.1\n"
+    a_second_push_fails_and_the_first_serves(
+        home, "inward", "web", "web.1 listens on PORT 5000 inside its container, but refused this server's connection",
+        "listens only on 127.0.0.1 or localhost there (bind 0.0.0.0)",
+        files={"Procfile": "web: python3 -m http.server --bind 127.0.0.1 $PORT\n"})
 
 
 def test_scaling_web_to_two_serves_from_both(home):
