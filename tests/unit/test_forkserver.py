@@ -299,3 +299,55 @@ def test_a_command_takes_ctrl_backslash_as_its_client_would_whatever_the_server_
     assert int(Path(f"/proc/{pid}/status").read_text().split("SigIgn:")[1].split()[0], 16) & (1 << (signal.SIGQUIT - 1))
     no_core = lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # noqa: E731
     assert signalled_command(home, pid, signal.SIGQUIT, preexec_fn=no_core) == -signal.SIGQUIT
+
+
+#: the interpreter's own standard streams, buffered as a user's would be
+BUFFERED = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+#: a command that leaves work for the interpreter's exit: output not yet flushed (standard output
+#: to a pipe is block-buffered), a thread still running, an ``atexit`` callback, a temporary
+#: folder that a finalizer removes; then it exits with STATUS, by ``END``
+_LEAVES_WORK = """
+import atexit, os, sys, tempfile, threading, time
+from gitpaas.forkserver import server
+folder = tempfile.TemporaryDirectory(prefix="gitpaas-end-")
+print(folder.name)
+print("to standard error", file=sys.stderr, end="")
+def later():
+    time.sleep(0.3)
+    print("the thread finished")
+threading.Thread(target=later).start()
+atexit.register(lambda: print("atexit ran"))
+{end}({status!r})
+"""
+
+
+@pytest.mark.parametrize("status", [0, 3, None, "a message", -1, 256, True])
+def test_a_child_ends_as_the_interpreter_would_without_tearing_down_what_it_shares(status):
+    """``server.end``, how a child of the server ends, does what ``sys.exit`` does — the same
+    output in the same order, the thread waited for, ``atexit``'s callbacks and a temporary
+    folder's cleanup run, the same exit status — skipping only the teardown of every module."""
+    def ended(end: str) -> tuple:
+        ran = subprocess.run([sys.executable, "-c", _LEAVES_WORK.format(end=end, status=status)],
+                             capture_output=True, text=True, timeout=60, env=BUFFERED, check=False)
+        folder, _, rest = ran.stdout.partition("\n")
+        return ran.returncode, rest, ran.stderr, os.path.exists(folder)
+
+    assert ended("server.end") == ended("sys.exit")
+    assert ended("server.end")[1:] == ("the thread finished\natexit ran\n", "to standard error"
+                                       + ("a message\n" if status == "a message" else ""), False)
+
+
+def test_a_child_whose_reader_is_gone_ends_as_the_interpreter_would():
+    """Standard output to a pipe whose reader has gone, found when the output left in its buffer
+    is flushed at the end: the interpreter says so and exits 120."""
+    code = "import sys\nfrom gitpaas.forkserver import server\nprint('x' * 100)\n{end}(0)\n"
+    def ended(end: str) -> tuple:
+        reader, writer = os.pipe()
+        os.close(reader)
+        ran = subprocess.run([sys.executable, "-c", code.format(end=end)], stdout=writer, stderr=subprocess.PIPE,
+                             text=True, timeout=60, env=BUFFERED, check=False)
+        os.close(writer)
+        return ran.returncode, ran.stderr
+
+    assert ended("server.end") == ended("sys.exit")
+    assert ended("server.end")[0] == 120
