@@ -934,3 +934,33 @@ def test_a_process_seen_listening_that_this_host_cannot_reach_is_named_with_why(
     monkeypatch.setattr(health.socket, "create_connection", out_of_reach)
     said = health.unreachable(("10.219.0.96", 5000))
     assert "cannot reach it at 10.219.0.96 (No route to host)" in said and "GITPAAS_PUBLISH_PORTS=1" in said
+
+
+def test_an_app_network_that_exists_is_used_without_waiting_for_the_lock_that_makes_one(tmp_path):
+    """A release's command and its processes held meanwhile ask for the app's network at once, in
+    two threads; the lock that serializes making it (``FileLock``, which waits by polling every
+    50 ms) is taken only when it is to be made, so one never waits for the other."""
+    from filelock import FileLock
+
+    settings = Settings.from_env({"GITPAAS_HOME": str(tmp_path)})
+    name = settings.app_network("shop")
+
+    class Network:
+        pass
+
+    class Engine:
+        class networks:
+            @staticmethod
+            def list(names: list[str]) -> list:
+                network = Network()
+                network.name = name
+                return [network] if names == [name] else []
+
+    containers = Containers(Engine(), settings)
+    got: list[str] = []
+    (tmp_path / "locks").mkdir()
+    with FileLock(str(tmp_path / "locks" / "network.lock")):  # (another thread, or process, making one)
+        asking = threading.Thread(target=lambda: got.append(containers.network("shop")), daemon=True)
+        asking.start()
+        asking.join(timeout=30)
+        assert got == [name], "answered while the lock was held elsewhere"

@@ -300,11 +300,14 @@ class Containers:
         name = self.settings.app_network(app)
         if name in self._networks_ready:
             return name
-        locks = self.settings.home / "locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(locks / "network.lock")):
-            if not self._networks_named(name):
-                self._create_network(name, app)
+        # The lock only when it is to be made: two threads of a release (its command's container and
+        # its processes held meanwhile) ask at once, and ``FileLock`` waits by polling every 50 ms.
+        if not self._networks_named(name):
+            locks = self.settings.home / "locks"
+            locks.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(locks / "network.lock")):
+                if not self._networks_named(name):
+                    self._create_network(name, app)
         self._networks_ready.add(name)
         return name
 
