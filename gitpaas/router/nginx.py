@@ -101,7 +101,9 @@ class NginxRouter:
         self.main_config_path = self.router_dir / "nginx.conf"
         self.pid_path = self.router_dir / "nginx.pid"
         self.error_log_path = self.router_dir / "logs" / "error.log"
-        self._lock = FileLock(str(self.router_dir / "router.lock"))
+        # (held for a switch, milliseconds: another deploy's or a retirer's switch waiting for it
+        # looks again every 5 ms, not filelock's 50)
+        self._lock = FileLock(str(self.router_dir / "router.lock"), poll_interval=0.005)
         self._certificates = CertificateFiles(self.router_dir, settings.https_port)
         self.temp_dir = temp_dir(self.router_dir, settings.home_id)
         self.lua_dir = self.router_dir / "lua"
