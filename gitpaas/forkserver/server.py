@@ -453,11 +453,10 @@ def end(status: object) -> NoReturn:
     else:  # (``sys.exit("message")``: the message on standard error, status 1)
         print(status, file=sys.stderr)
         code = 1
-    current = threading.current_thread()
-    while others := [thread for thread in threading.enumerate() if thread is not current and not thread.daemon]:
-        for thread in others:
-            thread.join()
-    atexit._run_exitfuncs()  # (the interpreter's own exit runs these; they are then unregistered)
+    # What the interpreter's exit does first, with its own function: the threads' exit hooks (an
+    # executor left open tells its idle workers to end), then every non-daemon thread joined.
+    threading._shutdown()
+    atexit._run_exitfuncs()  # (then these, as it does; they are unregistered once run)
     try:
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:

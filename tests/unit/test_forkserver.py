@@ -304,10 +304,11 @@ def test_a_command_takes_ctrl_backslash_as_its_client_would_whatever_the_server_
 #: the interpreter's own standard streams, buffered as a user's would be
 BUFFERED = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
 #: a command that leaves work for the interpreter's exit: output not yet flushed (standard output
-#: to a pipe is block-buffered), a thread still running, an ``atexit`` callback, a temporary
-#: folder that a finalizer removes; then it exits with STATUS, by ``END``
+#: to a pipe is block-buffered), a thread still running, an executor left open (its idle worker
+#: waits for the exit to tell it to end), an ``atexit`` callback, a temporary folder that a
+#: finalizer removes; then it exits with STATUS, by ``END``
 _LEAVES_WORK = """
-import atexit, os, sys, tempfile, threading, time
+import atexit, concurrent.futures, os, sys, tempfile, threading, time
 from gitpaas.forkserver import server
 folder = tempfile.TemporaryDirectory(prefix="gitpaas-end-")
 print(folder.name)
@@ -316,6 +317,7 @@ def later():
     time.sleep(0.3)
     print("the thread finished")
 threading.Thread(target=later).start()
+concurrent.futures.ThreadPoolExecutor(1).submit(time.sleep, 0).result()
 atexit.register(lambda: print("atexit ran"))
 {end}({status!r})
 """
@@ -324,8 +326,9 @@ atexit.register(lambda: print("atexit ran"))
 @pytest.mark.parametrize("status", [0, 3, None, "a message", -1, 256, True])
 def test_a_child_ends_as_the_interpreter_would_without_tearing_down_what_it_shares(status):
     """``server.end``, how a child of the server ends, does what ``sys.exit`` does — the same
-    output in the same order, the thread waited for, ``atexit``'s callbacks and a temporary
-    folder's cleanup run, the same exit status — skipping only the teardown of every module."""
+    output in the same order, the thread waited for, the executor's worker ended, ``atexit``'s
+    callbacks and a temporary folder's cleanup run, the same exit status — skipping only the
+    teardown of every module."""
     def ended(end: str) -> tuple:
         ran = subprocess.run([sys.executable, "-c", _LEAVES_WORK.format(end=end, status=status)],
                              capture_output=True, text=True, timeout=60, env=BUFFERED, check=False)
