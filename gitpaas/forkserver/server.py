@@ -439,29 +439,37 @@ def serve_forever(home: Path) -> int:
 
 
 def end(status: object) -> NoReturn:
-    """End a child as the interpreter ends a process on ``sys.exit(status)`` — its other threads
-    joined, ``atexit``'s callbacks run (a temporary folder's cleanup among them), the standard
-    streams flushed, the same exit status — but without the interpreter's teardown of every module
-    and object, all of which the child shares with the server: each object's reference count
-    written to copies the page it is on, 25–35 ms of a command that took 4 (``gitpaas --help``).
-    A stream that cannot be flushed (a reader gone: ``gitpaas releases | head -1``) is left to the
-    interpreter, which says so and exits 120."""
+    """End a child as the interpreter ends a process on ``sys.exit(status)`` — its non-daemon
+    threads joined, ``atexit``'s callbacks run (a temporary folder's cleanup among them), the
+    garbage collected, the standard streams flushed, the same exit status — but without the
+    interpreter's teardown of every module and of what they hold, all of which the child shares
+    with the server: each reference count written on the way copies the page it is on, 25–35 ms
+    of a command whose own work took 4 (``gitpaas --help``). So what a module's globals hold is not
+    finalized (a file left open without ``with`` is not flushed by its ``__del__``): gitpaas closes
+    what it opens. A stream that cannot be flushed (a reader gone: ``gitpaas releases | head -1``)
+    is left to the interpreter, which says so and exits 120."""
     if status is None:
         code = 0
     elif isinstance(status, int):
-        code = status
+        code = status if -(1 << 63) <= status < (1 << 63) else -1  # (past a C long: -1, as the interpreter)
     else:  # (``sys.exit("message")``: the message on standard error, status 1)
         print(status, file=sys.stderr)
         code = 1
     # What the interpreter's exit does first, with its own function: the threads' exit hooks (an
-    # executor left open tells its idle workers to end), then every non-daemon thread joined.
-    threading._shutdown()
+    # executor left open tells its idle workers to end), then every non-daemon thread joined. A
+    # Ctrl-C meanwhile is said and ignored, as the interpreter does, and the exit goes on.
+    try:
+        threading._shutdown()
+    except BaseException:  # noqa: BLE001
+        print(f"Exception ignored in: {threading!r}", file=sys.stderr)
+        traceback.print_exc()
     atexit._run_exitfuncs()  # (then these, as it does; they are unregistered once run)
+    gc.collect()  # (objects in cycles made by the command: their finalizers run, as at its exit)
     try:
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:
                 stream.flush()
-    except (OSError, ValueError):
+    except BaseException:  # noqa: BLE001 — the interpreter's own exit says why, and exits 120
         sys.exit(code)
     os._exit(code & 0xFF)
 

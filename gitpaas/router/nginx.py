@@ -101,15 +101,18 @@ class NginxRouter:
         self.main_config_path = self.router_dir / "nginx.conf"
         self.pid_path = self.router_dir / "nginx.pid"
         self.error_log_path = self.router_dir / "logs" / "error.log"
-        # (held for a switch, milliseconds: another deploy's or a retirer's switch waiting for it
-        # looks again every 5 ms, not filelock's 50)
-        self._lock = FileLock(str(self.router_dir / "router.lock"), poll_interval=0.005)
+        self._lock = FileLock(str(self.router_dir / "router.lock"))
         self._certificates = CertificateFiles(self.router_dir, settings.https_port)
         self.temp_dir = temp_dir(self.router_dir, settings.home_id)
         self.lua_dir = self.router_dir / "lua"
         # present from a file's change until a reload or start confirms nginx loaded it: until then
         # nginx may run another version of an app file than the one on disk, so no list is pushed
         self.unconfirmed_path = self.router_dir / "unconfirmed"
+
+    def _locked(self):
+        """The router's lock, held for a switch (milliseconds): another deploy's or a retirer's
+        switch waiting for it looks again every 5 ms, not filelock's default 50."""
+        return self._lock.acquire(poll_interval=0.005)
 
     def app_config_path(self, app: str) -> Path:
         return self.router_dir / "apps" / f"{validate_app_name(app)}.conf"
@@ -122,7 +125,7 @@ class NginxRouter:
         """Answer every request for the app with the maintenance page (503), or stop doing so."""
         path = self.maintenance_dir / f"{validate_app_name(app)}.conf"
         self._prepare_dirs()
-        with self._lock:
+        with self._locked():
             if on == path.exists():
                 return
             if on:
@@ -141,7 +144,7 @@ class NginxRouter:
     def ensure_running(self) -> None:
         """Start nginx if it is not running; reload it if the main configuration was outdated."""
         self._prepare_dirs()
-        with self._lock:
+        with self._locked():
             changed = self._write_main_config(self._balancer())
             if self._master_pid() is None:
                 self._start()
@@ -153,7 +156,7 @@ class NginxRouter:
         serves exactly that, nothing is rewritten or reloaded."""
         self._prepare_dirs()
         target = self.app_config_path(app)
-        with self._lock:
+        with self._locked():
             balancer = self._balancer()
             changed = self._write_main_config(balancer)
             current = _read(target)
@@ -220,7 +223,7 @@ class NginxRouter:
         if not path.exists():
             return
         self._prepare_dirs()
-        with self._lock:
+        with self._locked():
             try:
                 path.unlink()
             except FileNotFoundError:
@@ -234,7 +237,7 @@ class NginxRouter:
     def reload(self) -> None:
         """Make nginx serve the configuration on disk, starting it if needed."""
         self._prepare_dirs()
-        with self._lock:
+        with self._locked():
             self._write_main_config(self._balancer())
             self._reload_or_start()
 
@@ -243,7 +246,7 @@ class NginxRouter:
         timeout = self.settings.stop_timeout if timeout is None else timeout
         if not self.router_dir.exists():
             return
-        with self._lock:
+        with self._locked():
             master = self._master_pid()
             if master is None:
                 self.pid_path.unlink(missing_ok=True)

@@ -962,5 +962,5 @@ def test_an_app_network_that_exists_is_used_without_waiting_for_the_lock_that_ma
     with FileLock(str(tmp_path / "locks" / "network.lock")):  # (another thread, or process, making one)
         asking = threading.Thread(target=lambda: got.append(containers.network("shop")), daemon=True)
         asking.start()
-        asking.join(timeout=30)
+        asking.join(timeout=5)
         assert got == [name], "answered while the lock was held elsewhere"

@@ -317,7 +317,8 @@ def later():
     time.sleep(0.3)
     print("the thread finished")
 threading.Thread(target=later).start()
-concurrent.futures.ThreadPoolExecutor(1).submit(time.sleep, 0).result()
+executor = concurrent.futures.ThreadPoolExecutor(1)  # (kept: an executor dropped ends its worker itself)
+executor.submit(time.sleep, 0).result()
 atexit.register(lambda: print("atexit ran"))
 {end}({status!r})
 """
@@ -354,3 +355,26 @@ def test_a_child_whose_reader_is_gone_ends_as_the_interpreter_would():
 
     assert ended("server.end") == ended("sys.exit")
     assert ended("server.end")[0] == 120
+
+
+def test_a_child_interrupted_while_its_threads_finish_ends_as_the_interpreter_would():
+    """A Ctrl-C while the exit waits for a thread (a buildpack build's container still being
+    removed): the interpreter says it ignored it, and exits with the command's status."""
+    code = """
+import os, signal, sys, threading, time
+from gitpaas.forkserver import server
+threading.Thread(target=time.sleep, args=(1.0,)).start()
+threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+print("done")
+{end}(3)
+"""
+    def ended(end: str) -> tuple:
+        ran = subprocess.run([sys.executable, "-c", code.format(end=end)], capture_output=True, text=True,
+                             timeout=60, env=BUFFERED, check=False)
+        lines = ran.stderr.splitlines()
+        return ran.returncode, ran.stdout, lines[:1], [line.rstrip(": ") for line in lines[-1:]]
+
+    assert ended("server.end") == ended("sys.exit")
+    assert ended("server.end")[0] == 3
+    assert ended("server.end")[2][0].startswith("Exception ignored in: <module 'threading'")
+    assert ended("server.end")[3] == ["KeyboardInterrupt"]
