@@ -303,6 +303,16 @@ def test_a_command_takes_ctrl_backslash_as_its_client_would_whatever_the_server_
 
 #: the interpreter's own standard streams, buffered as a user's would be
 BUFFERED = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+
+
+def ended_both_ways(code: str, **streams) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+    """``code`` (which ends by ``{end}(…)``) run ending by ``server.end``, then by ``sys.exit``,
+    each in an interpreter of its own with buffered standard streams."""
+    return tuple(subprocess.run([sys.executable, "-c", code.format(end=end)], text=True, timeout=60, env=BUFFERED,
+                                check=False, **(streams or {"capture_output": True}))
+                 for end in ("server.end", "sys.exit"))
+
+
 #: a command that leaves work for the interpreter's exit: output not yet flushed (standard output
 #: to a pipe is block-buffered), a thread still running, an executor left open (its idle worker
 #: waits for the exit to tell it to end), an ``atexit`` callback, a temporary folder that a
@@ -320,7 +330,7 @@ threading.Thread(target=later).start()
 executor = concurrent.futures.ThreadPoolExecutor(1)  # (kept: an executor dropped ends its worker itself)
 executor.submit(time.sleep, 0).result()
 atexit.register(lambda: print("atexit ran"))
-{end}({status!r})
+{{end}}({status!r})
 """
 
 
@@ -330,31 +340,28 @@ def test_a_child_ends_as_the_interpreter_would_without_tearing_down_what_it_shar
     output in the same order, the thread waited for, the executor's worker ended, ``atexit``'s
     callbacks and a temporary folder's cleanup run, the same exit status — skipping only the
     teardown of every module."""
-    def ended(end: str) -> tuple:
-        ran = subprocess.run([sys.executable, "-c", _LEAVES_WORK.format(end=end, status=status)],
-                             capture_output=True, text=True, timeout=60, env=BUFFERED, check=False)
+    def seen(ran: subprocess.CompletedProcess) -> tuple:
         folder, _, rest = ran.stdout.partition("\n")
         return ran.returncode, rest, ran.stderr, os.path.exists(folder)
 
-    assert ended("server.end") == ended("sys.exit")
-    assert ended("server.end")[1:] == ("the thread finished\natexit ran\n", "to standard error"
-                                       + ("a message\n" if status == "a message" else ""), False)
+    served, alone = map(seen, ended_both_ways(_LEAVES_WORK.format(status=status)))
+    assert served == alone
+    assert served[1:] == ("the thread finished\natexit ran\n", "to standard error"
+                          + ("a message\n" if status == "a message" else ""), False)
 
 
 def test_a_child_whose_reader_is_gone_ends_as_the_interpreter_would():
     """Standard output to a pipe whose reader has gone, found when the output left in its buffer
     is flushed at the end: the interpreter says so and exits 120."""
-    code = "import sys\nfrom gitpaas.forkserver import server\nprint('x' * 100)\n{end}(0)\n"
-    def ended(end: str) -> tuple:
-        reader, writer = os.pipe()
-        os.close(reader)
-        ran = subprocess.run([sys.executable, "-c", code.format(end=end)], stdout=writer, stderr=subprocess.PIPE,
-                             text=True, timeout=60, env=BUFFERED, check=False)
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        served, alone = ended_both_ways("import sys\nfrom gitpaas.forkserver import server\nprint('x' * 100)\n{end}(0)\n",
+                                        stdout=writer, stderr=subprocess.PIPE)
+    finally:
         os.close(writer)
-        return ran.returncode, ran.stderr
-
-    assert ended("server.end") == ended("sys.exit")
-    assert ended("server.end")[0] == 120
+    assert (served.returncode, served.stderr) == (alone.returncode, alone.stderr)
+    assert served.returncode == 120
 
 
 def test_a_child_interrupted_while_its_threads_finish_ends_as_the_interpreter_would():
@@ -368,13 +375,12 @@ threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
 print("done")
 {end}(3)
 """
-    def ended(end: str) -> tuple:
-        ran = subprocess.run([sys.executable, "-c", code.format(end=end)], capture_output=True, text=True,
-                             timeout=60, env=BUFFERED, check=False)
+    def seen(ran: subprocess.CompletedProcess) -> tuple:
         lines = ran.stderr.splitlines()
         return ran.returncode, ran.stdout, lines[:1], [line.rstrip(": ") for line in lines[-1:]]
 
-    assert ended("server.end") == ended("sys.exit")
-    assert ended("server.end")[0] == 3
-    assert ended("server.end")[2][0].startswith("Exception ignored in: <module 'threading'")
-    assert ended("server.end")[3] == ["KeyboardInterrupt"]
+    served, alone = map(seen, ended_both_ways(code))
+    assert served == alone
+    assert served[0] == 3
+    assert served[2][0].startswith("Exception ignored in: <module 'threading'")
+    assert served[3] == ["KeyboardInterrupt"]
