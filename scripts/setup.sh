@@ -46,11 +46,32 @@ setup_python() {
     step "Python env ready ($repo_root/.venv)"
 }
 
+# shellcheck source-path=SCRIPTDIR source=pidfile.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh" # live_pid
+
+# An engine that was killed (not stopped) leaves its pidfiles and its containerd's behind, and
+# where /run outlives the processes (no reboot, no tmpfs) their pids come round again to other
+# processes. dockerd only asks whether the pid is alive: it then refuses to start ("pid file
+# found"), or waits on a containerd that is not there until "timeout waiting for containerd to
+# start". A pidfile whose process is not the engine's is removed, as a reboot would.
+clear_stale_pidfiles() { # FILE:COMM...
+    local file comm
+    for file in "$@"; do
+        comm=${file##*:}
+        file=${file%:*}
+        if [ -f "$file" ] && ! live_pid "$file" "$comm" >/dev/null; then
+            step "removing $file (a $comm that is no longer running left it)"
+            rm -f "$file"
+        fi
+    done
+}
+
 setup_docker() {
     if docker info >/dev/null 2>&1; then
         step "Docker engine is running"
         return
     fi
+    local launched=""
     is_root || fail "no Docker engine answers: start one (e.g. sudo systemctl start docker), add yourself to the docker group, or run this script as root"
     if ! have dockerd; then
         apt_install docker.io
@@ -59,11 +80,17 @@ setup_docker() {
     if [ -d /run/systemd/system ] && systemctl start docker >/dev/null 2>&1; then
         :
     else
+        clear_stale_pidfiles /var/run/docker.pid:dockerd /var/run/docker/containerd/containerd.pid:containerd
         step "starting dockerd (log: $dockerd_log)"
         PATH="$PATH:/usr/sbin:/sbin" nohup setsid dockerd >>"$dockerd_log" 2>&1 </dev/null &
+        launched=$!
     fi
     local waited=0
     until docker info >/dev/null 2>&1; do
+        if [ -n "$launched" ] && ! kill -0 "$launched" 2>/dev/null; then
+            tail -n 5 "$dockerd_log" >&2 2>/dev/null || true
+            fail "dockerd exited while starting (see $dockerd_log)"
+        fi
         if [ "$waited" -ge 60 ]; then
             tail -n 30 "$dockerd_log" >&2 2>/dev/null || true
             fail "the Docker engine did not come up within 60 s (see $dockerd_log)"

@@ -74,20 +74,8 @@ recorded_nodes() { if [ -f "$STATE/nodes" ]; then cat "$STATE/nodes"; fi; }
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
-# A pid from a pidfile, if that process is alive (not a zombie) and is the command expected.
-# (dockerd writes its pidfile without a newline: read fails at EOF but still sets the variable.)
-live_pid() { # FILE COMM
-    local pid="" comm="" stat
-    [ -f "$1" ] || return 1
-    read -r pid 2>/dev/null <"$1" || true
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    read -r comm 2>/dev/null <"/proc/$pid/comm" || return 1
-    [ "$comm" = "$2" ] || return 1
-    read -r stat 2>/dev/null <"/proc/$pid/stat" || return 1
-    stat=${stat##*) }
-    [ "${stat%% *}" != Z ] || return 1
-    printf '%s\n' "$pid"
-}
+# shellcheck source-path=SCRIPTDIR source=pidfile.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh" # live_pid
 engine_pid() { live_pid "$(pidfile "$1")" dockerd; }
 registry_pid() { live_pid "$STATE/registry.pid" docker-registry; }
 

@@ -1,4 +1,4 @@
-"""scripts/setup.sh at least parses, and passes shellcheck where shellcheck is installed."""
+"""scripts/setup.sh at least parses, and the scripts pass shellcheck where shellcheck is installed."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def test_setup_script_parses():
 def test_setup_script_passes_shellcheck():
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck is not installed")
-    result = subprocess.run(["shellcheck", str(SETUP)], capture_output=True, text=True)
+    scripts = sorted(str(path) for path in (REPO / "scripts").glob("*.sh"))  # -x: they source pidfile.sh
+    result = subprocess.run(["shellcheck", "-x", *scripts], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -47,3 +48,40 @@ def test_the_boot_unit_runs_gitpaas_boot_once_after_the_engine():
     assert unit["Service"]["Type"] == "oneshot"
     assert "docker.service" in unit["Unit"]["After"] and "gitpaas.service" in unit["Unit"]["Before"]
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_a_pidfile_left_by_a_killed_engine_is_removed_before_dockerd_starts(tmp_path):
+    """The CI failure of stop 34: dockerd found /var/run/docker/containerd/containerd.pid naming a pid
+    that had come round to another process, took it for its containerd and timed out waiting on it.
+    Only a pidfile whose process is alive *and* runs the command named is kept."""
+    sleeper = subprocess.Popen(["sleep", "60"])
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    try:
+        files = {
+            "reused": str(sleeper.pid),  # alive, but a sleep, not a containerd
+            "kept": str(sleeper.pid),  # alive and the command named
+            "dead": str(dead.pid),
+            "garbage": "12ab",
+        }
+        for name, text in files.items():
+            (tmp_path / name).write_text(text)  # no newline, as dockerd writes them
+        args = [
+            f"{tmp_path / 'reused'}:containerd",
+            f"{tmp_path / 'kept'}:sleep",
+            f"{tmp_path / 'dead'}:dockerd",
+            f"{tmp_path / 'garbage'}:dockerd",
+            f"{tmp_path / 'absent'}:dockerd",
+        ]
+        result = subprocess.run(
+            ["bash", "-c", 'source "$0" && clear_stale_pidfiles "$@"', str(SETUP), *args],
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+    assert f"removing {tmp_path / 'reused'} (a containerd that is no longer running left it)" in result.stdout
+    assert "absent" not in result.stdout
