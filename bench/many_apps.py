@@ -18,6 +18,10 @@ time; if the time limit comes first, N is where it stopped, and the JSON says so
   ``nginx -t`` and a reload of every app's file (medians of ``--switches`` each);
 - `gitpaas apps` (a new process each time) and `GET /apps` from a running `gitpaas server`
   (medians of ``--rounds``);
+- the engine's own container start (``POST /containers/{id}/start`` until it returns, of `true` in
+  the stack image), on no network and on the measured app's own network (what each of its web
+  processes gets: a bridge endpoint, and the engine's DNS resolver set up inside), alternated: the
+  part of a redeploy that is Docker's, and how it grows with N apps beside it;
 - memory: the proportional set size (PSS, so shared pages are counted once) of the router's nginx
   processes, of the `gitpaas server` and of the home's fork server (which the CLI and the git hook
   hand their work to); the growth from 1 app to N divided by N - 1 is the memory
@@ -37,8 +41,9 @@ import subprocess
 import time
 from pathlib import Path
 
+import docker
 from common import scratch_home, summary, write_result
-from deploy_speed import Deployer, DockerFloor, settle
+from deploy_speed import STACK, Deployer, DockerFloor, settle
 from harness import ApiServer
 
 from gitpaas import labels
@@ -134,6 +139,28 @@ def engine_helpers_pss_kib(home_label: str) -> dict[str, int]:
     return found
 
 
+def engine_starts(network: str, label: str, runs: int) -> dict[str, list[float]]:
+    """How long the engine takes to start a container (`true` in the stack image), alternately on no
+    network and on ``network``: from the start request to its answer (the process is running)."""
+    client = docker.from_env()
+    key, _, value = label.partition("=")
+    took: dict[str, list[float]] = {"none": [], "app_network": []}
+    try:
+        for _ in range(runs):
+            for mode, mode_network in (("none", "none"), ("app_network", network)):
+                container = client.containers.create(STACK, ["true"], labels={key: value}, network=mode_network)
+                try:
+                    started = time.perf_counter()
+                    container.start()
+                    took[mode].append(round(time.perf_counter() - started, 4))
+                    container.wait(timeout=60)
+                finally:
+                    container.remove(force=True)
+    finally:
+        client.close()
+    return took
+
+
 class Box:
     """The home with its apps, its router and its API server."""
 
@@ -174,6 +201,8 @@ class Box:
             self.router.set_app(PROBE, hosts, [("127.0.0.1", 1)])
             reload.append(round(time.perf_counter() - started, 4))
         self.router.remove_app(PROBE)
+        settle()
+        engine = engine_starts(self.home.settings.app_network(app), self.floor.label, redeploys)
         cli, api = [], []
         for _ in range(rounds):
             started = time.perf_counter()
@@ -188,6 +217,7 @@ class Box:
         return {
             "apps": len(self.apps), "app": app, "listed_by_cli": count_cli, "listed_by_api": count_api,
             "redeploy_s": summary(redeploy), "floor_s": summary(floor), "switch_s": summary(switch), "reload_s": summary(reload),
+            "start_none_s": summary(engine["none"]), "start_app_network_s": summary(engine["app_network"]),
             "cli_apps_s": summary(cli),
             "api_apps_s": summary(api),
             "router_pss_kib": tree_pss_kib(master) if master else 0,
@@ -198,7 +228,7 @@ class Box:
             "redeploy_phases_s": {phase: round(statistics.median(p.get(phase, 0.0) for p in phases), 3)
                                   for phase in ("receive", "build", "release", "health", "swap", "total")},
             "samples": {"redeploy_s": redeploy, "floor_s": floor, "switch_s": switch, "reload_s": reload, "cli_apps_s": cli,
-                        "api_apps_s": api},
+                        "api_apps_s": api, "start_none_s": engine["none"], "start_app_network_s": engine["app_network"]},
         }
 
 
@@ -258,6 +288,8 @@ def main() -> None:
         "ratios": {"redeploy": ratio(last, first, "redeploy_s"), "floor": ratio(last, first, "floor_s"),
                    "redeploy_over_floor": round(ratio(last, first, "redeploy_s") / ratio(last, first, "floor_s"), 3),
                    "switch": ratio(last, first, "switch_s"),
+                   "start_none": ratio(last, first, "start_none_s"),
+                   "start_app_network": ratio(last, first, "start_app_network_s"),
                    "reload": ratio(last, first, "reload_s"),
                    "cli_apps": ratio(last, first, "cli_apps_s"), "api_apps": ratio(last, first, "api_apps_s")},
         "per_app_kib": per_app,
@@ -267,6 +299,7 @@ def main() -> None:
     path = write_result("many_apps", result)
     print(f"\n| median | 1 app | {n} apps | {n}/1 |\n|---|---:|---:|---:|")
     for label, key in (("redeploy", "redeploy_s"), ("raw-Docker floor", "floor_s"), ("router switch", "switch_s"), ("router reload", "reload_s"),
+                       ("engine start, no network", "start_none_s"), ("engine start, app's network", "start_app_network_s"),
                        ("gitpaas apps", "cli_apps_s"),
                        ("GET /apps", "api_apps_s")):
         print(f"| {label} | {first[key]['median']:.3f} s | {last[key]['median']:.3f} s | "

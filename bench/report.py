@@ -113,6 +113,10 @@ def targets(results: dict) -> list[dict]:
         floor = (f"; the raw-Docker floor alternated with it {ratios['floor']:.2f}× ({last['floor_s']['median']:.2f} s "
                  f"against {first['floor_s']['median']:.2f} s), so {ratios['redeploy_over_floor']:.2f}× against the floor"
                  if "floor" in ratios else "")
+        if "start_app_network" in ratios:
+            floor += (f"; the engine's own start of a container on the app's network rose "
+                      f"{ratios['start_app_network']:.2f}× ({last['start_app_network_s']['median'] * 1000:.0f} ms against "
+                      f"{first['start_app_network_s']['median'] * 1000:.0f} ms)")
         out.append({"target": f"The {n}th app's redeploy within {MANY['redeploy']}× of the first's",
                     "figure": f"{ratios['redeploy']:.2f}× ({last['redeploy_s']['median']:.2f} s against "
                               f"{first['redeploy_s']['median']:.2f} s, {last['redeploy_s']['runs']} runs each{floor})",
@@ -285,6 +289,10 @@ def many_apps_table(many: dict) -> str:
                                 "nginx's memory)", f"≤ {MANY['switch']}"),
                                ("reload_s", "router reload (`set_app` of new host names: the file, `nginx -t`, "
                                 "reload, confirmed)", "reported"),
+                               ("start_none_s", "the engine's start of a container (`true`, the stack image), on no "
+                                "network", "reported"),
+                               ("start_app_network_s", "the same start on the app's own network (as each web process "
+                                "starts: a bridge endpoint and the engine's DNS resolver)", "reported"),
                                ("cli_apps_s", "`gitpaas apps`", f"< {MANY['listing_s']:g} s"),
                                ("api_apps_s", "`GET /apps` (`gitpaas server`)", f"< {MANY['listing_s']:g} s")):
         if key not in first or key not in last:
