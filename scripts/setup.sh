@@ -54,12 +54,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh" # live_pid
 # processes. dockerd only asks whether the pid is alive: it then refuses to start ("pid file
 # found"), or waits on a containerd that is not there until "timeout waiting for containerd to
 # start". A pidfile whose process is not the engine's is removed, as a reboot would.
-clear_stale_pidfiles() { # FILE:COMM...
-    local file comm
+clear_stale_pidfiles() { # FILE:COMM[:ARG]...
+    local file comm arg
     for file in "$@"; do
-        comm=${file##*:}
-        file=${file%:*}
-        if [ -f "$file" ] && ! live_pid "$file" "$comm" >/dev/null; then
+        IFS=: read -r file comm arg <<<"$file"
+        if [ -f "$file" ] && ! live_pid "$file" "$comm" "$arg" >/dev/null; then
             step "removing $file (a $comm that is no longer running left it)"
             rm -f "$file"
         fi
@@ -80,7 +79,10 @@ setup_docker() {
     if [ -d /run/systemd/system ] && systemctl start docker >/dev/null 2>&1; then
         :
     else
-        clear_stale_pidfiles /var/run/docker.pid:dockerd /var/run/docker/containerd/containerd.pid:containerd
+        # (the engine's own containerd is the one started with the engine's exec root: not the
+        # swarm rig's, nor containerd.service)
+        clear_stale_pidfiles /var/run/docker.pid:dockerd \
+            /var/run/docker/containerd/containerd.pid:containerd:/var/run/docker/containerd/containerd.toml
         step "starting dockerd (log: $dockerd_log)"
         PATH="$PATH:/usr/sbin:/sbin" nohup setsid dockerd >>"$dockerd_log" 2>&1 </dev/null &
         launched=$!
@@ -88,8 +90,12 @@ setup_docker() {
     local waited=0
     until docker info >/dev/null 2>&1; do
         if [ -n "$launched" ] && ! kill -0 "$launched" 2>/dev/null; then
-            tail -n 5 "$dockerd_log" >&2 2>/dev/null || true
-            fail "dockerd exited while starting (see $dockerd_log)"
+            if live_pid /var/run/docker.pid dockerd >/dev/null; then
+                launched="" # another one is starting (systemd's, another setup): wait for it
+            else
+                tail -n 5 "$dockerd_log" >&2 2>/dev/null || true
+                fail "dockerd exited while starting (see $dockerd_log)"
+            fi
         fi
         if [ "$waited" -ge 60 ]; then
             tail -n 30 "$dockerd_log" >&2 2>/dev/null || true
@@ -192,7 +198,7 @@ main() {
     step "ready"
 }
 
-# Sourcing the script (to test one step) defines the steps without running them.
-if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+# Sourcing the script (to test one step) defines the steps without running them, whatever $0 is.
+if ! (return 0 2>/dev/null); then
     main "$@"
 fi

@@ -50,10 +50,20 @@ def test_the_boot_unit_runs_gitpaas_boot_once_after_the_engine():
     assert unit["Install"]["WantedBy"] == "multi-user.target"
 
 
+def test_sourcing_the_script_runs_no_step_whatever_its_dollar_zero():
+    """Sourced with $0 the script's own path (as `bash -c 'source "$0"' setup.sh` gives), it still
+    only defines its steps: nothing is installed, started or built."""
+    result = subprocess.run(["bash", "-c", 'source "$0" && echo sourced', str(SETUP)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "sourced\n"
+
+
 def test_a_pidfile_left_by_a_killed_engine_is_removed_before_dockerd_starts(tmp_path):
     """The CI failure of stop 34: dockerd found /var/run/docker/containerd/containerd.pid naming a pid
     that had come round to another process, took it for its containerd and timed out waiting on it.
-    Only a pidfile whose process is alive *and* runs the command named is kept."""
+    Only a pidfile whose process is alive, runs the command named and, where one is named, has that
+    argument, is kept."""
     sleeper = subprocess.Popen(["sleep", "60"])
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -61,6 +71,8 @@ def test_a_pidfile_left_by_a_killed_engine_is_removed_before_dockerd_starts(tmp_
         files = {
             "reused": str(sleeper.pid),  # alive, but a sleep, not a containerd
             "kept": str(sleeper.pid),  # alive and the command named
+            "kept_with_argument": str(sleeper.pid),  # ... with the argument named
+            "another_instance": str(sleeper.pid),  # the command named, but not with that argument
             "dead": str(dead.pid),
             "garbage": "12ab",
         }
@@ -69,19 +81,20 @@ def test_a_pidfile_left_by_a_killed_engine_is_removed_before_dockerd_starts(tmp_
         args = [
             f"{tmp_path / 'reused'}:containerd",
             f"{tmp_path / 'kept'}:sleep",
+            f"{tmp_path / 'kept_with_argument'}:sleep:60",
+            f"{tmp_path / 'another_instance'}:sleep:61",
             f"{tmp_path / 'dead'}:dockerd",
             f"{tmp_path / 'garbage'}:dockerd",
             f"{tmp_path / 'absent'}:dockerd",
         ]
         result = subprocess.run(
-            ["bash", "-c", 'source "$0" && clear_stale_pidfiles "$@"', str(SETUP), *args],
-            capture_output=True,
-            text=True,
+            ["bash", "-c", 'source "$1" && shift && clear_stale_pidfiles "$@"', "bash", str(SETUP), *args],
+            capture_output=True, text=True, timeout=60,
         )
     finally:
         sleeper.kill()
         sleeper.wait()
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "kept_with_argument"]
     assert f"removing {tmp_path / 'reused'} (a containerd that is no longer running left it)" in result.stdout
-    assert "absent" not in result.stdout
+    assert "absent" not in result.stdout and "==>" not in result.stdout.replace("==> removing", "")
