@@ -293,6 +293,9 @@ def many_apps_table(many: dict) -> str:
                                 "network", "reported"),
                                ("start_app_network_s", "the same start on the app's own network (as each web process "
                                 "starts: a bridge endpoint and the engine's DNS resolver)", "reported"),
+                               ("start_joined_s", "the same start joining the network namespace of a container "
+                                "already running on the app's network (not what gitpaas does: see the design page)",
+                                "reported"),
                                ("cli_apps_s", "`gitpaas apps`", f"< {MANY['listing_s']:g} s"),
                                ("api_apps_s", "`GET /apps` (`gitpaas server`)", f"< {MANY['listing_s']:g} s")):
         if key not in first or key not in last:

@@ -16,7 +16,9 @@ from typing import TypeVar
 
 import docker
 import requests
+from docker.constants import DEFAULT_DOCKER_API_VERSION, MINIMUM_DOCKER_API_VERSION
 from docker.errors import APIError, DockerException
+from docker.utils import version_lt
 
 from gitpaas.errors import EnvironmentProblem, GitpaasError
 
@@ -30,14 +32,43 @@ F = TypeVar("F", bound=Callable)
 
 def docker_client() -> docker.DockerClient:
     try:
-        client = docker.from_env(timeout=API_TIMEOUT)
-        client.ping()
+        return negotiated_client()
     except ENGINE_ERRORS as exc:
         raise EnvironmentProblem(
             f"cannot reach the Docker engine ({exc.__class__.__name__}); "
             "run scripts/setup.sh or start dockerd"
         ) from exc
-    return client
+
+
+def negotiated_client(base_url: str | None = None, tls: docker.tls.TLSConfig | None = None,
+                      timeout: int = API_TIMEOUT) -> docker.DockerClient:
+    """A client of the engine at ``base_url`` (else the environment's, as ``docker.from_env``)
+    that speaks the newest API version both it and docker-py know, found as Docker's own command
+    line finds it: from the ``Api-Version`` header of an unversioned ``/_ping``. docker-py's own
+    negotiation asks ``/version`` instead, which the engine answers by running ``runc --version``
+    and ``docker-init --version``: 8 ms here against 1.5 ms, in every process that talks to the
+    engine (a push, a command, a retirer). The ping also says the engine answers. An engine that
+    sends no such header is asked docker-py's way. Raises what docker-py and requests raise, and
+    EnvironmentProblem for an engine older than docker-py supports."""
+    def client(version: str | None) -> docker.DockerClient:
+        if base_url is None:
+            return docker.from_env(timeout=timeout, version=version)
+        return docker.DockerClient(base_url=base_url, timeout=timeout, tls=tls, version=version)
+
+    newest = DEFAULT_DOCKER_API_VERSION
+    probe = client(newest)  # (a version given: nothing is asked of the engine yet)
+    try:
+        answer = probe.api.get(probe.api.base_url + "/_ping", timeout=min(timeout, 60))
+        answer.raise_for_status()
+        server = answer.headers.get("Api-Version") or ""
+    finally:
+        probe.close()
+    if not server:
+        return client(None)
+    if version_lt(server, MINIMUM_DOCKER_API_VERSION):
+        raise EnvironmentProblem(f"the Docker engine speaks API {server}, older than the oldest gitpaas's "
+                                 f"Docker client speaks ({MINIMUM_DOCKER_API_VERSION}): upgrade Docker")
+    return client(server if version_lt(server, newest) else newest)
 
 
 def swarm_client(manager: str, cert_path: str = "") -> docker.DockerClient:
@@ -48,7 +79,7 @@ def swarm_client(manager: str, cert_path: str = "") -> docker.DockerClient:
     try:
         tls = docker.tls.TLSConfig(client_cert=(f"{cert_path}/cert.pem", f"{cert_path}/key.pem"),
                                    ca_cert=f"{cert_path}/ca.pem", verify=True) if cert_path else None
-        client = docker.DockerClient(base_url=manager, timeout=API_TIMEOUT, tls=tls)
+        client = negotiated_client(manager, tls)
         swarm = client.info().get("Swarm") or {}
     except ENGINE_ERRORS as exc:
         raise EnvironmentProblem(f"cannot reach the swarm manager's engine ({exc.__class__.__name__}); "

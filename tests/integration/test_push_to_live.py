@@ -20,6 +20,23 @@ def deployed(result) -> bool:
     return result.returncode == 0
 
 
+def test_gitpaas_speaks_the_engines_api_version_found_by_a_ping_not_by_asking_its_version(docker_client):
+    """(gitpaas.dockerutil.negotiated_client: the engine answers ``/_ping`` in 1.5 ms here, ``/version``
+    in 8 ms, as it runs ``runc --version`` to answer it)"""
+    from docker.constants import DEFAULT_DOCKER_API_VERSION
+    from docker.utils import version_lt
+
+    from gitpaas.dockerutil import negotiated_client
+    engine = docker_client.version()["ApiVersion"]
+    ours = negotiated_client()
+    try:
+        assert ours.api.api_version == (engine if version_lt(engine, DEFAULT_DOCKER_API_VERSION)
+                                        else DEFAULT_DOCKER_API_VERSION)
+        assert ours.ping() and ours.containers.list(limit=1) is not None
+    finally:
+        ours.close()
+
+
 def test_first_deploy_answers_and_is_recorded(home, docker_client):
     home.create_app("first")
     push = home.push("first", "web")

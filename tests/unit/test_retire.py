@@ -153,7 +153,7 @@ class _Gone:
 
 
 def test_the_retirer_logs_each_outcome_and_removes_its_claims(tmp_path, monkeypatch):
-    monkeypatch.setattr(retire.docker, "from_env", lambda **kw: _Gone())
+    monkeypatch.setattr(retire, "negotiated_client", lambda **kw: _Gone())
     (tmp_path / "logs").mkdir()
     retire.release_claims(retire.claim(tmp_path, [A, B]))
     told = []
@@ -165,7 +165,7 @@ def test_the_retirer_logs_each_outcome_and_removes_its_claims(tmp_path, monkeypa
 
 
 def test_a_retirer_whose_home_was_removed_does_not_make_it_again(tmp_path, monkeypatch):
-    monkeypatch.setattr(retire.docker, "from_env", lambda **kw: _Gone())
+    monkeypatch.setattr(retire, "negotiated_client", lambda **kw: _Gone())
     home = tmp_path / "home"
     assert retire.main(["--home", str(home), "--drain", "0", A]) == 0
     assert not home.exists()

@@ -24,7 +24,7 @@ from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
 from gitpaas import labels, sizes
-from gitpaas.dockerutil import engine_call
+from gitpaas.dockerutil import engine_call, negotiated_client
 from gitpaas.errors import BootFailed, EnvironmentProblem, ProcessNotFound
 from gitpaas.lines import Merged, iter_lines
 from gitpaas.output import Output
@@ -476,11 +476,8 @@ class _engine_watched:
 def _answers() -> bool:
     """Does the engine answer a new connection? (A pooled one may still reach an exiting engine.)"""
     try:
-        fresh = docker.from_env(timeout=2)
-        try:
-            return bool(fresh.ping())
-        finally:
-            fresh.close()
+        negotiated_client(timeout=2).close()  # (it pings the engine)
+        return True
     except Exception:  # noqa: BLE001 — any failure to answer is the answer
         return False
 

@@ -38,6 +38,7 @@ import docker
 from docker.errors import APIError, NotFound
 
 from gitpaas import labels
+from gitpaas.dockerutil import negotiated_client
 from gitpaas.release import now_iso
 
 MODULE = "gitpaas.scheduler.docker_local.retire"
@@ -231,7 +232,7 @@ def main(argv: list[str] | None = None, ready: Callable[[], None] | None = None)
     parser.add_argument("--drain", type=float, default=1.0)
     parser.add_argument("ids", nargs="+")
     args = parser.parse_args(argv)
-    client = docker.from_env(timeout=int(args.grace) + 60)
+    client = negotiated_client(timeout=int(args.grace) + 60)
     if ready is not None:
         ready()
     try:
