@@ -540,7 +540,7 @@ def phase_chart(speed: dict, path: Path = CHART) -> Path:
             axes.plot([floor * target] * 2, [row - 0.38, row + 0.38], color="black", linestyle="--", linewidth=1.2,
                       label=f"target ({LIMITS['redeploy']}× / {LIMITS['rollback']}× the floor)" if "target" not in used else None)
             used.add("target")
-        note = f"{measured:.2f} s" + (f"  ({measured / floor:.1f}× floor)" if floor else "")
+        note = f"{measured:.2f} s" + (f"  ({measured / floor:.2f}× floor)" if floor else "")
         axes.text(left + 0.05, row, note, va="center", fontsize=9)
     axes.set_yticks(range(len(bars)), [bar[0] for bar in bars], fontsize=9)
     axes.invert_yaxis()
