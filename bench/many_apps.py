@@ -147,9 +147,10 @@ def engine_starts(network: str, label: str, runs: int) -> dict[str, list[float]]
     client = docker.from_env()
     key, _, value = label.partition("=")
     took: dict[str, list[float]] = {"none": [], "app_network": [], "joined": []}
-    holder = client.containers.run(STACK, ["sleep", "infinity"], labels={key: value}, network=network, detach=True,
-                                   init=True)
+    holder = None
     try:
+        holder = client.containers.run(STACK, ["sleep", "infinity"], labels={key: value}, network=network,
+                                       detach=True, init=True)
         for _ in range(runs):
             for mode, mode_network in (("none", "none"), ("app_network", network), ("joined", None)):
                 how = {"network": mode_network} if mode_network else {"network_mode": f"container:{holder.id}"}
@@ -162,7 +163,8 @@ def engine_starts(network: str, label: str, runs: int) -> dict[str, list[float]]
                 finally:
                     container.remove(force=True)
     finally:
-        holder.remove(force=True)
+        if holder is not None:
+            holder.remove(force=True)
         client.close()
     return took
 

@@ -17,7 +17,7 @@ from typing import TypeVar
 import docker
 import requests
 from docker.constants import DEFAULT_DOCKER_API_VERSION, MINIMUM_DOCKER_API_VERSION
-from docker.errors import APIError, DockerException
+from docker.errors import APIError, DockerException, InvalidVersion
 from docker.utils import version_lt
 
 from gitpaas.errors import EnvironmentProblem, GitpaasError
@@ -47,28 +47,50 @@ def negotiated_client(base_url: str | None = None, tls: docker.tls.TLSConfig | N
     line finds it: from the ``Api-Version`` header of an unversioned ``/_ping``. docker-py's own
     negotiation asks ``/version`` instead, which the engine answers by running ``runc --version``
     and ``docker-init --version``: 8 ms here against 1.5 ms, in every process that talks to the
-    engine (a push, a command, a retirer). The ping also says the engine answers. An engine that
-    sends no such header is asked docker-py's way. Raises what docker-py and requests raise, and
-    EnvironmentProblem for an engine older than docker-py supports."""
+    engine (a push, a command, a retirer). The ping also says the engine answers, on the
+    connection the client goes on with. An engine that sends no such header (or one that does not
+    read as a version) is asked docker-py's way. Raises what docker-py and requests raise, and
+    EnvironmentProblem for an engine older than docker-py supports.
+
+    (docker-py has no public call for this: the ping goes through its own request helpers, so it
+    sends the headers of ``~/.docker/config.json`` and fails as ``APIError``, and the version is
+    set as docker-py's constructor sets it.)"""
     def client(version: str | None) -> docker.DockerClient:
         if base_url is None:
             return docker.from_env(timeout=timeout, version=version)
         return docker.DockerClient(base_url=base_url, timeout=timeout, tls=tls, version=version)
 
     newest = DEFAULT_DOCKER_API_VERSION
-    probe = client(newest)  # (a version given: nothing is asked of the engine yet)
+    made = client(newest)  # (a version given: nothing is asked of the engine yet)
     try:
-        answer = probe.api.get(probe.api.base_url + "/_ping", timeout=min(timeout, 60))
-        answer.raise_for_status()
+        answer = made.api._get(made.api._url("/_ping", versioned_api=False), timeout=min(timeout, 60))
+        made.api._raise_for_status(answer)
         server = answer.headers.get("Api-Version") or ""
-    finally:
-        probe.close()
+        older = too_old = False
+        if server:
+            try:
+                older = version_lt(server, newest)
+                too_old = version_lt(server, MINIMUM_DOCKER_API_VERSION)
+            except ValueError:
+                server = ""  # (not a version: let docker-py ask)
+    except BaseException:
+        made.close()
+        raise
     if not server:
-        return client(None)
-    if version_lt(server, MINIMUM_DOCKER_API_VERSION):
-        raise EnvironmentProblem(f"the Docker engine speaks API {server}, older than the oldest gitpaas's "
-                                 f"Docker client speaks ({MINIMUM_DOCKER_API_VERSION}): upgrade Docker")
-    return client(server if version_lt(server, newest) else newest)
+        made.close()
+        try:
+            return client(None)
+        except InvalidVersion as exc:  # (an engine too old to name its version in a ping)
+            raise _too_old(str(exc).rstrip(".")) from exc
+    if too_old:
+        made.close()
+        raise _too_old(f"it speaks API {server}, the client {MINIMUM_DOCKER_API_VERSION} and newer")
+    made.api._version = server if older else newest
+    return made
+
+
+def _too_old(detail: str) -> EnvironmentProblem:
+    return EnvironmentProblem(f"the Docker engine is too old for gitpaas's Docker client ({detail}): upgrade Docker")
 
 
 def swarm_client(manager: str, cert_path: str = "") -> docker.DockerClient:
