@@ -19,9 +19,11 @@ time; if the time limit comes first, N is where it stopped, and the JSON says so
 - `gitpaas apps` (a new process each time) and `GET /apps` from a running `gitpaas server`
   (medians of ``--rounds``);
 - the engine's own container start (``POST /containers/{id}/start`` until it returns, of `true` in
-  the stack image), on no network and on the measured app's own network (what each of its web
-  processes gets: a bridge endpoint, and the engine's DNS resolver set up inside), alternated: the
-  part of a redeploy that is Docker's, and how it grows with N apps beside it;
+  the stack image), on no network, on the measured app's own network (what each of its web
+  processes gets: a bridge endpoint, and the engine's DNS resolver set up inside) and joining the
+  network namespace of a container running there (what a process would get from a holder made
+  ahead, which gitpaas does not make: see the README's design page), alternated: the part of a
+  redeploy that is Docker's, and how it grows with N apps beside it;
 - memory: the proportional set size (PSS, so shared pages are counted once) of the router's nginx
   processes, of the `gitpaas server` and of the home's fork server (which the CLI and the git hook
   hand their work to); the growth from 1 app to N divided by N - 1 is the memory
