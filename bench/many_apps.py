@@ -153,9 +153,10 @@ def engine_starts(network: str, label: str, runs: int) -> dict[str, list[float]]
     try:
         holder = client.containers.run(STACK, ["sleep", "infinity"], labels={key: value}, network=network,
                                        detach=True, init=True)
+        modes = {"none": {"network": "none"}, "app_network": {"network": network},
+                 "joined": {"network_mode": f"container:{holder.id}"}}
         for _ in range(runs):
-            for mode, mode_network in (("none", "none"), ("app_network", network), ("joined", None)):
-                how = {"network": mode_network} if mode_network else {"network_mode": f"container:{holder.id}"}
+            for mode, how in modes.items():
                 container = client.containers.create(STACK, ["true"], labels={key: value}, **how)
                 try:
                     started = time.perf_counter()
