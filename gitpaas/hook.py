@@ -1,4 +1,7 @@
-"""Entry point of the git hooks: ``python -m gitpaas.hook pre-receive``.
+"""Entry point of the git hooks: ``python -m gitpaas.hook pre-receive``. (An app's installed hook
+runs ``python -S …/gitpaas/forkserver/client.py hook pre-receive``, which hands the push to the
+home's fork server, whose child runs ``run`` below; when no server takes it, the script becomes
+this module, in the same process.)
 
 Transport-neutral: git runs the same hook for a push to a local path, over SSH or over smart
 HTTP, with the pushed refs on standard input and the output relayed to the pusher as ``remote:``

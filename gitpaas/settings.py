@@ -205,12 +205,17 @@ class Settings:
 
 #: changes whenever the commands gitpaas writes into a home (each app's git hook, the SSH keys'
 #: forced command) change: homes made before are rewritten by ``operations.refresh_entry_points``
-ENTRY_POINTS = "3:gitpaas.hook,gitpaas.ssh_shell,private"
+ENTRY_POINTS = "4:gitpaas.forkserver.client,gitpaas.hook,gitpaas.ssh_shell,private"
+
+
+#: the script each app's git hook runs with ``python -S`` (``gitpaas.forkserver.client``)
+HOOK_CLIENT = str(Path(__file__).resolve().parent / "forkserver" / "client.py")
 
 
 def entry_points() -> dict[str, str]:
-    """What a home records of the gitpaas that wrote its entry points (``home.json``)."""
-    return {"entry_points": ENTRY_POINTS, "python": sys.executable}
+    """What a home records of the gitpaas that wrote its entry points (``home.json``): their kind,
+    the Python they run and the hook's client script (where this gitpaas is installed)."""
+    return {"entry_points": ENTRY_POINTS, "python": sys.executable, "hook_client": HOOK_CLIENT}
 
 
 def entry_points_outdated(record: dict) -> bool:

@@ -41,7 +41,7 @@ class SlugImages:
     @engine_call("tagging the slug")
     def tag(self, source: str, target: str) -> None:
         repository, _, tag = target.rpartition(":")
-        self.client.images.get(source).tag(repository, tag)
+        self.client.api.tag(source, repository, tag)  # (ImageNotFound when there is no ``source``)
 
     def publish(self, tag: str) -> str:
         """The reference the scheduler runs: the local tag itself (docker-local runs on this engine)."""

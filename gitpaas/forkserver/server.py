@@ -18,6 +18,7 @@ import json
 import os
 import selectors
 import signal
+import site
 import socket
 import sys
 import tempfile
@@ -33,14 +34,8 @@ from gitpaas import forkserver, hook
 from gitpaas.build import buildkit
 from gitpaas.cli import main as cli_main
 from gitpaas.cli.commands import MODULES
-from gitpaas.forkserver import (
-    _MESSAGE_LIMIT,
-    DEFAULT_IDLE_SECONDS,
-    _interpreter,
-    _socket_address,
-    folder_of,
-    peer_uid,
-)
+from gitpaas.forkserver import DEFAULT_IDLE_SECONDS, folder_of
+from gitpaas.forkserver.client import _MESSAGE_LIMIT, interpreter, peer_uid, socket_address
 from gitpaas.router import render
 
 #: besides every command module (``gitpaas.cli.commands.MODULES``): the hook, and what commands
@@ -152,7 +147,7 @@ class Server:
         began = time.monotonic()
         self.fingerprint = code_fingerprint()  # (before loading: code changed while loading is seen)
         modules = preload(self.log)
-        self.interpreter = _interpreter(os.environ)
+        self.interpreter = interpreter(os.environ)
         gc.freeze()  # (what is loaded now stays shared with every child: the collector leaves it alone)
         self.folder_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
         self.listener = self._listen()
@@ -218,7 +213,7 @@ class Server:
             pass
         mask = os.umask(0o177)
         try:
-            listener.bind(_socket_address(self.folder_fd))
+            listener.bind(socket_address(self.folder_fd))
         finally:
             os.umask(mask)
         listener.listen(64)
@@ -310,10 +305,13 @@ class Server:
     def _refusal(self, request: dict) -> dict | None:
         if not isinstance(request.get("args"), list) or not isinstance(request.get("env"), dict):
             return {"refused": "not a request"}
-        if request.get("interpreter") != self.interpreter:
-            differs = sorted(key for key in self.interpreter if request["interpreter"].get(key) != self.interpreter[key])
-            env = sorted(key for key, value in self.interpreter["env"].items()
-                         if request["interpreter"].get("env", {}).get(key) != value)
+        theirs = request.get("interpreter")
+        if not isinstance(theirs, dict):
+            return {"refused": "not a request"}
+        mine = self._as_seen_by(theirs)
+        if theirs != mine:
+            differs = sorted(key for key in mine if theirs.get(key) != mine[key])
+            env = sorted(key for key, value in mine["env"].items() if (theirs.get("env") or {}).get(key) != value)
             self.log(f"a client ran on its own: its {', '.join(differs)} differ{'s' if len(differs) == 1 else ''}"
                      + (f" ({', '.join(env)})" if env else ""))
             return {"refused": "another interpreter, path, locale or groups than the server's"}
@@ -322,6 +320,18 @@ class Server:
             self._close_listener()  # (before the client hears it and starts the next server)
             return {"refused": "gitpaas's code changed since the server started", "stale": True}
         return None
+
+    def _as_seen_by(self, theirs: dict) -> dict:
+        """The server's interpreter as a client of its kind would see it: whole, or for a client
+        run without ``site`` (the hook's ``python -S``: ``gitpaas.forkserver.client``) what this
+        interpreter had before ``site`` added its folders — the start of its path, which the
+        client's must equal. Such a client is taken only without a user site-packages folder
+        (``site.ENABLE_USER_SITE``, off in a virtualenv): that folder depends on ``$HOME``."""
+        mine = self.interpreter
+        if theirs.get("site") is not False or site.ENABLE_USER_SITE:
+            return mine
+        path = theirs.get("path")
+        return {**mine, "site": False, "path": mine["path"][:len(path) if isinstance(path, list) else 0]}
 
     def _become(self, conn: socket.socket, fds: list[int], request: dict) -> Command:
         """In the child: drop the server's parts, take the client's streams, environment, folder
@@ -354,7 +364,10 @@ class Server:
         sys.stdin, sys.stdout, sys.stderr = (_text_stream(fd, stream) for fd, stream in enumerate(request["streams"]))
         sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
         sys.argv = [sys.argv[0], *request["args"]]
-        sys.path[:] = request["path"]
+        # (the client's path; or, from one without ``site``, its first entry, then the server's path,
+        # which is what ``site`` would have made the client's)
+        whole = request["interpreter"].get("site") is not False
+        sys.path[:] = request["path"] if whole else [*request["path"][:1], *self.interpreter["path"]]
         return Command(request["entry"], request["args"])
 
     def _reap(self, pidfd: int) -> None:

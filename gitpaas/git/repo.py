@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from gitpaas import forkserver
 from gitpaas.errors import EnvironmentProblem, PushRefused
-from gitpaas.settings import Settings
+from gitpaas.settings import HOOK_CLIENT, Settings
 
 #: The repository's ``hooks/`` folder: templates of the hooks installed into every app repo.
 HOOK_TEMPLATES = Path(__file__).resolve().parents[2] / "hooks"
@@ -34,7 +34,8 @@ def install_hooks(repo_path: Path, settings: Settings, python: str | None = None
     if not HOOK_TEMPLATES.is_dir():
         raise EnvironmentProblem(f"hook templates not found at {HOOK_TEMPLATES}; install gitpaas from its source tree")
     env = Environment(loader=FileSystemLoader(str(HOOK_TEMPLATES)), undefined=StrictUndefined, keep_trailing_newline=True)
-    values = {"home": shlex.quote(str(settings.home)), "python": shlex.quote(python or sys.executable)}
+    values = {"home": shlex.quote(str(settings.home)), "python": shlex.quote(python or sys.executable),
+              "client": shlex.quote(HOOK_CLIENT)}
     target = repo_path / "hooks"
     target.mkdir(parents=True, exist_ok=True)
     for template in sorted(HOOK_TEMPLATES.iterdir()):

@@ -208,7 +208,9 @@ def hook_pid(home) -> int | None:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if b"gitpaas.hook" in cmdline and f"GITPAAS_HOME={home.path}".encode() in environ:
+        # (`python -S …/forkserver/client.py hook pre-receive`, or `python -m gitpaas.hook` it became)
+        hook = b"gitpaas.hook" in cmdline or b"forkserver/client.py\0hook" in cmdline
+        if hook and f"GITPAAS_HOME={home.path}".encode() in environ:
             return int(entry.name)
     return None
 

@@ -7,6 +7,7 @@ that would reach Docker or nginx get a Platform built on small in-memory fakes.
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 from click.testing import Result
@@ -221,7 +222,8 @@ def test_a_home_made_by_an_older_gitpaas_gets_its_entry_points_rewritten(run, ho
 
     run("apps:create", "shop")
     hook = home / "apps/shop/repo.git/hooks/pre-receive"
-    hook.write_text(hook.read_text().replace("-m gitpaas.hook ", "-m gitpaas.git.hook "))
+    text = hook.read_text()
+    hook.write_text(text[:text.index("exec ")] + f"exec {sys.executable} -m gitpaas.git.hook pre-receive\n")
     record = json.loads((home / "home.json").read_text())
     del record["entry_points"]
     (home / "home.json").write_text(json.dumps(record))
@@ -231,7 +233,7 @@ def test_a_home_made_by_an_older_gitpaas_gets_its_entry_points_rewritten(run, ho
     old_log.chmod(0o644)
 
     assert run("apps").exit_code == 0
-    assert "-m gitpaas.hook pre-receive" in hook.read_text()
+    assert "/forkserver/client.py hook pre-receive" in hook.read_text()
     assert (oct(home.stat().st_mode & 0o777), oct(old_log.stat().st_mode & 0o777)) == ("0o700", "0o600")
     assert json.loads((home / "home.json").read_text())["entry_points"] == ENTRY_POINTS
     before = hook.stat().st_mtime_ns

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import os
 import resource
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -130,25 +132,34 @@ def test_commands_run_in_a_child_of_the_server_as_they_would_in_their_own_proces
     assert not (folder / "socket").exists() and not (folder / "pid").exists()
 
 
-def test_the_hook_reads_its_refs_from_the_pushers_standard_input(home):
+def hook_command(home: Path, way: str) -> list[str]:
+    """The hook as git runs it (the app's installed hook: ``python -S …/client.py``), or its module."""
+    if way == "installed":
+        return [str(home / "apps/shop/repo.git/hooks/pre-receive")]
+    return [sys.executable, "-m", "gitpaas.hook", "pre-receive"]
+
+
+@pytest.mark.parametrize("way", ["installed", "module"])
+def test_the_hook_reads_its_refs_from_the_pushers_standard_input(home, way):
     pid = started(home)
-    hook = subprocess.run([sys.executable, "-m", "gitpaas.hook", "pre-receive"], input="0000 1111 refs/heads/feature\n",
+    hook = subprocess.run(hook_command(home, way), input="0000 1111 refs/heads/feature\n",
                           env={**home.env, "GIT_DIR": str(home / "apps/shop/repo.git")},
                           cwd=home / "apps/shop/repo.git", capture_output=True, text=True, timeout=60)
     assert hook.returncode == 1
     assert "gitpaas deploys only the main or master branch, not 'feature'" in hook.stdout
     assert "-a shop --stage development" in hook.stdout
+    assert "ran on its own" not in log_of(home), "the installed hook's client (no site) is taken as it is"
     os.kill(pid, signal.SIGTERM)
     wait_for(lambda: not alive(pid), "the server to stop")
     assert "it ran 1 command(s)" in log_of(home)
 
 
-def signalled_command(home: Path, pid: int, signum: int, **popen) -> int:
+def signalled_command(home: Path, pid: int, signum: int, way: str = "module", **popen) -> int:
     """A long command run through the server ``pid`` and ``signum`` sent to its client once it
     runs: the client's exit status, after the command's process ended. The hook stands in for any
     long command: it reads the pushed refs until git closes them (kept open until it ended)."""
     before = set(children_of(pid))
-    client = subprocess.Popen([sys.executable, "-m", "gitpaas.hook", "pre-receive"], stdin=subprocess.PIPE,
+    client = subprocess.Popen(hook_command(home, way), stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env={**home.env, "GIT_DIR": str(home / "apps/shop/repo.git")}, **popen)
     child = wait_for(lambda: set(children_of(pid)) - before, "the command's process").pop()
@@ -159,12 +170,13 @@ def signalled_command(home: Path, pid: int, signum: int, **popen) -> int:
     return client.returncode
 
 
-def test_ctrl_c_and_a_client_killed_outright_reach_the_command(home):
+@pytest.mark.parametrize("way", ["installed", "module"])
+def test_ctrl_c_and_a_client_killed_outright_reach_the_command(home, way):
     pid = started(home)
     for signum in (signal.SIGINT, signal.SIGKILL):
         # Ctrl-C: the command ends as it would on its own (an uncaught KeyboardInterrupt ends Python
         # by SIGINT), and the client with it, by the same signal
-        assert signalled_command(home, pid, signum) == -signum
+        assert signalled_command(home, pid, signum, way) == -signum
     assert alive(pid)
     wait_for(lambda: children_of(pid) == [], "the server to reap its children")
 
@@ -187,6 +199,63 @@ def test_a_server_that_cannot_serve_the_client_as_it_would_run_leaves_it_to_run_
     wait_for(lambda: not alive(pid), "the old server to stop")
     assert "stopped: gitpaas's code changed; it ran 0 command(s)" in log_of(home), "both ran on their own"
     wait_for(lambda: server_pid(home) not in (None, pid), "a new server")
+
+
+def test_the_installed_hook_runs_the_push_itself_when_no_server_takes_it(home):
+    """The hook's client without ``site`` becomes ``python -m gitpaas.hook`` (the same process, its
+    standard input unread) when there is no server, when it is turned off, and when the server
+    would not run it as it would run here; the output is the same each way."""
+    def push(**env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(hook_command(home, "installed"), input="0000 1111 refs/heads/feature\n",
+                              env={**home.env, "GIT_DIR": str(home / "apps/shop/repo.git"), **env},
+                              cwd=home / "apps/shop/repo.git", capture_output=True, text=True, timeout=60)
+    said = "gitpaas deploys only the main or master branch, not 'feature'"
+    alone = push()  # no server yet: it runs on its own, and starts one
+    assert (alone.returncode, said in alone.stdout) == (1, True), alone.stderr
+    pid = wait_for(lambda: server_pid(home), "the fork server the module started")
+    for env in ({"GITPAAS_FORKSERVER": "0"}, {"LC_ALL": "C"}):
+        ran = push(**env)
+        assert (ran.returncode, ran.stdout, ran.stderr) == (alone.returncode, alone.stdout, alone.stderr), env
+    # (refused twice: the client without site, then the module it became)
+    assert log_of(home).count("a client ran on its own") == 2
+    assert log_of(home).count("a client ran on its own: its env differs (LC_ALL)") == 2
+    served = push()
+    assert (served.returncode, served.stdout, served.stderr) == (alone.returncode, alone.stdout, alone.stderr)
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not alive(pid), "the server to stop")
+    assert "it ran 1 command(s)" in log_of(home), "only the last push was the server's"
+    assert log_of(home).count("a client ran on its own") == 2, "and its client was taken as it was"
+
+
+def test_a_client_without_site_is_taken_only_with_the_start_of_the_servers_path(home):
+    """A client run with ``python -S`` sends the path it has, which must be what the server's
+    interpreter had before ``site`` added to it; another is refused, and says why in the log."""
+    from gitpaas.forkserver import client
+
+    started(home)
+    bare = subprocess.run([sys.executable, "-S", "-c", "import sys; print(chr(10).join(sys.path[1:]))"],
+                          env=home.env, capture_output=True, text=True, check=True).stdout.splitlines()
+    show = "import json, os; from gitpaas.forkserver import client; print(json.dumps(client.interpreter(os.environ)))"
+    seen = json.loads(subprocess.run([sys.executable, "-P", "-c", show], env=home.env, capture_output=True,
+                                     text=True, check=True).stdout)
+    assert seen["path"][:len(bare)] == bare and len(seen["path"]) > len(bare) and seen["site"] is True
+    for path, taken in ((bare, True), (["/elsewhere", *bare], False), (bare[1:], False)):
+        text = {"encoding": "utf-8", "errors": "strict", "line_buffering": False, "write_through": False}
+        request = {"entry": "cli", "args": ["--version"], "cwd": "/", "env": home.env, "umask": 0o022,
+                   "streams": [text] * 3, "path": ["/", *path], "ppid": os.getpid(), "ignored": [],
+                   "interpreter": {**seen, "site": False, "path": path}}
+        conn = client.connect(str(home / "forkserver"))
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            socket.send_fds(conn, [client.dumps(request).encode()], [null] * 3)
+            reply = client.loads(conn.recv(1 << 20))
+            ended = client.loads(conn.recv(1 << 20)) if "pid" in reply else None
+        finally:
+            os.close(null)
+            conn.close()
+        assert ("pid" in reply) is taken, (path, reply)
+        assert ended in ({"exit": 0}, None), ended
+    assert "a client ran on its own: its path differs" in log_of(home)
 
 
 def test_the_server_stops_when_idle_or_when_its_home_is_gone(home, tmp_path):

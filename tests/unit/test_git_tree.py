@@ -13,7 +13,7 @@ import pytest
 from gitpaas.errors import PushRefused
 from gitpaas.git.repo import init_bare, install_hooks
 from gitpaas.git.tree import PushedTree
-from gitpaas.settings import Settings
+from gitpaas.settings import HOOK_CLIENT, Settings
 
 UTF8_NAME = "docs/héllo wörld.txt"
 
@@ -223,7 +223,7 @@ def test_install_hooks_renders_an_executable_pre_receive_with_quoted_paths(tmp_p
     # The shell reads the quoted values back exactly, spaces and quotes included.
     done = subprocess.run([str(hook)], input=b"old new refs/heads/main\n", capture_output=True, check=True)
     assert done.stdout.decode().splitlines() == [
-        f"home={home}", "-m", "gitpaas.hook", "pre-receive", "old new refs/heads/main",
+        f"home={home}", "-S", HOOK_CLIENT, "hook", "pre-receive", "old new refs/heads/main",
     ]
 
 
@@ -234,6 +234,6 @@ def test_install_hooks_defaults_to_the_running_python(tmp_path):
     repo = tmp_path / "repo.git"
     install_hooks(repo, Settings(home=tmp_path / "home"))
     text = (repo / "hooks" / "pre-receive").read_text()
-    assert f"exec {shlex.quote(sys.executable)} -m gitpaas.hook pre-receive" in text
+    assert f"exec {shlex.quote(sys.executable)} -S {shlex.quote(HOOK_CLIENT)} hook pre-receive" in text
     assert f"GITPAAS_HOME={shlex.quote(str(tmp_path / 'home'))}" in text
     assert not (repo / "hooks" / "README.md").exists()

@@ -98,7 +98,8 @@ def test_no_gitpaas_import_hides_in_a_function():
 def test_a_push_handed_to_the_fork_server_loads_only_its_client():
     code = "import sys, gitpaas.hook; print(sorted(m for m in sys.modules if m.startswith('gitpaas')))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert loaded.strip() == str(["gitpaas", "gitpaas.forkserver", "gitpaas.home", "gitpaas.hook", "gitpaas.lazy"])
+    assert loaded.strip() == str(["gitpaas", "gitpaas.forkserver", "gitpaas.forkserver.client", "gitpaas.home",
+                                     "gitpaas.hook", "gitpaas.lazy"])
 
 
 def test_the_story_of_a_release_imports_nothing_from_docker():

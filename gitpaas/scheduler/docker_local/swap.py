@@ -119,14 +119,17 @@ def converge(containers: Containers, router: Router, settings: Settings, deploym
              output: Output, held: Held | None = None) -> DeployReport:
     release = deployment.release
     phase = time.monotonic()  # (the health phase counts the wait for held ones still starting)
-    taken = held.take() if held else []
+    taken: list[Dyno] = []
     new: list[Dyno] = []
     settling: Future | None = None
     settler: ThreadPoolExecutor | None = None
     ready: dict[tuple[str, int], Dyno] = {}
     try:
         owned = retirers_alive(settings.home)  # (before the listing: a retirer that ends meanwhile is not missed)
+        # The listing while held ones may still be starting (the engine's start of a container is
+        # the longest step of a release): they are told apart from stale ones once taken, below.
         found = plan(containers, deployment)
+        taken = held.take() if held else []
         keep, retire, dead, wanted = found.keep, found.retire, found.dead, found.wanted
         # a retirement cut short (its retirer killed: the API server's restart, say) is handed on
         orphaned = [d for d in found.retiring if d.process.id not in owned]
@@ -177,6 +180,8 @@ def converge(containers: Containers, router: Router, settings: Settings, deploym
             wait([settling])
         # (what failed matters more than a failure to clean up: held ones left are removed later)
         with contextlib.suppress(Exception):
+            if held and not taken:
+                taken = held.take()  # (the listing failed before they were taken: this swap's all the same)
             containers.stop(new + [d for d in taken if d not in new], grace=0)
         raise
     for line in checked:
