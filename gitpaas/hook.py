@@ -1,5 +1,5 @@
 """Entry point of the git hooks: ``python -m gitpaas.hook pre-receive``. (An app's installed hook
-runs ``python -S …/gitpaas/forkserver/client.py hook pre-receive``, which hands the push to the
+runs ``python -S …/gitpaas/forkserver/hook_client.py hook pre-receive``, which hands the push to the
 home's fork server, whose child runs ``run`` below; when no server takes it, the script becomes
 this module, in the same process.)
 

@@ -209,7 +209,7 @@ ENTRY_POINTS = "4:gitpaas.forkserver.client,gitpaas.hook,gitpaas.ssh_shell,priva
 
 
 #: the script each app's git hook runs with ``python -S`` (``gitpaas.forkserver.client``)
-HOOK_CLIENT = str(Path(__file__).resolve().parent / "forkserver" / "client.py")
+HOOK_CLIENT = str(Path(__file__).resolve().parent / "forkserver" / "hook_client.py")
 
 
 def entry_points() -> dict[str, str]:

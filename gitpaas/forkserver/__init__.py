@@ -37,7 +37,7 @@ import sys
 import time
 from pathlib import Path
 
-from gitpaas.forkserver.client import FORWARDED, enabled, run  # noqa: F401 — FORWARDED: the server's and the tests'
+from gitpaas.forkserver.client import FORWARDED, STALE_ENV, enabled, run  # noqa: F401 — FORWARDED: the server's and the tests'
 from gitpaas.home import home_of
 
 #: in the home: the socket, the server's pid, its lock (one server per home), the last start's time
@@ -68,12 +68,13 @@ def hand_off(entry: str, args: list[str], command: str | None) -> int | None:
     """Run ``entry`` (``cli`` or ``hook``) with ``args`` in a child of the home's fork server; its
     exit status, or None when this process should run it itself (and a server is started for the
     next command when there is none, or the one there is stops because gitpaas's code changed)."""
+    stale = os.environ.pop(STALE_ENV, None)  # (the hook's script heard it before it became this module)
     if not enabled() or command in IN_PROCESS:
         return None
     home = home_of(os.environ)
     status, reply = run(str(folder_of(home)), entry, args)
-    if status is None and (reply.get("stale") or not reply.get("refused")):
-        _start_server(home, now=bool(reply.get("stale")))  # (a new one waits for the old one to finish)
+    if status is None and (stale or reply.get("stale") or not reply.get("refused")):
+        _start_server(home, now=bool(stale or reply.get("stale")))  # (a new one waits for the old one to finish)
     return status
 
 

@@ -1,7 +1,8 @@
 """The fork server's client (see ``gitpaas.forkserver``): the standard library only, and none of
-gitpaas, so that a push's hook can run it as a script with no ``site`` at all:
+gitpaas, so that a push's hook can run it with no ``site`` at all, through the script beside it
+(which loads this module from its cached bytecode: a script itself is compiled at every run):
 
-    python -S …/gitpaas/forkserver/client.py hook pre-receive
+    python -S …/gitpaas/forkserver/hook_client.py hook pre-receive
 
 That is the whole hook while the home's fork server runs: an interpreter without ``site`` (no
 site-packages to list, no editable install's finder to load) and this file — about 15 ms where
@@ -12,9 +13,11 @@ unread), which runs the push itself and starts a server for the next one.
 
 A client without ``site`` cannot send its ``sys.path`` as it would have been, so it sends what it
 has (``"site": false``): the server takes it only when that is the start of its own path and the
-rest is what ``site`` adds there (the same interpreter, prefix and environment, and no user
-site-packages folder, which would depend on ``$HOME``: as in the virtualenv gitpaas is installed
-into); its child then takes the server's path, as ``python -m`` would have had it.
+rest is what ``site`` adds there (the same interpreter, prefix and environment, and user
+site-packages turned off, whose folder would depend on ``$HOME``: as in the virtualenv gitpaas is
+installed into); its child then takes the server's path, as ``python -m`` would have had it.
+(``site`` also runs ``.pth`` files and ``sitecustomize``; what they add is taken to be the same
+for a client as for the server when both run the same interpreter, virtualenv and environment.)
 """
 
 from __future__ import annotations
@@ -25,10 +28,15 @@ import sys
 # The C halves of the modules a client needs, not the modules: `socket`, `signal` and `json` would
 # load `enum` and `re`, twice the interpreter's own start-up here (they are what those modules
 # are built on, in every CPython; the server keeps the modules).
-import _json
-import _signal as signal
-import _socket as socket
-import _struct as struct
+try:
+    import _json
+    import _signal as signal
+    import _socket as socket
+    import _struct as struct
+except ImportError:  # (not CPython): the hook runs as the module, which loads the modules themselves
+    if not getattr(sys, "_gitpaas_hook_client", False):
+        raise
+    os.execv(sys.executable, [sys.executable, "-m", "gitpaas.hook", *sys.argv[2:]])
 
 #: the environment that decides how the interpreter itself works: a child would inherit the
 #: server's, so a client whose differs runs on its own
@@ -37,7 +45,7 @@ _INTERPRETER_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "PYTHONPATH", "PYTHONHOME", "P
 #: the signals a client passes on to its child
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 _MESSAGE_LIMIT = 1 << 20
-#: what ``python -S client.py ENTRY`` may run: the entries that are modules of gitpaas
+#: what ``python -S hook_client.py ENTRY`` may run: the entries that are modules of gitpaas
 SCRIPT_ENTRIES = {"hook": "gitpaas.hook"}
 
 
@@ -94,12 +102,13 @@ def socket_address(folder_fd: int) -> str:
     return f"/proc/self/fd/{folder_fd}/socket"
 
 
-def run(folder: str, entry: str, args: list[str]) -> tuple[int | None, dict]:
+def run(folder: str, entry: str, args: list[str], script: bool = False) -> tuple[int | None, dict]:
     """Run ``entry`` with ``args`` in a child of the server in ``folder``: (its exit status, {}),
     or (None, the server's reply: ``refused``, ``stale``, or nothing when there is no server)
-    when this process should run it itself."""
+    when this process should run it itself. ``script``: this process runs the hook's script
+    (``main``), not ``python -m`` the entry's module."""
     try:
-        request = _request(entry, args)
+        request = _request(entry, args, script)
         conn = connect(folder)
     except (OSError, ValueError):
         return None, {}  # (none yet, not ours, a standard stream closed, a removed working folder)
@@ -148,7 +157,7 @@ def peer_uid(conn) -> int:
     return uid
 
 
-def _request(entry: str, args: list[str]) -> bytes:
+def _request(entry: str, args: list[str], script: bool = False) -> bytes:
     streams = []
     for stream, fd in ((sys.stdin, 0), (sys.stdout, 1), (sys.stderr, 2)):
         os.fstat(fd)  # (raises when closed)
@@ -158,8 +167,9 @@ def _request(entry: str, args: list[str]) -> bytes:
                         "line_buffering": getattr(stream, "line_buffering", False),
                         "write_through": getattr(stream, "write_through", False)})
     ignored = [int(signum) for signum in FORWARDED if signal.getsignal(signum) == signal.SIG_IGN]
-    # A script's first path entry is its folder; `python -m` would have had the working folder.
-    path = sys.path if __name__ != "__main__" else [os.getcwd(), *(sys.path if sys.flags.safe_path else sys.path[1:])]
+    # A script's first path entry is its folder, where `python -m` has the working folder (neither
+    # has one with PYTHONSAFEPATH).
+    path = sys.path if not script or sys.flags.safe_path else [os.getcwd(), *sys.path[1:]]
     return dumps({
         "entry": entry, "args": args, "cwd": os.getcwd(), "env": dict(os.environ), "umask": _umask(),
         "streams": streams, "path": path, "ppid": os.getppid(), "ignored": ignored,
@@ -230,23 +240,26 @@ def _wait(conn: socket.socket, pid: int, forwarded: list[int], held: list[int]) 
     return int(ended["exit"])
 
 
+#: set across the exec below when the server said it stopped because gitpaas's code changed: the
+#: module's client then starts the next one at once (``gitpaas.forkserver.hand_off``)
+STALE_ENV = "GITPAAS_FORKSERVER_STALE"
+
+
 def main(argv: list[str]) -> int:
-    """``client.py ENTRY ARGS…``: ENTRY's work handed to the server of ``$GITPAAS_HOME``, or, when
-    it does not take it, ``python -m`` ENTRY's module in this same process."""
+    """``hook_client.py ENTRY ARGS…``: ENTRY's work handed to the server of ``$GITPAAS_HOME``, or,
+    when it does not take it, ``python -m`` ENTRY's module in this same process."""
     if not argv or argv[0] not in SCRIPT_ENTRIES:
-        print(f"usage: python -S {os.path.basename(__file__)} {{{','.join(SCRIPT_ENTRIES)}}} ARGS…", file=sys.stderr)
+        print(f"usage: python -S hook_client.py {{{','.join(SCRIPT_ENTRIES)}}} ARGS…", file=sys.stderr)
         return 2
     entry, args = argv[0], argv[1:]
     home = os.environ.get("GITPAAS_HOME")
     if home and enabled():
-        status, _reply = run(os.path.join(os.path.abspath(os.path.expanduser(home)), "forkserver"), entry, args)
+        status, reply = run(os.path.join(os.path.abspath(os.path.expanduser(home)), "forkserver"), entry, args,
+                            script=True)
         if status is not None:
             return status
+        if reply.get("stale"):
+            os.environ[STALE_ENV] = "1"
     # (the module itself tries the server once more, and starts one if it should: rare, and then
     # it says so in the server's log)
-    sys.stdout.flush()
     os.execv(sys.executable, [sys.executable, "-m", SCRIPT_ENTRIES[entry], *args])
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -366,8 +366,12 @@ class Server:
         sys.argv = [sys.argv[0], *request["args"]]
         # (the client's path; or, from one without ``site``, its first entry, then the server's path,
         # which is what ``site`` would have made the client's)
-        whole = request["interpreter"].get("site") is not False
-        sys.path[:] = request["path"] if whole else [*request["path"][:1], *self.interpreter["path"]]
+        theirs = request["interpreter"]
+        if theirs.get("site") is not False:
+            sys.path[:] = request["path"]
+        else:  # (what comes before the interpreter's own path: the working folder, unless PYTHONSAFEPATH)
+            before = request["path"][:len(request["path"]) - len(theirs["path"])]
+            sys.path[:] = [*before, *self.interpreter["path"]]
         return Command(request["entry"], request["args"])
 
     def _reap(self, pidfd: int) -> None:

@@ -208,8 +208,8 @@ def hook_pid(home) -> int | None:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        # (`python -S …/forkserver/client.py hook pre-receive`, or `python -m gitpaas.hook` it became)
-        hook = b"gitpaas.hook" in cmdline or b"forkserver/client.py\0hook" in cmdline
+        # (`python -S …/forkserver/hook_client.py hook pre-receive`, or `python -m gitpaas.hook` it became)
+        hook = b"gitpaas.hook" in cmdline or b"forkserver/hook_client.py\0hook" in cmdline
         if hook and f"GITPAAS_HOME={home.path}".encode() in environ:
             return int(entry.name)
     return None

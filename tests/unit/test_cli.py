@@ -233,7 +233,7 @@ def test_a_home_made_by_an_older_gitpaas_gets_its_entry_points_rewritten(run, ho
     old_log.chmod(0o644)
 
     assert run("apps").exit_code == 0
-    assert "/forkserver/client.py hook pre-receive" in hook.read_text()
+    assert "/forkserver/hook_client.py hook pre-receive" in hook.read_text()
     assert (oct(home.stat().st_mode & 0o777), oct(old_log.stat().st_mode & 0o777)) == ("0o700", "0o600")
     assert json.loads((home / "home.json").read_text())["entry_points"] == ENTRY_POINTS
     before = hook.stat().st_mtime_ns

@@ -386,15 +386,43 @@ def test_held_ones_a_swap_took_are_its_own_whether_it_succeeds_or_fails(world, t
     release2 = ReleaseSpec(**{**release.__dict__, "version": 2, "id": "id-2", "image": "img:v2"})
     deployment2 = Deployment(release=release2, formation={"web": 1, "worker": 1}, hosts=["shop.localhost"])
     holding = swap.Held(containers, deployment2)
-    assert len(holding.take()) == 2
+    deadline = time.monotonic() + 10
+    while len(holding.dynos) < 2 and time.monotonic() < deadline:  # (both held ones started)
+        time.sleep(0.01)
     real = containers.dynos_and_held
     monkeypatch.setattr(containers, "dynos_and_held", lambda app: (_ for _ in ()).throw(RuntimeError("engine: 500")))
-    with pytest.raises(RuntimeError, match="500"):
+    with pytest.raises(RuntimeError, match="500"):  # (the listing fails before the swap took them)
         swap.converge(containers, router, settings, deployment2, RecordingOutput(), holding)
-    holding.discard()
+    holding.discard()  # (what the pipeline does: so they are removed)
     monkeypatch.setattr(containers, "dynos_and_held", real)
     assert sorted(containers.stopped) == ["web.1@v2", "worker.1@v2"] and containers.held_now == []
     assert sorted(d.process.id for d in containers.dynos_now) == ["web.1@v1", "worker.1@v1"]
+
+
+def test_the_swap_lists_the_apps_processes_while_held_ones_are_still_starting(world, monkeypatch):
+    """The listing (what to keep, what to retire) does not wait for the held starts, the longest
+    step of a release; the held ones are released all the same, and the old one retired."""
+    containers, router, retired, converge = world
+    converge(1, {"web": 1})
+    order: list[str] = []
+    listed = threading.Event()
+    real_list, real_start = containers.dynos_and_held, containers.start
+
+    def listing(app):
+        order.append("listed")
+        listed.set()
+        return real_list(app)
+
+    def slow_start(*args, **kwargs):
+        listed.wait(10)  # (the engine's start still under way when the swap lists)
+        order.append("started")
+        return real_start(*args, **kwargs)
+    monkeypatch.setattr(containers, "dynos_and_held", listing)
+    monkeypatch.setattr(containers, "start", slow_start)
+    report = converge(2, {"web": 1}, held=True)
+    assert order == ["listed", "started"]
+    assert report.started == ["web.1"] and retired == ["web.1@v1"]
+    assert "web.1@v2" in [d.process.id for d in containers.dynos_now] and containers.held_now == []
 
 
 def test_a_hold_goes_on_past_a_process_that_cannot_be_held(world, monkeypatch):

@@ -133,7 +133,7 @@ def test_commands_run_in_a_child_of_the_server_as_they_would_in_their_own_proces
 
 
 def hook_command(home: Path, way: str) -> list[str]:
-    """The hook as git runs it (the app's installed hook: ``python -S …/client.py``), or its module."""
+    """The hook as git runs it (the app's installed hook: ``python -S …/hook_client.py``), or its module."""
     if way == "installed":
         return [str(home / "apps/shop/repo.git/hooks/pre-receive")]
     return [sys.executable, "-m", "gitpaas.hook", "pre-receive"]
@@ -221,10 +221,48 @@ def test_the_installed_hook_runs_the_push_itself_when_no_server_takes_it(home):
     assert log_of(home).count("a client ran on its own: its env differs (LC_ALL)") == 2
     served = push()
     assert (served.returncode, served.stdout, served.stderr) == (alone.returncode, alone.stdout, alone.stderr)
-    os.kill(pid, signal.SIGTERM)
-    wait_for(lambda: not alive(pid), "the server to stop")
-    assert "it ran 1 command(s)" in log_of(home), "only the last push was the server's"
-    assert log_of(home).count("a client ran on its own") == 2, "and its client was taken as it was"
+    assert log_of(home).count("a client ran on its own") == 2, "its client was taken as it was"
+    # gitpaas's code changes: the server stops, the push runs on its own, and the module the script
+    # became starts the next server at once (the server began seconds ago: a client that was not
+    # told would wait 30 s before it starts one)
+    source = Path(forkserver.__file__)
+    info = source.stat()
+    try:
+        os.utime(source, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+        changed = push()
+    finally:
+        os.utime(source, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert (changed.returncode, changed.stdout) == (alone.returncode, alone.stdout)
+    wait_for(lambda: not alive(pid), "the old server to stop")
+    assert "stopped: gitpaas's code changed; it ran 1 command(s)" in log_of(home), "only the push before"
+    wait_for(lambda: server_pid(home) not in (None, pid), "a new server", timeout=20)
+
+
+def test_the_hooks_client_loads_none_of_the_modules_it_was_written_to_avoid(home):
+    """What the hook costs is the interpreter and this script: no `site`, and of the standard library
+    neither `socket`, `signal` nor `json` (with them `enum` and `re` came, as long again as the
+    interpreter's own start); with no server, it is the module that loads them."""
+    installed = (home / "apps/shop/repo.git/hooks/pre-receive").read_text()
+    script = installed.split(" -S ", 1)[1].split()[0]
+    ran = subprocess.run([sys.executable, "-S", "-X", "importtime", script], capture_output=True, text=True,
+                         timeout=60)
+    loaded = {line.split("|")[-1].strip() for line in ran.stderr.splitlines() if line.startswith("import time:")}
+    assert ran.returncode == 2 and "usage" in ran.stderr and "client" in loaded, ran.stderr  # (no hook's arguments)
+    assert not loaded & {"site", "socket", "signal", "json", "enum", "re", "pathlib", "gitpaas"}, sorted(loaded)
+
+
+def test_the_hooks_client_from_another_interpreter_is_refused(home):
+    """The virtualenv's interpreter and the one it was made from are the same file; without `site`
+    only the virtualenv's own folder (its ``pyvenv.cfg``) tells them apart."""
+    base = getattr(sys, "_base_executable", sys.executable)
+    if os.path.realpath(os.path.dirname(base)) == os.path.realpath(os.path.dirname(sys.executable)):
+        pytest.skip("the tests do not run in a virtualenv")
+    started(home)
+    script = (home / "apps/shop/repo.git/hooks/pre-receive").read_text().split(" -S ", 1)[1].split()[0]
+    subprocess.run([base, "-S", script, "hook", "pre-receive"], input="0000 1111 refs/heads/feature\n",
+                   env={**home.env, "GIT_DIR": str(home / "apps/shop/repo.git")}, cwd=home / "apps/shop/repo.git",
+                   capture_output=True, text=True, timeout=60)  # (then `python -m gitpaas.hook` there: no gitpaas)
+    assert "a client ran on its own: its prefix differs" in log_of(home)
 
 
 def test_a_client_without_site_is_taken_only_with_the_start_of_the_servers_path(home):

@@ -179,9 +179,9 @@ def converge(containers: Containers, router: Router, settings: Settings, deploym
         if settling:
             wait([settling])
         # (what failed matters more than a failure to clean up: held ones left are removed later)
+        # (held ones not taken yet, the listing having failed, are the caller's to discard: it
+        # stops the starts not begun, where taking them would wait for every one)
         with contextlib.suppress(Exception):
-            if held and not taken:
-                taken = held.take()  # (the listing failed before they were taken: this swap's all the same)
             containers.stop(new + [d for d in taken if d not in new], grace=0)
         raise
     for line in checked:
