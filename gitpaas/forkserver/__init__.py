@@ -37,11 +37,9 @@ import sys
 import time
 from pathlib import Path
 
-from gitpaas.forkserver.client import FORWARDED, STALE_ENV, enabled, run  # noqa: F401 — FORWARDED: the server's and the tests'
+from gitpaas.forkserver.client import FOLDER, FORWARDED, STALE_ENV, enabled, run  # noqa: F401 — FORWARDED: the server's and the tests'
 from gitpaas.home import home_of
 
-#: in the home: the socket, the server's pid, its lock (one server per home), the last start's time
-FOLDER = "forkserver"
 #: commands that run in their own process: they take over the terminal (a tty of a container, a
 #: hidden prompt needs the controlling terminal the child has not got) or are servers themselves
 IN_PROCESS = frozenset({"run", "pg:psql", "redis:cli", "login", "server"})

@@ -34,7 +34,7 @@ try:
     import _socket as socket
     import _struct as struct
 except ImportError:  # (not CPython): the hook runs as the module, which loads the modules themselves
-    if not getattr(sys, "_gitpaas_hook_client", False):
+    if __name__ != "client":  # (loaded as ``gitpaas.forkserver.client``, not by the hook's script)
         raise
     os.execv(sys.executable, [sys.executable, "-m", "gitpaas.hook", *sys.argv[2:]])
 
@@ -45,6 +45,8 @@ _INTERPRETER_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "PYTHONPATH", "PYTHONHOME", "P
 #: the signals a client passes on to its child
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 _MESSAGE_LIMIT = 1 << 20
+#: in the home: the fork server's folder (its socket, pid, lock, last start's time)
+FOLDER = "forkserver"
 #: what ``python -S hook_client.py ENTRY`` may run: the entries that are modules of gitpaas
 SCRIPT_ENTRIES = {"hook": "gitpaas.hook"}
 
@@ -254,7 +256,7 @@ def main(argv: list[str]) -> int:
     entry, args = argv[0], argv[1:]
     home = os.environ.get("GITPAAS_HOME")
     if home and enabled():
-        status, reply = run(os.path.join(os.path.abspath(os.path.expanduser(home)), "forkserver"), entry, args,
+        status, reply = run(os.path.join(os.path.abspath(os.path.expanduser(home)), FOLDER), entry, args,
                             script=True)
         if status is not None:
             return status

@@ -325,8 +325,8 @@ class Server:
         """The server's interpreter as a client of its kind would see it: whole, or for a client
         run without ``site`` (the hook's ``python -S``: ``gitpaas.forkserver.client``) what this
         interpreter had before ``site`` added its folders — the start of its path, which the
-        client's must equal. Such a client is taken only without a user site-packages folder
-        (``site.ENABLE_USER_SITE``, off in a virtualenv): that folder depends on ``$HOME``."""
+        client's must equal. Such a client is taken only with user site-packages turned off
+        (``site.ENABLE_USER_SITE``, off in a virtualenv): their folder depends on ``$HOME``."""
         mine = self.interpreter
         if theirs.get("site") is not False or site.ENABLE_USER_SITE:
             return mine
