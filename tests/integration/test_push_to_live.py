@@ -91,8 +91,13 @@ def test_first_deploy_answers_and_is_recorded(home, docker_client):
 def test_second_deploy_swaps_to_the_new_release(home, docker_client):
     home.create_app("swap")
     assert deployed(home.push("swap", "web"))
+    server_log = home.path / "logs" / "forkserver.log"
+    assert (home.path / "forkserver" / "socket").exists(), "the home's fork server runs by now"
+    before = server_log.read_text()
     push = home.push("swap", "web", files={"BODY": "hello v2"})
     assert deployed(push), push.stderr
+    # git ran the installed hook (its client without `site`), and the server took it as it was
+    assert "ran on its own" not in server_log.read_text()[len(before):]
     assert "release phase for hello v2" in push.stderr
     assert "Retiring 1 old process in the background (SIGTERM, SIGKILL after 5 s)" in push.stderr
     assert home.get("swap").text == "hello v2 from web.1\n"
